@@ -1,0 +1,1 @@
+"""brewnet: Caffe rebuilt on NumPy and CuPy."""

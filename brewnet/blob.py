@@ -1,0 +1,116 @@
+"""Blob: Caffe's unit of storage, a float32 array of values (data) and of gradients (diff).
+
+Shapes are ``(N, C, H, W)`` for images but any number of axes (up to Caffe's 32) is allowed;
+a scalar loss is a 0-d blob, as in pycaffe.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from .backend import default_xp
+
+MAX_AXES = 32
+
+
+class Blob:
+    """A named pair of arrays of one shape; ``data`` and ``diff`` are the arrays themselves,
+    so writes into them (``blob.data[...] = x``) land in the net."""
+
+    __slots__ = ("_data", "_diff", "_xp")
+
+    def __init__(self, shape: Sequence[int] = (), xp: Any = None):
+        self._xp = xp if xp is not None else default_xp()
+        self._data = self._xp.zeros(tuple(int(d) for d in shape), dtype=np.float32)
+        self._diff = self._xp.zeros_like(self._data)
+
+    # -- arrays -------------------------------------------------------------------------
+    @property
+    def data(self) -> Any:
+        return self._data
+
+    @data.setter
+    def data(self, value: Any) -> None:
+        self._data[...] = value
+
+    @property
+    def diff(self) -> Any:
+        return self._diff
+
+    @diff.setter
+    def diff(self, value: Any) -> None:
+        self._diff[...] = value
+
+    @property
+    def xp(self) -> Any:
+        return self._xp
+
+    # -- shape --------------------------------------------------------------------------
+    @property
+    def shape(self) -> list[int]:
+        """The shape as a list, as pycaffe returns it."""
+        return list(self._data.shape)
+
+    @property
+    def count(self) -> int:
+        return int(self._data.size)
+
+    @property
+    def num_axes(self) -> int:
+        return self._data.ndim
+
+    def _legacy(self, axis: int) -> int:
+        if self._data.ndim > 4:
+            raise ValueError(f"legacy accessors need at most 4 axes; this blob has shape "
+                             f"{tuple(self._data.shape)}")
+        # Caffe's LegacyShape: missing axes count as 1.
+        return self._data.shape[axis] if axis < self._data.ndim else 1
+
+    @property
+    def num(self) -> int:
+        return self._legacy(0)
+
+    @property
+    def channels(self) -> int:
+        return self._legacy(1)
+
+    @property
+    def height(self) -> int:
+        return self._legacy(2)
+
+    @property
+    def width(self) -> int:
+        return self._legacy(3)
+
+    def reshape(self, *dims: int | Sequence[int]) -> None:
+        """Change the shape; the arrays are reallocated (zeroed) only when it changes.
+
+        Accepts ``reshape(64, 1, 28, 28)`` (pycaffe) and ``reshape((64, 1, 28, 28))``.
+        """
+        if len(dims) == 1 and not isinstance(dims[0], int | np.integer):
+            dims = tuple(dims[0])
+        shape = tuple(int(d) for d in dims)
+        if len(shape) > MAX_AXES or any(d < 0 for d in shape):
+            raise ValueError(f"invalid blob shape {shape}")
+        if shape != self._data.shape:
+            self._data = self._xp.zeros(shape, dtype=np.float32)
+            self._diff = self._xp.zeros_like(self._data)
+
+    def reshape_like(self, other: Blob) -> None:
+        self.reshape(other._data.shape)
+
+    def to(self, xp: Any) -> None:
+        """Move both arrays to the array module ``xp`` (numpy or cupy)."""
+        if xp is self._xp:
+            return
+        if xp is np:
+            self._data, self._diff = self._data.get(), self._diff.get()
+        else:
+            self._data, self._diff = xp.asarray(self._data), xp.asarray(self._diff)
+        self._xp = xp
+
+    def __repr__(self) -> str:
+        return f"Blob(shape={tuple(self._data.shape)})"

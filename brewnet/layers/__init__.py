@@ -1,0 +1,34 @@
+"""Layer implementations, one module per family; importing this package registers them all.
+
+``brewnet.layers`` is also pycaffe's ``L`` namespace for NetSpec: any missing attribute whose
+name starts with a capital letter (``L.Convolution``) is a NetSpec layer constructor. Layer
+type names always start with a capital; module names never do, so the two cannot collide.
+"""
+
+from importlib import import_module
+
+_FAMILIES = (
+    "conv",
+    "pooling",
+    "inner_product",
+    "neuron",
+    "dropout",
+    "softmax",
+    "loss",
+    "accuracy",
+    "structure",
+    "input",
+    "dummy_data",
+    "data",
+)
+
+for _family in _FAMILIES:
+    import_module(f"{__name__}.{_family}")
+
+
+def __getattr__(name: str):
+    if name[:1].isupper():
+        from ..netspec import layers as _netspec_layers  # noqa: PLC0415
+
+        return getattr(_netspec_layers, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

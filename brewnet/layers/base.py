@@ -1,0 +1,101 @@
+"""The layer contract every layer type follows (Caffe's ``Layer``): one class per type with
+setup, reshape, forward and backward, registered by its type name.
+
+Conventions shared by all layers:
+- ``bottom`` and ``top`` are lists of :class:`~brewnet.blob.Blob`; in-place layers get the
+  same Blob object in both lists.
+- ``forward`` writes ``top[i].data``; ``backward`` writes ``bottom[i].diff`` (overwriting it)
+  for each ``propagate_down[i]`` that is true, and *adds* parameter gradients to
+  ``self.blobs[j].diff`` (so gradients accumulate over ``iter_size`` and shared parameters).
+- A loss layer reads its loss weight from ``top[0].diff`` (the net fills it), as Caffe does.
+- Array code uses ``xp = get_array_module(bottom[0].data)``, never cupy directly.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from ..blob import Blob
+from ..errors import NetError, ShapeError
+from ..proto import caffe_pb2
+
+
+class Layer:
+    """Base class: subclasses set ``type`` and override ``setup``/``reshape``/``forward``/
+    ``backward``; class attributes state the blob-count contract the compiler checks."""
+
+    type: ClassVar[str] = ""
+    # Blob counts, as Caffe's ExactNumBottomBlobs() etc.; None means unchecked.
+    exact_num_bottom: ClassVar[int | None] = None
+    min_bottom: ClassVar[int | None] = None
+    max_bottom: ClassVar[int | None] = None
+    exact_num_top: ClassVar[int | None] = None
+    min_top: ClassVar[int | None] = None
+    max_top: ClassVar[int | None] = None
+    # Loss layers: a top is created even when the prototxt names none (Caffe's AutoTopBlobs),
+    # and top 0 gets loss_weight 1 unless the prototxt says otherwise.
+    is_loss: ClassVar[bool] = False
+    # Whether top[i] may be the same blob as bottom[i].
+    can_run_in_place: ClassVar[bool] = False
+
+    def __init__(self, param: caffe_pb2.LayerParameter, phase: int = caffe_pb2.TEST):
+        self.param = param
+        self.phase = phase
+        self.blobs: list[Blob] = []
+        # True for each learnable blob whose gradient the net wants (lr_mult != 0).
+        self.param_propagate_down: list[bool] = []
+
+    @property
+    def name(self) -> str:
+        return self.param.name
+
+    # -- the contract ---------------------------------------------------------------------
+    def setup(self, bottom: list[Blob], top: list[Blob]) -> None:
+        """Read the parameter message and create ``self.blobs`` (if none were given)."""
+
+    def reshape(self, bottom: list[Blob], top: list[Blob]) -> None:
+        """Shape the tops (and any scratch buffers) from the bottoms' shapes."""
+        raise NotImplementedError(f"{type(self).__name__}.reshape")
+
+    def forward(self, bottom: list[Blob], top: list[Blob]) -> None:
+        raise NotImplementedError(f"{type(self).__name__}.forward")
+
+    def backward(self, top: list[Blob], propagate_down: list[bool],
+                 bottom: list[Blob]) -> None:
+        """Default for layers without gradients (data, accuracy): refuse only if asked."""
+        if any(propagate_down):
+            raise self.error("this layer type has no backward pass; set propagate_down: false "
+                             "on its bottoms or remove the loss that depends on it")
+
+    def allow_force_backward(self, bottom_index: int) -> bool:
+        """Whether ``force_backward`` may ask for this bottom's gradient (not a loss's label)."""
+        return not (self.is_loss and bottom_index == 1)
+
+    def skip_batches(self, count: int) -> None:
+        """Data layers advance their source by ``count`` batches (used when resuming)."""
+
+    def close(self) -> None:
+        """Release threads and files; data layers override it."""
+
+    # -- helpers --------------------------------------------------------------------------
+    def error(self, message: str, blob: str | None = None) -> NetError:
+        return NetError(message, layer=self.name, layer_type=self.type, blob=blob)
+
+    def shape_error(self, message: str) -> ShapeError:
+        return ShapeError(message, layer=self.name, layer_type=self.type)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} '{self.name}'>"
+
+
+def learnable_shape_check(layer: Layer, index: int, expected: tuple[int, ...]) -> None:
+    """Raise a ShapeError when parameter blob ``index`` (e.g. loaded weights) has another shape."""
+    actual = tuple(layer.blobs[index].data.shape)
+    if actual != tuple(expected):
+        raise layer.shape_error(f"parameter blob {index} has shape {actual} but this layer "
+                                f"needs {tuple(expected)}")
+
+
+def xp_of(blob: Blob) -> Any:
+    """The array module of a blob, for layer bodies shared by NumPy and CuPy."""
+    return blob.xp

@@ -1,0 +1,46 @@
+"""Layer types by name: the compiler asks here and never imports a concrete layer."""
+
+from __future__ import annotations
+
+import difflib
+from typing import TypeVar
+
+from .base import Layer
+
+_LAYERS: dict[str, type[Layer]] = {}
+
+L = TypeVar("L", bound=type[Layer])
+
+
+def register(cls: L) -> L:
+    """Class decorator: make ``cls`` available under ``cls.type``."""
+    if not cls.type:
+        raise TypeError(f"{cls.__name__} has no type name")
+    if cls.type in _LAYERS and _LAYERS[cls.type] is not cls:
+        raise TypeError(f"layer type '{cls.type}' registered twice")
+    _LAYERS[cls.type] = cls
+    return cls
+
+
+def _load_builtin() -> None:
+    # Importing the package imports every layer family, each of which registers itself.
+    from .. import layers  # noqa: F401, PLC0415
+
+
+def layer_class(type_name: str) -> type[Layer]:
+    """The class registered under ``type_name``; KeyError carries the closest known names."""
+    _load_builtin()
+    try:
+        return _LAYERS[type_name]
+    except KeyError:
+        close = difflib.get_close_matches(type_name, _LAYERS, n=3, cutoff=0.5)
+        lower = [t for t in _LAYERS if t.lower() == type_name.lower()]
+        hint = ", ".join(f"'{t}'" for t in dict.fromkeys(lower + close))
+        raise KeyError(f"unknown layer type '{type_name}'"
+                       + (f"; did you mean {hint}?" if hint else "")) from None
+
+
+def layer_type_list() -> list[str]:
+    """Registered type names, sorted (pycaffe's layer_type_list)."""
+    _load_builtin()
+    return sorted(_LAYERS)

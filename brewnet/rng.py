@@ -1,0 +1,27 @@
+"""The global random generator, reseeded by set_random_seed as Caffe's Caffe::set_random_seed.
+
+Fillers, dropout masks and data shuffles all draw from here, so one seed fixes a whole run.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+_rng = [np.random.default_rng()]
+
+
+def set_random_seed(seed: int) -> None:
+    _rng[0] = np.random.default_rng(int(seed))
+
+
+def generator() -> np.random.Generator:
+    return _rng[0]
+
+
+def get_state() -> dict:
+    """The generator's state, to carry across a snapshot."""
+    return _rng[0].bit_generator.state
+
+
+def set_state(state: dict) -> None:
+    _rng[0].bit_generator.state = state
