@@ -102,6 +102,13 @@ class Blob:
     def reshape_like(self, other: Blob) -> None:
         self.reshape(other._data.shape)
 
+    def share_data(self, other: Blob) -> None:
+        """Use ``other``'s data array (Caffe's ShareData); shapes must already agree."""
+        if tuple(other._data.shape) != tuple(self._data.shape):
+            raise ValueError(f"cannot share data of shape {tuple(other._data.shape)} with a "
+                             f"blob of shape {tuple(self._data.shape)}")
+        self._data = other._data
+
     def to(self, xp: Any) -> None:
         """Move both arrays to the array module ``xp`` (numpy or cupy)."""
         if xp is self._xp:

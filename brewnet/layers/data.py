@@ -1,1 +1,119 @@
-"""(being written)"""
+"""Data: batches of Datum records from an LMDB, transformed and prefetched (Caffe's DataLayer).
+
+Tops: data (N, C, H', W') and optionally label (N,). Records are read in key order, wrapping
+around at the end, in both phases. The reading happens in a daemon thread; ``close`` (which
+``Net.close`` calls) stops it, and so does garbage collection of the layer.
+"""
+
+from __future__ import annotations
+
+import weakref
+
+from .. import rng
+from ..blob import Blob
+from ..data.datum import datum_shape, parse_datum
+from ..data.feed import DatumFeed
+from ..data.lmdb_source import LMDBSource
+from ..data.transform import DataTransformer
+from ..log import log
+from ..proto import caffe_pb2
+from .base import Layer
+from .registry import register
+
+# Fields of DataParameter that Caffe deprecated in favour of transform_param.
+_LEGACY_TRANSFORM_FIELDS = ("scale", "mean_file", "crop_size", "mirror")
+
+
+@register
+class DataLayer(Layer):
+    """Caffe's Data layer over an LMDB (LevelDB is not supported)."""
+
+    type = "Data"
+    exact_num_bottom = 0
+    min_top = 1
+    max_top = 2
+
+    def __init__(self, param: caffe_pb2.LayerParameter, phase: int = caffe_pb2.TEST):
+        super().__init__(param, phase)
+        self._feed: DatumFeed | None = None
+        self._finalizer: weakref.finalize | None = None
+
+    def _transform_param(self) -> caffe_pb2.TransformationParameter:
+        """transform_param, plus the deprecated transform fields of data_param (as Caffe's
+        proto upgrade moves them) where transform_param does not set them itself."""
+        merged = caffe_pb2.TransformationParameter()
+        merged.CopyFrom(self.param.transform_param)
+        legacy = self.param.data_param
+        for field in _LEGACY_TRANSFORM_FIELDS:
+            if legacy.HasField(field) and not merged.HasField(field):
+                setattr(merged, field, getattr(legacy, field))
+        return merged
+
+    def setup(self, bottom: list[Blob], top: list[Blob]) -> None:
+        p = self.param.data_param
+        if p.batch_size == 0:
+            raise self.error("data_param.batch_size must be positive; set batch_size")
+        if not p.source:
+            raise self.error("data_param.source is empty; name the LMDB folder to read")
+        if p.backend != caffe_pb2.DataParameter.LMDB:
+            hint = ("data_param sets no backend and Caffe's default is LEVELDB; "
+                    if not p.HasField("backend") else "")
+            raise self.error(hint + "LevelDB is not supported yet; use an LMDB and add "
+                             "`backend: LMDB` to data_param")
+        self.close()  # a second setup replaces the first feed
+        owner = f"layer '{self.name}' (Data)"
+        source = LMDBSource(p.source, owner)
+        try:
+            key, raw = source.peek()
+            shape = datum_shape(parse_datum(raw, source.where, key))
+            transformer = DataTransformer(self._transform_param(), self.phase, owner)
+            channels, height, width = transformer.output_shape(shape)
+            start = 0
+            if p.rand_skip:
+                start = int(rng.generator().integers(p.rand_skip))
+                log.info(f"Skipping first {start} data points.")
+            # The feed draws from its own generators (seeded here), never from the global one
+            # the main thread uses, so a fixed seed gives the same batches however threads run.
+            seed = int(rng.generator().integers(2**63))
+        except BaseException:
+            source.close()
+            raise
+        batch_size = int(p.batch_size)
+        top[0].reshape(batch_size, channels, height, width)
+        if len(top) > 1:
+            top[1].reshape(batch_size)
+        log.info(f"output data size: {batch_size},{channels},{height},{width}")
+        self._feed = DatumFeed(source, transformer, batch_size, prefetch=p.prefetch, seed=seed,
+                               start_record=start, name=f"brewnet-data-{self.name}")
+        self._finalizer = weakref.finalize(self, self._feed.close)
+
+    def reshape(self, bottom: list[Blob], top: list[Blob]) -> None:
+        """Tops were shaped in setup; forward reshapes them if a batch's image size differs."""
+
+    def forward(self, bottom: list[Blob], top: list[Blob]) -> None:
+        if self._feed is None:
+            raise self.error("the layer is closed or was never set up")
+        batch = self._feed.get()
+        try:
+            for blob, array in zip(top, (batch.data, batch.label), strict=False):
+                blob.reshape(array.shape)
+                blob.data[...] = blob.xp.asarray(array)
+        finally:
+            self._feed.release(batch)
+
+    def skip_batches(self, count: int) -> None:
+        """Advance by ``count`` batches, counting from the last batch forward delivered."""
+        if self._feed is None:
+            raise self.error("the layer is closed or was never set up")
+        self._feed.seek(self._feed.next_batch + int(count))
+
+    @property
+    def batches_delivered(self) -> int:
+        """How many batches forward has delivered (including skipped ones)."""
+        return self._feed.next_batch if self._feed is not None else 0
+
+    def close(self) -> None:
+        if self._finalizer is not None:
+            self._finalizer()  # runs DatumFeed.close once
+            self._finalizer = None
+        self._feed = None

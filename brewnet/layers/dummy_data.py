@@ -1,1 +1,74 @@
-"""(being written)"""
+"""DummyData: tops filled by fillers instead of read from a source (tests, benchmarks and
+nets that need a constant blob)."""
+
+from __future__ import annotations
+
+from ..blob import Blob
+from ..proto import caffe_pb2
+from .base import Layer
+from .fillers import fill
+from .registry import register
+
+
+@register
+class DummyData(Layer):
+    """No bottoms; top i has shape ``shape[i]`` (or the legacy num/channels/height/width) and
+    is filled by ``data_filler[i]``. Constant fillers run once, at setup; any other filler
+    runs on every forward (Caffe's refill), so each batch gets fresh random values."""
+
+    type = "DummyData"
+    exact_num_bottom = 0
+    min_top = 1
+
+    def setup(self, bottom: list[Blob], top: list[Blob]) -> None:
+        dp = self.param.dummy_data_param
+        num_top = len(top)
+        if len(dp.data_filler) not in (0, 1, num_top):
+            raise self.error(f"dummy_data_param gives {len(dp.data_filler)} data_filler for "
+                             f"{num_top} tops; give none, one, or one per top")
+        if not dp.data_filler:
+            self.fillers = [caffe_pb2.FillerParameter(type="constant", value=0)] * num_top
+        elif len(dp.data_filler) == 1:
+            self.fillers = [dp.data_filler[0]] * num_top
+        else:
+            self.fillers = list(dp.data_filler)
+        self.refill = [f.type != "constant" for f in self.fillers]
+        self.shapes = self._shapes(num_top)
+        for t, shape, filler, refill in zip(top, self.shapes, self.fillers, self.refill,
+                                            strict=True):
+            t.reshape(shape)
+            if not refill:
+                t.data[...] = fill(filler, shape, t.xp)
+
+    def _shapes(self, num_top: int) -> list[tuple[int, ...]]:
+        """One shape per top, from ``shape`` or from the legacy 4-D fields."""
+        dp = self.param.dummy_data_param
+        legacy = [dp.num, dp.channels, dp.height, dp.width]
+        if any(legacy):
+            if dp.shape:
+                raise self.error("dummy_data_param sets both shape and the legacy "
+                                 "num/channels/height/width; use shape only")
+            names = ("num", "channels", "height", "width")
+            for name, field in zip(names, legacy, strict=True):
+                if len(field) not in (1, num_top):
+                    raise self.error(f"dummy_data_param gives {len(field)} {name} values for "
+                                     f"{num_top} tops; give one, or one per top")
+            return [tuple(int(f[i if len(f) > 1 else 0]) for f in legacy)
+                    for i in range(num_top)]
+        if len(dp.shape) not in (1, num_top):
+            raise self.error(f"dummy_data_param gives {len(dp.shape)} shapes for {num_top} "
+                             "tops; give one, or one per top")
+        return [tuple(int(d) for d in dp.shape[i if len(dp.shape) > 1 else 0].dim)
+                for i in range(num_top)]
+
+    def reshape(self, bottom: list[Blob], top: list[Blob]) -> None:
+        """Nothing: the shapes are fixed at setup."""
+
+    def forward(self, bottom: list[Blob], top: list[Blob]) -> None:
+        for t, filler, refill in zip(top, self.fillers, self.refill, strict=True):
+            if refill:
+                t.data[...] = fill(filler, tuple(t.data.shape), t.xp)
+
+    def backward(self, top: list[Blob], propagate_down: list[bool],
+                 bottom: list[Blob]) -> None:
+        """Nothing: there are no bottoms."""

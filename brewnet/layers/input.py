@@ -1,1 +1,37 @@
-"""(being written)"""
+"""Input: the net's entry points (pycaffe's ``net.inputs``), blobs the user fills directly."""
+
+from __future__ import annotations
+
+from ..blob import Blob
+from .base import Layer
+from .registry import register
+
+
+@register
+class Input(Layer):
+    """No bottoms; each top gets its ``input_param.shape`` at setup (one shape per top, or one
+    shape for all). Afterwards the user owns the shape: reshaping the top blob and calling
+    ``net.reshape()`` keeps the new shape, as in pycaffe."""
+
+    type = "Input"
+    exact_num_bottom = 0
+    min_top = 1
+
+    def setup(self, bottom: list[Blob], top: list[Blob]) -> None:
+        shapes = self.param.input_param.shape
+        if len(shapes) not in (0, 1, len(top)):
+            raise self.error(f"input_param gives {len(shapes)} shapes for {len(top)} tops; "
+                             "give one shape, one per top, or none")
+        for i, t in enumerate(top):
+            if shapes:
+                t.reshape(tuple(shapes[i if len(shapes) > 1 else 0].dim))
+
+    def reshape(self, bottom: list[Blob], top: list[Blob]) -> None:
+        """Nothing: the tops keep whatever shape they have."""
+
+    def forward(self, bottom: list[Blob], top: list[Blob]) -> None:
+        """Nothing: the data is written into the tops from outside."""
+
+    def backward(self, top: list[Blob], propagate_down: list[bool],
+                 bottom: list[Blob]) -> None:
+        """Nothing: there are no bottoms to send gradients to."""

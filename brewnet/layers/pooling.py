@@ -1,1 +1,253 @@
-"""(being written)"""
+"""Pooling (Caffe's ``PoolingLayer``): MAX and AVE over (N, C, H, W), with Caffe's sizes.
+
+Output size: ``out = ceil((in + 2*pad - k) / stride) + 1`` (``round_mode: FLOOR`` floors), then
+``out -= 1`` when ``pad > 0`` and the last window would start at or past ``in + pad``.
+
+- MAX windows are clipped to the image, so padding never wins; the first maximum in row-major
+  window order is kept (Caffe compares with ``>``). An optional second top holds that argmax as
+  a flat ``h * W + w`` index (as float), like Caffe's mask top.
+- AVE sums real pixels only but divides by the window clipped to ``[-pad, in + pad)``, i.e.
+  padding counts in the divisor as in Caffe.
+
+The windows are strided views of the bottom (or of a padded copy made once per forward); loops
+run over the k*k kernel offsets only, never over pixels.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..blob import Blob
+from ..proto import caffe_pb2
+from .base import Layer
+from .registry import register
+
+_P = caffe_pb2.PoolingParameter
+
+
+def pooled_size(size: int, kernel: int, stride: int, pad: int, ceil: bool = True) -> int:
+    """Caffe's pooled extent of one axis (see the module docstring)."""
+    span = size + 2 * pad - kernel
+    out = (-(-span // stride) if ceil else span // stride) + 1
+    if pad > 0 and (out - 1) * stride >= size + pad:
+        out -= 1  # the last window must start inside the image or its left padding
+    return out
+
+
+def _pair(layer: Layer, p: caffe_pb2.PoolingParameter, name: str, default: int) -> list[int]:
+    """``name`` or ``name_h`` + ``name_w``: Caffe accepts one form, not both."""
+    has = p.HasField(name)
+    has_h, has_w = p.HasField(f"{name}_h"), p.HasField(f"{name}_w")
+    if has and (has_h or has_w):
+        raise layer.error(f"give either {name} or {name}_h/{name}_w, not both")
+    if has_h or has_w:
+        if name == "kernel" and not (has_h and has_w):
+            raise layer.error("non-square kernels need both kernel_h and kernel_w")
+        return [int(getattr(p, f"{name}_h")), int(getattr(p, f"{name}_w"))]
+    value = int(getattr(p, name)) if has else default
+    return [value, value]
+
+
+@register
+class PoolingLayer(Layer):
+    """MAX or AVE pooling; top ``(N, C, OH, OW)``, optional top[1] the MAX argmax mask."""
+
+    type = "Pooling"
+    exact_num_bottom = 1
+    min_top = 1
+    max_top = 2
+
+    def setup(self, bottom: list[Blob], top: list[Blob]) -> None:
+        p = self.param.pooling_param
+        if p.pool == _P.STOCHASTIC:
+            raise self.error("STOCHASTIC pooling is not supported yet; use pool: MAX or AVE")
+        if p.pool not in (_P.MAX, _P.AVE):
+            raise self.error(f"unknown pool method {p.pool}")
+        self._max = p.pool == _P.MAX
+        if len(top) > 1 and not self._max:
+            raise self.error("only MAX pooling has a second (mask) top; remove the extra top")
+        self._global = bool(p.global_pooling)
+        kernel_given = p.HasField("kernel_size") or p.HasField("kernel_h") or p.HasField(
+            "kernel_w")
+        if self._global:
+            if kernel_given:
+                raise self.error("global_pooling takes the whole image as its kernel; remove "
+                                 "kernel_size/kernel_h/kernel_w")
+            kernel = [0, 0]  # set from the bottom in reshape
+        else:
+            if not kernel_given:
+                raise self.error("kernel_size (or kernel_h and kernel_w) is required")
+            kernel = _pair(self, p, "kernel", 0)
+            p_kernel = p.kernel_size if p.HasField("kernel_size") else None
+            if min(kernel) <= 0 or p_kernel == 0:
+                raise self.error(f"kernel size must be positive, got {kernel}")
+        stride = _pair(self, p, "stride", 1)
+        pad = _pair(self, p, "pad", 0)
+        if min(stride) <= 0:
+            raise self.error(f"stride must be positive, got {stride}")
+        if self._global and (pad != [0, 0] or stride != [1, 1]):
+            raise self.error(f"global_pooling needs pad 0 and stride 1, got pad {pad} and "
+                             f"stride {stride}")
+        if not self._global and (pad[0] >= kernel[0] or pad[1] >= kernel[1]):
+            raise self.error(f"pad {pad} must be smaller than the kernel {kernel}")
+        self._kernel, self._stride, self._pad = kernel, stride, pad
+        self._ceil = p.round_mode == _P.CEIL
+        self._geometry: tuple | None = None
+
+    # -- shapes and scratch buffers ----------------------------------------------------------
+    def reshape(self, bottom: list[Blob], top: list[Blob]) -> None:
+        shape = tuple(bottom[0].shape)
+        if len(shape) != 4:
+            raise self.shape_error(f"the bottom must have 4 axes (N, C, H, W); got shape {shape}")
+        n, c, h, w = shape
+        if self._global:
+            self._kernel = [h, w]
+        (kh, kw), (sh, sw), (ph, pw) = self._kernel, self._stride, self._pad
+        if self._global:
+            oh = ow = 1
+        else:
+            oh = pooled_size(h, kh, sh, ph, self._ceil)
+            ow = pooled_size(w, kw, sw, pw, self._ceil)
+        if oh <= 0 or ow <= 0:
+            raise self.shape_error(f"kernel {kh}x{kw} does not fit the padded input "
+                                   f"{h + 2 * ph}x{w + 2 * pw}")
+        for t in top:
+            t.reshape(n, c, oh, ow)
+        geometry = (shape, oh, ow, bottom[0].xp)
+        if geometry != self._geometry:
+            self._allocate(*geometry)
+
+    def _allocate(self, shape: tuple[int, ...], oh: int, ow: int, xp) -> None:
+        self._geometry = (shape, oh, ow, xp)
+        n, c, h, w = shape
+        (kh, kw), (sh, sw), (ph, pw) = self._kernel, self._stride, self._pad
+        self._shape, self._oh, self._ow = shape, oh, ow
+        # The windows span [-pad, (out-1)*stride + k - pad) on each axis; when that is exactly
+        # the image, they are views of the bottom itself and no padded copy is needed.
+        span_h, span_w = (oh - 1) * sh + kh, (ow - 1) * sw + kw
+        self._direct = ph == 0 and pw == 0 and span_h <= h and span_w <= w
+        self._tiles = self._direct and sh == kh and sw == kw  # disjoint windows
+        if self._direct:
+            self._buffer = None
+        else:
+            self._buffer = xp.full((n, c, span_h, span_w), -np.inf if self._max else 0,
+                                   dtype=np.float32)
+            rows, cols = min(h, span_h - ph), min(w, span_w - pw)
+            self._inner = (slice(None), slice(None), slice(ph, ph + rows), slice(pw, pw + cols))
+            self._crop = (slice(None), slice(None), slice(0, rows), slice(0, cols))
+        self._grad = None  # gradient scratch, made by the first backward
+        if self._max:
+            self._argmax = xp.zeros((n, c, oh, ow), dtype=np.int32)
+            self._better = xp.empty((n, c, oh, ow), dtype=bool)
+        else:
+            # Caffe's divisor: the window clipped to [-pad, in + pad), before clipping to the
+            # image.
+            start_h = np.arange(oh) * sh - ph
+            start_w = np.arange(ow) * sw - pw
+            size_h = np.minimum(start_h + kh, h + ph) - start_h
+            size_w = np.minimum(start_w + kw, w + pw) - start_w
+            self._divisor = xp.asarray(np.outer(size_h, size_w).astype(np.float32))
+
+    def _windows(self, source):
+        """(offset number, strided view of the window elements at that kernel offset)."""
+        (kh, kw), (sh, sw) = self._kernel, self._stride
+        oh, ow = self._oh, self._ow
+        for i in range(kh):
+            for j in range(kw):
+                yield i * kw + j, source[:, :, i:i + sh * (oh - 1) + 1:sh,
+                                         j:j + sw * (ow - 1) + 1:sw]
+
+    def _source(self, xp, x):
+        if self._direct:
+            return x
+        xp.copyto(self._buffer[self._inner], x[self._crop])
+        return self._buffer
+
+    # -- forward / backward --------------------------------------------------------------------
+    def forward(self, bottom: list[Blob], top: list[Blob]) -> None:
+        xp = bottom[0].xp
+        x, y = bottom[0].data, top[0].data
+        if self._global:
+            self._forward_global(xp, x, y)
+        else:
+            source = self._source(xp, x)
+            windows = self._windows(source)
+            _, first = next(windows)
+            xp.copyto(y, first)
+            if self._max:
+                argmax, better = self._argmax, self._better
+                argmax.fill(0)
+                for offset, window in windows:
+                    xp.greater(window, y, out=better)  # strict: the first maximum stays
+                    xp.copyto(y, window, where=better)
+                    xp.copyto(argmax, offset, where=better)
+            else:
+                for _, window in windows:
+                    y += window
+                y /= self._divisor
+        if len(top) > 1:
+            self._write_mask(xp, top[1].data)
+
+    def _forward_global(self, xp, x, y) -> None:
+        n, c, h, w = self._shape
+        flat = x.reshape(n, c, h * w)
+        if self._max:
+            self._argmax[...] = flat.argmax(axis=2).reshape(n, c, 1, 1)
+            y[...] = xp.take_along_axis(flat, self._argmax.reshape(n, c, 1), axis=2).reshape(
+                y.shape)
+        else:
+            y[...] = (flat.sum(axis=2, dtype=np.float32) / np.float32(h * w)).reshape(y.shape)
+
+    def _write_mask(self, xp, mask) -> None:
+        """Caffe's mask top: the argmax as a flat index ``h * W + w`` into the bottom plane."""
+        w = self._shape[3]
+        (kh, kw), (sh, sw), (ph, pw) = self._kernel, self._stride, self._pad
+        start = ((np.arange(self._oh) * sh - ph)[:, None] * w
+                 + (np.arange(self._ow) * sw - pw)[None, :])
+        step = (np.arange(kh)[:, None] * w + np.arange(kw)[None, :]).reshape(-1)
+        mask[...] = xp.asarray(start.astype(np.float32)) + xp.asarray(
+            step.astype(np.float32))[self._argmax]
+
+    def backward(self, top: list[Blob], propagate_down: list[bool],
+                 bottom: list[Blob]) -> None:
+        if not propagate_down or not propagate_down[0]:
+            return
+        xp = bottom[0].xp
+        dy, dx = top[0].diff, bottom[0].diff
+        if self._global:
+            self._backward_global(xp, dy, dx)
+            return
+        if self._direct:
+            grad = dx
+        else:
+            if self._grad is None:
+                self._grad = xp.empty_like(self._buffer)
+            grad = self._grad
+        grad.fill(0)
+        if self._max:
+            argmax, hit = self._argmax, self._better
+            for offset, window in self._windows(grad):
+                xp.equal(argmax, offset, out=hit)
+                if self._tiles:  # disjoint windows: each cell is written once
+                    xp.copyto(window, dy, where=hit)
+                else:
+                    xp.add(window, dy, out=window, where=hit)
+        else:
+            share = dy / self._divisor
+            for _, window in self._windows(grad):
+                window += share
+        if not self._direct:
+            xp.copyto(dx[self._crop], grad[self._inner])
+            if self._crop[2].stop < dx.shape[2] or self._crop[3].stop < dx.shape[3]:
+                # Rows/columns no window reaches (FLOOR rounding) get no gradient.
+                dx[:, :, self._crop[2].stop:, :] = 0
+                dx[:, :, :, self._crop[3].stop:] = 0
+
+    def _backward_global(self, xp, dy, dx) -> None:
+        n, c, h, w = self._shape
+        if self._max:
+            flat = dx.reshape(n, c, h * w)
+            flat.fill(0)
+            xp.put_along_axis(flat, self._argmax.reshape(n, c, 1), dy.reshape(n, c, 1), axis=2)
+        else:
+            dx[...] = dy / np.float32(h * w)

@@ -1,0 +1,36 @@
+# brewnet's two everyday commands, on a fresh machine:
+#   make lenet   venv + install + MNIST as LMDB + train LeNet (prints test accuracy)
+#   make test    the test suite
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+MNIST  := examples/mnist
+
+.PHONY: lenet test install proto lint clean-lenet
+
+$(BIN)/brewnet: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $@
+
+install: $(BIN)/brewnet
+
+$(MNIST)/mnist_train_lmdb $(MNIST)/mnist_test_lmdb: | $(BIN)/brewnet
+	$(BIN)/brewnet data mnist $(MNIST)
+
+lenet: $(BIN)/brewnet $(MNIST)/mnist_train_lmdb $(MNIST)/mnist_test_lmdb
+	$(BIN)/brewnet solve --solver $(MNIST)/lenet_solver.prototxt
+
+test: $(BIN)/brewnet
+	$(BIN)/python -m pytest -q
+
+# Regenerate brewnet/proto/caffe_pb2.py after editing caffe.proto (tests/proto checks they agree).
+proto: $(BIN)/brewnet
+	$(BIN)/python -m grpc_tools.protoc -I. --python_out=. --pyi_out=. brewnet/proto/caffe.proto
+
+lint: $(BIN)/brewnet
+	$(BIN)/ruff check .
+
+clean-lenet:
+	rm -rf $(MNIST)/mnist_train_lmdb $(MNIST)/mnist_test_lmdb $(MNIST)/lenet_iter_*

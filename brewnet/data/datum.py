@@ -1,0 +1,107 @@
+"""Caffe's ``Datum`` record: one image (C, H, W) with its label, as stored in an LMDB.
+
+Pixels are either raw uint8 bytes (``data``) or floats (``float_data``). A whole batch of
+records is decoded at once into one ``(N, C, H, W)`` array: uint8 records are joined and read
+with a single ``np.frombuffer``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from google.protobuf.message import DecodeError
+
+from ..errors import DataError
+from ..proto import caffe_pb2
+
+
+def key_text(key: bytes) -> str:
+    """A database key as printable text for error messages."""
+    return key.decode("ascii", errors="backslashreplace")
+
+
+def parse_datum(raw: bytes, where: str, key: bytes) -> caffe_pb2.Datum:
+    """Parse and validate one record; ``where`` names the database in error messages."""
+    try:
+        datum = caffe_pb2.Datum.FromString(raw)
+    except DecodeError as e:
+        raise DataError(f"{where}: record '{key_text(key)}' is not a Datum ({e})") from None
+    check_datum(datum, where, key)
+    return datum
+
+
+def check_datum(datum: caffe_pb2.Datum, where: str, key: bytes) -> None:
+    """Refuse records the decoder cannot turn into a (C, H, W) array."""
+    at = f"{where}: record '{key_text(key)}'"
+    if datum.encoded:
+        raise DataError(f"{at} holds an encoded (JPEG/PNG) image, which is not supported yet; "
+                        "rebuild the database with raw pixels (convert_imageset without "
+                        "-encoded)")
+    c, h, w = datum.channels, datum.height, datum.width
+    if c <= 0 or h <= 0 or w <= 0:
+        raise DataError(f"{at} is not an image Datum (channels={c}, height={h}, width={w}; "
+                        "all must be positive)")
+    size = c * h * w
+    if datum.data:
+        if len(datum.data) != size:
+            raise DataError(f"{at} has {len(datum.data)} bytes of data but channels×height×width "
+                            f"= {c}×{h}×{w} = {size}")
+    elif len(datum.float_data) != size:
+        raise DataError(f"{at} has {len(datum.float_data)} float_data values but "
+                        f"channels×height×width = {c}×{h}×{w} = {size}")
+
+
+def datum_shape(datum: caffe_pb2.Datum) -> tuple[int, int, int]:
+    return (datum.channels, datum.height, datum.width)
+
+
+def decode_batch(records: list[tuple[bytes, bytes]], where: str
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """Decode ``(key, value)`` records into data ``(N, C, H, W)`` and float32 labels ``(N,)``.
+
+    The data array is uint8 when every record holds raw bytes (the usual case), else float32.
+    All records of a batch must share the first record's shape, as Caffe's batch reshaping
+    requires.
+    """
+    datums = [parse_datum(raw, where, key) for key, raw in records]
+    shape = datum_shape(datums[0])
+    for (key, _), datum in zip(records, datums, strict=True):
+        if datum_shape(datum) != shape:
+            raise DataError(f"{where}: record '{key_text(key)}' has shape {datum_shape(datum)} "
+                            f"but its batch started with shape {shape}; all records of a "
+                            "batch must have one shape")
+    n = len(datums)
+    if all(d.data for d in datums):
+        data = np.frombuffer(b"".join([d.data for d in datums]), dtype=np.uint8)
+        data = data.reshape((n, *shape))
+    else:
+        data = np.empty((n, *shape), dtype=np.float32)
+        for i, d in enumerate(datums):  # one array copy per record, rare path (float_data)
+            if d.data:
+                data[i] = np.frombuffer(d.data, dtype=np.uint8).reshape(shape)
+            else:
+                data[i] = np.asarray(d.float_data, dtype=np.float32).reshape(shape)
+    labels = np.fromiter((d.label for d in datums), dtype=np.float32, count=n)
+    return data, labels
+
+
+def array_to_datum(array: np.ndarray, label: int | None = None) -> caffe_pb2.Datum:
+    """A Datum from a (C, H, W) array: uint8 arrays as bytes, anything else as float_data."""
+    if array.ndim != 3:
+        raise ValueError(f"a Datum holds a (C, H, W) array; got shape {array.shape}")
+    datum = caffe_pb2.Datum(channels=array.shape[0], height=array.shape[1],
+                            width=array.shape[2])
+    if array.dtype == np.uint8:
+        datum.data = np.ascontiguousarray(array).tobytes()
+    else:
+        datum.float_data.extend(np.asarray(array, dtype=np.float32).ravel().tolist())
+    if label is not None:
+        datum.label = int(label)
+    return datum
+
+
+def datum_to_array(datum: caffe_pb2.Datum) -> np.ndarray:
+    """The (C, H, W) array of a Datum: uint8 for byte data, float32 for float_data."""
+    shape = datum_shape(datum)
+    if datum.data:
+        return np.frombuffer(datum.data, dtype=np.uint8).reshape(shape).copy()
+    return np.asarray(datum.float_data, dtype=np.float32).reshape(shape)

@@ -1,0 +1,110 @@
+"""Numbered, prefetched batches of transformed Datum records: what a Data layer consumes.
+
+Batch k holds records ``start + k*batch_size ...`` (modulo the record count, key order) and
+its random crops/mirrors come from a Generator seeded with ``(seed, k)``. A batch's content
+therefore depends only on its number: seeking to batch k (resuming a run) continues exactly
+where an uninterrupted run would be, whatever had been prefetched.
+"""
+
+from __future__ import annotations
+
+import queue
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import DataError
+from .datum import decode_batch
+from .lmdb_source import LMDBSource
+from .prefetch import Prefetcher
+from .transform import DataTransformer
+
+
+@dataclass
+class Batch:
+    """One batch ready for the net: data (N, C, H, W) and label (N,), both float32."""
+
+    index: int
+    data: np.ndarray
+    label: np.ndarray
+
+
+class DatumFeed:
+    """Reads, decodes and transforms batches from ``source`` in a background thread."""
+
+    def __init__(self, source: LMDBSource, transformer: DataTransformer, batch_size: int,
+                 prefetch: int = 4, seed: int = 0, start_record: int = 0,
+                 name: str = "brewnet-data"):
+        self.source = source
+        self.transformer = transformer
+        self.batch_size = int(batch_size)
+        self.depth = max(1, int(prefetch))
+        self.seed = int(seed)
+        self.start_record = int(start_record)
+        self.name = name
+        self.next_batch = 0  # number of the batch get() returns next
+        # Buffers handed back by the consumer, reused so steady state allocates nothing.
+        self._free: queue.SimpleQueue[Batch] = queue.SimpleQueue()
+        self._prefetcher: Prefetcher[Batch] | None = None
+        self._closed = False
+        self._start()
+
+    def _start(self) -> None:
+        self.source.seek(self.start_record + self.next_batch * self.batch_size)
+        self._prefetcher = Prefetcher(self._produce, self.depth, start=self.next_batch,
+                                      name=self.name)
+
+    def _buffer(self, shape: tuple[int, ...]) -> Batch:
+        try:
+            batch = self._free.get_nowait()
+        except queue.Empty:
+            batch = Batch(-1, np.empty(0, np.float32), np.empty(0, np.float32))
+        if batch.data.shape != shape:
+            batch.data = np.empty(shape, dtype=np.float32)
+            batch.label = np.empty(shape[:1], dtype=np.float32)
+        return batch
+
+    def _produce(self, index: int) -> Batch:
+        """Batch ``index``; runs in the prefetch thread, which reads the source in order."""
+        data, labels = decode_batch(self.source.read(self.batch_size), self.source.where)
+        shape = (data.shape[0], *self.transformer.output_shape(data.shape[1:]))
+        batch = self._buffer(shape)
+        rng = np.random.default_rng((self.seed, index)) if self.transformer.random else None
+        self.transformer(data, batch.data, rng)
+        batch.label[...] = labels
+        batch.index = index
+        return batch
+
+    def get(self) -> Batch:
+        """The next batch; hand it back with ``release`` once copied."""
+        if self._closed or self._prefetcher is None:
+            raise DataError(f"{self.source.where}: the data feed is closed")
+        batch = self._prefetcher.get()
+        self.next_batch = batch.index + 1
+        return batch
+
+    def release(self, batch: Batch) -> None:
+        self._free.put(batch)
+
+    def seek(self, batch_index: int) -> None:
+        """Make batch ``batch_index`` the next one, dropping whatever was prefetched."""
+        if self._closed:
+            raise DataError(f"{self.source.where}: the data feed is closed")
+        self._stop_thread()
+        self.next_batch = int(batch_index)
+        self._start()
+
+    def _stop_thread(self) -> None:
+        if self._prefetcher is not None:
+            self._prefetcher.close()
+            if self._prefetcher.alive:
+                raise DataError(f"{self.source.where}: the prefetch thread did not stop")
+            self._prefetcher = None
+
+    def close(self) -> None:
+        """Stop the thread, then close the database (never while the thread may read it)."""
+        if self._closed:
+            return
+        self._closed = True
+        self._stop_thread()
+        self.source.close()

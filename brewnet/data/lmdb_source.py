@@ -1,0 +1,141 @@
+"""LMDB databases of Datum records, as Caffe's convert_* tools write them and DataLayer reads.
+
+The writer grows the memory map whenever a chunk does not fit (Caffe's fixed map size gave
+``MDB_MAP_FULL``, #2128). The reader walks records in key order, wrapping at the end like
+Caffe's cursor, and can seek to any record index so a resumed run continues the same order.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+import lmdb
+from google.protobuf.message import Message
+
+from ..errors import DataError
+from ..log import log
+
+_INITIAL_MAP_SIZE = 1 << 26  # 64 MiB; doubled on demand
+_CHUNK = 1000  # records per write transaction
+
+
+def write_lmdb(path: str | os.PathLike, records: Iterable[tuple[bytes | str, Message | bytes]],
+               map_size: int | None = None) -> int:
+    """Create the LMDB folder ``path`` holding ``records`` (key, Datum or serialized bytes).
+
+    Returns the number of records written. ``path`` must not exist yet (as Caffe's tools).
+    """
+    path = Path(path)
+    if path.exists():
+        raise DataError(f"cannot create LMDB '{path}': it already exists; delete it or choose "
+                        "another path")
+    env = lmdb.open(str(path), map_size=int(map_size or _INITIAL_MAP_SIZE), subdir=True,
+                    meminit=False)
+    count = 0
+    try:
+        pending: list[tuple[bytes, bytes]] = []
+        for key, value in records:
+            if isinstance(key, str):
+                key = key.encode()
+            if isinstance(value, Message):
+                value = value.SerializeToString()
+            pending.append((key, value))
+            if len(pending) >= _CHUNK:
+                _commit(env, pending)
+                count += len(pending)
+                pending = []
+        _commit(env, pending)
+        count += len(pending)
+    finally:
+        env.close()
+    return count
+
+
+def _commit(env: lmdb.Environment, items: list[tuple[bytes, bytes]]) -> None:
+    """Write ``items`` in one transaction, doubling the map size until they fit."""
+    if not items:
+        return
+    while True:
+        try:
+            with env.begin(write=True) as txn:
+                txn.cursor().putmulti(items)
+            return
+        except lmdb.MapFullError:
+            env.set_mapsize(env.info()["map_size"] * 2)
+
+
+class LMDBSource:
+    """Sequential reader over an LMDB in key order, wrapping around at the end.
+
+    One thread at a time may use it (LMDB read transactions may move between threads).
+    ``owner`` (e.g. ``"layer 'mnist' (Data)"``) prefixes every error message.
+    """
+
+    def __init__(self, path: str | os.PathLike, owner: str = ""):
+        self.path = str(path)
+        self.where = (f"{owner}: " if owner else "") + f"LMDB '{self.path}'"
+        if not os.path.exists(self.path):
+            raise DataError(f"{self.where} does not exist (relative paths are resolved from "
+                            f"the working directory {os.getcwd()})")
+        try:
+            self._env = lmdb.open(self.path, readonly=True, lock=False,
+                                  subdir=os.path.isdir(self.path))
+        except lmdb.Error as e:
+            raise DataError(f"{self.where} cannot be opened as an LMDB: {e}") from None
+        self.entries = int(self._env.stat()["entries"])
+        if self.entries == 0:
+            self._env.close()
+            raise DataError(f"{self.where} is empty; it holds no records")
+        self._txn = self._env.begin(buffers=False)
+        self._cursor = self._txn.cursor()
+        self._cursor.first()
+        self.position = 0  # index (in key order) of the record the cursor is on
+        self._closed = False
+
+    def __len__(self) -> int:
+        return self.entries
+
+    def peek(self) -> tuple[bytes, bytes]:
+        """The current record, without moving."""
+        return self._cursor.key(), self._cursor.value()
+
+    def read(self, count: int) -> list[tuple[bytes, bytes]]:
+        """The next ``count`` records in key order, starting over after the last one."""
+        cursor = self._cursor
+        out = []
+        for _ in range(count):
+            out.append((cursor.key(), cursor.value()))
+            self.position += 1
+            if not cursor.next():
+                log.info("Restarting data prefetching from start.")
+                cursor.first()
+                self.position = 0
+        return out
+
+    def seek(self, index: int) -> None:
+        """Put the cursor on record ``index`` (modulo the record count) in key order."""
+        index %= self.entries
+        if index < self.position:
+            self._cursor.first()
+            self.position = 0
+        for _ in range(index - self.position):
+            self._cursor.next()
+        self.position = index
+
+    def skip(self, count: int) -> None:
+        """Move ``count`` records forward, wrapping around."""
+        self.seek(self.position + count)
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._txn.abort()
+            self._env.close()
+
+    def __enter__(self) -> LMDBSource:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,142 @@
+"""Caffe's DataTransformer on a whole batch at once: ``(x - mean) * scale``, crop and mirror.
+
+Facts kept from Caffe (``data_transformer.cpp``): the mean (``mean_file``, a (1, C, H, W)
+BlobProto, or ``mean_value``, one per channel or one for all) is taken at each pixel's
+position in the *uncropped* image; the crop offset is random in TRAIN and centred (rounded
+down) in TEST; ``mirror`` flips a random half of the images horizontally, in either phase;
+the arithmetic is float32.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from ..errors import DataError
+from ..proto import caffe_pb2
+
+
+def load_mean_file(path: str, where: str = "") -> np.ndarray:
+    """The (C, H, W) float32 mean image stored in a BlobProto ``.binaryproto`` file."""
+    at = (f"{where}: " if where else "") + f"mean_file '{path}'"
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+    except OSError as e:
+        raise DataError(f"{at} cannot be read ({e.strerror}); relative paths are resolved "
+                        f"from the working directory {os.getcwd()}") from None
+    try:
+        blob = caffe_pb2.BlobProto.FromString(raw)
+    except Exception as e:  # protobuf's DecodeError
+        raise DataError(f"{at} is not a BlobProto binaryproto ({e})") from None
+    if blob.HasField("shape"):
+        dims = tuple(int(d) for d in blob.shape.dim)
+    else:
+        dims = (blob.num, blob.channels, blob.height, blob.width)
+    if len(dims) == 4 and dims[0] == 1:
+        dims = dims[1:]
+    if len(dims) != 3:
+        raise DataError(f"{at} has shape {dims}; a mean image must be (1, C, H, W)")
+    values = blob.data if len(blob.data) else blob.double_data
+    count = int(np.prod(dims))
+    if len(values) != count:
+        raise DataError(f"{at} holds {len(values)} values but its shape {dims} needs {count}")
+    return np.asarray(values, dtype=np.float32).reshape(dims)
+
+
+class DataTransformer:
+    """Turns decoded batches ``(N, C, H, W)`` (uint8 or float32) into float32 network input.
+
+    ``where`` (the layer or database) prefixes error messages. Random choices come from the
+    Generator passed to each call, so the caller decides how randomness is seeded.
+    """
+
+    def __init__(self, param: caffe_pb2.TransformationParameter, phase: int, where: str = ""):
+        self.where = where
+        self.scale = np.float32(param.scale)
+        self.crop_size = int(param.crop_size)
+        self.mirror = bool(param.mirror)
+        self.phase = phase
+        self.mean_values = [float(v) for v in param.mean_value]
+        self.mean_image: np.ndarray | None = None
+        if param.mean_file and self.mean_values:
+            raise DataError(f"{where}: transform_param sets both mean_file and mean_value; "
+                            "keep one of them")
+        if param.mean_file:
+            self.mean_image = load_mean_file(param.mean_file, where)
+        self._mean_by_channels: dict[int, np.ndarray] = {}
+
+    @property
+    def random(self) -> bool:
+        """Whether transforming draws random numbers (random crop or mirror)."""
+        return self.mirror or (self.crop_size > 0 and self.phase == caffe_pb2.TRAIN)
+
+    def output_shape(self, shape: tuple[int, int, int]) -> tuple[int, int, int]:
+        """The (C, H', W') of transformed images of ``shape`` (C, H, W); checks the mean."""
+        c, h, w = shape
+        if self.crop_size and (self.crop_size > h or self.crop_size > w):
+            raise DataError(f"{self.where}: crop_size {self.crop_size} is larger than the "
+                            f"images ({h}×{w}); lower crop_size")
+        if self.mean_image is not None and self.mean_image.shape != (c, h, w):
+            raise DataError(f"{self.where}: the mean_file image has shape "
+                            f"{self.mean_image.shape} but the data is {(c, h, w)}")
+        if self.mean_values and len(self.mean_values) not in (1, c):
+            raise DataError(f"{self.where}: give either 1 mean_value or as many as channels "
+                            f"({c}); got {len(self.mean_values)}")
+        if self.crop_size:
+            return (c, self.crop_size, self.crop_size)
+        return (c, h, w)
+
+    def _mean(self, channels: int) -> np.ndarray | None:
+        """The mean to subtract: (C, H, W) image, (C, 1, 1) per-channel values, or None."""
+        if self.mean_image is not None:
+            return self.mean_image
+        if not self.mean_values:
+            return None
+        mean = self._mean_by_channels.get(channels)
+        if mean is None:
+            values = self.mean_values * channels if len(self.mean_values) == 1 \
+                else self.mean_values
+            mean = np.asarray(values, dtype=np.float32).reshape(channels, 1, 1)
+            self._mean_by_channels[channels] = mean
+        return mean
+
+    def __call__(self, data: np.ndarray, out: np.ndarray,
+                 rng: np.random.Generator | None = None) -> None:
+        """Write the transformed ``data`` (N, C, H, W) into ``out`` (N, C, H', W') float32."""
+        n, c, h, w = data.shape
+        out_h, out_w = out.shape[2:]
+        mean = self._mean(c)
+        if self.random and rng is None:
+            raise ValueError("this transform is random and needs a Generator")
+        flip = rng.integers(0, 2, size=n).astype(bool) if self.mirror else None
+        if self.crop_size and self.phase == caffe_pb2.TRAIN:
+            h_off = rng.integers(0, h - out_h + 1, size=n)
+            w_off = rng.integers(0, w - out_w + 1, size=n)
+            per_image = True
+        else:
+            h_off, w_off = (h - out_h) // 2, (w - out_w) // 2
+            per_image = flip is not None and bool(flip.any())
+        if per_image:
+            # One gather for the whole batch: row/column indices per image, reversed columns
+            # for the mirrored ones; the mean image is gathered at the same positions.
+            rows = np.broadcast_to(np.asarray(h_off).reshape(-1, 1), (n, 1)) + np.arange(out_h)
+            cols = np.broadcast_to(np.asarray(w_off).reshape(-1, 1), (n, 1)) + np.arange(out_w)
+            if flip is not None:
+                cols = np.where(flip[:, None], cols[:, ::-1], cols)
+            ri, ci = rows[:, None, :, None], cols[:, None, None, :]
+            chan = np.arange(c)[None, :, None, None]
+            src = data[np.arange(n)[:, None, None, None], chan, ri, ci]
+            if mean is not None and mean.shape[1:] != (1, 1):
+                mean = mean[chan, ri, ci]
+        else:
+            src = data[:, :, h_off:h_off + out_h, w_off:w_off + out_w]
+            if mean is not None and mean.shape[1:] != (1, 1):
+                mean = mean[:, h_off:h_off + out_h, w_off:w_off + out_w]
+        if mean is None:
+            out[...] = src
+        else:
+            np.subtract(src, mean, out=out)
+        if self.scale != 1:
+            out *= self.scale

@@ -1,0 +1,502 @@
+"""The compiler and runtime of a net: from a NetParameter to a static graph of layers wired
+by named blobs, with Caffe's construction rules (``Net::Init``) and pycaffe's Net API.
+
+Construction, in Caffe's order: upgrade legacy forms → filter by NetState → insert Split
+layers → for each layer: create it from the registry, wire bottoms and tops by name,
+set it up (shapes inferred), set loss weights, share parameters by ParamSpec name → plan
+backward (which layers and bottoms need gradients).
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from collections import OrderedDict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..blob import Blob
+from ..errors import BrewnetError, NetError, ShapeError
+from ..layers.base import Layer
+from ..layers.registry import layer_class
+from ..log import log
+from ..proto import caffe_pb2
+from ..proto.binaryio import read_net_binary, write_binary
+from ..proto.textio import read_net
+from ..proto.upgrade import upgrade_net
+from .splits import insert_splits
+from .state import filter_net, make_state
+from .weights import blob_to_proto, copy_trained_layers
+
+TRAIN, TEST = caffe_pb2.TRAIN, caffe_pb2.TEST
+
+
+def _parse_net_args(args: tuple, phase: Any, weights: Any) -> tuple[int, str | None]:
+    """Accept pycaffe's forms: Net(f, phase), Net(f, weights, phase) and keywords."""
+    args = list(args)
+    if len(args) == 2:  # legacy Net(file, pretrained, phase)
+        weights, phase = args
+    elif len(args) == 1:
+        if isinstance(args[0], str | os.PathLike):
+            weights = args[0]
+        else:
+            phase = args[0]
+    elif len(args) > 2:
+        raise TypeError("Net(model, phase) or Net(model, weights, phase)")
+    if phase is None:
+        raise TypeError("Net needs a phase: brewnet.TRAIN or brewnet.TEST")
+    if phase not in (TRAIN, TEST):
+        raise ValueError(f"phase must be brewnet.TRAIN (0) or brewnet.TEST (1), not {phase!r}")
+    return int(phase), (os.fspath(weights) if weights is not None else None)
+
+
+class Net:
+    """A compiled net.
+
+    ``Net(model, phase, level=0, stages=None, weights=None)`` or pycaffe's legacy
+    ``Net(model, weights, phase)``; ``model`` is a prototxt path or a NetParameter. The
+    solver passes the complete NetState as ``state`` instead of phase/level/stages.
+    """
+
+    def __init__(self, model: str | os.PathLike | caffe_pb2.NetParameter, *args: Any,
+                 phase: int | None = None, level: int = 0, stages: Sequence[str] | None = None,
+                 weights: str | os.PathLike | None = None,
+                 state: caffe_pb2.NetState | None = None, source: str | None = None):
+        if state is None:
+            phase, weights = _parse_net_args(args, phase, weights)
+            state = make_state(phase, level, stages or ())
+        elif args:
+            raise TypeError("pass either state= or phase arguments, not both")
+        if isinstance(model, caffe_pb2.NetParameter):
+            param = caffe_pb2.NetParameter()
+            param.CopyFrom(model)
+            upgrade_net(param, source or "<NetParameter>")
+        else:
+            source = source or os.fspath(model)
+            param = read_net(model)
+        self.source = source or "<NetParameter>"
+        self.phase = state.phase
+        self.state = state
+        self._build(param, state)
+        if weights is not None:
+            self.copy_from(weights)
+
+    # ------------------------------------------------------------------------------------
+    # construction
+    # ------------------------------------------------------------------------------------
+    def _build(self, param: caffe_pb2.NetParameter, state: caffe_pb2.NetState) -> None:
+        self.name = param.name
+        filtered = filter_net(param, state)
+        self.force_backward = filtered.force_backward
+        self.param_def = insert_splits(filtered)
+        self.layers: list[Layer] = []
+        self._layer_names: list[str] = []
+        self.blobs: OrderedDict[str, Blob] = OrderedDict()
+        self.bottom_vecs: list[list[Blob]] = []
+        self.top_vecs: list[list[Blob]] = []
+        self._bottom_names: list[list[str]] = []
+        self._top_names: list[list[str]] = []
+        self._loss_weights: list[list[float]] = []  # per layer, per top
+        self.inputs: list[str] = []
+        self.learnable_params: list[Blob] = []
+        self.params_lr: list[float] = []
+        self.params_weight_decay: list[float] = []
+        self._param_owner: dict[str, tuple[int, int]] = {}  # ParamSpec.name -> (layer, blob)
+        self._param_lr_set: dict[str, bool] = {}
+        available: dict[str, None] = {}  # insertion-ordered set of unconsumed blobs
+        names_seen: set[str] = set()
+        for lp in self.param_def.layer:
+            if not lp.name:
+                raise NetError("a layer has no name; every layer needs a unique `name:`",
+                               layer_type=lp.type)
+            if lp.name in names_seen:
+                raise NetError("two layers have this name; layer names must be unique",
+                               layer=lp.name, layer_type=lp.type)
+            names_seen.add(lp.name)
+            self._append_layer(lp, available)
+        self.outputs: list[str] = sorted(available)  # std::set order, as Caffe
+        self._plan_backward()
+        log.debug(f"Network initialization done ({len(self.layers)} layers).")
+
+    def _append_layer(self, lp: caffe_pb2.LayerParameter, available: dict[str, None]) -> None:
+        try:
+            cls = layer_class(lp.type)
+        except KeyError as e:
+            raise NetError(e.args[0], layer=lp.name, layer_type=lp.type) from None
+        phase = lp.phase if lp.HasField("phase") else self.phase
+        layer = cls(lp, phase)
+        idx = len(self.layers)
+        bottoms, tops = [], []
+        for j, name in enumerate(lp.bottom):
+            if name not in self.blobs:
+                raise NetError(self._unknown_bottom_message(name, j), layer=lp.name,
+                               layer_type=lp.type, blob=name)
+            bottoms.append(self.blobs[name])
+            available.pop(name, None)
+        top_names = list(lp.top)
+        if cls.is_loss and not top_names:
+            top_names = ["(automatic)"]  # Caffe's AutoTopBlobs for loss layers
+        for j, name in enumerate(top_names):
+            if j < len(lp.bottom) and lp.bottom[j] == name:
+                if not cls.can_run_in_place:
+                    raise NetError(f"top '{name}' is computed in place (top == bottom) but "
+                                   f"{lp.type} cannot run in place; give the top another name",
+                                   layer=lp.name, layer_type=lp.type, blob=name)
+                tops.append(self.blobs[name])
+            elif name in self.blobs:
+                raise NetError(f"top '{name}' is produced by more than one layer; rename "
+                               "one of them (only top == bottom at the same index is in-place)",
+                               layer=lp.name, layer_type=lp.type, blob=name)
+            else:
+                blob = Blob()
+                tops.append(blob)
+                if name != "(automatic)":
+                    self.blobs[name] = blob
+            if name != "(automatic)":
+                available[name] = None
+        self._check_counts(cls, lp, len(bottoms), len(tops))
+        log.debug(f"Creating Layer {lp.name}")
+        layer.setup(bottoms, tops)
+        layer.reshape(bottoms, tops)
+        # Loss weights: explicit ones, else 1 on a loss layer's first top (Caffe's LossLayer).
+        if len(lp.loss_weight) not in (0, len(tops)):
+            raise NetError(f"has {len(lp.loss_weight)} loss_weight values for {len(tops)} tops; "
+                           "give one per top or none", layer=lp.name, layer_type=lp.type)
+        weights = list(lp.loss_weight) or [1.0 if (cls.is_loss and j == 0) else 0.0
+                                           for j in range(len(tops))]
+        for blob, w in zip(tops, weights, strict=True):
+            if w:
+                blob.diff[...] = w
+        if cls.type == "Input":
+            self.inputs.extend(top_names)
+        self.layers.append(layer)
+        self._layer_names.append(lp.name)
+        self.bottom_vecs.append(bottoms)
+        self.top_vecs.append(tops)
+        self._bottom_names.append(list(lp.bottom))
+        self._top_names.append(top_names)
+        self._loss_weights.append(weights)
+        self._append_params(idx, layer, lp)
+
+    def _unknown_bottom_message(self, name: str, index: int) -> str:
+        later = [lp.name for lp in self.param_def.layer if name in lp.top]
+        if later:
+            return (f"bottom '{name}' (index {index}) is produced only by layer '{later[0]}', "
+                    "which comes later; move that layer before this one")
+        close = difflib.get_close_matches(name, list(self.blobs), n=1)
+        hint = f"; did you mean '{close[0]}'?" if close else ""
+        return f"bottom '{name}' (index {index}) is not produced by any layer{hint}"
+
+    @staticmethod
+    def _check_counts(cls: type[Layer], lp: caffe_pb2.LayerParameter, nb: int, nt: int) -> None:
+        def bad(what: str, n: int, rule: str) -> NetError:
+            return NetError(f"{lp.type} takes {rule} {what} blob(s), got {n}", layer=lp.name,
+                            layer_type=lp.type)
+
+        for what, n, exact, lo, hi in (
+                ("bottom", nb, cls.exact_num_bottom, cls.min_bottom, cls.max_bottom),
+                ("top", nt, cls.exact_num_top, cls.min_top, cls.max_top)):
+            if exact is not None and n != exact:
+                raise bad(what, n, f"exactly {exact}")
+            if lo is not None and n < lo:
+                raise bad(what, n, f"at least {lo}")
+            if hi is not None and n > hi:
+                raise bad(what, n, f"at most {hi}")
+
+    def _append_params(self, idx: int, layer: Layer, lp: caffe_pb2.LayerParameter) -> None:
+        if len(lp.param) > len(layer.blobs):
+            raise NetError(f"has {len(lp.param)} `param` specs but {lp.type} has only "
+                           f"{len(layer.blobs)} parameter blobs", layer=lp.name,
+                           layer_type=lp.type)
+        layer.param_propagate_down = []
+        for j in range(len(layer.blobs)):
+            spec = lp.param[j] if j < len(lp.param) else caffe_pb2.ParamSpec()
+            layer.param_propagate_down.append(spec.lr_mult != 0)
+            name = spec.name
+            if not name or name not in self._param_owner:
+                if name:
+                    self._param_owner[name] = (idx, j)
+                    self._param_lr_set[name] = spec.HasField("lr_mult")
+                self.learnable_params.append(layer.blobs[j])
+                self.params_lr.append(spec.lr_mult)
+                self.params_weight_decay.append(spec.decay_mult)
+                continue
+            owner_layer, owner_j = self._param_owner[name]
+            owner = self.layers[owner_layer].blobs[owner_j]
+            mine = layer.blobs[j]
+            strict = spec.share_mode == caffe_pb2.ParamSpec.STRICT
+            if (strict and owner.shape != mine.shape) or owner.count != mine.count:
+                raise ShapeError(f"shares parameter '{name}' with layer "
+                                 f"'{self._layer_names[owner_layer]}' but the shapes differ: "
+                                 f"{tuple(owner.shape)} there, {tuple(mine.shape)} here",
+                                 layer=lp.name, layer_type=lp.type)
+            owner_index = self.learnable_params.index(owner)
+            if spec.HasField("lr_mult"):
+                if self._param_lr_set[name] and self.params_lr[owner_index] != spec.lr_mult:
+                    raise NetError(f"shared parameter '{name}' has lr_mult {spec.lr_mult} "
+                                   f"here but {self.params_lr[owner_index]} in its owner",
+                                   layer=lp.name, layer_type=lp.type)
+                self.params_lr[owner_index] = spec.lr_mult
+                self._param_lr_set[name] = True
+            if strict:
+                layer.blobs[j] = owner
+            else:  # PERMISSIVE: same values under this layer's own shape
+                view = Blob(mine.shape, xp=owner.xp)
+                view._data = owner.data.reshape(mine.data.shape)
+                view._diff = owner.diff.reshape(mine.data.shape)
+                layer.blobs[j] = view
+
+    def _plan_backward(self) -> None:
+        """Caffe's need_backward analysis: forward sweep (a blob needs a gradient if its
+        producer needs backward), explicit propagate_down, reverse sweep (only layers that
+        reach a loss run backward), then force_backward."""
+        n = len(self.layers)
+        blob_needs: dict[int, bool] = {}
+        self.layer_need_backward = [False] * n
+        self.bottom_need_backward: list[list[bool]] = []
+        for i, layer in enumerate(self.layers):
+            lp = layer.param
+            if len(lp.propagate_down) not in (0, len(self.bottom_vecs[i])):
+                raise NetError(f"propagate_down has {len(lp.propagate_down)} values for "
+                               f"{len(self.bottom_vecs[i])} bottoms; give one per bottom",
+                               layer=lp.name, layer_type=lp.type)
+            need = False
+            flags = []
+            for j, b in enumerate(self.bottom_vecs[i]):
+                blob_flag = blob_needs.get(id(b), False)
+                need |= blob_flag
+                flags.append(bool(lp.propagate_down[j]) if len(lp.propagate_down) else blob_flag)
+            need |= any(layer.param_propagate_down)
+            self.bottom_need_backward.append(flags)
+            self.layer_need_backward[i] = need
+            if need:
+                for t in self.top_vecs[i]:
+                    blob_needs[id(t)] = True
+        under_loss: set[int] = set()
+        skip_backprop: set[int] = set()
+        for i in range(n - 1, -1, -1):
+            contributes, skip = False, True
+            for t, w in zip(self.top_vecs[i], self._loss_weights[i], strict=True):
+                if w != 0 or id(t) in under_loss:
+                    contributes = True
+                if id(t) not in skip_backprop:
+                    skip = False
+            if self.layer_need_backward[i] and skip:
+                self.layer_need_backward[i] = False
+                self.bottom_need_backward[i] = [False] * len(self.bottom_vecs[i])
+            if not contributes:
+                self.layer_need_backward[i] = False
+            for j, b in enumerate(self.bottom_vecs[i]):
+                if contributes:
+                    under_loss.add(id(b))
+                else:
+                    self.bottom_need_backward[i][j] = False
+                if not self.bottom_need_backward[i][j]:
+                    skip_backprop.add(id(b))
+        if self.force_backward:
+            for i, layer in enumerate(self.layers):
+                self.layer_need_backward[i] = True
+                self.bottom_need_backward[i] = [
+                    flag or layer.allow_force_backward(j)
+                    for j, flag in enumerate(self.bottom_need_backward[i])]
+                layer.param_propagate_down = [True] * len(layer.blobs)
+
+    # ------------------------------------------------------------------------------------
+    # running
+    # ------------------------------------------------------------------------------------
+    def _forward(self, start: int, end: int) -> float:
+        """Run layers ``start..end`` (inclusive); return the weighted loss they produce."""
+        loss = 0.0
+        for i in range(start, end + 1):
+            layer, bottom, top = self.layers[i], self.bottom_vecs[i], self.top_vecs[i]
+            layer.reshape(bottom, top)
+            layer.forward(bottom, top)
+            for t, w in zip(top, self._loss_weights[i], strict=True):
+                if w:
+                    t.diff[...] = w  # a reshape may have reallocated (zeroed) the diff
+                    loss += w * float(t.data.sum())
+        return loss
+
+    def _backward(self, start: int, end: int) -> None:
+        """Run backward for layers ``start`` down to ``end`` (inclusive)."""
+        for i in range(start, end - 1, -1):
+            if self.layer_need_backward[i]:
+                self.layers[i].backward(self.top_vecs[i], self.bottom_need_backward[i],
+                                        self.bottom_vecs[i])
+
+    def forward_loss(self) -> float:
+        """A full forward pass; returns the loss."""
+        return self._forward(0, len(self.layers) - 1)
+
+    def forward_backward(self) -> float:
+        loss = self._forward(0, len(self.layers) - 1)
+        self._backward(len(self.layers) - 1, 0)
+        return loss
+
+    def _layer_index(self, name: str) -> int:
+        try:
+            return self._layer_names.index(name)
+        except ValueError:
+            close = difflib.get_close_matches(name, self._layer_names, n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else ""
+            raise NetError(f"no layer named '{name}' in net '{self.name}'{hint}") from None
+
+    def forward(self, blobs: Sequence[str] | None = None, start: str | None = None,
+                end: str | None = None, **kwargs: Any) -> dict[str, Any]:
+        """pycaffe's forward: optional input arrays by name, a layer range by name; returns
+        the outputs (or the tops of ``end``) plus ``blobs`` as {name: data array}."""
+        blobs = list(blobs or [])
+        start_i = self._layer_index(start) if start is not None else 0
+        if end is not None:
+            end_i = self._layer_index(end)
+            outputs = set(self._top_names[end_i]) | set(blobs)
+        else:
+            end_i = len(self.layers) - 1
+            outputs = set(self.outputs) | set(blobs)
+        if kwargs:
+            self._set_arrays(kwargs, self.inputs, "data", "inputs")
+        self._forward(start_i, end_i)
+        return {name: self.blobs[name].data for name in outputs if name in self.blobs}
+
+    def backward(self, diffs: Sequence[str] | None = None, start: str | None = None,
+                 end: str | None = None, **kwargs: Any) -> dict[str, Any]:
+        """pycaffe's backward: optional output diffs by name, a layer range by name (``start``
+        is the later layer); returns the input diffs (or of the bottoms of ``end``)."""
+        diffs = list(diffs or [])
+        start_i = self._layer_index(start) if start is not None else len(self.layers) - 1
+        if end is not None:
+            end_i = self._layer_index(end)
+            outputs = set(self._bottom_names[end_i]) | set(diffs)
+        else:
+            end_i = 0
+            outputs = set(self.inputs) | set(diffs)
+        if kwargs:
+            self._set_arrays(kwargs, self.outputs, "diff", "outputs")
+        self._backward(start_i, end_i)
+        return {name: self.blobs[name].diff for name in outputs if name in self.blobs}
+
+    def _set_arrays(self, arrays: dict[str, Any], allowed: list[str], field: str,
+                    what: str) -> None:
+        if set(arrays) != set(allowed):
+            raise NetError(f"the keyword arrays {sorted(arrays)} must name exactly the net's "
+                           f"{what} {sorted(allowed)}")
+        for name, value in arrays.items():
+            blob = self.blobs[name]
+            value = np.asarray(value) if blob.xp is np else blob.xp.asarray(value)
+            if value.shape[:1] != tuple(blob.data.shape[:1]):
+                raise ShapeError(f"array for '{name}' has batch size {value.shape[:1]} but "
+                                 f"the blob has shape {tuple(blob.data.shape)}; reshape the "
+                                 "blob first (net.blobs[name].reshape(...); net.reshape())",
+                                 blob=name)
+            getattr(blob, field)[...] = value
+
+    def reshape(self) -> None:
+        """Propagate new input shapes through every layer (after blob.reshape on an input)."""
+        for layer, bottom, top in zip(self.layers, self.bottom_vecs, self.top_vecs,
+                                      strict=True):
+            layer.reshape(bottom, top)
+
+    def clear_param_diffs(self) -> None:
+        for p in self.learnable_params:
+            p.diff[...] = 0
+
+    def update(self) -> None:
+        """data -= diff for every learnable parameter (Caffe's Net::Update)."""
+        for p in self.learnable_params:
+            p.data[...] -= p.diff
+
+    # ------------------------------------------------------------------------------------
+    # weights
+    # ------------------------------------------------------------------------------------
+    def to_proto(self, write_diff: bool = False) -> caffe_pb2.NetParameter:
+        """The net as a NetParameter with its parameter blobs (a .caffemodel's content)."""
+        out = caffe_pb2.NetParameter(name=self.name)
+        for layer in self.layers:
+            lp = out.layer.add()
+            lp.CopyFrom(layer.param)
+            del lp.blobs[:]
+            for blob in layer.blobs:
+                lp.blobs.append(blob_to_proto(blob, write_diff))
+        return out
+
+    def copy_trained_layers_from(self, param: caffe_pb2.NetParameter, source: str = "") -> None:
+        """Copy weights layer by layer, matching by name (Caffe's CopyTrainedLayersFrom)."""
+        if len(param.layers):
+            upgrade_net(param, source or "weights")
+        copy_trained_layers(self, param, source)
+
+    def copy_from(self, path: str | os.PathLike) -> None:
+        """Load weights from a .caffemodel (binary NetParameter)."""
+        path = os.fspath(path)
+        if not Path(path).is_file():
+            raise BrewnetError(f"{path}: weights file not found")
+        self.copy_trained_layers_from(read_net_binary(path), path)
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the weights as a binary .caffemodel, atomically."""
+        write_binary(path, self.to_proto())
+
+    def share_with(self, other: Net) -> None:
+        """Use ``other``'s parameter values in the layers both nets name alike (Caffe's
+        ShareTrainedLayersWith: data is shared, gradients are not)."""
+        mine = dict(zip(self._layer_names, self.layers, strict=True))
+        for name, src in zip(other._layer_names, other.layers, strict=True):
+            dst = mine.get(name)
+            if dst is None or not src.blobs:
+                continue
+            if len(dst.blobs) != len(src.blobs):
+                raise NetError(f"cannot share weights: {len(src.blobs)} blobs in the source "
+                               f"layer, {len(dst.blobs)} here", layer=name, layer_type=dst.type)
+            for j, (d, s) in enumerate(zip(dst.blobs, src.blobs, strict=True)):
+                if d.shape != s.shape:
+                    raise ShapeError(f"cannot share parameter {j}: shape {tuple(s.shape)} in "
+                                     f"the source net, {tuple(d.shape)} here", layer=name,
+                                     layer_type=dst.type)
+                d.share_data(s)
+
+    def skip_data_batches(self, count: int) -> None:
+        """Advance every data layer by ``count`` batches (to resume exactly)."""
+        for layer in self.layers:
+            layer.skip_batches(count)
+
+    def close(self) -> None:
+        """Stop background threads (data prefetch)."""
+        for layer in self.layers:
+            layer.close()
+
+    # ------------------------------------------------------------------------------------
+    # pycaffe's views
+    # ------------------------------------------------------------------------------------
+    @property
+    def params(self) -> OrderedDict[str, list[Blob]]:
+        """Layer name → its parameter blobs, for layers that have any."""
+        return OrderedDict((n, layer.blobs) for n, layer in zip(self._layer_names, self.layers,
+                                                                  strict=True) if layer.blobs)
+
+    @property
+    def layer_dict(self) -> OrderedDict[str, Layer]:
+        return OrderedDict(zip(self._layer_names, self.layers, strict=True))
+
+    @property
+    def top_names(self) -> OrderedDict[str, list[str]]:
+        return OrderedDict(zip(self._layer_names, self._top_names, strict=True))
+
+    @property
+    def bottom_names(self) -> OrderedDict[str, list[str]]:
+        return OrderedDict(zip(self._layer_names, self._bottom_names, strict=True))
+
+    @property
+    def blob_loss_weights(self) -> OrderedDict[str, float]:
+        weights: OrderedDict[str, float] = OrderedDict((n, 0.0) for n in self.blobs)
+        for names, ws in zip(self._top_names, self._loss_weights, strict=True):
+            for name, w in zip(names, ws, strict=True):
+                if name in weights and w:
+                    weights[name] = w
+        return weights
+
+    def __repr__(self) -> str:
+        return f"<brewnet.Net '{self.name}' ({len(self.layers)} layers, phase " \
+               f"{'TRAIN' if self.phase == TRAIN else 'TEST'})>"

@@ -1,0 +1,232 @@
+"""Legacy Caffe definitions brought up to date, as Caffe's ``upgrade_proto.cpp`` does on every
+read: V1 nets (``layers { type: CONVOLUTION }``) become ``layer { type: "Convolution" }``, data
+transformation fields move into ``transform_param``, ``input:`` fields become an ``Input`` layer,
+old three-param BatchNorm layers get frozen statistics, and a solver's ``solver_type`` enum
+becomes its ``type`` string. Each upgrade logs one line saying what changed.
+"""
+
+from __future__ import annotations
+
+from ..errors import ParseError
+from ..log import log
+from . import caffe_pb2
+
+V1 = caffe_pb2.V1LayerParameter
+
+# V1LayerParameter.LayerType → the registered type string (Caffe's UpgradeV1LayerType).
+V1_LAYER_TYPES: dict[int, str] = {
+    V1.NONE: "",
+    V1.ABSVAL: "AbsVal",
+    V1.ACCURACY: "Accuracy",
+    V1.ARGMAX: "ArgMax",
+    V1.BNLL: "BNLL",
+    V1.CONCAT: "Concat",
+    V1.CONTRASTIVE_LOSS: "ContrastiveLoss",
+    V1.CONVOLUTION: "Convolution",
+    V1.DATA: "Data",
+    V1.DECONVOLUTION: "Deconvolution",
+    V1.DROPOUT: "Dropout",
+    V1.DUMMY_DATA: "DummyData",
+    V1.EUCLIDEAN_LOSS: "EuclideanLoss",
+    V1.ELTWISE: "Eltwise",
+    V1.EXP: "Exp",
+    V1.FLATTEN: "Flatten",
+    V1.HDF5_DATA: "HDF5Data",
+    V1.HDF5_OUTPUT: "HDF5Output",
+    V1.HINGE_LOSS: "HingeLoss",
+    V1.IM2COL: "Im2col",
+    V1.IMAGE_DATA: "ImageData",
+    V1.INFOGAIN_LOSS: "InfogainLoss",
+    V1.INNER_PRODUCT: "InnerProduct",
+    V1.LRN: "LRN",
+    V1.MEMORY_DATA: "MemoryData",
+    V1.MULTINOMIAL_LOGISTIC_LOSS: "MultinomialLogisticLoss",
+    V1.MVN: "MVN",
+    V1.POOLING: "Pooling",
+    V1.POWER: "Power",
+    V1.RELU: "ReLU",
+    V1.SIGMOID: "Sigmoid",
+    V1.SIGMOID_CROSS_ENTROPY_LOSS: "SigmoidCrossEntropyLoss",
+    V1.SILENCE: "Silence",
+    V1.SOFTMAX: "Softmax",
+    V1.SOFTMAX_LOSS: "SoftmaxWithLoss",
+    V1.SPLIT: "Split",
+    V1.SLICE: "Slice",
+    V1.TANH: "TanH",
+    V1.WINDOW_DATA: "WindowData",
+    V1.THRESHOLD: "Threshold",
+}
+
+# SolverParameter.SolverType → the registered solver type string (Caffe's UpgradeSolverType).
+SOLVER_TYPES: dict[int, str] = {
+    caffe_pb2.SolverParameter.SGD: "SGD",
+    caffe_pb2.SolverParameter.NESTEROV: "Nesterov",
+    caffe_pb2.SolverParameter.ADAGRAD: "AdaGrad",
+    caffe_pb2.SolverParameter.RMSPROP: "RMSProp",
+    caffe_pb2.SolverParameter.ADADELTA: "AdaDelta",
+    caffe_pb2.SolverParameter.ADAM: "Adam",
+}
+
+# V1 data layers whose own parameter message still carried the transformation fields.
+_TRANSFORM_HOLDERS = {V1.DATA: "data_param", V1.IMAGE_DATA: "image_data_param",
+                      V1.WINDOW_DATA: "window_data_param"}
+_TRANSFORM_FIELDS = ("scale", "mean_file", "crop_size", "mirror")
+_V1_SUBMESSAGES = tuple(f.name for f in V1.DESCRIPTOR.fields if f.name.endswith("_param"))
+
+
+def _where(source: str | None) -> str:
+    return f" in {source}" if source else ""
+
+
+def net_needs_upgrade(net: caffe_pb2.NetParameter) -> bool:
+    """Whether ``upgrade_net`` would change ``net``."""
+    return (len(net.layers) > 0 or len(net.input) > 0 or len(net.input_shape) > 0
+            or len(net.input_dim) > 0 or any(_is_old_batch_norm(layer) for layer in net.layer))
+
+
+def upgrade_net(net: caffe_pb2.NetParameter, source: str | None = None
+                ) -> caffe_pb2.NetParameter:
+    """Upgrade ``net`` in place (and return it); ``source`` names the file in logs and errors."""
+    if len(net.layers):
+        if any(v1.HasField("layer") for v1 in net.layers):
+            raise ParseError("V0 net definition (layers { layer { ... } }) is not supported; "
+                             "convert it with BVLC Caffe's upgrade_net_proto_text first", source)
+        if len(net.layer):
+            raise ParseError("net mixes current 'layer' and legacy V1 'layers' definitions; "
+                             "rewrite the 'layers' blocks as 'layer' blocks with string types "
+                             "(layer { type: \"Convolution\" ... })", source)
+        moved = _upgrade_data_transformation(net)
+        if moved:
+            log.info("Upgraded data transformation fields of %s to transform_param%s",
+                     ", ".join(moved), _where(source))
+        count = _upgrade_v1_layers(net, source)
+        log.info("Upgraded %d V1 'layers' to current 'layer' definitions%s", count,
+                 _where(source))
+    if len(net.input) or len(net.input_shape) or len(net.input_dim):
+        inputs = list(net.input)
+        _upgrade_input_fields(net, source)
+        log.info("Upgraded legacy input fields (%s) to an Input layer%s",
+                 ", ".join(inputs) or "no inputs", _where(source))
+    frozen = [layer.name for layer in net.layer if _is_old_batch_norm(layer)]
+    for layer in net.layer:
+        if _is_old_batch_norm(layer):
+            for spec in layer.param:
+                spec.lr_mult, spec.decay_mult = 0.0, 0.0
+    if frozen:
+        log.info("Upgraded BatchNorm layers %s: their 3 statistics blobs get lr_mult and "
+                 "decay_mult 0%s", ", ".join(frozen), _where(source))
+    return net
+
+
+def _is_old_batch_norm(layer: caffe_pb2.LayerParameter) -> bool:
+    """BatchNorm once declared a ParamSpec per statistic; Caffe now requires them frozen."""
+    return layer.type == "BatchNorm" and len(layer.param) == 3 and any(
+        spec.lr_mult != 0 or spec.decay_mult != 0 for spec in layer.param)
+
+
+def _upgrade_data_transformation(net: caffe_pb2.NetParameter) -> list[str]:
+    """Move scale/mean_file/crop_size/mirror of V1 data layers into transform_param."""
+    moved = []
+    for v1 in net.layers:
+        holder_name = _TRANSFORM_HOLDERS.get(v1.type)
+        if holder_name is None or not v1.HasField(holder_name):
+            continue
+        holder = getattr(v1, holder_name)
+        fields = [f for f in _TRANSFORM_FIELDS if holder.HasField(f)]
+        for field in fields:
+            setattr(v1.transform_param, field, getattr(holder, field))
+            holder.ClearField(field)
+        if fields:
+            moved.append(v1.name or V1_LAYER_TYPES[v1.type])
+    return moved
+
+
+def _upgrade_v1_layers(net: caffe_pb2.NetParameter, source: str | None) -> int:
+    """Replace every V1LayerParameter with the equivalent LayerParameter, in order."""
+    for v1 in net.layers:
+        _upgrade_v1_layer(v1, net.layer.add(), source)
+    count = len(net.layers)
+    net.ClearField("layers")
+    return count
+
+
+def _upgrade_v1_layer(v1: caffe_pb2.V1LayerParameter, layer: caffe_pb2.LayerParameter,
+                      source: str | None) -> None:
+    layer.bottom.extend(v1.bottom)
+    layer.top.extend(v1.top)
+    if v1.HasField("name"):
+        layer.name = v1.name
+    layer.include.extend(v1.include)
+    layer.exclude.extend(v1.exclude)
+    if v1.HasField("type"):
+        if v1.type not in V1_LAYER_TYPES:
+            raise ParseError(f"V1 layer '{v1.name}' has unknown type number {v1.type}", source)
+        layer.type = V1_LAYER_TYPES[v1.type]
+    layer.blobs.extend(v1.blobs)
+    # V1 spread each blob's settings over parallel lists; ParamSpec gathers them per blob.
+    per_blob = (("name", v1.param), ("share_mode", v1.blob_share_mode),
+                ("lr_mult", v1.blobs_lr), ("decay_mult", v1.weight_decay))
+    for field, values in per_blob:
+        for i, value in enumerate(values):
+            while len(layer.param) <= i:
+                layer.param.add()
+            setattr(layer.param[i], field, value)
+    layer.loss_weight.extend(v1.loss_weight)
+    for name in _V1_SUBMESSAGES:
+        if v1.HasField(name):
+            getattr(layer, name).CopyFrom(getattr(v1, name))
+
+
+def _upgrade_input_fields(net: caffe_pb2.NetParameter, source: str | None) -> None:
+    """``input``/``input_shape``/``input_dim`` → an ``Input`` layer placed first.
+
+    Caffe keeps a bare ``input`` list (no shapes) only in old .caffemodels; it is dropped.
+    """
+    n_in, n_shape, n_dim = len(net.input), len(net.input_shape), len(net.input_dim)
+    if n_shape and n_dim:
+        raise ParseError("net gives both input_shape and input_dim; keep only input_shape",
+                         source)
+    if n_shape and n_shape != n_in:
+        raise ParseError(f"net has {n_in} input(s) but {n_shape} input_shape(s); give one "
+                         "input_shape per input", source)
+    if n_dim and n_dim != 4 * n_in:
+        raise ParseError(f"net has {n_in} input(s) but {n_dim} input_dim values; give 4 "
+                         "input_dim values (N, C, H, W) per input", source)
+    if n_shape or n_dim:
+        rest = caffe_pb2.NetParameter()
+        rest.layer.extend(net.layer)
+        del net.layer[:]
+        layer = net.layer.add(name="input", type="Input")
+        layer.top.extend(net.input)
+        for i in range(n_in):
+            shape = layer.input_param.shape.add()
+            if n_shape:
+                shape.CopyFrom(net.input_shape[i])
+            else:
+                shape.dim.extend(net.input_dim[4 * i:4 * i + 4])
+        net.layer.extend(rest.layer)
+    for field in ("input", "input_shape", "input_dim"):
+        net.ClearField(field)
+
+
+def upgrade_solver(solver: caffe_pb2.SolverParameter, source: str | None = None
+                   ) -> caffe_pb2.SolverParameter:
+    """Upgrade ``solver`` in place (and return it): ``solver_type`` → ``type``, inline nets."""
+    if solver.HasField("solver_type"):
+        old = SOLVER_TYPES.get(solver.solver_type)
+        if old is None:
+            raise ParseError(f"unknown solver_type number {solver.solver_type}", source)
+        if solver.HasField("type") and solver.type != old:
+            log.warning("Solver gives both solver_type: %s and type: \"%s\"%s; using type",
+                        caffe_pb2.SolverParameter.SolverType.Name(solver.solver_type),
+                        solver.type, _where(source))
+        else:
+            solver.type = old
+            log.info("Upgraded solver_type enum to type: \"%s\"%s", old, _where(source))
+        solver.ClearField("solver_type")
+    for field in ("net_param", "train_net_param"):
+        if solver.HasField(field):
+            upgrade_net(getattr(solver, field), f"{source or 'solver'} ({field})")
+    for i, net in enumerate(solver.test_net_param):
+        upgrade_net(net, f"{source or 'solver'} (test_net_param #{i})")
+    return solver

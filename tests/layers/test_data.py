@@ -1,0 +1,229 @@
+"""Data layer end to end on tiny LMDBs the tests build: shapes, values, order, resuming."""
+
+import gc
+import threading
+
+import numpy as np
+import pytest
+
+from brewnet import rng
+from brewnet.blob import Blob
+from brewnet.data.datum import array_to_datum
+from brewnet.data.lmdb_source import write_lmdb
+from brewnet.errors import DataError, NetError
+from brewnet.proto import caffe_pb2
+from tests.data.helpers import image_stack, make_lmdb
+from tests.gradcheck import make_layer, setup_layer
+
+IMAGES = image_stack(10, (1, 4, 5), seed=7)
+LABELS = np.arange(10)[::-1] % 10
+
+
+@pytest.fixture
+def db(tmp_path):
+    return make_lmdb(tmp_path / "db", IMAGES, LABELS)
+
+
+def data_layer(source, extra="", transform="", phase=caffe_pb2.TRAIN, name="data"):
+    layer = make_layer(f'name: "{name}" type: "Data" '
+                       f'data_param {{ source: "{source}" backend: LMDB {extra} }} '
+                       f"transform_param {{ {transform} }}", phase)
+    return layer
+
+
+def batches(layer, top, count):
+    out = []
+    for _ in range(count):
+        layer.forward([], top)
+        out.append((top[0].data.copy(), top[1].data.copy()))
+    return out
+
+
+def brewnet_threads():
+    return [t for t in threading.enumerate() if t.name.startswith("brewnet-data")]
+
+
+def test_shapes_values_and_labels(db):
+    """Tops are (N, C, H, W) and (N,); data is x·scale of records in key order, labels as
+    floats."""
+    layer = data_layer(db, "batch_size: 4", "scale: 0.00390625")
+    try:
+        top = setup_layer(layer, [], 2)
+        assert top[0].shape == [4, 1, 4, 5] and top[1].shape == [4]
+        layer.forward([], top)
+        expected = IMAGES[:4].astype(np.float32) * np.float32(0.00390625)
+        np.testing.assert_array_equal(top[0].data, expected)
+        np.testing.assert_array_equal(top[1].data, LABELS[:4].astype(np.float32))
+        assert top[0].data.dtype == np.float32
+    finally:
+        layer.close()
+
+
+def test_wraps_around(db):
+    """After the last record the layer starts over at the first (10 records, batch 4)."""
+    layer = data_layer(db, "batch_size: 4")
+    try:
+        top = setup_layer(layer, [], 2)
+        got = batches(layer, top, 3)
+        order = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 0, 1]
+        np.testing.assert_array_equal(np.concatenate([d for d, _ in got]), IMAGES[order])
+        np.testing.assert_array_equal(np.concatenate([lbl for _, lbl in got]), LABELS[order])
+    finally:
+        layer.close()
+
+
+def test_data_top_only(db):
+    """The label top is optional."""
+    layer = data_layer(db, "batch_size: 3")
+    try:
+        top = setup_layer(layer, [], 1)
+        layer.forward([], top)
+        np.testing.assert_array_equal(top[0].data, IMAGES[:3])
+    finally:
+        layer.close()
+
+
+def test_test_phase_key_order_centre_crop(db):
+    """TEST reads the same key order and crops at the centre."""
+    layer = data_layer(db, "batch_size: 5", "crop_size: 3", phase=caffe_pb2.TEST)
+    try:
+        top = setup_layer(layer, [], 2)
+        assert top[0].shape == [5, 1, 3, 3]
+        layer.forward([], top)
+        np.testing.assert_array_equal(top[0].data, IMAGES[:5, :, 0:3, 1:4])
+    finally:
+        layer.close()
+
+
+def run_random(source, seed, plan):
+    """Batches from a TRAIN layer with random crop and mirror; plan: 'f' forward, int skip."""
+    rng.set_random_seed(seed)
+    layer = data_layer(source, "batch_size: 3 prefetch: 2", "crop_size: 3 mirror: true")
+    out = []
+    try:
+        top = setup_layer(layer, [], 2)
+        for step in plan:
+            if step == "f":
+                layer.forward([], top)
+                out.append((top[0].data.copy(), top[1].data.copy()))
+            else:
+                layer.skip_batches(step)
+    finally:
+        layer.close()
+    return out
+
+
+def test_deterministic_for_a_fixed_seed(db):
+    """Same seed, same batches (crops and flips included) regardless of thread timing."""
+    a = run_random(db, 11, "fffff")
+    b = run_random(db, 11, "fffff")
+    for (da, la), (dbb, lb) in zip(a, b, strict=True):
+        np.testing.assert_array_equal(da, dbb)
+        np.testing.assert_array_equal(la, lb)
+    c = run_random(db, 12, "fffff")
+    assert any(not np.array_equal(x[0], y[0]) for x, y in zip(a, c, strict=True))
+
+
+def test_skip_batches_continues_exactly(db):
+    """skip_batches(n) yields what an uninterrupted run gives n batches later, prefetched
+    batches notwithstanding, including random crops/mirrors."""
+    full = run_random(db, 5, "ffffffff")
+    resumed = run_random(db, 5, ["f", "f", 3, "f", "f"])
+    at_start = run_random(db, 5, [6, "f", "f"])
+    for got, want in zip(resumed, [full[0], full[1], full[5], full[6]], strict=True):
+        np.testing.assert_array_equal(got[0], want[0])
+        np.testing.assert_array_equal(got[1], want[1])
+    for got, want in zip(at_start, full[6:8], strict=True):
+        np.testing.assert_array_equal(got[0], want[0])
+
+
+def test_rand_skip_starts_within_range(db):
+    """rand_skip starts reading at a random record in [0, rand_skip)."""
+    starts = set()
+    for seed in range(8):
+        rng.set_random_seed(seed)
+        layer = data_layer(db, "batch_size: 2 rand_skip: 4")
+        try:
+            top = setup_layer(layer, [], 2)
+            layer.forward([], top)
+        finally:
+            layer.close()
+        start = [i for i in range(10) if np.array_equal(top[0].data[0], IMAGES[i])]
+        assert len(start) == 1 and start[0] < 4
+        np.testing.assert_array_equal(top[0].data[1], IMAGES[start[0] + 1])
+        starts.add(start[0])
+    assert len(starts) > 1
+
+
+def test_legacy_data_param_transform_fields(db):
+    """data_param's deprecated scale applies when transform_param does not set one."""
+    layer = data_layer(db, "batch_size: 2 scale: 0.5")
+    try:
+        top = setup_layer(layer, [], 2)
+        layer.forward([], top)
+        np.testing.assert_array_equal(top[0].data, IMAGES[:2].astype(np.float32) * 0.5)
+    finally:
+        layer.close()
+
+
+def test_float_data_records(tmp_path):
+    """Records holding float_data feed the net as they are (then transformed)."""
+    x = np.random.default_rng(0).normal(size=(4, 2, 3, 3)).astype(np.float32)
+    write_lmdb(tmp_path / "f", ((b"%08d" % i, array_to_datum(a, i)) for i, a in enumerate(x)))
+    layer = data_layer(tmp_path / "f", "batch_size: 4", "mean_value: 1 mean_value: 2")
+    try:
+        top = setup_layer(layer, [], 2)
+        layer.forward([], top)
+        np.testing.assert_array_equal(top[0].data, x - np.array([1, 2], np.float32)[:, None, None])
+    finally:
+        layer.close()
+
+
+def test_configuration_errors(db, tmp_path):
+    """batch_size 0, a missing or LevelDB backend, and a missing source fail at setup with
+    messages naming the layer and the fix."""
+    with pytest.raises(NetError, match="layer 'data' .*batch_size must be positive"):
+        setup_layer(data_layer(db, "batch_size: 0"), [], 2)
+    no_backend = make_layer(f'name: "d" type: "Data" data_param {{ source: "{db}" '
+                            "batch_size: 2 }")
+    with pytest.raises(NetError, match="default is LEVELDB.*backend: LMDB"):
+        setup_layer(no_backend, [], 2)
+    leveldb = make_layer(f'name: "d" type: "Data" data_param {{ source: "{db}" '
+                         "batch_size: 2 backend: LEVELDB }")
+    with pytest.raises(NetError, match="LevelDB is not supported yet.*backend: LMDB"):
+        setup_layer(leveldb, [], 2)
+    with pytest.raises(DataError, match=r"layer 'data' \(Data\): LMDB '.*missing' does not"):
+        setup_layer(data_layer(tmp_path / "missing", "batch_size: 2"), [], 2)
+    assert not brewnet_threads()
+
+
+def test_bad_record_error_reaches_forward(tmp_path):
+    """A malformed record found by the prefetch thread is raised by forward, naming the key."""
+    good = [(b"%08d" % i, array_to_datum(IMAGES[i], 0)) for i in range(5)]
+    bad = caffe_pb2.Datum(channels=1, height=4, width=5, data=b"\0" * 7)
+    write_lmdb(tmp_path / "db", [*good, (b"00000005", bad)])
+    layer = data_layer(tmp_path / "db", "batch_size: 3")
+    try:
+        top = setup_layer(layer, [], 2)
+        layer.forward([], top)
+        with pytest.raises(DataError, match=r"layer 'data' \(Data\): LMDB .*record '00000005' "
+                                            "has 7 bytes"):
+            layer.forward([], top)
+    finally:
+        layer.close()
+
+
+def test_close_stops_the_thread_and_gc_does_too(db):
+    """close() ends the prefetch thread; a layer dropped without close is cleaned up by GC."""
+    layer = data_layer(db, "batch_size: 2", name="closeme")
+    setup_layer(layer, [], 2)
+    assert any(t.name == "brewnet-data-closeme" for t in brewnet_threads())
+    layer.close()
+    assert not brewnet_threads()
+    with pytest.raises(NetError, match="closed"):
+        layer.forward([], [Blob(), Blob()])
+    layer = data_layer(db, "batch_size: 2", name="dropme")
+    setup_layer(layer, [], 2)
+    del layer
+    gc.collect()
+    assert not brewnet_threads()

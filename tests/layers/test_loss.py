@@ -1,0 +1,165 @@
+"""SoftmaxWithLoss: Caffe's multinomial logistic loss of the softmax, its normalization modes,
+ignore_label, loss weight and label checks."""
+
+import math
+
+import numpy as np
+import pytest
+
+from brewnet.errors import NetError, ShapeError
+from tests.gradcheck import blobs_from, check_gradient, make_layer, setup_layer
+
+FLT_MIN = float(np.finfo(np.float32).tiny)
+
+
+def loss_layer(loss_param: str = "", axis: int = 1):
+    return make_layer(f'type: "SoftmaxWithLoss" softmax_param {{ axis: {axis} }} '
+                      f'loss_param {{ {loss_param} }}')
+
+
+def reference(scores: np.ndarray, labels: np.ndarray, mode: str,
+              ignore: int | None = None) -> float:
+    """Loop over (n, h, w) positions of (N, C, H, W) scores with axis 1."""
+    n, c = scores.shape[:2]
+    inner = int(np.prod(scores.shape[2:]))
+    s = scores.reshape(n, c, inner).astype(np.float64)
+    lab = labels.reshape(n, inner)
+    total, valid = 0.0, 0
+    for i in range(n):
+        for j in range(inner):
+            y = int(lab[i, j])
+            if ignore is not None and y == ignore:
+                continue
+            peak = max(s[i, :, j])
+            z = sum(math.exp(v - peak) for v in s[i, :, j])
+            p = math.exp(s[i, y, j] - peak) / z
+            total -= math.log(max(p, FLT_MIN))
+            valid += 1
+    norm = {"FULL": n * inner, "VALID": valid, "BATCH_SIZE": n, "NONE": 1}[mode]
+    return total / max(1, norm)
+
+
+def spatial_case(seed: int = 0):
+    """Scores (2, 4, 2, 3) and labels (2, 1, 2, 3) with two positions labelled 255."""
+    g = np.random.default_rng(seed)
+    scores = g.standard_normal((2, 4, 2, 3)).astype(np.float32)
+    labels = g.integers(0, 4, (2, 1, 2, 3)).astype(np.float32)
+    labels[0, 0, 1, 2] = labels[1, 0, 0, 0] = 255
+    return scores, labels
+
+
+def run(layer, scores, labels, num_top=1):
+    bottom = blobs_from(scores, labels)
+    top = setup_layer(layer, bottom, num_top)
+    layer.forward(bottom, top)
+    return bottom, top
+
+
+@pytest.mark.parametrize("mode", ["FULL", "VALID", "BATCH_SIZE", "NONE"])
+def test_forward_each_normalization_with_ignore_label(mode):
+    """loss = -Σ log p_label / norm over non-ignored positions; VALID counts them, FULL is
+    N·H·W, BATCH_SIZE is N, NONE is 1."""
+    scores, labels = spatial_case()
+    layer = loss_layer(f"normalization: {mode} ignore_label: 255")
+    _, top = run(layer, scores, labels)
+    assert top[0].data.shape == ()
+    assert float(top[0].data) == pytest.approx(reference(scores, labels, mode, 255), rel=1e-5)
+
+
+def test_default_is_valid_without_ignore_label():
+    """With no ignore_label every position is valid, so the default VALID divides by N·H·W."""
+    scores, labels = spatial_case()
+    labels[labels == 255] = 1
+    _, top = run(loss_layer(), scores, labels)
+    assert float(top[0].data) == pytest.approx(reference(scores, labels, "FULL"), rel=1e-5)
+
+
+@pytest.mark.parametrize(("legacy", "mode"), [("false", "BATCH_SIZE"), ("true", "VALID")])
+def test_legacy_normalize_flag(legacy, mode):
+    """normalize: false means BATCH_SIZE and true means VALID, unless normalization is set."""
+    scores, labels = spatial_case()
+    _, top = run(loss_layer(f"normalize: {legacy} ignore_label: 255"), scores, labels)
+    assert float(top[0].data) == pytest.approx(reference(scores, labels, mode, 255), rel=1e-5)
+    _, top = run(loss_layer(f"normalize: {legacy} normalization: NONE ignore_label: 255"),
+                 scores, labels)
+    assert float(top[0].data) == pytest.approx(reference(scores, labels, "NONE", 255),
+                                               rel=1e-5)
+
+
+def test_probability_top_and_tiny_probabilities():
+    """The optional second top is the softmax; a vanishing p_label is clamped to FLT_MIN so
+    the loss stays finite."""
+    scores = np.array([[0.0, 200.0], [3.0, 1.0]], np.float32)
+    labels = np.array([0, 0], np.float32)
+    _, top = run(loss_layer(), scores, labels, num_top=2)
+    e = np.exp(scores - scores.max(1, keepdims=True))
+    np.testing.assert_allclose(top[1].data, e / e.sum(1, keepdims=True), rtol=1e-6)
+    assert float(top[0].data) == pytest.approx(reference(scores, labels, "VALID"), rel=1e-5)
+    assert np.isfinite(top[0].data)
+
+
+@pytest.mark.parametrize("param", ["", "normalization: FULL ignore_label: 255",
+                                   "normalization: BATCH_SIZE ignore_label: 255",
+                                   "normalization: NONE"])
+def test_gradient(param):
+    """d scores = (p - onehot)/norm (0 at ignored positions) matches numerical gradients."""
+    scores, labels = spatial_case(1)
+    if "ignore" not in param:
+        labels[labels == 255] = 2
+    layer = loss_layer(param)
+    bottom = blobs_from(scores[:, :, :1], labels[:, :, :1])
+    top = setup_layer(layer, bottom)
+    check_gradient(layer, bottom, top, check_bottom=[0])
+
+
+def test_backward_scales_by_loss_weight_and_zeroes_ignored():
+    """The gradient is multiplied by the loss weight held in top[0].diff; ignored positions
+    get exactly 0."""
+    scores, labels = spatial_case(2)
+    layer = loss_layer("ignore_label: 255")
+    bottom, top = run(layer, scores, labels)
+    top[0].diff[...] = 1
+    layer.backward(top, [True, False], bottom)
+    unit = bottom[0].diff.copy()
+    top[0].diff[...] = 0.25
+    layer.backward(top, [True, False], bottom)
+    np.testing.assert_allclose(bottom[0].diff, 0.25 * unit, rtol=1e-6)
+    assert np.all(bottom[0].diff[0, :, 1, 2] == 0)
+    assert np.all(bottom[0].diff[1, :, 0, 0] == 0)
+    # (p - onehot) sums to zero over the classes at every valid position
+    np.testing.assert_allclose(unit.sum(axis=1), 0, atol=1e-6)
+
+
+def test_label_axis_other_than_one():
+    """With axis 2 the classes run along axis 2: outer = N·C, inner = W."""
+    g = np.random.default_rng(4)
+    scores = g.standard_normal((2, 3, 4, 2)).astype(np.float32)
+    labels = g.integers(0, 4, (2, 3, 2)).astype(np.float32)
+    _, top = run(loss_layer(axis=2), scores, labels)
+    moved = np.moveaxis(scores, 2, 1)  # (N, 4, C, W): reference works on axis 1
+    want = reference(moved, labels, "VALID")
+    assert float(top[0].data) == pytest.approx(want, rel=1e-5)
+
+
+def test_label_count_mismatch_names_shapes():
+    """The label count must be N·H·W; otherwise a ShapeError names both shapes."""
+    layer = loss_layer()
+    bottom = blobs_from(np.zeros((2, 3, 2, 2), np.float32), np.zeros((2, 3), np.float32))
+    with pytest.raises(ShapeError, match=r"label count 6.*\(2, 3\).*8.*\(2, 3, 2, 2\)"):
+        setup_layer(layer, bottom)
+
+
+def test_label_out_of_range_names_value():
+    """A label outside [0, C) that is not ignored is a NetError naming the layer and value."""
+    layer = loss_layer()
+    with pytest.raises(NetError, match=r"softmaxwithloss.*label value 7"):
+        run(layer, np.zeros((2, 3), np.float32), np.array([1, 7], np.float32))
+
+
+def test_no_gradient_to_labels():
+    """Asking for the label's gradient is an error."""
+    layer = loss_layer()
+    bottom, top = run(layer, np.zeros((2, 3), np.float32), np.array([1, 2], np.float32))
+    with pytest.raises(NetError, match="labels"):
+        layer.backward(top, [True, True], bottom)
+    assert layer.is_loss and not layer.allow_force_backward(1)
