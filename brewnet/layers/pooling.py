@@ -35,16 +35,18 @@ def pooled_size(size: int, kernel: int, stride: int, pad: int, ceil: bool = True
 
 
 def _pair(layer: Layer, p: caffe_pb2.PoolingParameter, name: str, default: int) -> list[int]:
-    """``name`` or ``name_h`` + ``name_w``: Caffe accepts one form, not both."""
-    has = p.HasField(name)
+    """``name`` (``kernel_size`` for the kernel) or both ``name_h`` and ``name_w``, never both
+    forms, as Caffe checks."""
+    field = "kernel_size" if name == "kernel" else name
+    has = p.HasField(field)
     has_h, has_w = p.HasField(f"{name}_h"), p.HasField(f"{name}_w")
-    if has and (has_h or has_w):
-        raise layer.error(f"give either {name} or {name}_h/{name}_w, not both")
     if has_h or has_w:
-        if name == "kernel" and not (has_h and has_w):
-            raise layer.error("non-square kernels need both kernel_h and kernel_w")
+        if has:
+            raise layer.error(f"give either {field} or {name}_h and {name}_w, not both")
+        if not (has_h and has_w):
+            raise layer.error(f"{name}_h and {name}_w must be given together")
         return [int(getattr(p, f"{name}_h")), int(getattr(p, f"{name}_w"))]
-    value = int(getattr(p, name)) if has else default
+    value = int(getattr(p, field)) if has else default
     return [value, value]
 
 
@@ -78,8 +80,7 @@ class PoolingLayer(Layer):
             if not kernel_given:
                 raise self.error("kernel_size (or kernel_h and kernel_w) is required")
             kernel = _pair(self, p, "kernel", 0)
-            p_kernel = p.kernel_size if p.HasField("kernel_size") else None
-            if min(kernel) <= 0 or p_kernel == 0:
+            if min(kernel) <= 0:
                 raise self.error(f"kernel size must be positive, got {kernel}")
         stride = _pair(self, p, "stride", 1)
         pad = _pair(self, p, "pad", 0)
@@ -126,7 +127,8 @@ class PoolingLayer(Layer):
         # the image, they are views of the bottom itself and no padded copy is needed.
         span_h, span_w = (oh - 1) * sh + kh, (ow - 1) * sw + kw
         self._direct = ph == 0 and pw == 0 and span_h <= h and span_w <= w
-        self._tiles = self._direct and sh == kh and sw == kw  # disjoint windows
+        # Disjoint windows that tile the whole bottom.
+        self._tiles = self._direct and (sh, sw) == (kh, kw) and (span_h, span_w) == (h, w)
         if self._direct:
             self._buffer = None
         else:
@@ -137,7 +139,10 @@ class PoolingLayer(Layer):
             self._crop = (slice(None), slice(None), slice(0, rows), slice(0, cols))
         self._grad = None  # gradient scratch, made by the first backward
         if self._max:
-            self._argmax = xp.zeros((n, c, oh, ow), dtype=np.int32)
+            # The argmax is the kernel offset i*kw + j; one byte holds it for kernels to 16x16.
+            offsets = 1 if self._global else kh * kw
+            small = offsets <= np.iinfo(np.uint8).max and not self._global
+            self._argmax = xp.zeros((n, c, oh, ow), dtype=np.uint8 if small else np.int32)
             self._better = xp.empty((n, c, oh, ow), dtype=bool)
         else:
             # Caffe's divisor: the window clipped to [-pad, in + pad), before clipping to the
@@ -179,7 +184,7 @@ class PoolingLayer(Layer):
                 argmax.fill(0)
                 for offset, window in windows:
                     xp.greater(window, y, out=better)  # strict: the first maximum stays
-                    xp.copyto(y, window, where=better)
+                    xp.maximum(window, y, out=y)
                     xp.copyto(argmax, offset, where=better)
             else:
                 for _, window in windows:
@@ -223,15 +228,24 @@ class PoolingLayer(Layer):
             if self._grad is None:
                 self._grad = xp.empty_like(self._buffer)
             grad = self._grad
+        if self._tiles:
+            # Disjoint windows covering the image: every cell is written exactly once.
+            # (A non-finite top diff spreads to its whole window here, not only its argmax.)
+            if self._max:
+                for offset, window in self._windows(grad):
+                    xp.equal(self._argmax, offset, out=self._better)
+                    xp.multiply(dy, self._better, out=window)
+            else:
+                share = dy / self._divisor
+                for _, window in self._windows(grad):
+                    xp.copyto(window, share)
+            return
         grad.fill(0)
         if self._max:
             argmax, hit = self._argmax, self._better
             for offset, window in self._windows(grad):
                 xp.equal(argmax, offset, out=hit)
-                if self._tiles:  # disjoint windows: each cell is written once
-                    xp.copyto(window, dy, where=hit)
-                else:
-                    xp.add(window, dy, out=window, where=hit)
+                xp.add(window, dy, out=window, where=hit)
         else:
             share = dy / self._divisor
             for _, window in self._windows(grad):

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from ..errors import NetError
 from ..proto import caffe_pb2
 
 
@@ -28,8 +27,7 @@ def insert_splits(param: caffe_pb2.NetParameter) -> caffe_pb2.NetParameter:
     for i, layer in enumerate(param.layer):
         for j, name in enumerate(layer.bottom):
             if name not in last_producer:
-                raise NetError(f"bottom '{name}' (index {j}) is not produced by any earlier "
-                               "layer", layer=layer.name, layer_type=layer.type, blob=name)
+                continue  # the compiler reports it, knowing more about what was meant
             source_of[(i, j)] = last_producer[name]
             consumers[last_producer[name]] += 1
         for j, name in enumerate(layer.top):
@@ -49,8 +47,8 @@ def insert_splits(param: caffe_pb2.NetParameter) -> caffe_pb2.NetParameter:
         new = out.layer.add()
         new.CopyFrom(layer)
         for j, name in enumerate(layer.bottom):
-            src = source_of[(i, j)]
-            if consumers[src] > 1:
+            src = source_of.get((i, j))
+            if src is not None and consumers[src] > 1:
                 src_layer = param.layer[src[0]].name
                 new.bottom[j] = split_blob_name(name, src_layer, src[1], used[src])
                 used[src] += 1

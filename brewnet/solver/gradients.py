@@ -29,7 +29,7 @@ def clip_gradients(params: Sequence[Blob], clip: float) -> None:
     sumsq = np.float32(0)
     for p in params:
         d = p.diff.ravel()
-        sumsq += np.float32(d.dot(d))
+        sumsq += np.float32(float(d.dot(d)))  # float(): also fetches a CuPy scalar
     norm = np.float32(np.sqrt(sumsq))
     if norm > c:
         scale = c / norm

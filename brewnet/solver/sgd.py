@@ -31,7 +31,6 @@ class SGDSolver(Solver):
     """``SGDSolver(path_or_param)`` as pycaffe's; ``history`` holds one momentum array V per
     learnable parameter."""
 
-    type: ClassVar[str] = "SGD"
     history_slots: ClassVar[int] = 1
 
     def _check_param(self) -> None:

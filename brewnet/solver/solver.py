@@ -46,7 +46,6 @@ class Solver:
     schedule state a .solverstate keeps.
     """
 
-    type: ClassVar[str] = ""
     # How many history blobs the update rule keeps per learnable parameter.
     history_slots: ClassVar[int] = 0
 
@@ -77,9 +76,13 @@ class Solver:
             set_random_seed(param.random_seed)
         self.net = self._build_net(train_net_def(param, solver_dir, self.source))
         self.test_nets: list[Net] = []
-        for i, d in enumerate(test_net_defs(param, solver_dir, self.source)):
-            log.info(f"Creating test net (#{i}) specified by {d.described}")
-            self.test_nets.append(self._build_net(d))
+        try:
+            for i, d in enumerate(test_net_defs(param, solver_dir, self.source)):
+                log.info(f"Creating test net (#{i}) specified by {d.described}")
+                self.test_nets.append(self._build_net(d))
+        except BaseException:
+            self.close()  # stop the prefetch threads of the nets already built
+            raise
         log.info("Solver scaffolding done.")
         self._pre_solve()
 
@@ -102,11 +105,16 @@ class Solver:
             raise SolverError(f"{self.source}: {e}") from None
 
     def _build_net(self, d: NetDef) -> Net:
+        """A net from its definition, with the solver's ``weights`` copied in (finetuning)."""
         net = Net(d.param, state=d.state, source=d.source)
-        for models in self.param.weights:
-            for path in (m.strip() for m in models.split(",")):
-                log.info(f"Finetuning from {path}")
-                net.copy_from(path)
+        try:
+            for models in self.param.weights:
+                for path in (m.strip() for m in models.split(",")):
+                    log.info(f"Finetuning from {path}")
+                    net.copy_from(path)
+        except BaseException:
+            net.close()
+            raise
         return net
 
     def _pre_solve(self) -> None:
@@ -157,9 +165,11 @@ class Solver:
             self._smoothed_loss += (loss - self._losses[idx]) / np.float32(window)
             self._losses[idx] = loss
 
-    def _outputs(self, net: Net) -> list[tuple[str, np.ndarray, float]]:
+    @staticmethod
+    def _outputs(net: Net) -> list[tuple[str, np.ndarray, float]]:
+        """(name, values, loss weight) of each output blob, in the net's output order."""
         weights = net.blob_loss_weights
-        return [(name, to_numpy(net.blobs[name].data).ravel(), weights.get(name, 0.0))
+        return [(name, to_numpy(net.blobs[name].data), weights.get(name, 0.0))
                 for name in net.outputs]
 
     def step(self, iters: int) -> None:
@@ -243,9 +253,9 @@ class Solver:
         net = self.test_nets[k]
         net.share_with(self.net)
         n = p.test_iter[k]
-        scores: list[np.ndarray] | None = None
+        scores: list[np.ndarray] = []
         loss = np.float32(0)
-        for _ in range(n):
+        for i in range(n):
             request = self._requested_action()
             while request is not SolverAction.NONE:
                 if request is SolverAction.SNAPSHOT:
@@ -258,8 +268,9 @@ class Solver:
             iter_loss = net.forward_loss()
             if p.test_compute_loss:
                 loss += np.float32(iter_loss)
-            values = [v.astype(np.float32, copy=True) for _, v, _ in self._outputs(net)]
-            if scores is None:
+            values = [to_numpy(net.blobs[name].data).astype(np.float32).ravel()
+                      for name in net.outputs]
+            if i == 0:
                 scores = values
             else:
                 for acc, v in zip(scores, values, strict=True):
@@ -269,10 +280,9 @@ class Solver:
             return
         if p.test_compute_loss:
             log.info(f"Test loss: {num(loss / np.float32(n))}")
-        if scores is None:
-            return
-        means = [(name, acc / np.float32(n), w) for acc, (name, _, w) in
-                 zip(scores, self._outputs(net), strict=True)]
+        weights = net.blob_loss_weights
+        means = [(name, acc / np.float32(n), weights.get(name, 0.0))
+                 for name, acc in zip(net.outputs, scores, strict=False)]
         for line in output_lines("Test", means):
             log.info(line)
 

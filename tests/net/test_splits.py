@@ -1,9 +1,7 @@
 """Split insertion reproduces Caffe's InsertSplits: where, how many, and the names."""
 
-import pytest
 from google.protobuf import text_format
 
-from brewnet.errors import NetError
 from brewnet.net.splits import insert_splits
 from brewnet.proto import caffe_pb2
 
@@ -66,6 +64,7 @@ def test_single_consumer_gets_no_split():
     assert [lp.name for lp in net.layer] == ["in", "r"]
 
 
-def test_unknown_bottom_names_layer_and_blob():
-    with pytest.raises(NetError, match="layer 'r'.*bottom 'nope'"):
-        insert_splits(parse('layer { name: "r" type: "ReLU" bottom: "nope" top: "y" }'))
+def test_unknown_bottom_is_left_for_the_compiler_to_report():
+    """An unresolved bottom is passed through unchanged (the compiler names it, with hints)."""
+    net = insert_splits(parse('layer { name: "r" type: "ReLU" bottom: "nope" top: "y" }'))
+    assert list(net.layer[0].bottom) == ["nope"]

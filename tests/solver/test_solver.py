@@ -218,3 +218,32 @@ def test_solver_base_has_no_update_rule():
     solver = Solver(make_param())
     with pytest.raises(NotImplementedError):
         solver.apply_update()
+
+
+def test_weights_are_loaded_into_train_and_test_nets(tmp_path, glog):
+    """`weights` (comma-separated) are copied into the train net and every test net, each
+    logged as `Finetuning from <file>`."""
+    donor = SGDSolver(make_param())
+    donor.net.learnable_params[1].data[...] = [7.0, 8.0]
+    path = tmp_path / "w.caffemodel"
+    path.write_bytes(donor.net.to_proto().SerializeToString())
+    solver = SGDSolver(make_param(f'weights: " {path} ,{path}" test_iter: 1 test_interval: 9'))
+    for net in (solver.net, solver.test_nets[0]):
+        np.testing.assert_array_equal(net.learnable_params[1].data, [7.0, 8.0])
+    assert messages(glog).count(f"Finetuning from {path}") == 4
+
+
+def test_get_solver_builds_the_named_type(tmp_path):
+    """get_solver reads `type` (default SGD); known-but-unbuilt and unknown types are errors
+    naming the type and the file."""
+    from brewnet.solver import get_solver
+
+    f = tmp_path / "s.prototxt"
+    f.write_text('net_param { name: "fake" } base_lr: 0.1 lr_policy: "fixed"')
+    assert type(get_solver(str(f))) is SGDSolver
+    f.write_text('net_param { name: "fake" } type: "Adam" base_lr: 0.1 lr_policy: "fixed"')
+    with pytest.raises(SolverError, match="solver type Adam is not implemented yet"):
+        get_solver(str(f))
+    f.write_text('net_param { name: "fake" } type: "Adamm" base_lr: 0.1 lr_policy: "fixed"')
+    with pytest.raises(SolverError, match=re.escape(f"{f}: unknown solver type 'Adamm'")):
+        get_solver(str(f))

@@ -74,7 +74,6 @@ def progress(log_text: str) -> list[str]:
     return out
 
 
-@pytest.mark.slow
 def test_resume_reproduces_uninterrupted_run(workdir, glog):
     """Snapshot at 5, restore, solve to 10: the log from iteration 5 on, and the final
     weights, equal those of one uninterrupted run (same random_seed)."""
