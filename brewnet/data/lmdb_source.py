@@ -84,6 +84,7 @@ class LMDBSource:
                                   subdir=os.path.isdir(self.path))
         except lmdb.Error as e:
             raise DataError(f"{self.where} cannot be opened as an LMDB: {e}") from None
+        log.info(f"Opened lmdb {self.path}")
         self.entries = int(self._env.stat()["entries"])
         if self.entries == 0:
             self._env.close()

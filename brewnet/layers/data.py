@@ -74,7 +74,8 @@ class DataLayer(Layer):
                 log.info(f"Skipping first {start} data points.")
             # The feed draws from its own generators (seeded here), never from the global one
             # the main thread uses, so a fixed seed gives the same batches however threads run.
-            seed = int(rng.generator().integers(2**63))
+            # Like Caffe's DataTransformer::InitRand, only a random transform takes a seed.
+            seed = int(rng.generator().integers(2**63)) if transformer.random else 0
         except BaseException:
             source.close()
             raise
