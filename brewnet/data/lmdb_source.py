@@ -8,6 +8,7 @@ Caffe's cursor, and can seek to any record index so a resumed run continues the 
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -66,6 +67,35 @@ def _commit(env: lmdb.Environment, items: list[tuple[bytes, bytes]]) -> None:
             env.set_mapsize(env.info()["map_size"] * 2)
 
 
+# py-lmdb allows one open Environment per database per process, but a TRAIN and a TEST Data
+# layer (or two nets) often read the same database: share one, counting its readers.
+_shared_envs: dict[str, list] = {}  # real path -> [Environment, reader count]
+_shared_lock = threading.Lock()
+
+
+def _open_shared(path: str) -> lmdb.Environment:
+    key = os.path.realpath(path)
+    with _shared_lock:
+        entry = _shared_envs.get(key)
+        if entry is None:
+            env = lmdb.open(path, readonly=True, lock=False, subdir=os.path.isdir(path))
+            entry = _shared_envs[key] = [env, 0]
+        entry[1] += 1
+        return entry[0]
+
+
+def _release_shared(path: str) -> None:
+    key = os.path.realpath(path)
+    with _shared_lock:
+        entry = _shared_envs.get(key)
+        if entry is None:
+            return
+        entry[1] -= 1
+        if entry[1] == 0:
+            del _shared_envs[key]
+            entry[0].close()
+
+
 class LMDBSource:
     """Sequential reader over an LMDB in key order, wrapping around at the end.
 
@@ -80,14 +110,13 @@ class LMDBSource:
             raise DataError(f"{self.where} does not exist (relative paths are resolved from "
                             f"the working directory {os.getcwd()})")
         try:
-            self._env = lmdb.open(self.path, readonly=True, lock=False,
-                                  subdir=os.path.isdir(self.path))
+            self._env = _open_shared(self.path)
         except lmdb.Error as e:
             raise DataError(f"{self.where} cannot be opened as an LMDB: {e}") from None
         log.info(f"Opened lmdb {self.path}")
         self.entries = int(self._env.stat()["entries"])
         if self.entries == 0:
-            self._env.close()
+            _release_shared(self.path)
             raise DataError(f"{self.where} is empty; it holds no records")
         self._txn = self._env.begin(buffers=False)
         self._cursor = self._txn.cursor()
@@ -133,7 +162,7 @@ class LMDBSource:
         if not self._closed:
             self._closed = True
             self._txn.abort()
-            self._env.close()
+            _release_shared(self.path)
 
     def __enter__(self) -> LMDBSource:
         return self

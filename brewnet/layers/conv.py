@@ -110,8 +110,9 @@ class ConvolutionLayer(Layer):
         shapes = [weight_shape] + ([(num_output,)] if self._bias_term else [])
         if self.blobs:
             if len(self.blobs) != len(shapes):
+                what = "weights and bias" if self._bias_term else "weights only"
                 raise self.shape_error(f"has {len(self.blobs)} parameter blobs but needs "
-                                       f"{len(shapes)} (weights{', bias' if self._bias_term else ''})")
+                                       f"{len(shapes)} ({what})")
             for index, shape in enumerate(shapes):
                 learnable_shape_check(self, index, shape)
         else:

@@ -23,6 +23,9 @@ from .base import Layer
 from .registry import register
 
 _P = caffe_pb2.PoolingParameter
+# Bytes of bottom planes processed together: about an L2 cache, so the k*k strided passes over
+# a block hit cache instead of memory.
+_BLOCK_BYTES = 1 << 19
 
 
 def pooled_size(size: int, kernel: int, stride: int, pad: int, ceil: bool = True) -> int:
@@ -129,21 +132,27 @@ class PoolingLayer(Layer):
         self._direct = ph == 0 and pw == 0 and span_h <= h and span_w <= w
         # Disjoint windows that tile the whole bottom.
         self._tiles = self._direct and (sh, sw) == (kh, kw) and (span_h, span_w) == (h, w)
+        self._planes = planes = n * c
         if self._direct:
             self._buffer = None
+            plane_bytes = h * w * 4
         else:
-            self._buffer = xp.full((n, c, span_h, span_w), -np.inf if self._max else 0,
+            self._buffer = xp.full((planes, span_h, span_w), -np.inf if self._max else 0,
                                    dtype=np.float32)
             rows, cols = min(h, span_h - ph), min(w, span_w - pw)
-            self._inner = (slice(None), slice(None), slice(ph, ph + rows), slice(pw, pw + cols))
-            self._crop = (slice(None), slice(None), slice(0, rows), slice(0, cols))
+            self._inner = (slice(None), slice(ph, ph + rows), slice(pw, pw + cols))
+            self._crop = (slice(None), slice(0, rows), slice(0, cols))
+            plane_bytes = span_h * span_w * 4
+        # Work on blocks of planes small enough to stay in cache across the k*k passes.
+        self._step = max(1, _BLOCK_BYTES // plane_bytes)
         self._grad = None  # gradient scratch, made by the first backward
         if self._max:
             # The argmax is the kernel offset i*kw + j; one byte holds it for kernels to 16x16.
             offsets = 1 if self._global else kh * kw
             small = offsets <= np.iinfo(np.uint8).max and not self._global
-            self._argmax = xp.zeros((n, c, oh, ow), dtype=np.uint8 if small else np.int32)
-            self._better = xp.empty((n, c, oh, ow), dtype=bool)
+            self._argmax = xp.zeros((planes, oh, ow), dtype=np.uint8 if small else np.int32)
+            self._better = xp.empty((planes, oh, ow), dtype=bool)
+            self._candidate = xp.empty_like(self._argmax)
         else:
             # Caffe's divisor: the window clipped to [-pad, in + pad), before clipping to the
             # image.
@@ -159,49 +168,61 @@ class PoolingLayer(Layer):
         oh, ow = self._oh, self._ow
         for i in range(kh):
             for j in range(kw):
-                yield i * kw + j, source[:, :, i:i + sh * (oh - 1) + 1:sh,
-                                         j:j + sw * (ow - 1) + 1:sw]
+                yield i * kw + j, source[:, i:i + sh * (oh - 1) + 1:sh, j:j + sw * (ow - 1) + 1:sw]
 
-    def _source(self, xp, x):
-        if self._direct:
-            return x
-        xp.copyto(self._buffer[self._inner], x[self._crop])
-        return self._buffer
+    def _blocks(self):
+        for start in range(0, self._planes, self._step):
+            yield slice(start, min(start + self._step, self._planes))
+
+    def _planar(self, a):
+        return a.reshape(self._planes, *a.shape[2:])
 
     # -- forward / backward --------------------------------------------------------------------
     def forward(self, bottom: list[Blob], top: list[Blob]) -> None:
         xp = bottom[0].xp
-        x, y = bottom[0].data, top[0].data
+        x, y = self._planar(bottom[0].data), self._planar(top[0].data)
         if self._global:
             self._forward_global(xp, x, y)
         else:
-            source = self._source(xp, x)
-            windows = self._windows(source)
-            _, first = next(windows)
-            xp.copyto(y, first)
-            if self._max:
-                argmax, better = self._argmax, self._better
-                argmax.fill(0)
-                for offset, window in windows:
-                    xp.greater(window, y, out=better)  # strict: the first maximum stays
-                    xp.maximum(window, y, out=y)
-                    xp.copyto(argmax, offset, where=better)
-            else:
-                for _, window in windows:
-                    y += window
-                y /= self._divisor
+            for block in self._blocks():
+                if self._direct:
+                    source = x[block]
+                else:
+                    source = self._buffer[block]
+                    xp.copyto(source[self._inner], x[block][self._crop])
+                self._forward_block(xp, source, y[block], block)
         if len(top) > 1:
-            self._write_mask(xp, top[1].data)
+            self._write_mask(xp, self._planar(top[1].data))
+
+    def _forward_block(self, xp, source, y, block: slice) -> None:
+        windows = self._windows(source)
+        _, first = next(windows)
+        xp.copyto(y, first)
+        if self._max:
+            argmax, better = self._argmax[block], self._better[block]
+            candidate = self._candidate[block]
+            argmax.fill(0)
+            for offset, window in windows:
+                xp.greater(window, y, out=better)  # strict: the first maximum stays
+                xp.maximum(window, y, out=y)
+                # Offsets only grow, so "take this offset where better" is a maximum; unlike
+                # a masked copy it has no data-dependent branches.
+                xp.multiply(better, argmax.dtype.type(offset), out=candidate)
+                xp.maximum(argmax, candidate, out=argmax)
+        else:
+            for _, window in windows:
+                y += window
+            y /= self._divisor
 
     def _forward_global(self, xp, x, y) -> None:
-        n, c, h, w = self._shape
-        flat = x.reshape(n, c, h * w)
+        flat = x.reshape(self._planes, -1)
         if self._max:
-            self._argmax[...] = flat.argmax(axis=2).reshape(n, c, 1, 1)
-            y[...] = xp.take_along_axis(flat, self._argmax.reshape(n, c, 1), axis=2).reshape(
-                y.shape)
+            argmax = self._argmax.reshape(self._planes, 1)
+            argmax[...] = flat.argmax(axis=1)[:, None]
+            y[...] = xp.take_along_axis(flat, argmax, axis=1).reshape(y.shape)
         else:
-            y[...] = (flat.sum(axis=2, dtype=np.float32) / np.float32(h * w)).reshape(y.shape)
+            y[...] = (flat.sum(axis=1, dtype=np.float32) / np.float32(flat.shape[1])).reshape(
+                y.shape)
 
     def _write_mask(self, xp, mask) -> None:
         """Caffe's mask top: the argmax as a flat index ``h * W + w`` into the bottom plane."""
@@ -218,23 +239,33 @@ class PoolingLayer(Layer):
         if not propagate_down or not propagate_down[0]:
             return
         xp = bottom[0].xp
-        dy, dx = top[0].diff, bottom[0].diff
+        dy, dx = self._planar(top[0].diff), self._planar(bottom[0].diff)
         if self._global:
             self._backward_global(xp, dy, dx)
             return
-        if self._direct:
-            grad = dx
-        else:
-            if self._grad is None:
-                self._grad = xp.empty_like(self._buffer)
-            grad = self._grad
+        if not self._direct and self._grad is None:
+            self._grad = xp.empty_like(self._buffer)
+        for block in self._blocks():
+            grad = dx[block] if self._direct else self._grad[block]
+            self._backward_block(xp, dy[block], grad, block)
+            if not self._direct:
+                xp.copyto(dx[block][self._crop], grad[self._inner])
+        if not self._direct:
+            # Rows/columns that no window reaches (FLOOR rounding) get no gradient.
+            dx[:, self._crop[1].stop:, :] = 0
+            dx[:, :, self._crop[2].stop:] = 0
+
+    def _backward_block(self, xp, dy, grad, block: slice) -> None:
+        """MAX routes each top diff to its argmax through multiplies by the hit mask, so a
+        non-finite top diff would also reach the other cells of its window (as NaN)."""
+        argmax = self._argmax[block] if self._max else None
+        hit = self._better[block] if self._max else None
         if self._tiles:
             # Disjoint windows covering the image: every cell is written exactly once.
-            # (A non-finite top diff spreads to its whole window here, not only its argmax.)
             if self._max:
                 for offset, window in self._windows(grad):
-                    xp.equal(self._argmax, offset, out=self._better)
-                    xp.multiply(dy, self._better, out=window)
+                    xp.equal(argmax, offset, out=hit)
+                    xp.multiply(dy, hit, out=window)
             else:
                 share = dy / self._divisor
                 for _, window in self._windows(grad):
@@ -242,26 +273,21 @@ class PoolingLayer(Layer):
             return
         grad.fill(0)
         if self._max:
-            argmax, hit = self._argmax, self._better
+            routed = xp.empty_like(dy)
             for offset, window in self._windows(grad):
                 xp.equal(argmax, offset, out=hit)
-                xp.add(window, dy, out=window, where=hit)
+                xp.multiply(dy, hit, out=routed)  # branch-free, unlike add(where=hit)
+                window += routed
         else:
             share = dy / self._divisor
             for _, window in self._windows(grad):
                 window += share
-        if not self._direct:
-            xp.copyto(dx[self._crop], grad[self._inner])
-            if self._crop[2].stop < dx.shape[2] or self._crop[3].stop < dx.shape[3]:
-                # Rows/columns no window reaches (FLOOR rounding) get no gradient.
-                dx[:, :, self._crop[2].stop:, :] = 0
-                dx[:, :, :, self._crop[3].stop:] = 0
 
     def _backward_global(self, xp, dy, dx) -> None:
-        n, c, h, w = self._shape
+        flat = dx.reshape(self._planes, -1)
         if self._max:
-            flat = dx.reshape(n, c, h * w)
             flat.fill(0)
-            xp.put_along_axis(flat, self._argmax.reshape(n, c, 1), dy.reshape(n, c, 1), axis=2)
+            xp.put_along_axis(flat, self._argmax.reshape(self._planes, 1),
+                              dy.reshape(self._planes, 1), axis=1)
         else:
-            dx[...] = dy / np.float32(h * w)
+            flat[...] = dy.reshape(self._planes, 1) / np.float32(flat.shape[1])

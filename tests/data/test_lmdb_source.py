@@ -107,3 +107,21 @@ def test_images_survive_round_trip(tmp_path):
     for img, d, lbl in zip(images, datums, [4, 3, 2, 1], strict=True):
         assert (d.channels, d.height, d.width, d.label) == (3, 2, 5, lbl)
         assert d.data == img.tobytes()
+
+
+def test_two_readers_of_one_database_in_one_process(tmp_path):
+    """A TRAIN and a TEST Data layer may read the same LMDB at once (py-lmdb allows one open
+    environment per process; brewnet shares it), each with its own position."""
+    from brewnet.data.lmdb_source import LMDBSource, write_lmdb
+
+    path = tmp_path / "db"
+    write_lmdb(path, [(f"{i:08d}", bytes([i])) for i in range(3)])
+    a, b = LMDBSource(path), LMDBSource(path)
+    assert [v for _, v in a.read(2)] == [b"\x00", b"\x01"]
+    assert [v for _, v in b.read(1)] == [b"\x00"]
+    a.close()
+    assert [v for _, v in b.read(1)] == [b"\x01"]  # still readable after the other closed
+    b.close()
+    c = LMDBSource(path)  # reopens after both closed
+    assert c.entries == 3
+    c.close()
