@@ -32,6 +32,9 @@ def check_lr_policy(param: caffe_pb2.SolverParameter) -> None:
     """Raise SolverError for a policy Caffe does not know or one missing its settings, so a bad
     solver fails when it is built rather than at its first update."""
     policy = param.lr_policy
+    if not policy:
+        raise SolverError("lr_policy is not set (Caffe has no default); add e.g. "
+                          'lr_policy: "fixed" — valid: ' + ", ".join(LR_POLICIES))
     if policy not in LR_POLICIES:
         raise _unknown_policy(policy)
     if policy in ("step", "sigmoid") and not param.HasField("stepsize"):

@@ -70,11 +70,12 @@ class Solver:
         self._action: Callable[[], Any] | None = None
         self._losses: list[np.float32] = []
         self._smoothed_loss = np.float32(0)
+        train_def = train_net_def(param, solver_dir, self.source)  # first: is there a net?
         self._check_param()
         snap.check_snapshot_prefix(param)
         if param.random_seed >= 0:
             set_random_seed(param.random_seed)
-        self.net = self._build_net(train_net_def(param, solver_dir, self.source))
+        self.net = self._build_net(train_def)
         self.test_nets: list[Net] = []
         try:
             for i, d in enumerate(test_net_defs(param, solver_dir, self.source)):
