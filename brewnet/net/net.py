@@ -108,7 +108,8 @@ class Net:
         self._param_lr_set: dict[str, bool] = {}
         available: dict[str, None] = {}  # insertion-ordered set of unconsumed blobs
         names_seen: set[str] = set()
-        for lp in self.param_def.layer:
+        classes = [self._layer_class(lp) for lp in self.param_def.layer]  # before any setup
+        for lp, cls in zip(self.param_def.layer, classes, strict=True):
             if not lp.name:
                 raise NetError("a layer has no name; every layer needs a unique `name:`",
                                layer_type=lp.type)
@@ -116,16 +117,24 @@ class Net:
                 raise NetError("two layers have this name; layer names must be unique",
                                layer=lp.name, layer_type=lp.type)
             names_seen.add(lp.name)
-            self._append_layer(lp, available)
+            try:
+                self._append_layer(lp, cls, available)
+            except BaseException:
+                self.close()  # stop the data threads of the layers already set up
+                raise
         self.outputs: list[str] = sorted(available)  # std::set order, as Caffe
         self._plan_backward()
         log.debug(f"Network initialization done ({len(self.layers)} layers).")
 
-    def _append_layer(self, lp: caffe_pb2.LayerParameter, available: dict[str, None]) -> None:
+    @staticmethod
+    def _layer_class(lp: caffe_pb2.LayerParameter) -> type[Layer]:
         try:
-            cls = layer_class(lp.type)
+            return layer_class(lp.type)
         except KeyError as e:
             raise NetError(e.args[0], layer=lp.name, layer_type=lp.type) from None
+
+    def _append_layer(self, lp: caffe_pb2.LayerParameter, cls: type[Layer],
+                      available: dict[str, None]) -> None:
         phase = lp.phase if lp.HasField("phase") else self.phase
         layer = cls(lp, phase)
         idx = len(self.layers)

@@ -1,0 +1,178 @@
+"""Convolution: forward against a direct loop, backward against numerical gradients."""
+
+import numpy as np
+import pytest
+
+from brewnet.blob import Blob
+from brewnet.errors import NetError, ShapeError
+from tests.gradcheck import blobs_from, check_gradient, make_layer, setup_layer
+
+
+def conv_reference(x, w, b, stride=(1, 1), pad=(0, 0), dilation=(1, 1), group=1):
+    """Caffe's convolution written as plain loops over outputs (cross-correlation)."""
+    n, c, h, wd = x.shape
+    m, cg, kh, kw = w.shape
+    (sh, sw), (ph, pw), (dh, dw) = stride, pad, dilation
+    xp = np.pad(x.astype(np.float64), ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+    oh = (h + 2 * ph - (dh * (kh - 1) + 1)) // sh + 1
+    ow = (wd + 2 * pw - (dw * (kw - 1) + 1)) // sw + 1
+    out = np.zeros((n, m, oh, ow))
+    per_group = m // group
+    for i in range(n):
+        for o in range(m):
+            g = o // per_group
+            for y in range(oh):
+                for z in range(ow):
+                    patch = xp[i, g * cg:(g + 1) * cg, y * sh:y * sh + dh * (kh - 1) + 1:dh,
+                               z * sw:z * sw + dw * (kw - 1) + 1:dw]
+                    out[i, o, y, z] = np.sum(patch * w[o]) + (b[o] if b is not None else 0)
+    return out
+
+
+def _layer(fields: str, shape, seed=0):
+    layer = make_layer(f'name: "c" type: "Convolution" convolution_param {{ {fields} '
+                       'weight_filler { type: "gaussian" std: 0.5 } '
+                       'bias_filler { type: "uniform" min: -1 max: 1 } }')
+    x = np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
+    bottom = blobs_from(x)
+    top = setup_layer(layer, bottom)
+    return layer, bottom, top, x
+
+
+CASES = [
+    ("num_output: 3 kernel_size: 3", (2, 2, 5, 6), {}),
+    ("num_output: 4 kernel_size: 3 pad: 1 stride: 2", (2, 3, 7, 7),
+     dict(stride=(2, 2), pad=(1, 1))),
+    ("num_output: 2 kernel_size: 2 dilation: 2 pad: 1", (2, 2, 6, 5),
+     dict(pad=(1, 1), dilation=(2, 2))),
+    ("num_output: 4 kernel_size: 3 group: 2 pad: 1", (2, 4, 5, 5), dict(pad=(1, 1), group=2)),
+    ("num_output: 3 kernel_h: 3 kernel_w: 2 pad_h: 1 pad_w: 0 stride_h: 2 stride_w: 1",
+     (2, 2, 7, 6), dict(stride=(2, 1), pad=(1, 0))),
+    ("num_output: 2 kernel_size: 3 kernel_size: 1 stride: 1 stride: 2", (2, 2, 5, 6),
+     dict(stride=(1, 2))),
+    # Wide rows (batch-first layout) and a single sample.
+    ("num_output: 3 kernel_size: 3 pad: 2", (2, 2, 4, 20), dict(pad=(2, 2))),
+    ("num_output: 3 kernel_size: 3", (1, 2, 5, 5), {}),
+]
+
+
+@pytest.mark.parametrize(("fields", "shape", "geometry"), CASES)
+def test_forward_matches_direct_loops(fields, shape, geometry):
+    """top = sum over the (dilated, strided, padded) window of W * x, plus b, per group."""
+    layer, bottom, top, x = _layer(fields, shape)
+    layer.forward(bottom, top)
+    want = conv_reference(x, layer.blobs[0].data, layer.blobs[1].data, **geometry)
+    assert top[0].data.shape == want.shape
+    np.testing.assert_allclose(top[0].data, want, rtol=1e-4, atol=1e-4)
+
+
+def test_output_size_formula():
+    """out = floor((in + 2p - (d(k-1)+1)) / s) + 1 on each axis."""
+    layer, _, top, _ = _layer("num_output: 5 kernel_size: 3 stride: 2 pad: 1 dilation: 2",
+                              (1, 1, 10, 9))
+    assert top[0].shape == [1, 5, (10 + 2 - 5) // 2 + 1, (9 + 2 - 5) // 2 + 1]
+    assert layer.blobs[0].shape == [5, 1, 3, 3] and layer.blobs[1].shape == [5]
+
+
+def test_no_bias_and_one_spatial_axis():
+    """bias_term: false gives one blob; a 3-d bottom is a 1-d convolution over its last axis."""
+    layer, bottom, top, x = _layer("num_output: 2 kernel_size: 3 bias_term: false pad: 1",
+                                   (2, 3, 8))
+    assert len(layer.blobs) == 1 and layer.blobs[0].shape == [2, 3, 3]
+    layer.forward(bottom, top)
+    want = conv_reference(x[:, :, None, :], layer.blobs[0].data[:, :, None, :], None,
+                          pad=(0, 1))
+    np.testing.assert_allclose(top[0].data, want[:, :, 0, :], rtol=1e-4, atol=1e-4)
+
+
+def test_axis_folds_leading_axes_into_the_batch():
+    """With axis: 2 the axes before it are all batch axes."""
+    layer, bottom, top, x = _layer("num_output: 2 kernel_size: 2 axis: 2", (2, 3, 2, 4, 4))
+    layer.forward(bottom, top)
+    want = conv_reference(x.reshape(6, 2, 4, 4), layer.blobs[0].data, layer.blobs[1].data)
+    assert top[0].shape == [2, 3, 2, 3, 3]
+    np.testing.assert_allclose(top[0].data.reshape(want.shape), want, rtol=1e-4, atol=1e-4)
+
+
+def test_several_bottoms_share_the_weights():
+    """Each bottom gets its own top, computed with the same weights."""
+    layer = make_layer('name: "c" type: "Convolution" convolution_param { num_output: 2 '
+                       'kernel_size: 2 weight_filler { type: "xavier" } }')
+    rng = np.random.default_rng(1)
+    xs = [rng.standard_normal((2, 2, 4, 4)).astype(np.float32) for _ in range(2)]
+    bottom = blobs_from(*xs)
+    top = setup_layer(layer, bottom, num_top=2)
+    layer.forward(bottom, top)
+    for x, t in zip(xs, top, strict=True):
+        want = conv_reference(x, layer.blobs[0].data, layer.blobs[1].data)
+        np.testing.assert_allclose(t.data, want, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("fields,shape", [
+    ("num_output: 3 kernel_size: 3 pad: 1 stride: 2", (2, 2, 5, 5)),
+    ("num_output: 4 kernel_h: 2 kernel_w: 3 group: 2 dilation: 2", (2, 4, 5, 6)),
+    ("num_output: 2 kernel_size: 2", (2, 1, 3, 18)),
+])
+def test_gradients_match_numerical(fields, shape):
+    """Backward gives d/dx, d/dW and d/db of sum(w_top * top)."""
+    layer, bottom, top, _ = _layer(fields, shape)
+    check_gradient(layer, bottom, top, stepsize=1e-2, threshold=1e-2)
+
+
+def test_param_gradients_accumulate_and_can_be_skipped():
+    """Parameter diffs are added to (+=); param_propagate_down False leaves a diff alone."""
+    layer, bottom, top, _ = _layer("num_output: 2 kernel_size: 2", (2, 2, 4, 4))
+    layer.forward(bottom, top)
+    top[0].diff[...] = 1
+    layer.backward(top, [False], bottom)
+    once = [p.diff.copy() for p in layer.blobs]
+    layer.forward(bottom, top)
+    layer.backward(top, [True], bottom)
+    np.testing.assert_allclose(layer.blobs[0].diff, 2 * once[0], rtol=1e-5)
+    np.testing.assert_allclose(layer.blobs[1].diff, 2 * once[1], rtol=1e-5)
+    layer.param_propagate_down = [False, False]
+    layer.backward(top, [True], bottom)
+    np.testing.assert_allclose(layer.blobs[0].diff, 2 * once[0], rtol=1e-5)
+
+
+def test_preloaded_weights_are_kept_and_checked():
+    """Setup keeps existing blobs of the right shape and names a wrong one."""
+    layer = make_layer('name: "c" type: "Convolution" convolution_param { num_output: 2 '
+                       'kernel_size: 3 }')
+    w, b = Blob((2, 1, 3, 3)), Blob((2,))
+    w.data[...] = 7
+    layer.blobs = [w, b]
+    setup_layer(layer, blobs_from(np.zeros((1, 1, 4, 4), np.float32)))
+    assert layer.blobs[0] is w and float(w.data[0, 0, 0, 0]) == 7
+    bad = make_layer('name: "c" type: "Convolution" convolution_param { num_output: 2 '
+                     'kernel_size: 3 }')
+    bad.blobs = [Blob((2, 1, 2, 2)), Blob((2,))]
+    with pytest.raises(ShapeError, match="layer 'c'.*parameter blob 0"):
+        setup_layer(bad, blobs_from(np.zeros((1, 1, 4, 4), np.float32)))
+
+
+def test_default_filler_is_zero():
+    """Without weight_filler the weights start at zero (Caffe's constant 0 default)."""
+    layer = make_layer('name: "c" type: "Convolution" convolution_param { num_output: 2 '
+                       'kernel_size: 1 }')
+    setup_layer(layer, blobs_from(np.ones((1, 1, 2, 2), np.float32)))
+    assert not layer.blobs[0].data.any() and not layer.blobs[1].data.any()
+
+
+@pytest.mark.parametrize(("fields", "shape", "message"), [
+    ("num_output: 2 kernel_size: 3 group: 2", (1, 3, 5, 5), "not divisible by group"),
+    ("num_output: 3 kernel_size: 3 group: 2", (1, 2, 5, 5), "num_output 3 is not divisible"),
+    ("num_output: 2", (1, 1, 5, 5), "kernel_size is required"),
+    ("num_output: 2 kernel_size: 3 kernel_h: 3 kernel_w: 3", (1, 1, 5, 5), "not both"),
+    ("num_output: 2 kernel_size: 0", (1, 1, 5, 5), "must be positive"),
+    ("num_output: 2 kernel_size: 3 kernel_size: 3 kernel_size: 3", (1, 1, 5, 5),
+     "once per spatial axis"),
+    ("num_output: 2 kernel_size: 3", (1, 1, 3, 3, 3), "1-d and 2-d"),
+    ("num_output: 2 kernel_size: 7", (1, 1, 5, 5), "larger than the padded input"),
+    ("kernel_size: 3", (1, 1, 5, 5), "num_output must be positive"),
+])
+def test_bad_parameters_name_the_layer(fields, shape, message):
+    """Invalid geometry raises a NetError that names the layer and the problem."""
+    layer = make_layer(f'name: "bad" type: "Convolution" convolution_param {{ {fields} }}')
+    with pytest.raises(NetError, match=f"layer 'bad'.*{message}"):
+        setup_layer(layer, blobs_from(np.zeros(shape, np.float32)))

@@ -1,0 +1,162 @@
+"""Pooling: Caffe's sizes, clipping and divisors against direct loops; numerical gradients."""
+
+import math
+
+import numpy as np
+import pytest
+
+from brewnet.errors import NetError
+from brewnet.layers.pooling import pooled_size
+from tests.gradcheck import blobs_from, check_gradient, make_layer, setup_layer
+
+
+def pool_reference(x, kernel, stride, pad, method, ceil=True):
+    """Caffe's pooling loops: returns (top, mask) with mask = h * W + w of each max."""
+    n, c, h, w = x.shape
+    (kh, kw), (sh, sw), (ph, pw) = kernel, stride, pad
+
+    def size(extent, k, s, p):
+        span = (extent + 2 * p - k) / s
+        out = (math.ceil(span) if ceil else math.floor(span)) + 1
+        if p > 0 and (out - 1) * s >= extent + p:
+            out -= 1
+        return out
+
+    oh, ow = size(h, kh, sh, ph), size(w, kw, sw, pw)
+    top = np.zeros((n, c, oh, ow))
+    mask = np.full((n, c, oh, ow), -1)
+    for i in range(n):
+        for ch in range(c):
+            for y in range(oh):
+                for z in range(ow):
+                    h0, w0 = y * sh - ph, z * sw - pw
+                    h1, w1 = min(h0 + kh, h + ph), min(w0 + kw, w + pw)
+                    divisor = (h1 - h0) * (w1 - w0)
+                    h0, w0, h1, w1 = max(h0, 0), max(w0, 0), min(h1, h), min(w1, w)
+                    if method == "MAX":
+                        best = -np.inf
+                        for a in range(h0, h1):
+                            for b in range(w0, w1):
+                                if x[i, ch, a, b] > best:
+                                    best, mask[i, ch, y, z] = x[i, ch, a, b], a * w + b
+                        top[i, ch, y, z] = best
+                    else:
+                        top[i, ch, y, z] = x[i, ch, h0:h1, w0:w1].sum() / divisor
+    return top, mask
+
+
+def distinct(shape, seed=0):
+    """Values with a unique maximum in every window, spaced for numerical gradients."""
+    values = np.random.default_rng(seed).permutation(math.prod(shape)).astype(np.float32)
+    return (values * 0.1).reshape(shape)
+
+
+CASES = [
+    ("kernel_size: 2 stride: 2", (2, 3, 6, 6), (2, 2), (2, 2), (0, 0)),
+    ("kernel_size: 3 stride: 2", (2, 2, 7, 8), (3, 3), (2, 2), (0, 0)),  # ceil overhang
+    ("kernel_size: 3 stride: 2 pad: 1", (2, 2, 6, 7), (3, 3), (2, 2), (1, 1)),
+    ("kernel_size: 3 stride: 3 pad: 1", (1, 2, 5, 5), (3, 3), (3, 3), (1, 1)),  # clip rule
+    ("kernel_h: 3 kernel_w: 2 stride_h: 1 stride_w: 2 pad_h: 1 pad_w: 1", (2, 2, 5, 6),
+     (3, 2), (1, 2), (1, 1)),
+    ("kernel_size: 2 stride: 3", (1, 2, 8, 8), (2, 2), (3, 3), (0, 0)),  # gaps
+    ("kernel_size: 3 stride: 1", (1, 2, 4, 5), (3, 3), (1, 1), (0, 0)),  # overlap, no pad
+]
+
+
+def test_output_size_rule():
+    """ceil((in + 2p - k) / s) + 1, minus one when the last window starts past in + p."""
+    assert pooled_size(112, 3, 2, 0) == 56  # GoogLeNet: floor would give 55
+    assert pooled_size(112, 3, 2, 0, ceil=False) == 55
+    assert pooled_size(5, 3, 3, 1) == 2  # 3 before the clip rule
+    assert pooled_size(6, 3, 2, 1) == 4
+    layer = make_layer('type: "Pooling" pooling_param { pool: MAX kernel_size: 3 stride: 2 }')
+    top = setup_layer(layer, blobs_from(np.zeros((1, 1, 112, 112), np.float32)))
+    assert top[0].shape == [1, 1, 56, 56]
+
+
+@pytest.mark.parametrize("method", ["MAX", "AVE"])
+@pytest.mark.parametrize(("fields", "shape", "kernel", "stride", "pad"), CASES)
+def test_forward_matches_caffe_loops(method, fields, shape, kernel, stride, pad):
+    """MAX clips windows to the image; AVE divides by the window clipped to [-p, in+p)."""
+    layer = make_layer(f'type: "Pooling" pooling_param {{ pool: {method} {fields} }}')
+    x = np.random.default_rng(3).standard_normal(shape).astype(np.float32)
+    bottom = blobs_from(x)
+    top = setup_layer(layer, bottom, num_top=2 if method == "MAX" else 1)
+    layer.forward(bottom, top)
+    want, mask = pool_reference(x, kernel, stride, pad, method)
+    np.testing.assert_allclose(top[0].data, want, rtol=1e-5, atol=1e-6)
+    if method == "MAX":
+        np.testing.assert_array_equal(top[1].data, mask)
+
+
+@pytest.mark.parametrize("method", ["MAX", "AVE"])
+def test_floor_round_mode(method):
+    """round_mode: FLOOR drops the partial last window; the uncovered rows get no gradient."""
+    layer = make_layer(f'type: "Pooling" pooling_param {{ pool: {method} kernel_size: 3 '
+                       'stride: 2 round_mode: FLOOR }')
+    x = distinct((1, 2, 8, 8))
+    bottom = blobs_from(x)
+    top = setup_layer(layer, bottom)
+    layer.forward(bottom, top)
+    want, _ = pool_reference(x, (3, 3), (2, 2), (0, 0), method, ceil=False)
+    assert top[0].shape == [1, 2, 3, 3]
+    np.testing.assert_allclose(top[0].data, want, rtol=1e-5)
+    check_gradient(layer, bottom, top)
+
+
+def test_max_ties_keep_the_first_in_window_order():
+    """Caffe compares with '>': among equal values the first in row-major order wins."""
+    layer = make_layer('type: "Pooling" pooling_param { pool: MAX kernel_size: 2 stride: 2 }')
+    bottom = blobs_from(np.ones((1, 1, 2, 2), np.float32))
+    top = setup_layer(layer, bottom, num_top=2)
+    layer.forward(bottom, top)
+    assert float(top[1].data[0, 0, 0, 0]) == 0
+
+
+@pytest.mark.parametrize("method", ["MAX", "AVE"])
+def test_global_pooling(method):
+    """global_pooling takes the whole plane as the kernel: one output per channel."""
+    layer = make_layer(f'type: "Pooling" pooling_param {{ pool: {method} global_pooling: true }}')
+    x = distinct((2, 3, 4, 5))
+    bottom = blobs_from(x)
+    top = setup_layer(layer, bottom)
+    layer.forward(bottom, top)
+    want = x.max(axis=(2, 3)) if method == "MAX" else x.mean(axis=(2, 3))
+    np.testing.assert_allclose(top[0].data[:, :, 0, 0], want, rtol=1e-5)
+    check_gradient(layer, bottom, top)
+
+
+@pytest.mark.parametrize("method", ["MAX", "AVE"])
+@pytest.mark.parametrize(("fields", "shape", "kernel", "stride", "pad"), CASES)
+def test_gradients_match_numerical(method, fields, shape, kernel, stride, pad):
+    """MAX routes each top diff to its argmax; AVE spreads diff / divisor over real pixels."""
+    layer = make_layer(f'type: "Pooling" pooling_param {{ pool: {method} {fields} }}')
+    bottom = blobs_from(distinct(shape))
+    top = setup_layer(layer, bottom)
+    check_gradient(layer, bottom, top, stepsize=1e-2, threshold=1e-2)
+
+
+@pytest.mark.parametrize(("fields", "message"), [
+    ("pool: STOCHASTIC kernel_size: 2", "STOCHASTIC pooling is not supported yet"),
+    ("global_pooling: true pad: 1", "global_pooling needs pad 0 and stride 1"),
+    ("global_pooling: true kernel_size: 2", "remove kernel_size"),
+    ("kernel_size: 2 kernel_h: 2 kernel_w: 2", "not both"),
+    ("kernel_h: 2", "must be given together"),
+    ("stride: 2", "kernel_size .* is required"),
+    ("kernel_size: 2 pad: 2", "must be smaller than the kernel"),
+])
+def test_bad_parameters_name_the_layer(fields, message):
+    """Invalid pooling parameters raise a NetError naming the layer."""
+    layer = make_layer(f'name: "p" type: "Pooling" pooling_param {{ {fields} }}')
+    with pytest.raises(NetError, match=f"layer 'p'.*{message}"):
+        setup_layer(layer, blobs_from(np.zeros((1, 1, 4, 4), np.float32)))
+
+
+def test_ave_refuses_a_mask_top_and_non_4d_bottoms():
+    """Only MAX has a mask top; the bottom must be (N, C, H, W)."""
+    ave = make_layer('name: "p" type: "Pooling" pooling_param { pool: AVE kernel_size: 2 }')
+    with pytest.raises(NetError, match="second"):
+        setup_layer(ave, blobs_from(np.zeros((1, 1, 4, 4), np.float32)), num_top=2)
+    mx = make_layer('name: "p" type: "Pooling" pooling_param { kernel_size: 2 }')
+    with pytest.raises(NetError, match="4 axes"):
+        setup_layer(mx, blobs_from(np.zeros((1, 4, 4), np.float32)))
