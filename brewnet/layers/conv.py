@@ -27,6 +27,8 @@ from .registry import register
 
 # Output rows shorter than this make batch-first im2col copies slow; see the module docstring.
 _SHORT_ROW = 16
+# Below this many output rows a GEMM is too thin to pay for splitting it by kernel row.
+_MIN_GEMM_ROWS = 32
 
 
 def _spatial_values(layer: Layer, p: caffe_pb2.ConvolutionParameter, name: str,
@@ -182,6 +184,10 @@ class ConvolutionLayer(Layer):
         self._dyt = xp.empty_like(self._out)
         self._ones = xp.ones(self._positions, dtype=np.float32)
         self._col_source: int | None = None  # which bottom _col currently holds
+        # Kernel rows per GEMM of the bottom gradient: one row when that still gives the GEMM
+        # enough output rows (C/G * kw), else the whole kernel at once.
+        per_row = self._channels // self._group * kw
+        self._rows = 1 if per_row >= _MIN_GEMM_ROWS else kh
 
     def _index(self, rows: slice, cols: slice) -> tuple[slice, ...]:
         index = [slice(None)] * 4
@@ -257,26 +263,31 @@ class ConvolutionLayer(Layer):
                 self._backward_data(xp, weight_rows, dyt_g, b.diff)
 
     def _weight_rows(self, xp):
-        """W^T split by kernel row: ``(kh, G, C/G * kw, M/G)``, contiguous for the GEMMs."""
+        """W^T split into ``rows`` blocks of kernel rows: ``(blocks, G, C/G * rows * kw, M/G)``,
+        contiguous for the GEMMs."""
         g, m = self._group, self._num_output
         kh, kw = self._kernel
         w = self.blobs[0].data.reshape(g, m // g, self._channels // g, kh, kw)
-        rows = w.transpose(3, 0, 2, 4, 1)  # (kh, G, C/G, kw, M/G)
-        return xp.ascontiguousarray(rows).reshape(kh, g, -1, m // g)
+        blocks = kh // self._rows
+        w = w.reshape(g, m // g, self._channels // g, blocks, self._rows, kw)
+        stacked = w.transpose(3, 0, 2, 4, 5, 1)  # (blocks, G, C/G, rows, kw, M/G)
+        return xp.ascontiguousarray(stacked).reshape(blocks, g, -1, m // g)
 
     def _backward_data(self, xp, weight_rows, dyt_g, dx) -> None:
-        """Column gradient one kernel row at a time (a GEMM, then kw strided adds), so the
-        scratch stays small and hot in cache and ``_col`` keeps the forward's columns."""
+        """Column gradient a block of kernel rows at a time (a GEMM, then strided adds), so
+        the scratch stays small and hot in cache and ``_col`` keeps the forward's columns."""
+        kh, kw = self._kernel
         if self._dxpad is None:
             self._dxpad = xp.empty_like(self._xpad)
-            self._drow = xp.empty((self._channels, self._kernel[1], *self._window),
+            self._drow = xp.empty((self._channels, self._rows, kw, *self._window),
                                   dtype=np.float32)
         dxpad, drow = self._dxpad, self._drow
         drow_g = drow.reshape(self._group, -1, self._positions)
         dxpad.fill(0)
         offsets = list(self._offsets())
-        for i in range(self._kernel[0]):
-            xp.matmul(weight_rows[i], dyt_g, out=drow_g)
-            for _, j, window in offsets[i * self._kernel[1]:(i + 1) * self._kernel[1]]:
-                dxpad[window] += drow[:, j]
+        for block in range(kh // self._rows):
+            xp.matmul(weight_rows[block], dyt_g, out=drow_g)
+            first = block * self._rows * kw
+            for k, (_, _, window) in enumerate(offsets[first:first + self._rows * kw]):
+                dxpad[window] += drow[:, k // kw, k % kw]
         xp.copyto(self._as_nchw(dx), dxpad[self._interior].transpose(self._inverse))
