@@ -112,6 +112,8 @@ def test_several_bottoms_share_the_weights():
     ("num_output: 3 kernel_size: 3 pad: 1 stride: 2", (2, 2, 5, 5)),
     ("num_output: 4 kernel_h: 2 kernel_w: 3 group: 2 dilation: 2", (2, 4, 5, 6)),
     ("num_output: 2 kernel_size: 2", (2, 1, 3, 18)),
+    # Enough channels that the bottom gradient is computed one kernel row at a time.
+    ("num_output: 2 kernel_size: 2 pad: 1", (1, 16, 3, 3)),
 ])
 def test_gradients_match_numerical(fields, shape):
     """Backward gives d/dx, d/dW and d/db of sum(w_top * top)."""
