@@ -11,6 +11,9 @@ import numpy as np
 import pytest
 
 from brewnet.cli.main import normalize_flags
+from brewnet.data.datum import decode_batch
+from brewnet.data.lmdb_source import LMDBSource
+from brewnet.net import TEST, Net
 from brewnet.data.idx import write_idx
 
 REPO = Path(__file__).resolve().parents[2]
@@ -73,6 +76,15 @@ def test_data_train_resume_end_to_end(workdir):
     for it in (4, 8):
         assert (workdir / "snap" / f"lenet_iter_{it}.caffemodel").is_file()
         assert (workdir / "snap" / f"lenet_iter_{it}.solverstate").is_file()
+
+    # The final snapshot in the deploy net scores the test set as the solver's test net did.
+    logged = re.findall(r"Test net output #0: accuracy = (\S+)", log)[-1]
+    with LMDBSource(workdir / "db" / "mnist_test_lmdb") as source:
+        images, labels = decode_batch(source.read(64), "test db")
+    deploy = Net(str(REPO / "examples" / "mnist" / "lenet.prototxt"), TEST,
+                 weights=str(workdir / "snap" / "lenet_iter_8.caffemodel"))
+    probs = deploy.forward(data=images.astype(np.float32) * 0.00390625)["prob"]
+    assert float(np.mean(probs.argmax(1) == labels)) == pytest.approx(float(logged), abs=1e-6)
 
     resumed = brewnet("solve", "--solver", "solver.prototxt", "--snapshot",
                       "snap/lenet_iter_4.solverstate", cwd=workdir)
