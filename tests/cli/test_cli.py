@@ -12,9 +12,9 @@ import pytest
 
 from brewnet.cli.main import normalize_flags
 from brewnet.data.datum import decode_batch
+from brewnet.data.idx import write_idx
 from brewnet.data.lmdb_source import LMDBSource
 from brewnet.net import TEST, Net
-from brewnet.data.idx import write_idx
 
 REPO = Path(__file__).resolve().parents[2]
 LENET = (REPO / "examples" / "mnist" / "lenet_train_test.prototxt").read_text()
