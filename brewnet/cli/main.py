@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import signal
 import sys
 import time
 from collections.abc import Sequence
@@ -28,6 +29,22 @@ def normalize_flags(argv: Sequence[str]) -> list[str]:
     return out
 
 
+def install_signal_effects(solver, sigint: str, sighup: str) -> None:
+    """Caffe's -sigint_effect/-sighup_effect: a signal asks the training loop to ``stop``
+    (it then writes the final snapshot and exits cleanly), ``snapshot`` or do nothing."""
+    pending: list[str] = []
+
+    def handler(signum: int, frame: object) -> None:
+        effect = sigint if signum == signal.SIGINT else sighup
+        if effect != "none":
+            pending.append(effect)
+
+    signal.signal(signal.SIGINT, handler)
+    if hasattr(signal, "SIGHUP"):
+        signal.signal(signal.SIGHUP, handler)
+    solver.set_action_function(lambda: pending.pop(0) if pending else "none")
+
+
 def _cmd_solve(args: argparse.Namespace) -> int:
     from .. import backend  # noqa: PLC0415
     from ..solver import get_solver  # noqa: PLC0415
@@ -39,6 +56,7 @@ def _cmd_solve(args: argparse.Namespace) -> int:
         backend.set_mode_gpu()
         backend.set_device(int(args.gpu.split(",")[0]))
     solver = get_solver(args.solver)
+    install_signal_effects(solver, args.sigint_effect, args.sighup_effect)
     try:
         if args.weights:
             for path in args.weights.split(","):
@@ -80,6 +98,11 @@ def build_parser() -> argparse.ArgumentParser:
     solve.add_argument("--weights", help="comma-separated .caffemodel files to fine-tune from")
     solve.add_argument("--snapshot", help=".solverstate to resume from")
     solve.add_argument("--gpu", help="GPU id to use (CuPy); omit for the CPU")
+    effects = ("stop", "snapshot", "none")
+    solve.add_argument("--sigint_effect", choices=effects, default="stop",
+                       help="on Ctrl-C: stop (after a final snapshot), snapshot, or none")
+    solve.add_argument("--sighup_effect", choices=effects, default="snapshot",
+                       help="on SIGHUP: snapshot (and go on), stop, or none")
     solve.set_defaults(func=_cmd_solve)
 
     data = sub.add_parser("data", help="build datasets as Caffe LMDBs")

@@ -3,6 +3,7 @@ LeNet-shaped training with Caffe's flags → snapshots → resume; bad input →
 
 import os
 import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -91,6 +92,28 @@ def test_data_train_resume_end_to_end(workdir):
     assert resumed.returncode == 0, resumed.stderr
     after = [x for x in losses(full.stderr) if int(x[0]) > 4]
     assert after and losses(resumed.stderr)[-len(after):] == after
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_cleanly_with_a_snapshot(workdir):
+    """SIGINT (Caffe's default -sigint_effect stop) ends training at the current iteration,
+    writes the final snapshot (snapshot_after_train) and exits with status 0."""
+    made = brewnet("data", "mnist", "db", "--from", "idx", cwd=workdir)
+    assert made.returncode == 0, made.stderr
+    solver = (workdir / "solver.prototxt").read_text().replace("max_iter: 8", "max_iter: 100000")
+    (workdir / "solver.prototxt").write_text(solver.replace("snapshot: 4", "snapshot: 0"))
+    proc = subprocess.Popen([sys.executable, "-m", "brewnet", "solve", "--solver",
+                             "solver.prototxt"], cwd=workdir, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": str(REPO)})
+    for line in proc.stderr:
+        if "Train net output" in line:
+            break
+    proc.send_signal(signal.SIGINT)
+    rest = proc.stderr.read()
+    assert proc.wait(timeout=60) == 0, rest
+    assert "Optimization stopped early." in rest
+    snaps = list((workdir / "snap").glob("lenet_iter_*.solverstate"))
+    assert len(snaps) == 1 and not list((workdir / "snap").glob(".*tmp"))
 
 
 @pytest.mark.parametrize("files, args, match", [
