@@ -1,30 +1,23 @@
 """The classic pycaffe LeNet tutorial flow runs unchanged with ``import brewnet as caffe``
 (the snippet of the core issue), on a small LMDB the test builds."""
 
+import importlib.util
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 import brewnet as caffe
-from brewnet import layers as L
-from brewnet import params as P
 from tests.data.helpers import make_lmdb
 
 
-def lenet(lmdb_path, batch_size):
-    n = caffe.NetSpec()
-    n.data, n.label = L.Data(batch_size=batch_size, backend=P.Data.LMDB, source=lmdb_path,
-                             transform_param=dict(scale=1. / 255), ntop=2)
-    n.conv1 = L.Convolution(n.data, kernel_size=5, num_output=20,
-                            weight_filler=dict(type='xavier'))
-    n.pool1 = L.Pooling(n.conv1, kernel_size=2, stride=2, pool=P.Pooling.MAX)
-    n.conv2 = L.Convolution(n.pool1, kernel_size=5, num_output=50,
-                            weight_filler=dict(type='xavier'))
-    n.pool2 = L.Pooling(n.conv2, kernel_size=2, stride=2, pool=P.Pooling.MAX)
-    n.fc1 = L.InnerProduct(n.pool2, num_output=500, weight_filler=dict(type='xavier'))
-    n.relu1 = L.ReLU(n.fc1, in_place=True)
-    n.score = L.InnerProduct(n.relu1, num_output=10, weight_filler=dict(type='xavier'))
-    n.loss = L.SoftmaxWithLoss(n.score, n.label)
-    return n.to_proto()
+def load_tutorial():
+    """examples/mnist/tutorial.py as a module: the test runs the example's own NetSpec."""
+    path = Path(__file__).resolve().parents[1] / "examples" / "mnist" / "tutorial.py"
+    spec = importlib.util.spec_from_file_location("lenet_tutorial", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 @pytest.mark.slow  # the solver's initial test runs 100 batches of 100, as in the tutorial
@@ -36,6 +29,7 @@ def test_tutorial_flow(tmp_path):
     train_db = make_lmdb(tmp_path / "train_lmdb", images, rng.integers(0, 10, 96))
     test_db = make_lmdb(tmp_path / "test_lmdb", images[:50], rng.integers(0, 10, 50))
     train, test = tmp_path / "train.prototxt", tmp_path / "test.prototxt"
+    lenet = load_tutorial().lenet
     open(train, 'w').write(str(lenet(str(train_db), 64)))
     open(test, 'w').write(str(lenet(str(test_db), 100)))
 
