@@ -1,15 +1,21 @@
-"""Convolution (Caffe's ``ConvolutionLayer``): im2col over the whole batch, then one GEMM per
-group.
+"""Convolution (Caffe's ``ConvolutionLayer``): im2col over the whole batch, then GEMMs.
 
 Shapes: bottom ``(N, C, H, W)`` (more leading axes before ``axis`` fold into N; one spatial axis
 is allowed too), weight ``(M, C/group, kh, kw)``, bias ``(M,)``, top ``(N, M, OH, OW)`` with
 ``OH = (H + 2*pad_h - (dilation_h*(kh - 1) + 1)) // stride_h + 1``.
 
-Layout: the bottom is copied once into a zero-padded buffer with channels first and the batch
-either second ``(C, N, Hp, Wp)`` or last ``(C, Hp, Wp, N)``. The column matrix ``(C*kh*kw,
-positions)`` is then filled by one strided copy per kernel offset, so no Python loop runs over
-samples, channels or pixels. Batch-last is chosen when output rows are short or strided: it turns
-every copy of im2col/col2im into long contiguous runs, at the price of transposing the top.
+im2col is one strided copy: the patches are an ``as_strided`` view of the (padded) bottom, so
+no Python loop runs over samples, channels, pixels or even kernel offsets. Two layouts, picked
+by which one gives the copies long contiguous runs:
+
+- *patch rows* (many channels, e.g. LeNet's conv2): the bottom is copied channels-last
+  ``(N, Hp, Wp, C)`` and each output position gets a row ``(kh, kw, C/G)``; a row of kernel taps
+  is then ``kw * C/G`` contiguous floats. One GEMM ``(positions, K) @ (K, M)`` per group gives
+  the top channels-last, which is transposed into ``(N, M, OH, OW)`` while adding the bias. The
+  bottom gradient needs long runs in the other direction, so it is computed in a batch-last
+  ``(C, Hp, Wp, N)`` layout (a GEMM per block of kernel rows, then strided adds).
+- *per-sample columns* (few channels, e.g. conv1 on 1-channel images): columns
+  ``(N, G, K, OH*OW)`` as Caffe's, and a batched GEMM writes the top in place: no transpose.
 """
 
 from __future__ import annotations
@@ -25,11 +31,16 @@ from .base import Layer, learnable_shape_check
 from .fillers import fill
 from .registry import register
 
-# Output rows shorter than this make batch-first im2col copies slow; see the module docstring.
-_SHORT_ROW = 16
-# Below this many output rows a GEMM is too thin to pay for splitting it by kernel row.
-_MIN_GEMM_ROWS = 32
+# Patch rows pay off once a row of kernel taps (kw * C/G floats) is at least this long; that
+# also makes the bottom gradient's GEMM per kernel row thick enough.
+_MIN_PATCH_RUN = 32
 
+
+def _strided(xp, a, shape, strides):
+    """A read-only view of ``a`` with the given shape and element strides."""
+    item = a.itemsize
+    return xp.lib.stride_tricks.as_strided(a, shape=shape,
+                                           strides=tuple(s * item for s in strides))
 
 def _spatial_values(layer: Layer, p: caffe_pb2.ConvolutionParameter, name: str,
                     num_spatial: int, default: int | None) -> list[int]:
@@ -160,134 +171,179 @@ class ConvolutionLayer(Layer):
             self._allocate(*geometry)
 
     def _allocate(self, n: int, h: int, w: int, oh: int, ow: int, xp) -> None:
-        """Scratch buffers for one input geometry; the padded border of ``_xpad`` stays 0."""
+        """Scratch buffers for one input geometry; padded borders stay 0."""
         self._geometry = (n, h, w, oh, ow, xp)
         self._n, self._h, self._w, self._oh, self._ow = n, h, w, oh, ow
-        c, m = self._channels, self._num_output
+        c, m, g = self._channels, self._num_output, self._group
+        cg, mg = c // g, m // g
         (kh, kw), (ph, pw) = self._kernel, self._pad
+        (sh, sw), (dh, dw) = self._stride, self._dilation
         hp, wp = h + 2 * ph, w + 2 * pw
-        batch_last = n > 1 and (self._stride[1] > 1 or ow < _SHORT_ROW)
-        if batch_last:  # internal (C, H, W, N)
-            self._perm, self._hw_axes = (1, 2, 3, 0), (1, 2)
-            pad_shape, window = (c, hp, wp, n), (oh, ow, n)
-        else:  # internal (C, N, H, W)
-            self._perm, self._hw_axes = (1, 0, 2, 3), (2, 3)
-            pad_shape, window = (c, n, hp, wp), (n, oh, ow)
-        self._inverse = tuple(int(a) for a in np.argsort(self._perm))
-        self._window = window
-        self._positions = math.prod(window)
-        self._xpad = xp.zeros(pad_shape, dtype=np.float32)
-        self._dxpad = None  # allocated by the first backward
-        self._interior = self._index(slice(ph, ph + h), slice(pw, pw + w))
-        self._col = xp.empty((c, kh, kw, *window), dtype=np.float32)
-        self._out = xp.empty((m, *window), dtype=np.float32)
-        self._dyt = xp.empty_like(self._out)
-        self._ones = xp.ones(self._positions, dtype=np.float32)
+        self._kg = cg * kh * kw
+        self._patch_rows = kw * cg >= _MIN_PATCH_RUN
         self._col_source: int | None = None  # which bottom _col currently holds
-        # Kernel rows per GEMM of the bottom gradient: one row when that still gives the GEMM
-        # enough output rows (C/G * kw), else the whole kernel at once.
-        per_row = self._channels // self._group * kw
-        self._rows = 1 if per_row >= _MIN_GEMM_ROWS else kh
+        self._dx_buffers = None  # bottom-gradient scratch, made by the first backward
+        if self._patch_rows:
+            self._xpad = xp.zeros((n, hp, wp, c), dtype=np.float32)
+            self._interior = (slice(None), slice(ph, ph + h), slice(pw, pw + w))
+            # (G, N, OH, OW, kh, kw, C/G) view of the channels-last padded bottom.
+            self._patches = _strided(xp, self._xpad, (g, n, oh, ow, kh, kw, cg),
+                                     (cg, hp * wp * c, sh * wp * c, sw * c, dh * wp * c,
+                                      dw * c, 1))
+            self._col = xp.empty((g, n * oh * ow, self._kg), dtype=np.float32)
+            self._out = xp.empty((g, n * oh * ow, mg), dtype=np.float32)
+            self._dy = xp.empty_like(self._out)
+        else:
+            padded = ph > 0 or pw > 0
+            self._xpad = xp.zeros((n, c, hp, wp), dtype=np.float32) if padded else None
+            self._interior = (slice(None), slice(None), slice(ph, ph + h), slice(pw, pw + w))
+            self._col = xp.empty((n, g, self._kg, oh * ow), dtype=np.float32)
+            self._wgrad = None  # per-sample weight gradients, made by the first backward
 
-    def _index(self, rows: slice, cols: slice) -> tuple[slice, ...]:
-        index = [slice(None)] * 4
-        index[self._hw_axes[0]], index[self._hw_axes[1]] = rows, cols
-        return tuple(index)
-
-    def _offsets(self):
-        """For each kernel offset (i, j), the index of its strided window in the padded
-        buffer."""
-        (kh, kw), (sh, sw), (dh, dw) = self._kernel, self._stride, self._dilation
-        for i in range(kh):
-            for j in range(kw):
-                rows = slice(i * dh, i * dh + sh * (self._oh - 1) + 1, sh)
-                cols = slice(j * dw, j * dw + sw * (self._ow - 1) + 1, sw)
-                yield i, j, self._index(rows, cols)
-
-    def _as_nchw(self, a):
-        return a.reshape(self._n, -1, self._h, self._w)
+    def _nchw(self, a):
+        return a.reshape(self._n, self._channels, self._h, self._w)
 
     def _im2col(self, xp, x, source: int) -> None:
-        xp.copyto(self._xpad[self._interior], self._as_nchw(x).transpose(self._perm))
-        for i, j, window in self._offsets():
-            xp.copyto(self._col[:, i, j], self._xpad[window])
+        kh, kw = self._kernel
+        if self._patch_rows:
+            xp.copyto(self._xpad[self._interior], self._nchw(x).transpose(0, 2, 3, 1))
+            xp.copyto(self._col.reshape(self._group, self._n, self._oh, self._ow, kh, kw, -1),
+                      self._patches)
+        else:
+            if self._xpad is None:
+                src = self._nchw(x)
+            else:
+                src = self._xpad
+                xp.copyto(src[self._interior], self._nchw(x))
+            _, c, hp, wp = src.shape
+            (sh, sw), (dh, dw) = self._stride, self._dilation
+            patches = _strided(xp, src, (self._n, c, kh, kw, self._oh, self._ow),
+                               (c * hp * wp, hp * wp, dh * wp, dw, sh * wp, sw))
+            xp.copyto(self._col.reshape(patches.shape), patches)
         self._col_source = source
 
     # -- forward / backward --------------------------------------------------------------------
     def forward(self, bottom: list[Blob], top: list[Blob]) -> None:
         xp = bottom[0].xp
         g, m = self._group, self._num_output
-        weight = self.blobs[0].data.reshape(g, m // g, -1)
-        col = self._col.reshape(g, -1, self._positions)
-        out = self._out.reshape(g, m // g, self._positions)
+        mg, ohw = m // g, self._oh * self._ow
+        bias = self.blobs[1].data.reshape(1, g, mg, 1) if self._bias_term else None
         for index, (b, t) in enumerate(zip(bottom, top, strict=True)):
             self._im2col(xp, b.data, index)
-            xp.matmul(weight, col, out=out)
-            result = self._out.transpose(self._inverse)
-            top4 = t.data.reshape(self._n, m, self._oh, self._ow)
-            if self._bias_term:
-                xp.add(result, self.blobs[1].data.reshape(1, m, 1, 1), out=top4)
+            top4 = t.data.reshape(self._n, g, mg, ohw)
+            if self._patch_rows:
+                xp.matmul(self._col, self._weight_patch_rows(), out=self._out)
+                result = self._out.reshape(g, self._n, ohw, mg).transpose(1, 0, 3, 2)
+                if bias is None:
+                    xp.copyto(top4, result)
+                else:
+                    xp.add(result, bias, out=top4)
             else:
-                xp.copyto(top4, result)
+                xp.matmul(self.blobs[0].data.reshape(g, mg, self._kg), self._col, out=top4)
+                if bias is not None:
+                    top4 += bias
+
+    def _weight_patch_rows(self):
+        """The weights as ``(G, kh*kw*C/G, M/G)``, matching the patch rows."""
+        g, m = self._group, self._num_output
+        kh, kw = self._kernel
+        w = self.blobs[0].data.reshape(g, m // g, self._channels // g, kh, kw)
+        return w.transpose(0, 3, 4, 2, 1).reshape(g, self._kg, m // g)
 
     def backward(self, top: list[Blob], propagate_down: list[bool],
                  bottom: list[Blob]) -> None:
         xp = bottom[0].xp
         g, m = self._group, self._num_output
+        mg, ohw = m // g, self._oh * self._ow
         want = list(self.param_propagate_down) + [True] * (len(self.blobs)
                                                            - len(self.param_propagate_down))
         weight_grad = want[0]
         bias_grad = self._bias_term and want[1]
-        dyt = self._dyt
-        dyt_g = dyt.reshape(g, m // g, self._positions)
-        col = self._col.reshape(g, -1, self._positions)
-        weight_rows = None
         for index, (b, t) in enumerate(zip(bottom, top, strict=True)):
             down = index < len(propagate_down) and propagate_down[index]
             if not (weight_grad or bias_grad or down):
                 continue
-            xp.copyto(dyt, t.diff.reshape(self._n, m, self._oh, self._ow)
-                      .transpose(self._perm))
+            dy = t.diff.reshape(self._n, g, mg, ohw)
             if bias_grad:
-                self.blobs[1].diff[...] += xp.matmul(dyt.reshape(m, -1), self._ones)
+                self.blobs[1].diff[...] += dy.sum(axis=(0, 3), dtype=np.float32).reshape(m)
             if weight_grad:
                 if self._col_source != index:
                     self._im2col(xp, b.data, index)
-                # dW^T = col @ dy^T is the faster orientation for these shapes.
-                grad = xp.matmul(col, dyt_g.transpose(0, 2, 1))
-                wdiff = self.blobs[0].diff.reshape(g, m // g, -1)
-                wdiff += grad.transpose(0, 2, 1)
+                self._add_weight_grad(xp, dy)
             if down:
-                if weight_rows is None:
-                    weight_rows = self._weight_rows(xp)
-                self._backward_data(xp, weight_rows, dyt_g, b.diff)
+                if self._patch_rows:
+                    self._backward_data_rows(xp, t.diff, b.diff)
+                else:
+                    self._backward_data_columns(xp, dy, b.diff)
 
-    def _weight_rows(self, xp):
-        """W^T split into ``rows`` blocks of kernel rows: ``(blocks, G, C/G * rows * kw, M/G)``,
-        contiguous for the GEMMs."""
+    def _add_weight_grad(self, xp, dy) -> None:
         g, m = self._group, self._num_output
+        mg = m // g
         kh, kw = self._kernel
-        w = self.blobs[0].data.reshape(g, m // g, self._channels // g, kh, kw)
-        blocks = kh // self._rows
-        w = w.reshape(g, m // g, self._channels // g, blocks, self._rows, kw)
-        stacked = w.transpose(3, 0, 2, 4, 5, 1)  # (blocks, G, C/G, rows, kw, M/G)
-        return xp.ascontiguousarray(stacked).reshape(blocks, g, -1, m // g)
+        wdiff = self.blobs[0].diff.reshape(g, mg, -1, kh, kw)
+        if self._patch_rows:
+            dy_rows = self._dy.reshape(g, self._n, -1, mg)
+            xp.copyto(dy_rows, dy.transpose(1, 0, 3, 2))
+            grad = xp.matmul(self._col.transpose(0, 2, 1), self._dy)  # (G, K, M/G)
+            wdiff += grad.reshape(g, kh, kw, -1, mg).transpose(0, 4, 3, 1, 2)
+        else:
+            # One small GEMM per sample, then a sum: the columns are laid out per sample.
+            if self._wgrad is None:
+                self._wgrad = xp.empty((self._n, g, mg, self._kg), dtype=np.float32)
+            xp.matmul(dy, self._col.transpose(0, 1, 3, 2), out=self._wgrad)
+            wdiff += self._wgrad.sum(axis=0).reshape(wdiff.shape)
 
-    def _backward_data(self, xp, weight_rows, dyt_g, dx) -> None:
-        """Column gradient a block of kernel rows at a time (a GEMM, then strided adds), so
-        the scratch stays small and hot in cache and ``_col`` keeps the forward's columns."""
+    def _offsets(self, index):
+        """For each kernel offset (i, j), ``index(rows, cols)`` of its strided window."""
+        (kh, kw), (sh, sw), (dh, dw) = self._kernel, self._stride, self._dilation
+        for i in range(kh):
+            for j in range(kw):
+                rows = slice(i * dh, i * dh + sh * (self._oh - 1) + 1, sh)
+                cols = slice(j * dw, j * dw + sw * (self._ow - 1) + 1, sw)
+                yield i, j, index(rows, cols)
+
+    def _backward_data_columns(self, xp, dy, dx) -> None:
+        """Per-sample column gradients by a batched GEMM, then one strided add per kernel
+        offset into the padded bottom gradient."""
+        g, mg = self._group, self._num_output // self._group
         kh, kw = self._kernel
-        if self._dxpad is None:
-            self._dxpad = xp.empty_like(self._xpad)
-            self._drow = xp.empty((self._channels, self._rows, kw, *self._window),
-                                  dtype=np.float32)
-        dxpad, drow = self._dxpad, self._drow
-        drow_g = drow.reshape(self._group, -1, self._positions)
+        if self._dx_buffers is None:
+            dxpad = xp.empty((self._n, self._channels, self._h + 2 * self._pad[0],
+                              self._w + 2 * self._pad[1]), dtype=np.float32)
+            self._dx_buffers = (dxpad, xp.empty_like(self._col))
+        dxpad, dcol = self._dx_buffers
+        weight_t = self.blobs[0].data.reshape(g, mg, self._kg).transpose(0, 2, 1)
+        xp.matmul(weight_t, dy, out=dcol)
+        dcol = dcol.reshape(self._n, self._channels, kh, kw, self._oh, self._ow)
         dxpad.fill(0)
-        offsets = list(self._offsets())
-        for block in range(kh // self._rows):
-            xp.matmul(weight_rows[block], dyt_g, out=drow_g)
-            first = block * self._rows * kw
-            for k, (_, _, window) in enumerate(offsets[first:first + self._rows * kw]):
-                dxpad[window] += drow[:, k // kw, k % kw]
-        xp.copyto(self._as_nchw(dx), dxpad[self._interior].transpose(self._inverse))
+        for i, j, window in self._offsets(lambda rows, cols: (Ellipsis, rows, cols)):
+            dxpad[window] += dcol[:, :, i, j]
+        xp.copyto(self._nchw(dx), dxpad[self._interior])
+
+    def _backward_data_rows(self, xp, top_diff, dx) -> None:
+        """Column gradient in a batch-last ``(C, kh, kw, OH, OW, N)`` layout, one kernel row at
+        a time (a GEMM with ``C/G * kw`` >= 32 output rows, then strided adds whose runs are
+        ``OW * N`` long), so the scratch stays small and hot in cache and ``_col`` keeps the
+        forward's patches."""
+        g, m, c = self._group, self._num_output, self._channels
+        (kh, kw), (ph, pw) = self._kernel, self._pad
+        n, oh, ow = self._n, self._oh, self._ow
+        if self._dx_buffers is None:
+            dxpad = xp.empty((c, self._h + 2 * ph, self._w + 2 * pw, n), dtype=np.float32)
+            self._dx_buffers = (dxpad, xp.empty((m, oh, ow, n), dtype=np.float32),
+                                xp.empty((c, kw, oh, ow, n), dtype=np.float32))
+        dxpad, dyt, drow = self._dx_buffers
+        xp.copyto(dyt, top_diff.reshape(n, m, oh, ow).transpose(1, 2, 3, 0))
+        dyt_g = dyt.reshape(g, m // g, -1)
+        drow_g = drow.reshape(g, -1, oh * ow * n)
+        # W^T by kernel row: (kh, G, C/G * kw, M/G).
+        w = self.blobs[0].data.reshape(g, m // g, c // g, kh, kw)
+        w_rows = xp.ascontiguousarray(w.transpose(3, 0, 2, 4, 1)).reshape(kh, g, -1, m // g)
+        dxpad.fill(0)
+        offsets = list(self._offsets(lambda r, s: (slice(None), r, s)))
+        for i in range(kh):
+            xp.matmul(w_rows[i], dyt_g, out=drow_g)
+            for j, (_, _, window) in enumerate(offsets[i * kw:(i + 1) * kw]):
+                dxpad[window] += drow[:, j]
+        xp.copyto(self._nchw(dx), dxpad[:, ph:ph + self._h, pw:pw + self._w]
+                  .transpose(3, 0, 1, 2))

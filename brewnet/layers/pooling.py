@@ -146,6 +146,10 @@ class PoolingLayer(Layer):
         # Work on blocks of planes small enough to stay in cache across the k*k passes.
         self._step = max(1, _BLOCK_BYTES // plane_bytes)
         self._grad = None  # gradient scratch, made by the first backward
+        # Disjoint MAX windows are first copied apart, one contiguous plane per kernel offset:
+        # the k*k passes then run on contiguous arrays (SIMD) instead of stride-k views.
+        self._gather = (xp.empty((kh, kw, min(self._step, planes), oh, ow), dtype=np.float32)
+                        if self._tiles and self._max else None)
         if self._max:
             # The argmax is the kernel offset i*kw + j; one byte holds it for kernels to 16x16.
             offsets = 1 if self._global else kh * kw
@@ -162,9 +166,25 @@ class PoolingLayer(Layer):
             size_w = np.minimum(start_w + kw, w + pw) - start_w
             self._divisor = xp.asarray(np.outer(size_h, size_w).astype(np.float32))
 
+    def _tile_view(self, a):
+        """Planes ``(P, H, W)`` of disjoint windows as ``(kh, kw, P, OH, OW)``."""
+        (kh, kw), oh, ow = self._kernel, self._oh, self._ow
+        return a.reshape(-1, oh, kh, ow, kw).transpose(2, 4, 0, 1, 3)
+
+    def _gather_tiles(self, xp, x):
+        """The window elements of these planes, one contiguous array per kernel offset."""
+        gathered = self._gather[:, :, :x.shape[0]]
+        xp.copyto(gathered, self._tile_view(x))
+        return gathered
+
     def _windows(self, source):
         """(offset number, strided view of the window elements at that kernel offset)."""
         (kh, kw), (sh, sw) = self._kernel, self._stride
+        if source.ndim == 5:  # gathered tiles
+            for i in range(kh):
+                for j in range(kw):
+                    yield i * kw + j, source[i, j]
+            return
         oh, ow = self._oh, self._ow
         for i in range(kh):
             for j in range(kw):
@@ -185,7 +205,9 @@ class PoolingLayer(Layer):
             self._forward_global(xp, x, y)
         else:
             for block in self._blocks():
-                if self._direct:
+                if self._gather is not None:
+                    source = self._gather_tiles(xp, x[block])
+                elif self._direct:
                     source = x[block]
                 else:
                     source = self._buffer[block]

@@ -53,6 +53,11 @@ CASES = [
     # Wide rows (batch-first layout) and a single sample.
     ("num_output: 3 kernel_size: 3 pad: 2", (2, 2, 4, 20), dict(pad=(2, 2))),
     ("num_output: 3 kernel_size: 3", (1, 2, 5, 5), {}),
+    # Many channels (patch-row layout), with groups, padding, stride and dilation.
+    ("num_output: 4 kernel_size: 3 group: 2 pad: 1 stride: 2", (2, 24, 5, 5),
+     dict(stride=(2, 2), pad=(1, 1), group=2)),
+    ("num_output: 3 kernel_size: 2 dilation: 2 pad: 1", (2, 16, 6, 5),
+     dict(pad=(1, 1), dilation=(2, 2))),
 ]
 
 
@@ -114,6 +119,9 @@ def test_several_bottoms_share_the_weights():
     ("num_output: 2 kernel_size: 2", (2, 1, 3, 18)),
     # Enough channels that the bottom gradient is computed one kernel row at a time.
     ("num_output: 2 kernel_size: 2 pad: 1", (1, 16, 3, 3)),
+    # Patch rows with groups, stride and dilation.
+    ("num_output: 4 kernel_size: 3 group: 2 pad: 1 stride: 2", (2, 24, 4, 5)),
+    ("num_output: 2 kernel_size: 2 dilation: 2", (2, 16, 4, 4)),
 ])
 def test_gradients_match_numerical(fields, shape):
     """Backward gives d/dx, d/dW and d/db of sum(w_top * top)."""
