@@ -109,15 +109,5 @@ class Blob:
                              f"blob of shape {tuple(self._data.shape)}")
         self._data = other._data
 
-    def to(self, xp: Any) -> None:
-        """Move both arrays to the array module ``xp`` (numpy or cupy)."""
-        if xp is self._xp:
-            return
-        if xp is np:
-            self._data, self._diff = self._data.get(), self._diff.get()
-        else:
-            self._data, self._diff = xp.asarray(self._data), xp.asarray(self._diff)
-        self._xp = xp
-
     def __repr__(self) -> str:
         return f"Blob(shape={tuple(self._data.shape)})"

@@ -8,7 +8,7 @@ Conventions shared by all layers:
   for each ``propagate_down[i]`` that is true, and *adds* parameter gradients to
   ``self.blobs[j].diff`` (so gradients accumulate over ``iter_size`` and shared parameters).
 - A loss layer reads its loss weight from ``top[0].diff`` (the net fills it), as Caffe does.
-- Array code uses ``xp = get_array_module(bottom[0].data)``, never cupy directly.
+- Array code uses ``xp = bottom[0].xp`` (NumPy or CuPy), never cupy directly.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 from ..blob import Blob
 from ..errors import NetError, ShapeError
 from ..proto import caffe_pb2
+from .fillers import fill
 
 
 class Layer:
@@ -71,13 +72,25 @@ class Layer:
         """Whether ``force_backward`` may ask for this bottom's gradient (not a loss's label)."""
         return not (self.is_loss and bottom_index == 1)
 
-    def skip_batches(self, count: int) -> None:
-        """Data layers advance their source by ``count`` batches (used when resuming)."""
+    def seek_batch(self, index: int) -> None:
+        """Data layers: make the next forward deliver batch ``index`` counted from the start
+        of the source (used when resuming, so the data order continues exactly)."""
 
     def close(self) -> None:
         """Release threads and files; data layers override it."""
 
     # -- helpers --------------------------------------------------------------------------
+    def fill_blob(self, filler: caffe_pb2.FillerParameter, shape: tuple[int, ...], what: str,
+                  xp: Any) -> Blob:
+        """A new parameter blob of ``shape`` filled by ``filler``; a bad filler is an error
+        naming this layer and the field (``what``, e.g. ``"weight_filler"``)."""
+        blob = Blob(shape, xp=xp)
+        try:
+            blob.data[...] = fill(filler, tuple(shape), xp)
+        except NetError as e:
+            raise self.error(f"{what}: {e.message}") from None
+        return blob
+
     def error(self, message: str, blob: str | None = None) -> NetError:
         return NetError(message, layer=self.name, layer_type=self.type, blob=blob)
 
@@ -95,7 +108,3 @@ def learnable_shape_check(layer: Layer, index: int, expected: tuple[int, ...]) -
         raise layer.shape_error(f"parameter blob {index} has shape {actual} but this layer "
                                 f"needs {tuple(expected)}")
 
-
-def xp_of(blob: Blob) -> Any:
-    """The array module of a blob, for layer bodies shared by NumPy and CuPy."""
-    return blob.xp

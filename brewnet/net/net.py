@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from ..blob import Blob
-from ..errors import BrewnetError, NetError, ShapeError
+from ..errors import BrewnetError, NetError, ShapeError, WeightsError
 from ..layers.base import Layer
 from ..layers.registry import layer_class
 from ..log import log
@@ -28,8 +28,8 @@ from ..proto.binaryio import read_net_binary, write_binary
 from ..proto.textio import read_net
 from ..proto.upgrade import upgrade_net
 from .splits import insert_splits
-from .state import filter_net, make_state
-from .weights import blob_to_proto, copy_trained_layers
+from .state import filter_net
+from .weights import blob_to_proto, blobproto_to_array, copy_trained_layers
 
 TRAIN, TEST = caffe_pb2.TRAIN, caffe_pb2.TEST
 
@@ -67,7 +67,6 @@ class Net:
                  state: caffe_pb2.NetState | None = None, source: str | None = None):
         if state is None:
             phase, weights = _parse_net_args(args, phase, weights)
-            state = make_state(phase, level, stages or ())
         elif args:
             raise TypeError("pass either state= or phase arguments, not both")
         if isinstance(model, caffe_pb2.NetParameter):
@@ -78,6 +77,11 @@ class Net:
             source = source or os.fspath(model)
             param = read_net(model)
         self.source = source or "<NetParameter>"
+        if state is None:  # Caffe: the file's own state, with phase and level set, stages added
+            state = caffe_pb2.NetState()
+            state.CopyFrom(param.state)
+            state.phase, state.level = phase, level
+            state.stage.extend(stages or ())
         self.phase = state.phase
         self.state = state
         self._build(param, state)
@@ -105,7 +109,8 @@ class Net:
         self.params_lr: list[float] = []
         self.params_weight_decay: list[float] = []
         self._param_owner: dict[str, tuple[int, int]] = {}  # ParamSpec.name -> (layer, blob)
-        self._param_lr_set: dict[str, bool] = {}
+        self._param_lr_set: dict[str, bool] = {}  # whether the owner's spec set lr_mult
+        self._param_decay_set: dict[str, bool] = {}
         available: dict[str, None] = {}  # insertion-ordered set of unconsumed blobs
         names_seen: set[str] = set()
         classes = [self._layer_class(lp) for lp in self.param_def.layer]  # before any setup
@@ -135,8 +140,11 @@ class Net:
 
     def _append_layer(self, lp: caffe_pb2.LayerParameter, cls: type[Layer],
                       available: dict[str, None]) -> None:
-        phase = lp.phase if lp.HasField("phase") else self.phase
-        layer = cls(lp, phase)
+        if not lp.HasField("phase"):
+            lp.phase = self.phase  # Caffe's Init: layers inherit the net's phase
+        layer = cls(lp, lp.phase)
+        if len(lp.blobs):  # weights carried by the definition itself (Caffe's Layer ctor)
+            layer.blobs = [self._blob_from_proto(lp, j, bp) for j, bp in enumerate(lp.blobs)]
         idx = len(self.layers)
         bottoms, tops = [], []
         for j, name in enumerate(lp.bottom):
@@ -170,12 +178,14 @@ class Net:
         log.debug(f"Creating Layer {lp.name}")
         layer.setup(bottoms, tops)
         layer.reshape(bottoms, tops)
-        # Loss weights: explicit ones, else 1 on a loss layer's first top (Caffe's LossLayer).
-        if len(lp.loss_weight) not in (0, len(tops)):
-            raise NetError(f"has {len(lp.loss_weight)} loss_weight values for {len(tops)} tops; "
-                           "give one per top or none", layer=lp.name, layer_type=lp.type)
-        weights = list(lp.loss_weight) or [1.0 if (cls.is_loss and j == 0) else 0.0
-                                           for j in range(len(tops))]
+        # Loss weights: the explicit ones, else Caffe's LossLayer default of a single 1 (so a
+        # loss layer with two tops must spell out both weights, as in Caffe).
+        weights = list(lp.loss_weight) or ([1.0] if cls.is_loss else [0.0] * len(tops))
+        if len(weights) != len(tops):
+            hint = (" (a loss layer's default is one weight for its first top; write e.g. "
+                    "loss_weight: 1 loss_weight: 0)" if not len(lp.loss_weight) else "")
+            raise NetError(f"has {len(weights)} loss_weight values for {len(tops)} tops; give "
+                           f"one per top or none{hint}", layer=lp.name, layer_type=lp.type)
         for blob, w in zip(tops, weights, strict=True):
             if w:
                 blob.diff[...] = w
@@ -189,6 +199,16 @@ class Net:
         self._top_names.append(top_names)
         self._loss_weights.append(weights)
         self._append_params(idx, layer, lp)
+
+    @staticmethod
+    def _blob_from_proto(lp: caffe_pb2.LayerParameter, j: int, bp: caffe_pb2.BlobProto) -> Blob:
+        try:
+            values = blobproto_to_array(bp)
+        except WeightsError as e:
+            raise NetError(f"blobs[{j}]: {e}", layer=lp.name, layer_type=lp.type) from None
+        blob = Blob(values.shape)
+        blob.data[...] = blob.xp.asarray(values)
+        return blob
 
     def _unknown_bottom_message(self, name: str, index: int) -> str:
         later = [lp.name for lp in self.param_def.layer if name in lp.top]
@@ -229,6 +249,7 @@ class Net:
                 if name:
                     self._param_owner[name] = (idx, j)
                     self._param_lr_set[name] = spec.HasField("lr_mult")
+                    self._param_decay_set[name] = spec.HasField("decay_mult")
                 self.learnable_params.append(layer.blobs[j])
                 self.params_lr.append(spec.lr_mult)
                 self.params_weight_decay.append(spec.decay_mult)
@@ -243,13 +264,21 @@ class Net:
                                  f"{tuple(owner.shape)} there, {tuple(mine.shape)} here",
                                  layer=lp.name, layer_type=lp.type)
             owner_index = self.learnable_params.index(owner)
-            if spec.HasField("lr_mult"):
-                if self._param_lr_set[name] and self.params_lr[owner_index] != spec.lr_mult:
-                    raise NetError(f"shared parameter '{name}' has lr_mult {spec.lr_mult} "
-                                   f"here but {self.params_lr[owner_index]} in its owner",
+            # lr_mult and decay_mult: set on both sides they must agree; set only here, they
+            # become the owner's (Caffe's AppendParam).
+            for field, values, seen in (("lr_mult", self.params_lr, self._param_lr_set),
+                                        ("decay_mult", self.params_weight_decay,
+                                         self._param_decay_set)):
+                if not spec.HasField(field):
+                    continue
+                mine_value = getattr(spec, field)
+                if seen[name] and values[owner_index] != mine_value:
+                    raise NetError(f"shared parameter '{name}' has {field} {mine_value:g} here "
+                                   f"but {values[owner_index]:g} in its owner layer "
+                                   f"'{self._layer_names[owner_layer]}'; make them equal",
                                    layer=lp.name, layer_type=lp.type)
-                self.params_lr[owner_index] = spec.lr_mult
-                self._param_lr_set[name] = True
+                values[owner_index] = mine_value
+                seen[name] = True
             if strict:
                 layer.blobs[j] = owner
             else:  # PERMISSIVE: same values under this layer's own shape
@@ -318,7 +347,7 @@ class Net:
     # ------------------------------------------------------------------------------------
     def _forward(self, start: int, end: int) -> float:
         """Run layers ``start..end`` (inclusive); return the weighted loss they produce."""
-        loss = 0.0
+        loss = np.float32(0)  # float32 like Caffe's Dtype, so printed losses agree
         for i in range(start, end + 1):
             layer, bottom, top = self.layers[i], self.bottom_vecs[i], self.top_vecs[i]
             layer.reshape(bottom, top)
@@ -326,8 +355,8 @@ class Net:
             for t, w in zip(top, self._loss_weights[i], strict=True):
                 if w:
                     t.diff[...] = w  # a reshape may have reallocated (zeroed) the diff
-                    loss += w * float(t.data.sum())
-        return loss
+                    loss += np.float32(w) * np.float32(t.data.sum())
+        return float(loss)
 
     def _backward(self, start: int, end: int) -> None:
         """Run backward for layers ``start`` down to ``end`` (inclusive)."""
@@ -357,7 +386,7 @@ class Net:
                 end: str | None = None, **kwargs: Any) -> dict[str, Any]:
         """pycaffe's forward: optional input arrays by name, a layer range by name; returns
         the outputs (or the tops of ``end``) plus ``blobs`` as {name: data array}."""
-        blobs = list(blobs or [])
+        blobs = self._known_blobs(blobs)
         start_i = self._layer_index(start) if start is not None else 0
         if end is not None:
             end_i = self._layer_index(end)
@@ -374,7 +403,7 @@ class Net:
                  end: str | None = None, **kwargs: Any) -> dict[str, Any]:
         """pycaffe's backward: optional output diffs by name, a layer range by name (``start``
         is the later layer); returns the input diffs (or of the bottoms of ``end``)."""
-        diffs = list(diffs or [])
+        diffs = self._known_blobs(diffs)
         start_i = self._layer_index(start) if start is not None else len(self.layers) - 1
         if end is not None:
             end_i = self._layer_index(end)
@@ -386,6 +415,15 @@ class Net:
             self._set_arrays(kwargs, self.outputs, "diff", "outputs")
         self._backward(start_i, end_i)
         return {name: self.blobs[name].diff for name in outputs if name in self.blobs}
+
+    def _known_blobs(self, names: Sequence[str] | None) -> list[str]:
+        names = list(names or [])
+        for name in names:
+            if name not in self.blobs:
+                close = difflib.get_close_matches(name, list(self.blobs), n=1)
+                hint = f"; did you mean '{close[0]}'?" if close else ""
+                raise NetError(f"no blob named '{name}' in net '{self.name}'{hint}", blob=name)
+        return names
 
     def _set_arrays(self, arrays: dict[str, Any], allowed: list[str], field: str,
                     what: str) -> None:
@@ -454,7 +492,7 @@ class Net:
         mine = dict(zip(self._layer_names, self.layers, strict=True))
         for name, src in zip(other._layer_names, other.layers, strict=True):
             dst = mine.get(name)
-            if dst is None or not src.blobs:
+            if dst is None:
                 continue
             if len(dst.blobs) != len(src.blobs):
                 raise NetError(f"cannot share weights: {len(src.blobs)} blobs in the source "
@@ -466,10 +504,11 @@ class Net:
                                      layer_type=dst.type)
                 d.share_data(s)
 
-    def skip_data_batches(self, count: int) -> None:
-        """Advance every data layer by ``count`` batches (to resume exactly)."""
+    def seek_data(self, batch: int) -> None:
+        """Make every data layer's next forward deliver its batch number ``batch`` (counted
+        from the start of its source), to resume exactly."""
         for layer in self.layers:
-            layer.skip_batches(count)
+            layer.seek_batch(batch)
 
     def close(self) -> None:
         """Stop background threads (data prefetch)."""
@@ -502,7 +541,7 @@ class Net:
         weights: OrderedDict[str, float] = OrderedDict((n, 0.0) for n in self.blobs)
         for names, ws in zip(self._top_names, self._loss_weights, strict=True):
             for name, w in zip(names, ws, strict=True):
-                if name in weights and w:
+                if name in weights:  # a later in-place top overwrites, as Caffe's blob ids
                     weights[name] = w
         return weights
 

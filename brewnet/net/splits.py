@@ -58,8 +58,9 @@ def insert_splits(param: caffe_pb2.NetParameter) -> caffe_pb2.NetParameter:
                 continue
             weight = loss_weight.get((i, j), 0.0)
             if weight:
-                # The loss moves to the split's first top, which no bottom takes.
-                new.loss_weight[j] = 0.0
+                # The loss moves to the split's first top, which no bottom takes; Caffe clears
+                # all the producer's loss weights (a loss layer then gets its default 1 back).
+                del new.loss_weight[:]
                 used[(i, j)] += 1
             split = out.layer.add()
             split.name = split_layer_name(name, layer.name, j)

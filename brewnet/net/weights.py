@@ -10,30 +10,43 @@ from ..errors import ShapeError, WeightsError
 from ..log import log
 from ..proto import caffe_pb2
 
+_LEGACY = ("num", "channels", "height", "width")
+
+
+def _is_legacy(bp: caffe_pb2.BlobProto) -> bool:
+    return any(bp.HasField(f) for f in _LEGACY)
+
 
 def blobproto_shape(bp: caffe_pb2.BlobProto) -> tuple[int, ...]:
-    """The shape a BlobProto declares: ``shape.dim``, or the legacy num/channels/height/width."""
-    if bp.HasField("shape"):
-        return tuple(int(d) for d in bp.shape.dim)
-    if any(bp.HasField(f) for f in ("num", "channels", "height", "width")):
+    """The shape a BlobProto declares: the legacy num/channels/height/width when any is set
+    (Caffe's FromProto checks those first), else ``shape.dim`` (no shape at all is 0-d)."""
+    if _is_legacy(bp):
         return (bp.num, bp.channels, bp.height, bp.width)
-    return (len(bp.data) or len(bp.double_data),)
+    return tuple(int(d) for d in bp.shape.dim)
 
 
-def _legacy_shape(shape: tuple[int, ...]) -> tuple[int, ...]:
-    """Caffe's LegacyShape view: pad to 4 axes with leading 1s (the comparison Caffe uses
-    for weights saved with num/channels/height/width)."""
-    return (1,) * (4 - len(shape)) + shape if len(shape) <= 4 else shape
+def _legacy_shape(shape: tuple[int, ...]) -> tuple[int, ...] | None:
+    """Caffe's LegacyShape(-4..-1): pad to 4 axes with leading 1s; None beyond 4 axes."""
+    return (1,) * (4 - len(shape)) + shape if len(shape) <= 4 else None
+
+
+def shape_matches(bp: caffe_pb2.BlobProto, shape: tuple[int, ...]) -> bool:
+    """Caffe's Blob::ShapeEquals: legacy protos compare against the 4-axis legacy view."""
+    if _is_legacy(bp):
+        return _legacy_shape(tuple(shape)) == blobproto_shape(bp)
+    return tuple(shape) == blobproto_shape(bp)
 
 
 def blobproto_to_array(bp: caffe_pb2.BlobProto, diff: bool = False) -> np.ndarray:
-    """The values (or gradients) of ``bp`` as a float32 array of its declared shape."""
+    """The values (or gradients) of ``bp`` as a float32 array of its declared shape; double
+    values win when present, as in Caffe's FromProto."""
     shape = blobproto_shape(bp)
     single, double = (bp.diff, bp.double_diff) if diff else (bp.data, bp.double_data)
-    values = np.asarray(single if len(single) else double, dtype=np.float32)
-    if values.size != int(np.prod(shape, dtype=np.int64)):
-        raise WeightsError(f"blob declares shape {shape} ({int(np.prod(shape))} values) but "
-                           f"holds {values.size}")
+    values = np.asarray(double if len(double) else single, dtype=np.float32)
+    expected = int(np.prod(shape, dtype=np.int64))
+    if values.size != expected:
+        raise WeightsError(f"blob declares shape {shape} ({expected} values) but holds "
+                           f"{values.size}")
     return values.reshape(shape)
 
 
@@ -52,26 +65,28 @@ def blob_to_proto(blob: Blob, write_diff: bool = False) -> caffe_pb2.BlobProto:
     return array_to_blobproto(to_numpy(blob.data), to_numpy(blob.diff) if write_diff else None)
 
 
-def copy_layer_blobs(layer, blob_protos, source: str, layer_index_hint: str = "") -> None:
-    """Copy ``blob_protos`` into ``layer.blobs`` in place, checking count and shapes."""
+def copy_layer_blobs(layer, blob_protos, source: str) -> None:
+    """Copy ``blob_protos`` into ``layer.blobs`` in place (values, and gradients when the file
+    has them, as Caffe's FromProto), checking the count and every shape first."""
     target = layer.blobs
     if len(blob_protos) != len(target):
         raise WeightsError(f"{source}: layer '{layer.name}' has {len(blob_protos)} parameter "
                            f"blobs there but this net's layer ({layer.type}) has {len(target)}; "
                            "rename the layer to learn it from scratch")
     for j, (bp, blob) in enumerate(zip(blob_protos, target, strict=True)):
-        src_shape = blobproto_shape(bp)
         dst_shape = tuple(blob.data.shape)
-        legacy = not bp.HasField("shape")
-        same = (_legacy_shape(src_shape) == _legacy_shape(dst_shape)) if legacy else (
-            src_shape == dst_shape)
-        if not same:
-            raise ShapeError(f"weights from {source} have shape {src_shape} for parameter {j} "
-                             f"but this net needs {dst_shape}{layer_index_hint}; to learn this "
+        if not shape_matches(bp, dst_shape):
+            raise ShapeError(f"weights from {source} have shape {blobproto_shape(bp)} for "
+                             f"parameter {j} but this net needs {dst_shape}; to learn this "
                              "layer from scratch instead, rename it", layer=layer.name,
                              layer_type=layer.type)
-        values = blobproto_to_array(bp)
-        blob.data[...] = blob.xp.asarray(values.reshape(dst_shape))
+        try:
+            blob.data[...] = blob.xp.asarray(blobproto_to_array(bp).reshape(dst_shape))
+            if len(bp.diff) or len(bp.double_diff):
+                blob.diff[...] = blob.xp.asarray(blobproto_to_array(bp, diff=True)
+                                                 .reshape(dst_shape))
+        except WeightsError as e:
+            raise WeightsError(f"{source}: layer '{layer.name}' parameter {j}: {e}") from None
 
 
 def copy_trained_layers(net, param: caffe_pb2.NetParameter, source: str = "") -> list[str]:

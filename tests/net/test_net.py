@@ -122,13 +122,21 @@ def test_backward_plan():
     assert need["side"] is False and need["acc"] is False
     assert need["ip2"] is True and need["loss"] is True
     assert net.bottom_need_backward[net._layer_names.index("ip2")] == [False]
-    stop = net_from("force_backward: true\n" + INPUTS + ip("ip", "x", 5) + """
-    layer { name: "loss" type: "SoftmaxWithLoss" bottom: "ip" bottom: "y" top: "loss"
-            propagate_down: true propagate_down: false }""")
+    forced = net_from("force_backward: true\n" + INPUTS + ip("ip", "x", 5) + """
+    layer { name: "loss" type: "SoftmaxWithLoss" bottom: "ip" bottom: "y" top: "loss" }""")
+    feed(forced)
+    forced.forward_backward()
+    assert np.abs(forced.blobs["x"].diff).sum() > 0  # force_backward reaches the input
+    stop = net_from(INPUTS + ip("ip1", "x", 6) + ip("ip2", "ip1", 5, "propagate_down: false")
+                    + """
+    layer { name: "loss" type: "SoftmaxWithLoss" bottom: "ip2" bottom: "y" top: "loss" }""")
+    need = dict(zip(stop._layer_names, stop.layer_need_backward, strict=True))
+    assert need["ip1"] is False and need["ip2"] is True  # nothing below ip2 reaches the loss
     feed(stop)
+    stop.clear_param_diffs()
     stop.forward_backward()
-    assert np.abs(stop.blobs["x"].diff).sum() > 0  # force_backward reaches the input
-    assert stop.bottom_need_backward[stop._layer_names.index("loss")] == [True, False]
+    assert np.abs(stop.params["ip2"][0].diff).sum() > 0
+    assert np.all(stop.params["ip1"][0].diff == 0)
 
 
 def test_shared_parameters_by_name():
@@ -247,3 +255,65 @@ def test_pycaffe_constructor_forms(tmp_path):
     assert Net(str(model), phase=brewnet.TRAIN).phase == TRAIN
     with pytest.raises(TypeError, match="phase"):
         Net(str(model))
+
+
+def test_shared_parameter_multipliers_follow_caffe():
+    """A sharer's lr_mult/decay_mult become the owner's when the owner set none; values set
+    on both sides must agree; PERMISSIVE sharing needs only equal counts."""
+    text = INPUTS + ip("a", "x", 6, 'param { name: "w" } param { name: "b" }') + \
+        ip("b", "x", 6, 'param { name: "w" lr_mult: 2 decay_mult: 0 } param { name: "b" }')
+    net = net_from(text)
+    assert net.params_lr[0] == 2.0 and net.params_weight_decay[0] == 0.0
+    clash = INPUTS + ip("a", "x", 6, 'param { name: "w" decay_mult: 1 }') + \
+        ip("b", "x", 6, 'param { name: "w" decay_mult: 0 }')
+    with pytest.raises(NetError, match="layer 'b'.*decay_mult 0 here but 1 in its owner"):
+        net_from(clash)
+    sharer = """
+    layer { name: "b" type: "InnerProduct" bottom: "x" top: "b"
+            param { name: "w" MODE }
+            inner_product_param { num_output: 6 transpose: true bias_term: false } }"""
+    base = INPUTS + ip("a", "x", 6, 'param { name: "w" }')
+    with pytest.raises(ShapeError, match=r"layer 'b'.*\(6, 3\) there, \(3, 6\) here"):
+        net_from(base + sharer.replace("MODE", ""))  # STRICT: full shapes must agree
+    net = net_from(base + sharer.replace("MODE", "share_mode: PERMISSIVE"))
+    net.params["a"][0].data[...] = np.arange(18).reshape(6, 3)
+    np.testing.assert_array_equal(net.params["b"][0].data, np.arange(18).reshape(3, 6))
+
+
+def test_net_state_of_the_file_is_merged():
+    """Net(file, phase, stages=...) starts from the file's own `state {}` (Caffe's ctor)."""
+    text = 'state { stage: "deploy" }\n' + INPUTS + """
+    layer { name: "dep" type: "ReLU" bottom: "x" top: "d" include { stage: "deploy" } }
+    layer { name: "both" type: "ReLU" bottom: "x" top: "e"
+            include { stage: "deploy" stage: "extra" } }"""
+    param = text_format.Parse(text, caffe_pb2.NetParameter())
+    assert "dep" in Net(param, TEST)._layer_names
+    assert "both" in Net(param, TEST, stages=["extra"])._layer_names
+
+
+def test_definition_blobs_are_the_weights():
+    """Layers take their weights from LayerParameter.blobs when the definition carries them
+    (a NetParameter from to_proto() or a .caffemodel), instead of running fillers."""
+    net = net_from(MLP)
+    again = Net(net.to_proto(), TRAIN)
+    for name in ("ip1", "ip2"):
+        for a, b in zip(net.params[name], again.params[name], strict=True):
+            np.testing.assert_array_equal(a.data, b.data)
+
+
+def test_loss_layer_with_two_tops_needs_explicit_weights():
+    """Caffe's LossLayer default is one weight: two tops without loss_weight is an error
+    with the fix; with `loss_weight: 1 loss_weight: 0` it compiles."""
+    two = INPUTS + ip("ip", "x", 5) + """
+    layer { name: "loss" type: "SoftmaxWithLoss" bottom: "ip" bottom: "y" top: "loss"
+            top: "prob" }"""
+    with pytest.raises(NetError, match="layer 'loss'.*loss_weight: 1 loss_weight: 0"):
+        net_from(two)
+    net = net_from(two.replace('top: "prob"', 'top: "prob" loss_weight: 1 loss_weight: 0'))
+    assert net.blob_loss_weights["loss"] == 1.0 and net.blob_loss_weights["prob"] == 0.0
+
+
+def test_unknown_blob_names_in_forward_are_errors():
+    net = net_from(MLP)
+    with pytest.raises(NetError, match="no blob named 'ip22'.*did you mean 'ip2'"):
+        net.forward(blobs=["ip22"])

@@ -44,14 +44,15 @@ def test_in_place_chain_splits_the_latest_version():
 
 def test_explicit_loss_weight_counts_as_a_use_and_moves_to_split_top_0():
     """A top with loss_weight that also feeds a layer is split; the loss sits on split top 0,
-    which no bottom takes, and the producer's weight is zeroed."""
+    which no bottom takes, and the producer's loss weights are cleared (Caffe's
+    clear_loss_weight)."""
     net = insert_splits(parse("""
       layer { name: "in" type: "Input" top: "x" }
       layer { name: "p" type: "ReLU" bottom: "x" top: "y" loss_weight: 0.5 }
       layer { name: "c" type: "ReLU" bottom: "y" top: "z" }
     """))
     assert [lp.name for lp in net.layer] == ["in", "p", "y_p_0_split", "c"]
-    assert list(net.layer[1].loss_weight) == [0.0]
+    assert list(net.layer[1].loss_weight) == []
     assert list(net.layer[2].loss_weight) == [0.5, 0.0]
     assert list(net.layer[3].bottom) == ["y_p_0_split_1"]
 
