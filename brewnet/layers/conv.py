@@ -25,10 +25,8 @@ import math
 import numpy as np
 
 from ..blob import Blob
-from ..errors import NetError
 from ..proto import caffe_pb2
 from .base import Layer, learnable_shape_check
-from .fillers import fill
 from .registry import register
 
 # Patch rows pay off once a row of kernel taps (kw * C/G floats) is at least this long; that
@@ -133,12 +131,7 @@ class ConvolutionLayer(Layer):
             fillers = (p.weight_filler, p.bias_filler)
             for shape, filler, what in zip(shapes, fillers, ("weight_filler", "bias_filler"),
                                            strict=False):
-                blob = Blob(shape, xp=xp)
-                try:
-                    blob.data[...] = fill(filler, shape, xp)
-                except NetError as e:
-                    raise self.error(f"{what}: {e}") from e
-                self.blobs.append(blob)
+                self.blobs.append(self.fill_blob(filler, shape, what, xp))
         self._geometry: tuple | None = None
 
     # -- shapes and scratch buffers ----------------------------------------------------------
@@ -255,8 +248,7 @@ class ConvolutionLayer(Layer):
         xp = bottom[0].xp
         g, m = self._group, self._num_output
         mg, ohw = m // g, self._oh * self._ow
-        want = list(self.param_propagate_down) + [True] * (len(self.blobs)
-                                                           - len(self.param_propagate_down))
+        want = self.param_propagate_down  # the net sets one entry per parameter blob
         weight_grad = want[0]
         bias_grad = self._bias_term and want[1]
         for index, (b, t) in enumerate(zip(bottom, top, strict=True)):
@@ -267,6 +259,8 @@ class ConvolutionLayer(Layer):
             if bias_grad:
                 self.blobs[1].diff[...] += dy.sum(axis=(0, 3), dtype=np.float32).reshape(m)
             if weight_grad:
+                # Deliberate difference from Caffe (which redoes im2col here): reuse the forward's
+                # columns; correct while the bottom is unchanged since forward (the net ensures it).
                 if self._col_source != index:
                     self._im2col(xp, b.data, index)
                 self._add_weight_grad(xp, dy)

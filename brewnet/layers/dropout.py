@@ -1,8 +1,8 @@
 """Dropout: zero each input with probability p during training.
 
 Caffe's dropout is *inverted*: kept values are scaled by 1/(1-p) at train time so the test-time
-pass is the identity. Schemas that carry ``scale_train: false`` (a common Caffe fork) get the
-classic form instead: train y = x·mask, test y = x·(1-p).
+pass is the identity. BVLC's ``DropoutParameter`` has only ``dropout_ratio``, so there is no
+other form.
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ from .registry import register
 
 @register
 class Dropout(Layer):
-    """y = x·mask·scale in TRAIN, mask ~ Bernoulli(1-p) drawn from brewnet.rng; any shape."""
+    """y = x·mask/(1-p) in TRAIN, mask ~ Bernoulli(1-p) drawn from brewnet.rng; y = x in TEST;
+    any shape."""
 
     type = "Dropout"
     exact_num_bottom = 1
@@ -30,10 +31,7 @@ class Dropout(Layer):
         self.ratio = float(dp.dropout_ratio)
         if not 0.0 <= self.ratio < 1.0:
             raise self.error(f"dropout_ratio {self.ratio} must be in [0, 1)")
-        # BVLC's schema has no scale_train field; honour it where a schema does.
-        self.scale_train = bool(getattr(dp, "scale_train", True))
-        self.train_scale = np.float32(1.0 / (1.0 - self.ratio) if self.scale_train else 1.0)
-        self.test_scale = np.float32(1.0 if self.scale_train else 1.0 - self.ratio)
+        self.scale = np.float32(1.0 / (1.0 - self.ratio))
         self._uniform = None  # float32 draws on the host, sized in reshape
         self._keep = None  # bool mask on the blob's device
 
@@ -50,11 +48,8 @@ class Dropout(Layer):
     def forward(self, bottom: list[Blob], top: list[Blob]) -> None:
         xp, x, y = bottom[0].xp, bottom[0].data, top[0].data
         if self.phase != caffe_pb2.TRAIN:
-            if self.test_scale == 1:
-                if y is not x:
-                    xp.copyto(y, x)
-            else:
-                xp.multiply(x, self.test_scale, out=y)
+            if y is not x:
+                xp.copyto(y, x)
             return
         rng.generator().random(dtype=np.float32, out=self._uniform)
         if xp is np:
@@ -62,8 +57,8 @@ class Dropout(Layer):
         else:  # draws are made on the host so one seed fixes CPU and GPU runs alike
             self._keep[...] = xp.asarray(self._uniform >= np.float32(self.ratio))
         xp.multiply(x, self._keep, out=y)
-        if self.train_scale != 1:
-            y *= self.train_scale
+        if self.scale != 1:
+            y *= self.scale
 
     def backward(self, top: list[Blob], propagate_down: list[bool],
                  bottom: list[Blob]) -> None:
@@ -71,12 +66,9 @@ class Dropout(Layer):
             return
         xp, dy, dx = bottom[0].xp, top[0].diff, bottom[0].diff
         if self.phase != caffe_pb2.TRAIN:
-            if self.test_scale == 1:
-                if dx is not dy:
-                    xp.copyto(dx, dy)
-            else:
-                xp.multiply(dy, self.test_scale, out=dx)
+            if dx is not dy:
+                xp.copyto(dx, dy)
             return
         xp.multiply(dy, self._keep, out=dx)
-        if self.train_scale != 1:
-            dx *= self.train_scale
+        if self.scale != 1:
+            dx *= self.scale

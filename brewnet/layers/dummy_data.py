@@ -3,10 +3,15 @@ nets that need a constant blob)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from ..blob import Blob
+from ..errors import NetError
 from ..proto import caffe_pb2
 from .base import Layer
-from .fillers import fill
+from .fillers import check_filler, fill
+from .input import check_shape
 from .registry import register
 
 
@@ -32,13 +37,27 @@ class DummyData(Layer):
             self.fillers = [dp.data_filler[0]] * num_top
         else:
             self.fillers = list(dp.data_filler)
+        for filler in self.fillers:  # a bad type fails here, not at the first forward
+            self._fill_checked(check_filler, filler)
         self.refill = [f.type != "constant" for f in self.fillers]
         self.shapes = self._shapes(num_top)
-        for t, shape, filler, refill in zip(top, self.shapes, self.fillers, self.refill,
-                                            strict=True):
+        for i, (t, shape, filler, refill) in enumerate(zip(top, self.shapes, self.fillers,
+                                                            self.refill, strict=True)):
+            check_shape(self, shape, f"dummy_data_param shape for top {i}")
             t.reshape(shape)
             if not refill:
-                t.data[...] = fill(filler, shape, t.xp)
+                self._fill_top(t, filler)
+
+    def _fill_checked(self, run: Callable[..., Any], filler: caffe_pb2.FillerParameter,
+                      *args: Any) -> Any:
+        """``run(filler, *args)`` with a filler's NetError re-raised naming this layer."""
+        try:
+            return run(filler, *args)
+        except NetError as e:
+            raise self.error(f"data_filler: {e.message}") from None
+
+    def _fill_top(self, top: Blob, filler: caffe_pb2.FillerParameter) -> None:
+        top.data[...] = self._fill_checked(fill, filler, tuple(top.data.shape), top.xp)
 
     def _shapes(self, num_top: int) -> list[tuple[int, ...]]:
         """One shape per top, from ``shape`` or from the legacy 4-D fields."""
@@ -67,7 +86,7 @@ class DummyData(Layer):
     def forward(self, bottom: list[Blob], top: list[Blob]) -> None:
         for t, filler, refill in zip(top, self.fillers, self.refill, strict=True):
             if refill:
-                t.data[...] = fill(filler, tuple(t.data.shape), t.xp)
+                self._fill_top(t, filler)
 
     def backward(self, top: list[Blob], propagate_down: list[bool],
                  bottom: list[Blob]) -> None:

@@ -31,17 +31,23 @@ def fill(param: caffe_pb2.FillerParameter, shape: tuple[int, ...], xp: Any = np)
     other than gaussian); callers add the layer name.
     """
     shape = tuple(int(d) for d in shape)
-    maker = _FILLERS.get(param.type)
-    if maker is None:
-        raise NetError(f"unknown filler type '{param.type}'; known types: "
-                       + ", ".join(sorted(_FILLERS)))
-    if param.type != "gaussian" and param.sparse != -1:
-        raise NetError(f"the '{param.type}' filler does not support sparse; only gaussian does")
+    check_filler(param)
+    maker = _FILLERS[param.type]
     count = math.prod(shape)
     if count == 0:
         raise NetError(f"cannot fill an empty blob of shape {shape}")
     values = maker(param, shape, count)
     return xp.asarray(values.astype(np.float32, copy=False).reshape(shape))
+
+
+def check_filler(param: caffe_pb2.FillerParameter) -> None:
+    """Raise NetError for an unknown type or ``sparse`` on a non-gaussian filler: what Caffe's
+    GetFiller refuses at setup, before any shape is known."""
+    if param.type not in _FILLERS:
+        raise NetError(f"unknown filler type '{param.type}'; known types: "
+                       + ", ".join(sorted(_FILLERS)))
+    if param.type != "gaussian" and param.sparse != -1:
+        raise NetError(f"the '{param.type}' filler does not support sparse; only gaussian does")
 
 
 def _legacy_dim(shape: tuple[int, ...], axis: int) -> int:
@@ -120,7 +126,9 @@ def _bilinear(param, shape, count):
         raise NetError(f"bilinear filler needs a square kernel, got {shape[2]}x{shape[3]}")
     size = shape[3]
     f = math.ceil(size / 2.0)
-    c = (2 * f - 1 - f % 2) / (2.0 * f)
+    # Caffe's centre since BVLC PR #5713: symmetric for every K (the older
+    # (2f - 1 - f % 2) / 2f was off-centre for K = 3, 6, 7, ...).
+    c = (size - 1) / (2.0 * f)
     ramp = 1.0 - np.abs(np.arange(size, dtype=np.float64) / f - c)
     kernel = np.outer(ramp, ramp).astype(np.float32)
     return np.broadcast_to(kernel, shape).copy()

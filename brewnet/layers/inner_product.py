@@ -7,7 +7,6 @@ import numpy as np
 
 from ..blob import Blob
 from .base import Layer, learnable_shape_check
-from .fillers import fill
 from .registry import register
 from .structure import canonical_axis, count
 
@@ -45,11 +44,9 @@ class InnerProduct(Layer):
                 learnable_shape_check(self, j, expected)
             return
         xp = bottom[0].xp
-        fillers = [ip.weight_filler, ip.bias_filler]
-        for filler, s in zip(fillers, shapes, strict=False):
-            blob = Blob(s, xp=xp)
-            blob.data[...] = fill(filler, s, xp)
-            self.blobs.append(blob)
+        fillers = [(ip.weight_filler, "weight_filler"), (ip.bias_filler, "bias_filler")]
+        for (filler, what), s in zip(fillers, shapes, strict=False):
+            self.blobs.append(self.fill_blob(filler, s, what, xp))
 
     def reshape(self, bottom: list[Blob], top: list[Blob]) -> None:
         shape = tuple(bottom[0].data.shape)
@@ -78,15 +75,15 @@ class InnerProduct(Layer):
                  bottom: list[Blob]) -> None:
         xp = bottom[0].xp
         dy = top[0].diff.reshape(self.m, self.num_output)
-        want = self.param_propagate_down
-        if len(want) < 1 or want[0]:
+        want = self.param_propagate_down  # the net sets one entry per parameter blob
+        if want[0]:
             x = bottom[0].data.reshape(self.m, self.k)
             if self.transpose:  # dW (K, N) = Xᵀ·dY
                 xp.matmul(x.T, dy, out=self._wgrad)
             else:  # dW (N, K) = dYᵀ·X
                 xp.matmul(dy.T, x, out=self._wgrad)
             self.blobs[0].diff += self._wgrad
-        if self.bias_term and (len(want) < 2 or want[1]):
+        if self.bias_term and want[1]:
             self.blobs[1].diff += dy.sum(axis=0)
         if propagate_down[0]:
             w = self.blobs[0].data

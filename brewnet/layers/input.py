@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
-from ..blob import Blob
+from ..blob import MAX_AXES, Blob
 from .base import Layer
 from .registry import register
+
+
+def check_shape(layer: Layer, dims: tuple[int, ...], what: str) -> None:
+    """Caffe's Blob::Reshape checks as a NetError naming the layer: every dim >= 0 (0 is an
+    empty blob) and at most 32 axes."""
+    if any(d < 0 for d in dims):
+        raise layer.error(f"{what} {list(dims)} has a negative dim; every dim must be >= 0")
+    if len(dims) > MAX_AXES:
+        raise layer.error(f"{what} has {len(dims)} axes; a blob has at most {MAX_AXES}")
 
 
 @register
@@ -24,7 +33,9 @@ class Input(Layer):
                              "give one shape, one per top, or none")
         for i, t in enumerate(top):
             if shapes:
-                t.reshape(tuple(shapes[i if len(shapes) > 1 else 0].dim))
+                dims = tuple(int(d) for d in shapes[i if len(shapes) > 1 else 0].dim)
+                check_shape(self, dims, f"input_param shape for top {i}")
+                t.reshape(dims)
 
     def reshape(self, bottom: list[Blob], top: list[Blob]) -> None:
         """Nothing: the tops keep whatever shape they have."""

@@ -117,7 +117,9 @@ class SoftmaxWithLoss(Layer):
         self._index = label_indices(label, valid, self._dims, xp)
         self._valid = valid
         picked = xp.maximum(prob.reshape(-1)[self._index], FLT_MIN)
-        total = -xp.sum(xp.log(picked) * valid, dtype=np.float32)
+        # where, not a multiply: an ignored position adds exactly 0 even if its scores are
+        # inf/NaN (Caffe skips it)
+        total = -xp.sum(xp.where(valid, xp.log(picked), np.float32(0)), dtype=np.float32)
         outer, _, inner = self._dims
         valid_count = int(valid.sum()) if self.ignore_label is not None else outer * inner
         self._norm = normalizer(self.mode, outer, inner, valid_count)
@@ -139,6 +141,7 @@ class SoftmaxWithLoss(Layer):
         flat = dx.reshape(-1)
         flat[self._index] -= 1
         if self.ignore_label is not None:
-            dx *= self._valid[:, None, :]
+            # exactly 0 where ignored, even where the probabilities are NaN
+            xp.copyto(dx, np.float32(0), where=~self._valid[:, None, :])
         # Caffe scales by loss_weight / normalizer, computed in float32
         dx *= top[0].diff / np.float32(self._norm)

@@ -1,7 +1,8 @@
 """Pooling (Caffe's ``PoolingLayer``): MAX and AVE over (N, C, H, W), with Caffe's sizes.
 
 Output size: ``out = ceil((in + 2*pad - k) / stride) + 1`` (``round_mode: FLOOR`` floors), then
-``out -= 1`` when ``pad > 0`` and the last window would start at or past ``in + pad``.
+``out -= 1`` when the last window would start at or past ``in + pad``. Like Caffe, that last rule
+is applied to both axes whenever either axis is padded, and to neither when none is.
 
 - MAX windows are clipped to the image, so padding never wins; the first maximum in row-major
   window order is kept (Caffe compares with ``>``). An optional second top holds that argmax as
@@ -28,11 +29,15 @@ _P = caffe_pb2.PoolingParameter
 _BLOCK_BYTES = 1 << 19
 
 
-def pooled_size(size: int, kernel: int, stride: int, pad: int, ceil: bool = True) -> int:
-    """Caffe's pooled extent of one axis (see the module docstring)."""
+def pooled_size(size: int, kernel: int, stride: int, pad: int, ceil: bool = True,
+                any_pad: bool | None = None) -> int:
+    """Caffe's pooled extent of one axis (see the module docstring); ``any_pad`` says whether
+    either axis is padded (default: this axis's ``pad > 0``), which is what gates the rule."""
+    if any_pad is None:
+        any_pad = pad > 0
     span = size + 2 * pad - kernel
     out = (-(-span // stride) if ceil else span // stride) + 1
-    if pad > 0 and (out - 1) * stride >= size + pad:
+    if any_pad and (out - 1) * stride >= size + pad:
         out -= 1  # the last window must start inside the image or its left padding
     return out
 
@@ -110,8 +115,9 @@ class PoolingLayer(Layer):
         if self._global:
             oh = ow = 1
         else:
-            oh = pooled_size(h, kh, sh, ph, self._ceil)
-            ow = pooled_size(w, kw, sw, pw, self._ceil)
+            padded = ph > 0 or pw > 0
+            oh = pooled_size(h, kh, sh, ph, self._ceil, any_pad=padded)
+            ow = pooled_size(w, kw, sw, pw, self._ceil, any_pad=padded)
         if oh <= 0 or ow <= 0:
             raise self.shape_error(f"kernel {kh}x{kw} does not fit the padded input "
                                    f"{h + 2 * ph}x{w + 2 * pw}")
@@ -155,8 +161,9 @@ class PoolingLayer(Layer):
             offsets = 1 if self._global else kh * kw
             small = offsets <= np.iinfo(np.uint8).max and not self._global
             self._argmax = xp.zeros((planes, oh, ow), dtype=np.uint8 if small else np.int32)
-            self._better = xp.empty((planes, oh, ow), dtype=bool)
-            self._candidate = xp.empty_like(self._argmax)
+            if not self._global:  # the global path takes an argmax directly
+                self._better = xp.empty((planes, oh, ow), dtype=bool)
+                self._candidate = xp.empty_like(self._argmax)
         else:
             # Caffe's divisor: the window clipped to [-pad, in + pad), before clipping to the
             # image.
@@ -309,7 +316,7 @@ class PoolingLayer(Layer):
         flat = dx.reshape(self._planes, -1)
         if self._max:
             flat.fill(0)
-            xp.put_along_axis(flat, self._argmax.reshape(self._planes, 1),
-                              dy.reshape(self._planes, 1), axis=1)
+            # Plain fancy indexing: CuPy has no put_along_axis.
+            flat[xp.arange(self._planes), self._argmax.ravel()] = dy.ravel()
         else:
             flat[...] = dy.reshape(self._planes, 1) / np.float32(flat.shape[1])

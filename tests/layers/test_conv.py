@@ -186,3 +186,11 @@ def test_bad_parameters_name_the_layer(fields, shape, message):
     layer = make_layer(f'name: "bad" type: "Convolution" convolution_param {{ {fields} }}')
     with pytest.raises(NetError, match=f"layer 'bad'.*{message}"):
         setup_layer(layer, blobs_from(np.zeros(shape, np.float32)))
+
+
+def test_bad_filler_names_the_layer_and_field():
+    """A filler Caffe refuses is a NetError naming the layer and the filler field."""
+    layer = make_layer('name: "c" type: "Convolution" convolution_param { num_output: 2 '
+                       'kernel_size: 3 weight_filler { type: "xavier" sparse: 2 } }')
+    with pytest.raises(NetError, match="layer 'c' .*weight_filler: .*does not support sparse"):
+        setup_layer(layer, blobs_from(np.zeros((1, 1, 5, 5), np.float32)))

@@ -75,6 +75,17 @@ def test_in_place():
     assert layer.can_run_in_place
 
 
+def test_schema_has_only_dropout_ratio():
+    """BVLC's DropoutParameter holds only dropout_ratio: Dropout is always inverted, with one
+    scale 1/(1-p) and no test-time scaling."""
+    fields = [f.name for f in caffe_pb2.DropoutParameter.DESCRIPTOR.fields]
+    assert fields == ["dropout_ratio"]
+    layer = dropout_layer(0.2, caffe_pb2.TEST)
+    setup_layer(layer, blobs_from(sample()))
+    assert layer.scale == np.float32(1 / 0.8)
+    assert not hasattr(layer, "scale_train") and not hasattr(layer, "test_scale")
+
+
 def test_ratio_out_of_range_is_an_error():
     """dropout_ratio must be in [0, 1); 1 would divide by zero."""
     layer = dropout_layer(1.0)

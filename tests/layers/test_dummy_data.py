@@ -63,3 +63,24 @@ def test_inconsistent_params(params):
     """Mixed shape/legacy fields, or counts that fit neither one nor every top, are errors."""
     with pytest.raises(NetError, match="dummy_data_param"):
         setup_layer(dummy(params), [], 3)
+
+
+def test_bad_filler_names_the_layer_at_setup():
+    """An unknown data_filler type fails at setup (as Caffe's GetFiller), naming the layer;
+    a filler that cannot fill the top's shape fails at forward, also naming it."""
+    layer = make_layer('name: "d" type: "DummyData" dummy_data_param { shape { dim: 2 } '
+                       'data_filler { type: "xavir" } }')
+    with pytest.raises(NetError, match="layer 'd' .*data_filler: unknown filler type 'xavir'"):
+        setup_layer(layer, [], 1)
+    layer = make_layer('name: "d" type: "DummyData" dummy_data_param { shape { dim: 2 } '
+                       'data_filler { type: "bilinear" } }')
+    top = setup_layer(layer, [], 1)
+    with pytest.raises(NetError, match="layer 'd' .*data_filler: bilinear filler needs a 4-d"):
+        layer.forward([], top)
+
+
+def test_negative_dim_names_the_layer():
+    """A negative dim is a NetError naming the layer, not a bare ValueError."""
+    with pytest.raises(NetError, match="layer 'd' .*negative dim"):
+        setup_layer(make_layer('name: "d" type: "DummyData" dummy_data_param { '
+                               'shape { dim: 2 dim: -3 } }'), [], 1)

@@ -78,13 +78,36 @@ def test_positive_unitball_rows_sum_to_one():
 
 
 def test_bilinear_kernel_values():
-    """bilinear: (1 - |x/f - c|)(1 - |y/f - c|), f = ceil(K/2), c = (2f - 1 - f%2) / (2f)."""
+    """bilinear: (1 - |x/f - c|)(1 - |y/f - c|), f = ceil(K/2), c = (K - 1) / (2f)."""
     values = fill(filler('type: "bilinear"'), (2, 1, 4, 4))
     ramp = np.array([0.25, 0.75, 0.75, 0.25])  # K=4: f=2, c=0.75
     np.testing.assert_allclose(values[1, 0], np.outer(ramp, ramp), rtol=1e-6)
     odd = fill(filler('type: "bilinear"'), (1, 1, 5, 5))[0, 0]
     ramp5 = np.array([1, 2, 3, 2, 1]) / 3  # K=5 (upsampling by 3): f=3, c=2/3
     np.testing.assert_allclose(odd, np.outer(ramp5, ramp5), rtol=1e-6)
+
+
+def bilinear_reference(size):
+    """Caffe's BilinearFiller loop over one (K, K) plane: x = i % K, y = (i / K) % K."""
+    f = math.ceil(size / 2)
+    c = (size - 1) / (2 * f)
+    plane = np.empty(size * size)
+    for i in range(size * size):
+        x, y = i % size, (i // size) % size
+        plane[i] = (1 - abs(x / f - c)) * (1 - abs(y / f - c))
+    return plane.reshape(size, size)
+
+
+@pytest.mark.parametrize("size", [2, 3, 4, 5, 6, 7])
+def test_bilinear_uses_caffes_symmetric_centre(size):
+    """bilinear: c = (K - 1) / (2f) (BVLC PR #5713), so K=3 gives rows [.25 .5 .25], ..."""
+    values = fill(filler('type: "bilinear"'), (2, 3, size, size))
+    for plane in values.reshape(-1, size, size):
+        np.testing.assert_allclose(plane, bilinear_reference(size), rtol=1e-6)
+    np.testing.assert_allclose(plane, plane[::-1, ::-1], rtol=1e-6)  # centred
+    if size == 3:
+        np.testing.assert_allclose(plane, np.outer([0.5, 1, 0.5], [0.5, 1, 0.5]))
+        np.testing.assert_allclose(plane[0], [0.25, 0.5, 0.25])
 
 
 def test_seed_makes_draws_repeatable():

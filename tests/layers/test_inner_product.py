@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from brewnet.blob import Blob
-from brewnet.errors import ShapeError
+from brewnet.errors import NetError, ShapeError
 from tests.gradcheck import blobs_from, check_gradient, make_layer, setup_layer
 
 GAUSS = 'weight_filler { type: "gaussian" std: 1 } bias_filler { type: "gaussian" std: 1 }'
@@ -128,3 +128,16 @@ def test_reshape_rejects_a_different_feature_count():
     bottom[0].reshape((5, 3))  # a new batch size is fine
     layer.reshape(bottom, top)
     assert top[0].data.shape == (5, 2)
+
+
+@pytest.mark.parametrize(("fillers", "what"), [
+    ('weight_filler { type: "xavir" }', "weight_filler"),
+    ('bias_filler { type: "gausian" }', "bias_filler"),
+])
+def test_bad_filler_names_the_layer_and_field(fillers, what):
+    """An unknown filler type is a NetError naming the layer and which filler is wrong."""
+    layer = make_layer(f'name: "fc" type: "InnerProduct" inner_product_param {{ num_output: 2 '
+                       f'{fillers} }}')
+    with pytest.raises(NetError, match=f"layer 'fc' \\(InnerProduct\\): {what}: unknown "
+                                       "filler type"):
+        setup_layer(layer, blobs_from(np.ones((1, 3), np.float32)))

@@ -36,3 +36,21 @@ def test_shape_count_mismatch():
     layer = make_layer('type: "Input" input_param { shape { dim: 1 } shape { dim: 2 } }')
     with pytest.raises(NetError, match="2 shapes for 3 tops"):
         setup_layer(layer, [], 3)
+
+
+@pytest.mark.parametrize("dims", ["dim: 2 dim: -2", "dim: -1"])
+def test_negative_dim_names_the_layer(dims):
+    """A negative dim (Caffe's Blob::Reshape CHECK_GE(dim, 0)) is a NetError naming the layer."""
+    layer = make_layer(f'name: "data" type: "Input" input_param {{ shape {{ {dims} }} }}')
+    with pytest.raises(NetError, match="layer 'data' .*negative dim"):
+        setup_layer(layer, [], 1)
+
+
+def test_zero_dim_is_an_empty_blob_and_too_many_axes_an_error():
+    """A 0 dim is allowed (count 0); more than 32 axes is a NetError naming the layer."""
+    layer = make_layer('type: "Input" input_param { shape { dim: 0 dim: 3 } }')
+    assert setup_layer(layer, [], 1)[0].shape == [0, 3]
+    many = " ".join(["dim: 1"] * 33)
+    layer = make_layer(f'name: "data" type: "Input" input_param {{ shape {{ {many} }} }}')
+    with pytest.raises(NetError, match="layer 'data' .*33 axes"):
+        setup_layer(layer, [], 1)

@@ -130,6 +130,27 @@ def test_backward_scales_by_loss_weight_and_zeroes_ignored():
     np.testing.assert_allclose(unit.sum(axis=1), 0, atol=1e-6)
 
 
+@pytest.mark.filterwarnings("ignore:invalid value:RuntimeWarning")  # softmax of inf - inf
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_scores_at_ignored_positions_add_nothing(bad):
+    """Caffe skips ignored positions: their inf/NaN scores change neither loss nor gradient."""
+    scores, labels = spatial_case(5)
+    layer = loss_layer("ignore_label: 255")
+    bottom, top = run(layer, scores, labels)
+    clean_loss = float(top[0].data)
+    top[0].diff[...] = 1
+    layer.backward(top, [True, False], bottom)
+    clean_grad = bottom[0].diff.copy()
+    scores[0, :, 1, 2] = bad  # labelled 255
+    scores[1, 2, 0, 0] = bad  # labelled 255
+    bottom, top = run(layer, scores, labels)
+    assert float(top[0].data) == pytest.approx(clean_loss, rel=1e-6)
+    top[0].diff[...] = 1
+    layer.backward(top, [True, False], bottom)
+    assert np.isfinite(bottom[0].diff).all()
+    np.testing.assert_array_equal(bottom[0].diff, clean_grad)
+
+
 def test_label_axis_other_than_one():
     """With axis 2 the classes run along axis 2: outer = N·C, inner = W."""
     g = np.random.default_rng(4)

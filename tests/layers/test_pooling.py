@@ -18,7 +18,8 @@ def pool_reference(x, kernel, stride, pad, method, ceil=True):
     def size(extent, k, s, p):
         span = (extent + 2 * p - k) / s
         out = (math.ceil(span) if ceil else math.floor(span)) + 1
-        if p > 0 and (out - 1) * s >= extent + p:
+        # Caffe drops a last window starting in the padding on both axes if either is padded.
+        if (ph or pw) and (out - 1) * s >= extent + p:
             out -= 1
         return out
 
@@ -60,6 +61,8 @@ CASES = [
      (3, 2), (1, 2), (1, 1)),
     ("kernel_size: 2 stride: 3", (1, 2, 8, 8), (2, 2), (3, 3), (0, 0)),  # gaps
     ("kernel_size: 3 stride: 1", (1, 2, 4, 5), (3, 3), (1, 1), (0, 0)),  # overlap, no pad
+    # Only H is padded, yet the clip rule also drops W's last window (which starts at 6).
+    ("kernel_size: 2 stride: 3 pad_h: 1 pad_w: 0", (1, 1, 6, 6), (2, 2), (3, 3), (1, 0)),
 ]
 
 
@@ -72,6 +75,20 @@ def test_output_size_rule():
     layer = make_layer('type: "Pooling" pooling_param { pool: MAX kernel_size: 3 stride: 2 }')
     top = setup_layer(layer, blobs_from(np.zeros((1, 1, 112, 112), np.float32)))
     assert top[0].shape == [1, 1, 56, 56]
+
+
+@pytest.mark.parametrize("method", ["MAX", "AVE"])
+def test_clip_rule_applies_to_both_axes_when_either_is_padded(method):
+    """Caffe: if (pad_h || pad_w), both axes drop a last window that starts at in + pad."""
+    assert pooled_size(6, 2, 3, 0) == 3
+    assert pooled_size(6, 2, 3, 0, any_pad=True) == 2
+    layer = make_layer(f'type: "Pooling" pooling_param {{ pool: {method} kernel_size: 2 '
+                       'stride: 3 pad_h: 1 pad_w: 0 }')
+    bottom = blobs_from(distinct((1, 1, 6, 6)))
+    top = setup_layer(layer, bottom)
+    layer.forward(bottom, top)
+    assert top[0].shape == [1, 1, 3, 2]
+    assert np.isfinite(top[0].data).all()
 
 
 @pytest.mark.parametrize("method", ["MAX", "AVE"])
@@ -124,6 +141,23 @@ def test_global_pooling(method):
     want = x.max(axis=(2, 3)) if method == "MAX" else x.mean(axis=(2, 3))
     np.testing.assert_allclose(top[0].data[:, :, 0, 0], want, rtol=1e-5)
     check_gradient(layer, bottom, top)
+
+
+def test_global_max_backward_needs_no_put_along_axis(monkeypatch):
+    """The global MAX backward uses plain fancy indexing (CuPy 13 has no put_along_axis)."""
+    monkeypatch.delattr(np, "put_along_axis", raising=False)
+    layer = make_layer('type: "Pooling" pooling_param { pool: MAX global_pooling: true }')
+    x = distinct((2, 3, 4, 5))
+    bottom = blobs_from(x)
+    top = setup_layer(layer, bottom)
+    layer.forward(bottom, top)
+    top[0].diff[...] = np.arange(6, dtype=np.float32).reshape(2, 3, 1, 1) + 1
+    layer.backward(top, [True], bottom)
+    flat = x.reshape(6, -1)
+    want = np.zeros_like(flat)
+    want[np.arange(6), flat.argmax(axis=1)] = np.arange(6) + 1
+    np.testing.assert_array_equal(bottom[0].diff.reshape(6, -1), want)
+    assert not hasattr(layer, "_better")  # no per-window scratch for the global path
 
 
 @pytest.mark.parametrize("method", ["MAX", "AVE"])
