@@ -16,10 +16,15 @@ $(BIN)/brewnet: pyproject.toml
 
 install: $(BIN)/brewnet
 
-$(MNIST)/mnist_train_lmdb $(MNIST)/mnist_test_lmdb: | $(BIN)/brewnet
-	$(BIN)/brewnet data mnist $(MNIST)
+# One target makes both LMDBs, so `make -j` runs the conversion once (the command keeps a
+# complete existing LMDB and builds only what is missing).
+MNIST_STAMP := $(MNIST)/.lmdb-stamp
 
-lenet: $(BIN)/brewnet $(MNIST)/mnist_train_lmdb $(MNIST)/mnist_test_lmdb
+$(MNIST_STAMP): | $(BIN)/brewnet
+	$(BIN)/brewnet data mnist $(MNIST)
+	@touch $@
+
+lenet: $(BIN)/brewnet $(MNIST_STAMP)
 	$(BIN)/brewnet solve --solver $(MNIST)/lenet_solver.prototxt
 
 test: $(BIN)/brewnet
@@ -33,4 +38,4 @@ lint: $(BIN)/brewnet
 	$(BIN)/ruff check .
 
 clean-lenet:
-	rm -rf $(MNIST)/mnist_train_lmdb $(MNIST)/mnist_test_lmdb $(MNIST)/lenet_iter_*
+	rm -rf $(MNIST)/mnist_train_lmdb $(MNIST)/mnist_test_lmdb $(MNIST_STAMP) $(MNIST)/lenet_iter_*

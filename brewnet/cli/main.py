@@ -12,10 +12,15 @@ import re
 import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from ..errors import BrewnetError
 from ..log import log
+from ..proto import caffe_pb2
+
+if TYPE_CHECKING:
+    from ..solver import Solver
 
 _CAFFE_FLAG = re.compile(r"^-([A-Za-z][A-Za-z0-9_]+)(=.*)?$")
 
@@ -29,9 +34,10 @@ def normalize_flags(argv: Sequence[str]) -> list[str]:
     return out
 
 
-def install_signal_effects(solver, sigint: str, sighup: str) -> None:
+def install_signal_effects(solver, sigint: str, sighup: str) -> Callable[[], None]:
     """Caffe's -sigint_effect/-sighup_effect: a signal asks the training loop to ``stop``
-    (it then writes the final snapshot and exits cleanly), ``snapshot`` or do nothing."""
+    (it then writes the final snapshot and exits cleanly), ``snapshot`` or do nothing.
+    Returns a function that puts the previous handlers back."""
     pending: list[str] = []
 
     def handler(signum: int, frame: object) -> None:
@@ -39,40 +45,134 @@ def install_signal_effects(solver, sigint: str, sighup: str) -> None:
         if effect != "none":
             pending.append(effect)
 
-    signal.signal(signal.SIGINT, handler)
-    if hasattr(signal, "SIGHUP"):
-        signal.signal(signal.SIGHUP, handler)
+    signums = [signal.SIGINT] + ([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])
+    previous = {signum: signal.signal(signum, handler) for signum in signums}
     solver.set_action_function(lambda: pending.pop(0) if pending else "none")
+
+    def restore() -> None:
+        for signum, old in previous.items():
+            signal.signal(signum, old)
+
+    return restore
+
+
+def parse_gpus(value: str, device_count: Callable[[], int]) -> list[int]:
+    """Caffe's ``-gpu``: ``all``, ``0`` or ``0,1`` (``-1`` or empty: the CPU). ``device_count``
+    is asked only for ``all``. A value that is none of these is a BrewnetError."""
+    value = value.strip()
+    if value in ("", "-1"):
+        return []
+    if value == "all":
+        return list(range(device_count()))
+    ids = []
+    for part in value.split(","):
+        part = part.strip()
+        if not part.isdigit():
+            raise BrewnetError(f"--gpu {value}: '{part}' is not a device number; give e.g. "
+                               "--gpu 0, --gpu 0,1 or --gpu all (omit it for the CPU)")
+        ids.append(int(part))
+    return ids
+
+
+def _gpu_count() -> int:
+    """How many CUDA devices CuPy sees; a BrewnetError when there is no usable one."""
+    from .. import backend  # noqa: PLC0415
+
+    cp = backend.cupy_or_none()
+    count = cp.cuda.runtime.getDeviceCount() if cp is not None else 0
+    if not count:
+        raise BrewnetError("GPU mode needs CuPy and a CUDA device: pip install "
+                           "'brewnet[gpu]', or omit --gpu to train on the CPU")
+    return int(count)
+
+
+def choose_device(gpu_flag: str | None, param: caffe_pb2.SolverParameter) -> int | None:
+    """Set the compute mode as Caffe's train does and return the GPU id (None: the CPU).
+
+    ``--gpu`` wins; without it, ``solver_mode: GPU`` asks for ``device_id`` (Caffe's rule),
+    falling back to the CPU with a warning when CuPy or a device is missing. brewnet drives
+    one device: of several ids, the first is used.
+    """
+    from .. import backend  # noqa: PLC0415
+
+    if gpu_flag is None:
+        # solver_mode defaults to GPU in the schema: only an explicit setting counts (Caffe).
+        if not (param.HasField("solver_mode")
+                and param.solver_mode == caffe_pb2.SolverParameter.GPU):
+            return None
+        if backend.cupy_or_none() is None:
+            log.warning("the solver sets solver_mode: GPU but CuPy or a CUDA device is not "
+                        "available; training on the CPU")
+            return None
+        ids = [int(param.device_id)]
+    else:
+        ids = parse_gpus(gpu_flag, _gpu_count)
+        if not ids:
+            return None
+    if len(ids) > 1:
+        log.info(f"GPUs {','.join(map(str, ids))} requested; brewnet uses one device: "
+                 f"GPU {ids[0]}")
+    count = _gpu_count()
+    if ids[0] >= count:
+        raise BrewnetError(f"GPU {ids[0]} does not exist: {count} device(s) found, numbered "
+                           f"0 to {count - 1}")
+    backend.set_mode_gpu()
+    backend.set_device(ids[0])
+    log.info(f"Using GPU {ids[0]}")
+    return ids[0]
+
+
+def _split_list(value: str | None) -> list[str]:
+    return [part.strip() for part in (value or "").split(",") if part.strip()]
+
+
+def _batch_size(solver: Solver) -> int | None:
+    """Images per forward pass: the first axis of the first layer's first top, if it has one."""
+    tops = solver.net.top_vecs[0] if solver.net.top_vecs else []
+    shape = tuple(tops[0].data.shape) if tops else ()
+    return int(shape[0]) if shape else None
 
 
 def _cmd_solve(args: argparse.Namespace) -> int:
-    from .. import backend  # noqa: PLC0415
+    from ..proto.textio import read_solver  # noqa: PLC0415
     from ..solver import get_solver  # noqa: PLC0415
 
     if args.snapshot and args.weights:
         raise BrewnetError("give either --snapshot (resume training) or --weights (fine-tune), "
                            "not both")
-    if args.gpu not in (None, "", "-1"):
-        backend.set_mode_gpu()
-        backend.set_device(int(args.gpu.split(",")[0]))
-    solver = get_solver(args.solver)
-    install_signal_effects(solver, args.sigint_effect, args.sighup_effect)
+    param = read_solver(args.solver)
+    # Caffe's train: the command line's level and stages go into the train net's state.
+    if args.level is not None:
+        param.train_state.level = args.level
+    param.train_state.stage.extend(_split_list(args.stage))
+    choose_device(args.gpu, param)
+    # Caffe's train: -snapshot drops the solver's weights (the state has its own); -weights
+    # replaces them. The solver loads them into every net as it builds it.
+    weights = [] if args.snapshot else [args.weights] if args.weights else None
+    solver = get_solver(param, source=args.solver, weights=weights)
+    restore_signals: Callable[[], None] | None = None
     try:
-        if args.weights:
-            for path in args.weights.split(","):
-                solver.net.copy_from(path)
-                for test_net in solver.test_nets:
-                    test_net.copy_from(path)
-        start = time.perf_counter()
+        restore_signals = install_signal_effects(solver, args.sigint_effect, args.sighup_effect)
+        log.info("Starting Optimization")
+        if args.snapshot:
+            log.info(f"Resuming from {args.snapshot}")
+            log.info(f"Restoring previous solver status from {args.snapshot}")
+            solver.restore(args.snapshot)
         first_iter = solver.iter
-        solver.solve(args.snapshot or None)
+        start = time.perf_counter()
+        solver.solve()
         seconds = time.perf_counter() - start
-        # Images per iteration: the batch of the net's first layer's first top, iter_size times.
-        batch = solver.net.top_vecs[0][0].data.shape[0] if solver.net.top_vecs[0] else 0
-        images = (solver.iter - first_iter) * batch * max(solver.param.iter_size, 1)
-        log.info(f"Training took {seconds:.1f} s: {images / max(seconds, 1e-9):.0f} "
-                 f"training images/s (including tests)")
+        iterations = solver.iter - first_iter
+        batch = _batch_size(solver)
+        if batch and iterations > 0:
+            images = iterations * batch * max(solver.param.iter_size, 1)
+            log.info(f"Training took {seconds:.1f} s for {iterations} iterations: "
+                     f"{images / max(seconds, 1e-9):.0f} training images/s (including tests)")
+        else:
+            log.info(f"Training took {seconds:.1f} s for {iterations} iterations")
     finally:
+        if restore_signals is not None:
+            restore_signals()
         solver.close()
     return 0
 
@@ -97,7 +197,13 @@ def build_parser() -> argparse.ArgumentParser:
     solve.add_argument("--solver", required=True, help="solver prototxt")
     solve.add_argument("--weights", help="comma-separated .caffemodel files to fine-tune from")
     solve.add_argument("--snapshot", help=".solverstate to resume from")
-    solve.add_argument("--gpu", help="GPU id to use (CuPy); omit for the CPU")
+    solve.add_argument("--gpu", help="GPU to use (CuPy): an id, a comma-separated list or "
+                       "'all' (brewnet uses the first); omit it for the solver's solver_mode "
+                       "(CPU by default)")
+    solve.add_argument("--level", type=int, help="the train net's state level (NetState "
+                       "rules), set into the solver's train_state")
+    solve.add_argument("--stage", help="comma-separated stages added to the train net's "
+                       "state (NetState rules)")
     effects = ("stop", "snapshot", "none")
     solve.add_argument("--sigint_effect", choices=effects, default="stop",
                        help="on Ctrl-C: stop (after a final snapshot), snapshot, or none")
@@ -134,6 +240,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("brewnet: interrupted", file=sys.stderr)
         return 130
+    except Exception as e:  # a bug in brewnet: still one line, unless --debug
+        if args.debug:
+            raise
+        print(f"brewnet: internal error: {type(e).__name__}: {e} (run with --debug for the "
+              "traceback)", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

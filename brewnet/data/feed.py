@@ -14,10 +14,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import DataError
+from ..log import log
 from .datum import decode_batch
 from .lmdb_source import LMDBSource
 from .prefetch import Prefetcher
 from .transform import DataTransformer
+
+_CLOSE_TIMEOUT_S = 10.0  # how long close/seek wait for the prefetch thread
 
 
 @dataclass
@@ -90,21 +93,31 @@ class DatumFeed:
         """Make batch ``batch_index`` the next one, dropping whatever was prefetched."""
         if self._closed:
             raise DataError(f"{self.source.where}: the data feed is closed")
-        self._stop_thread()
+        if not self._stop_thread():
+            raise DataError(f"{self.source.where}: the prefetch thread did not stop within "
+                            f"{_CLOSE_TIMEOUT_S:g} s, so the data cannot be repositioned")
         self.next_batch = int(batch_index)
         self._start()
 
-    def _stop_thread(self) -> None:
-        if self._prefetcher is not None:
-            self._prefetcher.close()
-            if self._prefetcher.alive:
-                raise DataError(f"{self.source.where}: the prefetch thread did not stop")
-            self._prefetcher = None
+    def _stop_thread(self) -> bool:
+        """Stop the prefetch thread; False if it did not stop within the timeout."""
+        if self._prefetcher is None:
+            return True
+        self._prefetcher.close(_CLOSE_TIMEOUT_S)
+        stopped = not self._prefetcher.alive
+        self._prefetcher = None
+        return stopped
 
     def close(self) -> None:
-        """Stop the thread, then close the database (never while the thread may read it)."""
+        """Stop the thread, then close the database. Never raises: it runs from ``finally``
+        blocks and finalizers, where an error would hide the one being handled."""
         if self._closed:
             return
         self._closed = True
-        self._stop_thread()
-        self.source.close()
+        if not self._stop_thread():
+            log.warning(f"{self.source.where}: the prefetch thread did not stop within "
+                        f"{_CLOSE_TIMEOUT_S:g} s; closing the database anyway")
+        try:
+            self.source.close()
+        except Exception as e:  # noqa: BLE001 - reported, never raised from cleanup
+            log.warning(f"{self.source.where}: closing failed: {e}")

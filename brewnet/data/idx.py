@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError
+from ..fileio import atomic_write
 
 IMAGES_MAGIC = 2051  # uint8, 3 dimensions (n, rows, cols)
 LABELS_MAGIC = 2049  # uint8, 1 dimension (n,)
@@ -69,7 +70,7 @@ def load_idx(path: str | os.PathLike, magic: int | None = None) -> np.ndarray:
 
 
 def write_idx(path: str | os.PathLike, array: np.ndarray) -> None:
-    """Write ``array`` as an IDX file, gzipped when ``path`` ends in ``.gz``."""
+    """Write ``array`` as an IDX file (atomically), gzipped when ``path`` ends in ``.gz``."""
     array = np.asarray(array)
     code = _CODES.get(array.dtype.newbyteorder("=").str[1:])
     if code is None:
@@ -77,4 +78,4 @@ def write_idx(path: str | os.PathLike, array: np.ndarray) -> None:
     header = bytes([0, 0, code, array.ndim]) + np.asarray(array.shape, dtype=">u4").tobytes()
     body = header + np.ascontiguousarray(array, dtype=_TYPES[code]).tobytes()
     path = Path(path)
-    path.write_bytes(gzip.compress(body) if path.suffix == ".gz" else body)
+    atomic_write(path, gzip.compress(body) if path.suffix == ".gz" else body)

@@ -100,12 +100,14 @@ class LMDBSource:
     """Sequential reader over an LMDB in key order, wrapping around at the end.
 
     One thread at a time may use it (LMDB read transactions may move between threads).
-    ``owner`` (e.g. ``"layer 'mnist' (Data)"``) prefixes every error message.
+    ``owner`` (e.g. ``"layer 'mnist' (Data)"``) prefixes every error message, and every LMDB
+    failure (at open or while reading, in the prefetch thread too) is a DataError naming it.
     """
 
     def __init__(self, path: str | os.PathLike, owner: str = ""):
         self.path = str(path)
         self.where = (f"{owner}: " if owner else "") + f"LMDB '{self.path}'"
+        self._closed = True  # until the database is open
         if not os.path.exists(self.path):
             raise DataError(f"{self.where} does not exist (relative paths are resolved from "
                             f"the working directory {os.getcwd()})")
@@ -113,56 +115,76 @@ class LMDBSource:
             self._env = _open_shared(self.path)
         except lmdb.Error as e:
             raise DataError(f"{self.where} cannot be opened as an LMDB: {e}") from None
-        log.info(f"Opened lmdb {self.path}")
-        self.entries = int(self._env.stat()["entries"])
-        if self.entries == 0:
+        try:
+            self.entries = int(self._env.stat()["entries"])
+            if self.entries == 0:
+                raise DataError(f"{self.where} is empty; it holds no records")
+            self._txn = self._env.begin(buffers=False)
+            try:
+                self._cursor = self._txn.cursor()
+                self._cursor.first()
+            except BaseException:
+                self._txn.abort()
+                raise
+        except lmdb.Error as e:
             _release_shared(self.path)
-            raise DataError(f"{self.where} is empty; it holds no records")
-        self._txn = self._env.begin(buffers=False)
-        self._cursor = self._txn.cursor()
-        self._cursor.first()
+            raise DataError(f"{self.where} cannot be read: {e}") from None
+        except BaseException:
+            _release_shared(self.path)
+            raise
+        log.info(f"Opened lmdb {self.path}")
         self.position = 0  # index (in key order) of the record the cursor is on
         self._closed = False
 
     def __len__(self) -> int:
         return self.entries
 
+    def _failed(self, e: lmdb.Error) -> DataError:
+        return DataError(f"{self.where}: reading failed at record {self.position}: {e}")
+
     def peek(self) -> tuple[bytes, bytes]:
         """The current record, without moving."""
-        return self._cursor.key(), self._cursor.value()
+        try:
+            return self._cursor.key(), self._cursor.value()
+        except lmdb.Error as e:
+            raise self._failed(e) from None
 
     def read(self, count: int) -> list[tuple[bytes, bytes]]:
         """The next ``count`` records in key order, starting over after the last one."""
         cursor = self._cursor
         out = []
-        for _ in range(count):
-            out.append((cursor.key(), cursor.value()))
-            self.position += 1
-            if not cursor.next():
-                log.info("Restarting data prefetching from start.")
-                cursor.first()
-                self.position = 0
+        try:
+            for _ in range(count):
+                out.append((cursor.key(), cursor.value()))
+                self.position += 1
+                if not cursor.next():
+                    log.info("Restarting data prefetching from start.")
+                    cursor.first()
+                    self.position = 0
+        except lmdb.Error as e:
+            raise self._failed(e) from None
         return out
 
     def seek(self, index: int) -> None:
         """Put the cursor on record ``index`` (modulo the record count) in key order."""
         index %= self.entries
-        if index < self.position:
-            self._cursor.first()
-            self.position = 0
-        for _ in range(index - self.position):
-            self._cursor.next()
-        self.position = index
-
-    def skip(self, count: int) -> None:
-        """Move ``count`` records forward, wrapping around."""
-        self.seek(self.position + count)
+        try:
+            if index < self.position:
+                self._cursor.first()
+                self.position = 0
+            for _ in range(index - self.position):
+                self._cursor.next()
+                self.position += 1
+        except lmdb.Error as e:
+            raise self._failed(e) from None
 
     def close(self) -> None:
         if not self._closed:
             self._closed = True
-            self._txn.abort()
-            _release_shared(self.path)
+            try:
+                self._txn.abort()
+            finally:
+                _release_shared(self.path)
 
     def __enter__(self) -> LMDBSource:
         return self

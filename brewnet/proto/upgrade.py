@@ -78,12 +78,6 @@ def _where(source: str | None) -> str:
     return f" in {source}" if source else ""
 
 
-def net_needs_upgrade(net: caffe_pb2.NetParameter) -> bool:
-    """Whether ``upgrade_net`` would change ``net``."""
-    return (len(net.layers) > 0 or len(net.input) > 0 or len(net.input_shape) > 0
-            or len(net.input_dim) > 0 or any(_is_old_batch_norm(layer) for layer in net.layer))
-
-
 def upgrade_net(net: caffe_pb2.NetParameter, source: str | None = None
                 ) -> caffe_pb2.NetParameter:
     """Upgrade ``net`` in place (and return it); ``source`` names the file in logs and errors."""
@@ -102,11 +96,15 @@ def upgrade_net(net: caffe_pb2.NetParameter, source: str | None = None
         count = _upgrade_v1_layers(net, source)
         log.info("Upgraded %d V1 'layers' to current 'layer' definitions%s", count,
                  _where(source))
-    if len(net.input) or len(net.input_shape) or len(net.input_dim):
+    if len(net.input):  # Caffe's NetNeedsInputUpgrade: input_size() > 0
         inputs = list(net.input)
         _upgrade_input_fields(net, source)
-        log.info("Upgraded legacy input fields (%s) to an Input layer%s",
-                 ", ".join(inputs) or "no inputs", _where(source))
+        log.info("Upgraded legacy input fields (%s) to an Input layer%s", ", ".join(inputs),
+                 _where(source))
+    elif len(net.input_shape) or len(net.input_dim):
+        given = "input_shape" if len(net.input_shape) else "input_dim"
+        raise ParseError(f"net gives {given} but no `input:` names; add one `input: \"name\"` "
+                         f"per input before its {given}, or use an Input layer", source)
     frozen = [layer.name for layer in net.layer if _is_old_batch_norm(layer)]
     for layer in net.layer:
         if _is_old_batch_norm(layer):
@@ -209,20 +207,27 @@ def _upgrade_input_fields(net: caffe_pb2.NetParameter, source: str | None) -> No
         net.ClearField(field)
 
 
+def _solver_type_name(number: int) -> str:
+    try:
+        return caffe_pb2.SolverParameter.SolverType.Name(number)
+    except ValueError:
+        return str(number)
+
+
 def upgrade_solver(solver: caffe_pb2.SolverParameter, source: str | None = None
                    ) -> caffe_pb2.SolverParameter:
     """Upgrade ``solver`` in place (and return it): ``solver_type`` → ``type``, inline nets."""
     if solver.HasField("solver_type"):
+        if solver.HasField("type"):  # Caffe's UpgradeSolverType CHECK-fails here
+            raise ParseError("Failed to upgrade solver: old solver_type field (enum) and new "
+                             "type field (string) cannot be both specified; delete "
+                             f"`solver_type: {_solver_type_name(solver.solver_type)}` and keep "
+                             f"`type: \"{solver.type}\"`", source)
         old = SOLVER_TYPES.get(solver.solver_type)
         if old is None:
             raise ParseError(f"unknown solver_type number {solver.solver_type}", source)
-        if solver.HasField("type") and solver.type != old:
-            log.warning("Solver gives both solver_type: %s and type: \"%s\"%s; using type",
-                        caffe_pb2.SolverParameter.SolverType.Name(solver.solver_type),
-                        solver.type, _where(source))
-        else:
-            solver.type = old
-            log.info("Upgraded solver_type enum to type: \"%s\"%s", old, _where(source))
+        solver.type = old
+        log.info("Upgraded solver_type enum to type: \"%s\"%s", old, _where(source))
         solver.ClearField("solver_type")
     for field in ("net_param", "train_net_param"):
         if solver.HasField(field):

@@ -5,6 +5,7 @@ builds that class."""
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 
 from ..errors import SolverError
 from ..proto import caffe_pb2
@@ -34,14 +35,18 @@ def solver_class(type_name: str) -> type[Solver]:
     return cls
 
 
-def get_solver(param: str | os.PathLike | caffe_pb2.SolverParameter) -> Solver:
+def get_solver(param: str | os.PathLike | caffe_pb2.SolverParameter, *,
+               source: str | os.PathLike | None = None,
+               weights: Sequence[str] | None = None) -> Solver:
     """pycaffe's ``get_solver``: the solver its ``type`` names, built from a prototxt path (or
-    a SolverParameter)."""
-    type_name = (param if isinstance(param, caffe_pb2.SolverParameter)
-                 else read_solver(param)).type
+    a SolverParameter, with ``source`` naming the file it came from). The file is read once.
+    ``weights`` replaces the solver's own ``weights`` list (see ``Solver``)."""
+    if not isinstance(param, caffe_pb2.SolverParameter):
+        source = param
+        param = read_solver(source)
+    where = os.fspath(source) if source is not None else "<SolverParameter>"
     try:
-        cls = solver_class(type_name)
+        cls = solver_class(param.type)
     except SolverError as e:
-        where = "<SolverParameter>" if isinstance(param, caffe_pb2.SolverParameter) else param
-        raise SolverError(f"{os.fspath(where)}: {e}") from None
-    return cls(param)
+        raise SolverError(f"{where}: {e}") from None
+    return cls(param, source=source, weights=weights)

@@ -29,24 +29,22 @@ class StepState(Protocol):
 
 
 def check_lr_policy(param: caffe_pb2.SolverParameter) -> None:
-    """Raise SolverError for a policy Caffe does not know or one missing its settings, so a bad
-    solver fails when it is built rather than at its first update."""
+    """Raise SolverError for a policy Caffe does not know or one that cannot work, so a bad
+    solver fails when it is built rather than at its first update. No stricter than Caffe:
+    ``step`` needs stepsize > 0 (Caffe's CHECK_GT); ``multistep`` without any ``stepvalue``
+    would never step, so it is refused too. Other settings (sigmoid's stepsize, default 0;
+    any gamma) are used as given."""
     policy = param.lr_policy
     if not policy:
         raise SolverError("lr_policy is not set (Caffe has no default); add e.g. "
                           'lr_policy: "fixed" — valid: ' + ", ".join(LR_POLICIES))
     if policy not in LR_POLICIES:
         raise _unknown_policy(policy)
-    if policy in ("step", "sigmoid") and not param.HasField("stepsize"):
-        raise SolverError(f"lr_policy '{policy}' needs `stepsize` in the solver")
     if policy == "step" and param.stepsize <= 0:
-        raise SolverError(f"lr_policy 'step' needs stepsize > 0, got {param.stepsize}")
+        raise SolverError("lr_policy 'step' needs `stepsize` > 0 in the solver, got "
+                          f"{param.stepsize}")
     if policy == "multistep" and not len(param.stepvalue):
         raise SolverError("lr_policy 'multistep' needs at least one `stepvalue` in the solver")
-    if policy in ("step", "exp", "inv", "multistep") and param.gamma < 0:
-        raise SolverError(f"lr_policy '{policy}' needs gamma >= 0, got {param.gamma:g}")
-    if policy == "poly" and param.max_iter <= 0:
-        raise SolverError("lr_policy 'poly' needs max_iter > 0")
 
 
 def _unknown_policy(policy: str) -> SolverError:
@@ -61,7 +59,6 @@ def learning_rate(param: caffe_pb2.SolverParameter, iter: int, state: StepState)
     if policy == "fixed":
         rate = base_lr
     elif policy == "step":
-        check_lr_policy(param)
         state.current_step = iter // param.stepsize
         rate = _f32(float(base_lr) * float(gamma) ** state.current_step)
     elif policy == "exp":
@@ -75,10 +72,9 @@ def learning_rate(param: caffe_pb2.SolverParameter, iter: int, state: StepState)
             log.info(f"MultiStep Status: Iteration {iter}, step = {state.current_step}")
         rate = _f32(float(base_lr) * float(gamma) ** state.current_step)
     elif policy == "poly":
-        with np.errstate(invalid="ignore"):  # past max_iter: NaN, as C++ powf gives
+        with np.errstate(invalid="ignore", divide="ignore"):  # NaN/inf, as C++ powf gives
             rate = base_lr * (_f32(1) - _f32(iter) / _f32(param.max_iter)) ** power
     elif policy == "sigmoid":
-        check_lr_policy(param)
         with np.errstate(over="ignore"):  # exp overflows to inf: the rate is then 0
             z = np.exp(-gamma * (_f32(iter) - _f32(param.stepsize)))
         rate = base_lr * (_f32(1) / (_f32(1) + z))

@@ -42,16 +42,16 @@ def upgrade_snapshot_prefix(param: caffe_pb2.SolverParameter, solver_path: str) 
         log.info(f"snapshot_prefix was a directory and is replaced to {param.snapshot_prefix}")
 
 
-def check_snapshot_prefix(param: caffe_pb2.SolverParameter, iter: int = 0) -> None:
+def check_snapshot_prefix(param: caffe_pb2.SolverParameter) -> None:
     """Fail at start-up, not after hours of training, when snapshots could not be written:
-    write and delete ``<prefix>_iter_<N>.tempfile`` as Caffe does (only when ``snapshot`` is
+    write and delete ``<prefix>_iter_0.tempfile`` as Caffe does (only when ``snapshot`` is
     set, as Caffe)."""
     if not param.snapshot:
         return
     if not param.HasField("snapshot_prefix"):
         raise SolverError("the solver sets `snapshot` but no `snapshot_prefix`; add "
                           "snapshot_prefix: \"<folder>/<name>\"")
-    probe = snapshot_filename(param.snapshot_prefix, iter, ".tempfile")
+    probe = snapshot_filename(param.snapshot_prefix, 0, ".tempfile")
     try:
         with open(probe, "wb"):
             pass
@@ -141,7 +141,11 @@ def history_arrays(state: caffe_pb2.SolverState, path: str, expected: Sequence[A
                            "was it written by another solver type or net?")
     out = []
     for i, (bp, mine) in enumerate(zip(state.history, expected, strict=True)):
-        values = blobproto_to_array(bp)
+        try:
+            values = blobproto_to_array(bp)
+        except (WeightsError, ValueError) as e:
+            raise WeightsError(f"{path}: history blob {i} is malformed: {e}; the "
+                               f"{STATE_EXT} file is damaged") from None
         if values.size != mine.size:
             raise WeightsError(f"{path}: history blob {i} has shape {tuple(values.shape)} but "
                                f"its parameter has shape {tuple(mine.shape)}")

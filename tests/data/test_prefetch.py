@@ -24,16 +24,26 @@ def test_items_arrive_in_order_whatever_the_timing():
         p.close()
 
 
+def _wait_for(condition, timeout=5.0):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "the prefetch thread made no progress"
+        time.sleep(0.005)
+
+
 def test_queue_is_bounded():
-    """The thread runs at most ``depth`` items (plus the one it is handing over) ahead."""
+    """The thread runs at most ``depth`` items (plus the one it is handing over) ahead: once
+    the queue is full it produces exactly one more and then waits for the consumer."""
     calls = []
     p = Prefetcher(lambda i: calls.append(i) or i, depth=2)
     try:
-        time.sleep(0.2)
-        assert len(calls) <= 3
+        _wait_for(lambda: p._queue.full() and len(calls) == 3)
+        time.sleep(0.1)  # room to run ahead, were it unbounded
+        assert calls == [0, 1, 2]
         assert p.get() == 0
-        time.sleep(0.2)
-        assert len(calls) <= 4
+        _wait_for(lambda: p._queue.full() and len(calls) == 4)
+        time.sleep(0.1)
+        assert calls == [0, 1, 2, 3]
     finally:
         p.close()
 

@@ -1,6 +1,7 @@
 """Data layer end to end on tiny LMDBs the tests build: shapes, values, order, resuming."""
 
 import gc
+import logging
 import threading
 
 import numpy as np
@@ -11,6 +12,7 @@ from brewnet.blob import Blob
 from brewnet.data.datum import array_to_datum
 from brewnet.data.lmdb_source import write_lmdb
 from brewnet.errors import DataError, NetError
+from brewnet.log import get_logger
 from brewnet.proto import caffe_pb2
 from tests.data.helpers import image_stack, make_lmdb
 from tests.gradcheck import make_layer, setup_layer
@@ -96,7 +98,7 @@ def test_test_phase_key_order_centre_crop(db):
 
 
 def run_random(source, seed, plan):
-    """Batches from a TRAIN layer with random crop and mirror; plan: 'f' forward, int skip."""
+    """Batches from a TRAIN layer with random crop and mirror; plan: 'f' forward, int seek."""
     rng.set_random_seed(seed)
     layer = data_layer(source, "batch_size: 3 prefetch: 2", "crop_size: 3 mirror: true")
     out = []
@@ -107,7 +109,7 @@ def run_random(source, seed, plan):
                 layer.forward([], top)
                 out.append((top[0].data.copy(), top[1].data.copy()))
             else:
-                layer.skip_batches(step)
+                layer.seek_batch(step)
     finally:
         layer.close()
     return out
@@ -124,17 +126,22 @@ def test_deterministic_for_a_fixed_seed(db):
     assert any(not np.array_equal(x[0], y[0]) for x, y in zip(a, c, strict=True))
 
 
-def test_skip_batches_continues_exactly(db):
-    """skip_batches(n) yields what an uninterrupted run gives n batches later, prefetched
-    batches notwithstanding, including random crops/mirrors."""
+def test_seek_batch_is_absolute_and_exact(db):
+    """seek_batch(k) makes the next forward deliver batch k of an uninterrupted run, counted
+    from the start whatever was delivered or prefetched before, random crops/mirrors included;
+    seeking backwards works too."""
     full = run_random(db, 5, "ffffffff")
-    resumed = run_random(db, 5, ["f", "f", 3, "f", "f"])
+    resumed = run_random(db, 5, ["f", "f", 5, "f", "f"])
     at_start = run_random(db, 5, [6, "f", "f"])
+    back = run_random(db, 5, ["f", "f", "f", "f", 1, "f", 0, "f"])
     for got, want in zip(resumed, [full[0], full[1], full[5], full[6]], strict=True):
         np.testing.assert_array_equal(got[0], want[0])
         np.testing.assert_array_equal(got[1], want[1])
     for got, want in zip(at_start, full[6:8], strict=True):
         np.testing.assert_array_equal(got[0], want[0])
+    for got, want in zip(back, [*full[:4], full[1], full[0]], strict=True):
+        np.testing.assert_array_equal(got[0], want[0])
+        np.testing.assert_array_equal(got[1], want[1])
 
 
 def test_rand_skip_starts_within_range(db):
@@ -155,15 +162,23 @@ def test_rand_skip_starts_within_range(db):
     assert len(starts) > 1
 
 
-def test_legacy_data_param_transform_fields(db):
-    """data_param's deprecated scale applies when transform_param does not set one."""
-    layer = data_layer(db, "batch_size: 2 scale: 0.5")
+def test_legacy_data_param_transform_fields_ignored(db):
+    """data_param's deprecated scale is not applied in a current-format layer (Caffe moves it
+    only for V1 'layers'); a warning names the layer and the field."""
+    layer = data_layer(db, "batch_size: 2 scale: 0.5", name="old")
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    get_logger().addHandler(handler)
     try:
         top = setup_layer(layer, [], 2)
         layer.forward([], top)
-        np.testing.assert_array_equal(top[0].data, IMAGES[:2].astype(np.float32) * 0.5)
+        np.testing.assert_array_equal(top[0].data, IMAGES[:2].astype(np.float32))
     finally:
+        get_logger().removeHandler(handler)
         layer.close()
+    assert any("layer 'old'" in r.getMessage() and "scale" in r.getMessage()
+               for r in records if r.levelno == logging.WARNING)
 
 
 def test_float_data_records(tmp_path):

@@ -13,7 +13,6 @@ from brewnet.proto.textio import parse_text, read_net, read_solver
 from brewnet.proto.upgrade import (
     SOLVER_TYPES,
     V1_LAYER_TYPES,
-    net_needs_upgrade,
     upgrade_net,
     upgrade_solver,
 )
@@ -160,6 +159,18 @@ def test_input_dim_count_mismatch_is_an_error():
         upgrade_net(net, "deploy.prototxt")
 
 
+@pytest.mark.parametrize("text,field", [("input_dim: 1 input_dim: 2 input_dim: 3 input_dim: 4",
+                                         "input_dim"),
+                                        ("input_shape { dim: 2 }", "input_shape")])
+def test_input_shapes_without_input_names_are_an_error(text, field):
+    """input_shape/input_dim without `input:` names: Caffe upgrades inputs only when `input`
+    is set, so the shapes would be silently ignored; brewnet says they need names."""
+    net = parse_text(text, caffe_pb2.NetParameter())
+    with pytest.raises(ParseError, match=rf"deploy.prototxt: net gives {field} but no `input:` "
+                                         "names"):
+        upgrade_net(net, "deploy.prototxt")
+
+
 def test_old_batch_norm_params_are_frozen():
     """BatchNorm with 3 ParamSpecs gets lr_mult = decay_mult = 0 (Caffe's batch-norm upgrade)."""
     net = parse_text('layer { type: "BatchNorm" param { lr_mult: 1 } param { lr_mult: 1 } '
@@ -173,7 +184,6 @@ def test_current_net_is_untouched(logs):
     net = parse_text('layer { name: "a" type: "ReLU" }', caffe_pb2.NetParameter())
     before = caffe_pb2.NetParameter()
     before.CopyFrom(net)
-    assert not net_needs_upgrade(net)
     assert upgrade_net(net) == before and not logs
 
 
@@ -196,13 +206,18 @@ def test_solver_type_enum_becomes_type_string(enum_name, logs):
     assert any(expected in r.getMessage() for r in logs)
 
 
-def test_solver_type_string_wins_over_enum(logs):
-    """When solver_type and type disagree, type wins (BVLC issue 3) with a warning."""
-    solver = parse_text('solver_type: ADAM type: "Nesterov"', caffe_pb2.SolverParameter())
-    upgrade_solver(solver, "s.prototxt")
-    assert solver.type == "Nesterov" and not solver.HasField("solver_type")
-    assert [r.levelno for r in logs] == [logging.WARNING]
-    assert "ADAM" in logs[0].getMessage() and "s.prototxt" in logs[0].getMessage()
+@pytest.mark.parametrize("text", ['solver_type: ADAM type: "Nesterov"',
+                                  'solver_type: ADAM type: "Adam"'])
+def test_solver_type_and_type_together_are_refused(text, logs):
+    """Both solver_type and type set, agreeing or not: Caffe's UpgradeSolverType CHECK-fails,
+    so it is a ParseError naming the file, Caffe's message and the fix."""
+    solver = parse_text(text, caffe_pb2.SolverParameter())
+    with pytest.raises(ParseError) as e:
+        upgrade_solver(solver, "s.prototxt")
+    assert str(e.value).startswith("s.prototxt: Failed to upgrade solver: old solver_type "
+                                   "field (enum) and new type field (string) cannot be both "
+                                   "specified")
+    assert "delete `solver_type: ADAM`" in str(e.value)
 
 
 def test_solver_inline_nets_are_upgraded(tmp_path):

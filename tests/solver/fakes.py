@@ -41,7 +41,7 @@ class FakeNet:
         self.outputs = ["accuracy", "loss"]
         self.blob_loss_weights = OrderedDict(loss=1.0, accuracy=0.0)
         self.calls = 0
-        self.skipped = 0
+        self.seeked_to: int | None = None
         self.shared_with = None
         FakeNet.instances.append(self)
 
@@ -92,10 +92,10 @@ class FakeNet:
         for mine, theirs in zip(self.learnable_params, other.learnable_params, strict=True):
             mine.data[...] = theirs.data
 
-    def skip_data_batches(self, n: int) -> None:
-        """Like a data layer moving on: later passes see the offsets of later batches."""
-        self.skipped += n
-        self.calls += n
+    def seek_data(self, batch: int) -> None:
+        """Like data layers seeking (absolute): the next pass is pass number ``batch``."""
+        self.seeked_to = batch
+        self.calls = batch
 
     def close(self) -> None:
         pass

@@ -102,12 +102,30 @@ def test_unknown_policy_lists_valid_ones():
 
 @pytest.mark.parametrize("fields,needed", [
     ({"lr_policy": "step", "gamma": 0.1}, "stepsize"),
-    ({"lr_policy": "sigmoid", "gamma": 0.1}, "stepsize"),
+    ({"lr_policy": "step", "gamma": 0.1, "stepsize": -5}, "stepsize"),
     ({"lr_policy": "multistep", "gamma": 0.1}, "stepvalue"),
-    ({"lr_policy": "step", "gamma": -1.0, "stepsize": 10}, "gamma"),
+    ({"gamma": 0.1}, "lr_policy is not set"),
 ])
 def test_missing_settings_are_errors(fields, needed):
-    """step/sigmoid without stepsize, multistep without stepvalue, negative γ: SolverError
-    naming the missing field."""
+    """step without stepsize > 0 (Caffe's CHECK_GT), multistep without stepvalue (it would
+    never step), no lr_policy: SolverError naming the field."""
     with pytest.raises(SolverError, match=needed):
         check_lr_policy(solver(**fields))
+
+
+@pytest.mark.parametrize("fields", [
+    {"lr_policy": "sigmoid", "gamma": -0.1},
+    {"lr_policy": "multistep", "gamma": -0.5, "stepvalue": [3]},
+    {"lr_policy": "step", "gamma": -1.0, "stepsize": 10},
+    {"lr_policy": "poly", "power": 2.0},
+])
+def test_settings_caffe_accepts_are_accepted(fields):
+    """No stricter than Caffe: sigmoid without stepsize uses the default 0, negative γ is
+    used as given, poly without max_iter is allowed (Caffe checks none of these)."""
+    check_lr_policy(solver(**fields))
+
+
+def test_sigmoid_default_stepsize_is_zero():
+    """sigmoid without stepsize centres the curve at iteration 0: rate(0) = base_lr/2."""
+    param = solver(lr_policy="sigmoid", gamma=-0.1)
+    assert rate(param, 0)[0] == np.float32(param.base_lr) / np.float32(2)

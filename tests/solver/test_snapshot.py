@@ -53,15 +53,17 @@ def test_snapshot_files_and_state_contents(tmp_path):
 
 def test_restore_continues_exactly(tmp_path):
     """Restoring iteration 3 and solving to the end gives the same weights, momentum and
-    schedule step as an uninterrupted run; data is skipped past iter·iter_size train batches
-    and (tests run so far)·test_iter test batches."""
+    schedule step as an uninterrupted run; the data is moved (absolutely) to train batch
+    iter·iter_size and test batch (tests run so far)·test_iter, even after the resumed
+    solver had already consumed batches of its own."""
     full = SGDSolver(make_param(str(tmp_path / "a")))
     full.solve()
     resumed = SGDSolver(make_param(str(tmp_path / "b")))
+    resumed.step(1)  # data consumed before the restore must not shift it
     resumed.restore(tmp_path / "a_iter_3.solverstate")
     assert resumed.iter == 3 and resumed.current_step == 1
-    assert resumed.net.skipped == 3 * 2
-    assert resumed.test_nets[0].skipped == 2 * 2  # tests ran at iterations 0 and 2
+    assert resumed.net.seeked_to == 3 * 2
+    assert resumed.test_nets[0].seeked_to == 2 * 2  # tests ran at iterations 0 and 2
     resumed.solve()
     for a, b in zip(full.net.learnable_params, resumed.net.learnable_params, strict=True):
         np.testing.assert_array_equal(a.data, b.data)
@@ -121,6 +123,18 @@ def test_history_count_mismatch(tmp_path):
     del state.history[1]
     path.write_bytes(state.SerializeToString())
     with pytest.raises(WeightsError, match="holds 1, this solver and net need 2"):
+        SGDSolver(make_param(str(tmp_path / "a"))).restore(path)
+
+
+def test_malformed_history_blob_names_the_state_file(tmp_path):
+    """A history blob whose values do not fill its declared shape is an error naming the
+    .solverstate and the blob."""
+    SGDSolver(make_param(str(tmp_path / "a"))).step(3)
+    path = tmp_path / "a_iter_3.solverstate"
+    state = caffe_pb2.SolverState.FromString(path.read_bytes())
+    del state.history[1].data[-1]
+    path.write_bytes(state.SerializeToString())
+    with pytest.raises(WeightsError, match=re.escape(f"{path}: history blob 1 is malformed")):
         SGDSolver(make_param(str(tmp_path / "a"))).restore(path)
 
 

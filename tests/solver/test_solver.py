@@ -72,8 +72,10 @@ def test_solve_log_lines_parse_like_caffe(glog, tmp_path):
         f"Snapshotting solver state to binary proto file {tmp_path}/fake_iter_4.solverstate",
         f"Snapshotting to binary proto file {tmp_path}/fake_iter_6.caffemodel",
         f"Snapshotting solver state to binary proto file {tmp_path}/fake_iter_6.solverstate"]
-    assert "Iteration 6, loss = " in msgs[-5] or any(m.startswith("Iteration 6, loss = ")
-                                                      for m in msgs)
+    # After max_iter: one forward-only display line, then the final test (Caffe's Solve).
+    final_test = msgs.index("Iteration 6, Testing net (#0)")
+    assert re.fullmatch(r"Iteration 6, loss = \S+", msgs[final_test - 1])
+    assert sum(m.startswith("Iteration 6, loss = ") for m in msgs) == 1
     # Order within one displayed iteration: progress, train outputs, then lr (ApplyUpdate).
     i = msgs.index(display[1])
     assert "Train net output #0" in msgs[i + 1] and msgs[i + 3] == "Iteration 3, lr = 0.01"
@@ -231,6 +233,59 @@ def test_weights_are_loaded_into_train_and_test_nets(tmp_path, glog):
     for net in (solver.net, solver.test_nets[0]):
         np.testing.assert_array_equal(net.learnable_params[1].data, [7.0, 8.0])
     assert messages(glog).count(f"Finetuning from {path}") == 4
+
+
+def test_weights_override_replaces_the_solver_weights(tmp_path, glog):
+    """weights= (the CLI's -weights/-snapshot) replaces the param's `weights` before the nets
+    are built: [] loads nothing, [path] loads only that file."""
+    donor = SGDSolver(make_param())
+    donor.net.learnable_params[1].data[...] = [5.0, 6.0]
+    path = tmp_path / "w.caffemodel"
+    path.write_bytes(donor.net.to_proto().SerializeToString())
+    param = make_param(f'weights: "{tmp_path}/missing.caffemodel"')
+    cleared = SGDSolver(param, weights=[])
+    assert not len(cleared.param.weights) and len(param.weights) == 1  # the caller's is kept
+    replaced = SGDSolver(param, weights=[str(path)])
+    np.testing.assert_array_equal(replaced.net.learnable_params[1].data, [5.0, 6.0])
+    assert not any("missing" in m for m in messages(glog))
+
+
+def test_solver_param_with_source_resolves_like_the_file(tmp_path, monkeypatch):
+    """A SolverParameter given with source= resolves relative net paths beside that file and
+    takes its default snapshot prefix from it, as if the file had been read."""
+    (tmp_path / "net.prototxt").write_text('name: "beside"')
+    param = text_format.Parse('net: "net.prototxt" base_lr: 0.1 lr_policy: "fixed"',
+                              caffe_pb2.SolverParameter())
+    monkeypatch.chdir("/")
+    solver = SGDSolver(param, source=tmp_path / "solver.prototxt")
+    assert solver.net.name == "beside" and solver.source == str(tmp_path / "solver.prototxt")
+    assert solver.param.snapshot_prefix == str(tmp_path / "solver")
+
+
+def test_get_solver_reads_the_file_once(tmp_path, glog):
+    """The solver file is parsed (and its solver_type upgraded, with its log line) once."""
+    from brewnet.solver import get_solver
+
+    f = tmp_path / "s.prototxt"
+    f.write_text('net_param { name: "fake" } base_lr: 0.1 lr_policy: "fixed" solver_type: SGD')
+    get_solver(str(f))
+    assert sum(m.startswith("Upgraded solver_type") for m in messages(glog)) == 1
+
+
+def test_close_never_raises(glog):
+    """Solver.close() runs in finally blocks: a net whose close fails is logged as a warning
+    and the other nets are still closed, so the original exception is not hidden."""
+    solver = SGDSolver(make_param("test_iter: 1 test_interval: 9"))
+    closed = []
+
+    def failing_close():
+        raise RuntimeError("thread stuck")
+
+    solver.net.close = failing_close
+    solver.test_nets[0].close = lambda: closed.append(True)
+    solver.close()
+    assert closed == [True]
+    assert any("closing net fake failed: thread stuck" in m for m in messages(glog))
 
 
 def test_get_solver_builds_the_named_type(tmp_path):

@@ -109,3 +109,36 @@ def test_training_lowers_the_loss(workdir):
         np.testing.assert_array_equal(test_ip.data, solver.net.layer_dict["ip"].blobs[0].data)
     finally:
         solver.close()
+
+
+def _step_losses(solver, iters: int) -> list[float]:
+    """The train loss of each of ``iters`` single steps, and the test loss of each step that
+    began with a test (test_interval 3)."""
+    out = []
+    for _ in range(iters):
+        tested = solver.iter % solver.param.test_interval == 0
+        solver.step(1)
+        out.append(float(solver.net.blobs["loss"].data))
+        if tested:
+            out.append(float(solver.test_nets[0].blobs["loss"].data))
+    return out
+
+
+def test_restore_after_training_matches_a_fresh_restore(workdir):
+    """restore() positions the data layers absolutely: a solver that trained to iteration 8
+    and then restores the iteration-5 snapshot sees exactly the train and test losses (and
+    ends with the weights) of a fresh solver restored from the same file."""
+    used = SGDSolver(write_solver(workdir / "a.prototxt", "a"))
+    fresh = SGDSolver(write_solver(workdir / "b.prototxt", "b"))
+    try:
+        used.step(8)
+        used.restore("a_iter_5.solverstate")
+        fresh.restore("a_iter_5.solverstate")
+        assert used.iter == fresh.iter == 5
+        got, want = _step_losses(used, 5), _step_losses(fresh, 5)
+        assert len(got) == 5 + 2 and got == want  # tests at iterations 6 and 9
+        for a, b in zip(used.net.learnable_params, fresh.net.learnable_params, strict=True):
+            np.testing.assert_array_equal(a.data, b.data)
+    finally:
+        used.close()
+        fresh.close()
