@@ -55,3 +55,8 @@ class DataError(BrewnetError):
 
 class SolverError(BrewnetError):
     """A solver definition or training state that cannot be used."""
+
+
+class DivergenceError(SolverError):
+    """Training produced a non-finite loss or parameter: names the iteration and the first
+    layer whose output went non-finite."""

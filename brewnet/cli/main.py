@@ -150,6 +150,7 @@ def _cmd_solve(args: argparse.Namespace) -> int:
     # replaces them. The solver loads them into every net as it builds it.
     weights = [] if args.snapshot else [args.weights] if args.weights else None
     solver = get_solver(param, source=args.solver, weights=weights)
+    solver.divergence = args.on_divergence
     restore_signals: Callable[[], None] | None = None
     try:
         restore_signals = install_signal_effects(solver, args.sigint_effect, args.sighup_effect)
@@ -209,6 +210,11 @@ def build_parser() -> argparse.ArgumentParser:
                        help="on Ctrl-C: stop (after a final snapshot), snapshot, or none")
     solve.add_argument("--sighup_effect", choices=effects, default="snapshot",
                        help="on SIGHUP: snapshot (and go on), stop, or none")
+    solve.add_argument("--on-divergence", "--on_divergence", dest="on_divergence",
+                       choices=("stop", "continue"), default="stop",
+                       help="when the loss or a weight becomes NaN/inf: stop with an error "
+                       "naming the iteration and layer (exit status 1, no snapshot of the "
+                       "diverged weights), or continue as Caffe does")
     solve.set_defaults(func=_cmd_solve)
 
     data = sub.add_parser("data", help="build datasets as Caffe LMDBs")

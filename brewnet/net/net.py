@@ -27,6 +27,7 @@ from ..proto import caffe_pb2
 from ..proto.binaryio import read_net_binary, write_binary
 from ..proto.textio import read_net
 from ..proto.upgrade import upgrade_net
+from .hdf5_weights import is_hdf5_path, load_hdf5_weights, save_hdf5_weights
 from .splits import insert_splits
 from .state import filter_net
 from .weights import blob_to_proto, blobproto_to_array, copy_trained_layers
@@ -118,9 +119,9 @@ class Net:
             if not lp.name:
                 raise NetError("a layer has no name; every layer needs a unique `name:`",
                                layer_type=lp.type)
-            if lp.name in names_seen:
-                raise NetError("two layers have this name; layer names must be unique",
-                               layer=lp.name, layer_type=lp.type)
+            if lp.name in names_seen:  # Caffe allows it (BVLC's autoencoder does it)
+                log.warning(f"layer name '{lp.name}' is used twice; net.params and weight "
+                            "files address the later layer by that name")
             names_seen.add(lp.name)
             try:
                 self._append_layer(lp, cls, available)
@@ -476,11 +477,23 @@ class Net:
         copy_trained_layers(self, param, source)
 
     def copy_from(self, path: str | os.PathLike) -> None:
-        """Load weights from a .caffemodel (binary NetParameter)."""
+        """Load weights from a .caffemodel (binary NetParameter) or, by its ``.h5`` suffix as
+        Caffe decides, a .caffemodel.h5."""
         path = os.fspath(path)
         if not Path(path).is_file():
             raise BrewnetError(f"{path}: weights file not found")
-        self.copy_trained_layers_from(read_net_binary(path), path)
+        if is_hdf5_path(path):
+            load_hdf5_weights(self, path)
+        else:
+            self.copy_trained_layers_from(read_net_binary(path), path)
+
+    def save_hdf5(self, path: str | os.PathLike) -> None:
+        """Write the weights as a .caffemodel.h5 (pycaffe's save_hdf5; needs h5py)."""
+        save_hdf5_weights(self, path)
+
+    def load_hdf5(self, path: str | os.PathLike) -> None:
+        """Load weights from a .caffemodel.h5 (pycaffe's load_hdf5; needs h5py)."""
+        load_hdf5_weights(self, path)
 
     def save(self, path: str | os.PathLike) -> None:
         """Write the weights as a binary .caffemodel, atomically."""

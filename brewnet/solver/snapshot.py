@@ -102,8 +102,8 @@ def read_state(path: str | os.PathLike) -> caffe_pb2.SolverState:
     .caffemodel given instead says which file is needed."""
     path = os.fspath(path)
     if path.endswith(".h5"):
-        raise SolverError(f"{path}: HDF5 solver states are not supported yet; resume from a "
-                          f"binary {STATE_EXT}")
+        raise SolverError(f"{path}: an HDF5 solver state; read it with "
+                          "brewnet.solver.hdf5_snapshot.read_state_hdf5 (Solver.restore does)")
     if path.endswith(MODEL_EXT):
         raise _weights_instead(path)
     state = read_binary(path, caffe_pb2.SolverState)

@@ -7,6 +7,11 @@ the batch the earlier run would read next (Caffe restarts them from the first re
 random crops and mirrors continue exactly, since each batch's draws are seeded by its number.
 One limitation: a SolverState has no field for the global random generator, so layers that
 draw from it while training (Dropout masks) continue from a fresh stream.
+
+Divergence: a non-finite loss, or a parameter made non-finite by an update, stops training with
+a DivergenceError naming the iteration and the first layer whose output went non-finite; no
+snapshot of the diverged weights is written. ``divergence = "continue"`` trains on as Caffe
+does, after one warning.
 """
 
 from __future__ import annotations
@@ -20,12 +25,16 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ..backend import to_numpy
-from ..errors import SolverError
+from ..errors import DivergenceError, SolverError, WeightsError
 from ..log import log
 from ..net import Net
+from ..net.hdf5_weights import is_hdf5_path, require_h5py
 from ..proto import caffe_pb2
 from ..proto.textio import read_solver, to_text
 from ..rng import set_random_seed
+from . import debug_info as debug
+from . import divergence as guard
+from . import hdf5_snapshot as h5snap
 from . import snapshot as snap
 from .lr_policy import check_lr_policy
 from .netdefs import NetDef, test_net_defs, train_net_def
@@ -49,7 +58,8 @@ class Solver:
     are built so they start from those weights.
 
     Attributes as pycaffe: ``net``, ``test_nets``, ``iter``, ``param``; ``current_step`` is the
-    schedule state a .solverstate keeps.
+    schedule state a .solverstate keeps. ``divergence``: ``"stop"`` (default) or
+    ``"continue"``, what a non-finite loss or parameter does.
     """
 
     # How many history blobs the update rule keeps per learnable parameter.
@@ -84,6 +94,9 @@ class Solver:
         self._action: Callable[[], Any] | None = None
         self._losses: list[np.float32] = []
         self._smoothed_loss = np.float32(0)
+        self._divergence = "stop"
+        self._divergence_warned = False
+        self._last_snapshot: str | None = None
         train_def = train_net_def(param, solver_dir, self.source)  # first: is there a net?
         self._check_param()
         snap.check_snapshot_prefix(param)
@@ -112,8 +125,10 @@ class Solver:
         if p.iter_size < 1:
             raise SolverError(f"{self.source}: iter_size must be >= 1, got {p.iter_size}")
         if p.snapshot_format == caffe_pb2.SolverParameter.HDF5:
-            raise SolverError(f"{self.source}: snapshot_format HDF5 is not supported yet; use "
-                              "BINARYPROTO (the default)")
+            try:
+                require_h5py()  # at start-up, not at the first snapshot
+            except WeightsError as e:
+                raise SolverError(f"{self.source}: snapshot_format: HDF5: {e}") from None
         try:
             check_lr_policy(p)
         except SolverError as e:
@@ -152,6 +167,16 @@ class Solver:
         """``fn()`` → SolverAction (or its value ``"stop"``/``"snapshot"``/``"none"``), asked
         after each update and between test batches (Caffe's SetActionFunction)."""
         self._action = fn
+
+    @property
+    def divergence(self) -> str:
+        """``"stop"``: a non-finite loss or parameter raises DivergenceError; ``"continue"``:
+        warn once and train on (Caffe's behaviour)."""
+        return self._divergence
+
+    @divergence.setter
+    def divergence(self, mode: str) -> None:
+        self._divergence = guard.check_mode(mode)
 
     def share_weights(self, net: Net) -> None:
         """Make ``net`` use the train net's parameter values."""
@@ -203,9 +228,13 @@ class Solver:
             for on_start, _ in self._callbacks:
                 on_start()
             display = bool(p.display) and self.iter % p.display == 0
+            debugging = display and p.debug_info and debug.supported(self.net)
             loss = np.float32(0)
             for _ in range(p.iter_size):
-                loss += np.float32(self.net.forward_backward())
+                pass_loss = np.float32(debug.forward_backward(self.net) if debugging
+                                       else self.net.forward_backward())
+                self._check_loss(pass_loss)
+                loss += pass_loss
             loss /= np.float32(p.iter_size)
             self._update_smoothed_loss(loss, start_iter)
             if display:
@@ -219,12 +248,46 @@ class Solver:
             for _, on_gradients_ready in self._callbacks:
                 on_gradients_ready()
             self.apply_update()
+            if debugging:
+                debug.log_update(self.net)
+            self._check_params()
             request = self._requested_action()
             if (p.snapshot and self.iter % p.snapshot == 0) or request is SolverAction.SNAPSHOT:
                 self.snapshot()
             if request is SolverAction.STOP:
                 self.requested_early_exit = True
                 break
+
+    # ------------------------------------------------------------------------------------
+    # divergence
+    # ------------------------------------------------------------------------------------
+    def _guarding(self) -> bool:
+        return self._divergence == "stop" or not self._divergence_warned
+
+    def _diverged(self, iteration: int, detail: str) -> None:
+        """Raise (``stop``) or warn once (``continue``) about a divergence."""
+        if self._divergence == "stop":
+            raise DivergenceError(guard.diverged_message(iteration, detail,
+                                                         self._last_snapshot))
+        self._divergence_warned = True
+        log.warning(f"Iteration {iteration}: training diverged: {detail}; continuing as Caffe "
+                    "does (divergence = continue); this warning is not repeated")
+
+    def _check_loss(self, loss: np.float32) -> None:
+        """After each forward/backward pass: a NaN/inf loss is a divergence; find the first
+        layer whose output went non-finite (replaying the pass only when stopping)."""
+        if not self._guarding() or np.isfinite(loss):
+            return
+        found = guard.locate_nonfinite_output(self.net, replay=self._divergence == "stop")
+        self._diverged(self.iter, f"the loss is {num(loss)}; {guard.output_location(found)}")
+
+    def _check_params(self) -> None:
+        """After each update: one fused finiteness test over every learnable parameter."""
+        if not self._guarding():
+            return
+        bad = guard.describe_bad_params(self.net, self.net.learnable_params)
+        if bad is not None:
+            self._diverged(self.iter - 1, bad)
 
     def solve(self, resume_file: str | os.PathLike | None = None) -> None:
         """Train to ``max_iter`` (resuming from a .solverstate if given), snapshot at the end
@@ -308,23 +371,41 @@ class Solver:
         return snap.snapshot_filename(self.param.snapshot_prefix, self.iter, extension)
 
     def snapshot(self) -> tuple[str, str]:
-        """Write ``<prefix>_iter_<N>.caffemodel`` and ``.solverstate``; return both paths."""
-        model = self.snapshot_filename(snap.MODEL_EXT)
-        snap.write_model(self.net, model, self.param.snapshot_diff)
-        state = self.snapshot_filename(snap.STATE_EXT)
-        snap.write_state(state, self.iter, model, self.current_step, self.history)
+        """Write ``<prefix>_iter_<N>.caffemodel`` and ``.solverstate`` (``.caffemodel.h5`` and
+        ``.solverstate.h5`` with ``snapshot_format: HDF5``); return both paths."""
+        p = self.param
+        if p.snapshot_format == caffe_pb2.SolverParameter.HDF5:
+            model = self.snapshot_filename(h5snap.H5_MODEL_EXT)
+            h5snap.write_model_hdf5(self.net, model, p.snapshot_diff)
+            state = self.snapshot_filename(h5snap.H5_STATE_EXT)
+            h5snap.write_state_hdf5(state, self.iter, model, self.current_step, self.history)
+        else:
+            model = self.snapshot_filename(snap.MODEL_EXT)
+            snap.write_model(self.net, model, p.snapshot_diff)
+            state = self.snapshot_filename(snap.STATE_EXT)
+            snap.write_state(state, self.iter, model, self.current_step, self.history)
+        self._last_snapshot = state
         return model, state
 
     def restore(self, path: str | os.PathLike) -> None:
-        """Resume from a .solverstate: weights, iteration, schedule step and history, and every
-        data layer advanced past the batches already consumed."""
+        """Resume from a .solverstate (or, by its ``.h5`` suffix, a .solverstate.h5): weights,
+        iteration, schedule step and history, and every data layer advanced past the batches
+        already consumed."""
         path = os.fspath(path)
-        state = snap.read_state(path)
-        history = snap.history_arrays(state, path, self.history)
-        if state.HasField("learned_net"):
-            self.net.copy_from(snap.resolve_learned_net(state.learned_net, path))
-        self.iter = state.iter
-        self.current_step = state.current_step
+        if is_hdf5_path(path):
+            h5state = h5snap.read_state_hdf5(path)
+            history = h5snap.history_arrays_hdf5(h5state, path, self.history)
+            learned_net, it, step = h5state.learned_net, h5state.iter, h5state.current_step
+        else:
+            state = snap.read_state(path)
+            history = snap.history_arrays(state, path, self.history)
+            learned_net = state.learned_net if state.HasField("learned_net") else None
+            it, step = state.iter, state.current_step
+        if learned_net is not None:
+            self.net.copy_from(snap.resolve_learned_net(learned_net, path))
+        self.iter = it
+        self.current_step = step
+        self._last_snapshot = path
         log.info(f"{type(self).__name__}: restoring history")
         for mine, saved in zip(self.history, history, strict=True):
             mine[...] = saved

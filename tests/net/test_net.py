@@ -201,7 +201,6 @@ def test_forward_start_end_and_inputs_by_keyword():
      "top 'y' is produced by more than one layer"),
     (INPUTS + 'layer { name: "f" type: "Flatten" bottom: "x" top: "x" }',
      "cannot run in place"),
-    (INPUTS + 'layer { name: "x" type: "ReLU" bottom: "x" top: "z" }', "layer names"),
 ])
 def test_compiler_errors_name_the_layer(text, match):
     with pytest.raises(NetError, match=match):

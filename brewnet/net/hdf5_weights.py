@@ -1,0 +1,169 @@
+"""Weights as HDF5 (``.caffemodel.h5``), laid out as Caffe's Net::ToHDF5 so either side reads
+the other's files: group ``data`` with one subgroup per layer holding float32 datasets ``"0"``,
+``"1"``, ... (a parameter shared from an earlier layer is stored only under its owner), and,
+with gradients, group ``diff`` likewise. h5py is optional (``pip install 'brewnet[hdf5]'``).
+
+Files are built in memory and written with brewnet.fileio's atomic_write.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from typing import Any
+
+import numpy as np
+
+from ..backend import to_numpy
+from ..errors import WeightsError
+from ..fileio import atomic_write
+from ..log import log
+
+
+def is_hdf5_path(path: str | os.PathLike) -> bool:
+    """Caffe chooses the HDF5 reader by the ``.h5`` suffix alone."""
+    return os.fspath(path).endswith(".h5")
+
+
+def require_h5py() -> Any:
+    """The h5py module, or a WeightsError saying how to get it."""
+    try:
+        import h5py  # noqa: PLC0415 - optional dependency, imported on use
+    except ImportError:
+        raise WeightsError("HDF5 snapshots need h5py: pip install 'brewnet[hdf5]' (or h5py), "
+                          "or use snapshot_format: BINARYPROTO") from None
+    return h5py
+
+
+def _owned(net: Any) -> list[list[bool]]:
+    """Per layer and parameter, whether it owns its values (False for a parameter shared, by
+    ParamSpec name, from an earlier layer: Caffe stores only the owner's data)."""
+    seen: set[str] = set()
+    out = []
+    for layer in net.layers:
+        specs, row = layer.param.param, []
+        for j in range(len(layer.blobs)):
+            name = specs[j].name if j < len(specs) else ""
+            row.append(not name or name not in seen)
+            if name:
+                seen.add(name)
+        out.append(row)
+    return out
+
+
+def write_h5(path: str, fill: Any) -> None:
+    """Build an HDF5 file in memory with ``fill(h5file)`` and write it atomically."""
+    h5py = require_h5py()
+    buffer = io.BytesIO()
+    with h5py.File(buffer, "w") as f:
+        fill(f)
+    atomic_write(path, buffer.getvalue())
+
+
+def save_hdf5_weights(net: Any, path: str | os.PathLike, write_diff: bool = False) -> None:
+    """The net's parameters (and gradients if ``write_diff``) as a .caffemodel.h5 (Caffe's
+    Net::ToHDF5; pycaffe's ``net.save_hdf5``)."""
+    owned = _owned(net)
+
+    def fill(f: Any) -> None:
+        data = f.create_group("data")
+        diff = f.create_group("diff") if write_diff else None
+        for layer, own in zip(net.layers, owned, strict=True):
+            layer_data = data.require_group(layer.name)
+            layer_diff = diff.require_group(layer.name) if diff is not None else None
+            for j, blob in enumerate(layer.blobs):
+                if own[j]:
+                    layer_data.create_dataset(str(j), data=to_numpy(blob.data)
+                                              .astype(np.float32, copy=False))
+                if layer_diff is not None:  # every gradient, shared or not (Caffe)
+                    layer_diff.create_dataset(str(j), data=to_numpy(blob.diff)
+                                              .astype(np.float32, copy=False))
+
+    write_h5(os.fspath(path), fill)
+
+
+def open_h5(path: str) -> Any:
+    h5py = require_h5py()
+    if not os.path.isfile(path):
+        raise WeightsError(f"{path}: file not found")
+    try:
+        return h5py.File(path, "r")
+    except OSError as e:
+        raise WeightsError(f"{path}: not a readable HDF5 file ({e}); the file is damaged or "
+                           "was not written as HDF5") from None
+
+
+def datasets(group: Any) -> dict[str, Any]:
+    h5py = require_h5py()
+    return {k: v for k, v in group.items() if isinstance(v, h5py.Dataset)}
+
+
+def _fits(stored: tuple[int, ...], shape: tuple[int, ...]) -> bool:
+    """Same shape, or the same up to leading 1s (Caffe's 4-axis legacy blobs)."""
+    def strip(s: tuple[int, ...]) -> tuple[int, ...]:
+        while s and s[0] == 1:
+            s = s[1:]
+        return s
+
+    return stored == shape or strip(stored) == strip(shape)
+
+
+def load_hdf5_weights(net: Any, path: str | os.PathLike) -> list[str]:
+    """Copy a .caffemodel.h5 into ``net`` by layer name (Caffe's CopyTrainedLayersFromHDF5):
+    only values, not gradients; a missing dataset is fine only for a shared parameter.
+    Returns the names of source layers that matched nothing."""
+    path = os.fspath(path)
+    owned = _owned(net)
+    by_name = {layer.name: (layer, own) for layer, own in zip(net.layers, owned, strict=True)}
+    ignored: list[str] = []
+    with open_h5(path) as f:
+        if "data" not in f:
+            raise WeightsError(f"{path}: no 'data' group; not a .caffemodel.h5 (for a "
+                               ".solverstate.h5 pass it to resume, not as weights)")
+        for name, group in _layer_groups(f["data"]):
+            if name not in by_name:
+                ignored.append(name)
+                log.info(f"Ignoring source layer {name}")
+                continue
+            layer, own = by_name[name]
+            stored = datasets(group)
+            if len(stored) > len(layer.blobs):
+                raise WeightsError(f"{path}: layer '{name}' has {len(stored)} parameter blobs "
+                                   f"there but this net's layer ({layer.type}) has "
+                                   f"{len(layer.blobs)}; rename the layer to learn it from "
+                                   "scratch")
+            for j, blob in enumerate(layer.blobs):
+                key = str(j)
+                if key not in stored:
+                    if not own[j]:
+                        continue  # shared: its owner's dataset carries the values
+                    raise WeightsError(f"{path}: layer '{name}' lacks parameter {j} "
+                                       f"(dataset data/{name}/{j}); this net's layer "
+                                       f"({layer.type}) has {len(layer.blobs)}")
+                values = np.asarray(stored[key][()], dtype=np.float32)
+                shape = tuple(blob.data.shape)
+                if not _fits(values.shape, shape):
+                    raise WeightsError(f"{path}: layer '{name}' parameter {j} has shape "
+                                       f"{values.shape} but this net needs {shape}; to learn "
+                                       "this layer from scratch instead, rename it")
+                blob.data[...] = blob.xp.asarray(values.reshape(shape))
+    return ignored
+
+
+def _layer_groups(data: Any) -> list[tuple[str, Any]]:
+    """(layer name, group) for every layer group under ``data``, in file order; a layer named
+    ``a/b`` (Caffe allows '/') is the nested group h5py made for it."""
+    h5py = require_h5py()
+    out: list[tuple[str, Any]] = []
+
+    def walk(group: Any, prefix: str) -> None:
+        for key, item in group.items():
+            if not isinstance(item, h5py.Group):
+                continue
+            name = prefix + key
+            if datasets(item) or not any(isinstance(v, h5py.Group) for v in item.values()):
+                out.append((name, item))
+            walk(item, name + "/")
+
+    walk(data, "")
+    return out

@@ -1,0 +1,163 @@
+"""The NaN guard: notice when training diverges (a non-finite loss or parameter) and find the
+first layer whose output went non-finite, so the error says where to look.
+
+Caffe has no such guard (it trains on, printing ``loss = nan``); ``divergence = "continue"``
+keeps that behaviour with a single warning.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+
+from ..backend import get_array_module
+from ..errors import SolverError
+
+DIVERGENCE_MODES = ("stop", "continue")
+
+
+def check_mode(mode: str) -> str:
+    """``mode`` if it is one of DIVERGENCE_MODES, else a SolverError listing them."""
+    if mode not in DIVERGENCE_MODES:
+        raise SolverError(f"unknown divergence mode '{mode}'; use one of: "
+                          + ", ".join(DIVERGENCE_MODES))
+    return mode
+
+
+def is_finite(x: Any) -> bool:
+    """Whether every value of ``x`` (a NumPy or CuPy array, or a scalar) is finite.
+
+    One reduction without a temporary: a sum is finite only if every term is; only when the
+    sum is not (a real NaN/inf, or a finite sum that overflowed) is the exact test run.
+    """
+    xp = get_array_module(x)
+    with np.errstate(all="ignore"):
+        if bool(xp.isfinite(x.sum() if hasattr(x, "sum") else x)):
+            return True
+        return bool(xp.isfinite(x).all())
+
+
+def all_finite(arrays: Iterable[Any]) -> bool:
+    """Whether every array holds only finite values, with one synchronisation on a GPU: the
+    per-array sums are added on the device and only a non-finite total is looked into."""
+    arrays = list(arrays)
+    if not arrays:
+        return True
+    xp = get_array_module(arrays[0])
+    with np.errstate(all="ignore"):
+        total = sum(a.sum() for a in arrays)
+        if bool(xp.isfinite(total)):
+            return True
+    return first_nonfinite(arrays) is None
+
+
+def first_nonfinite(arrays: Iterable[Any]) -> int | None:
+    """The index of the first array holding a NaN or an infinity, or None."""
+    for i, a in enumerate(arrays):
+        if not is_finite(a):
+            return i
+    return None
+
+
+def _names(net: Any, i: int) -> list[str]:
+    layer = net.layers[i]
+    names = net.top_names.get(layer.name) if hasattr(net, "top_names") else None
+    return list(names) if names else [f"#{j}" for j in range(len(net.top_vecs[i]))]
+
+
+def _scan_tops(net: Any) -> tuple[str, str, str] | None:
+    """(layer, layer type, top blob) of the first layer in net order whose top holds
+    non-finite values now, after the pass (an in-place successor may have written it)."""
+    for i, (layer, tops) in enumerate(zip(net.layers, net.top_vecs, strict=True)):
+        for name, top in zip(_names(net, i), tops, strict=True):
+            if not is_finite(top.data):
+                return layer.name, layer.type, name
+    return None
+
+
+def _replay(net: Any) -> tuple[str, str, str] | None:
+    """Run the forward pass again one layer at a time, checking each layer's tops right after
+    it ran: exact even where in-place layers (BatchNorm, Scale, ReLU) rewrite a blob later.
+
+    Layers without bottoms (data sources) are not rerun, so no batch is consumed; if a later
+    layer works in place on a source's top, a replay would apply it twice, so None.
+    """
+    source_tops = {id(t) for b, ts in zip(net.bottom_vecs, net.top_vecs, strict=True)
+                   if not b for t in ts}
+    for bottoms, tops in zip(net.bottom_vecs, net.top_vecs, strict=True):
+        if bottoms and any(id(t) in source_tops for t in tops):
+            return None
+    with np.errstate(all="ignore"):
+        for i, layer in enumerate(net.layers):
+            if net.bottom_vecs[i]:
+                net._forward(i, i)
+            for name, top in zip(_names(net, i), net.top_vecs[i], strict=True):
+                if not is_finite(top.data):
+                    return layer.name, layer.type, name
+    return None
+
+
+def locate_nonfinite_output(net: Any, replay: bool = True) -> tuple[str, str, str] | None:
+    """(layer name, layer type, top blob) of the first layer, in net order, whose output is
+    non-finite; None when every top is finite (or the net exposes no layers).
+
+    ``replay`` reruns the forward pass layer by layer for an exact answer; it draws random
+    numbers (Dropout) and updates running statistics again, so only use it when the run is
+    being abandoned. Without it (or when the replay cannot tell), the tops as the last pass
+    left them are scanned.
+    """
+    if not all(hasattr(net, a) for a in ("layers", "top_vecs", "bottom_vecs")):
+        return None
+    found = _scan_tops(net)
+    if replay and hasattr(net, "_forward"):
+        try:
+            exact = _replay(net)
+        except Exception:  # noqa: BLE001 - a layer choking on NaNs: keep the scan's answer
+            exact = None
+        if exact is not None:
+            return exact
+    return found
+
+
+def param_owner_names(net: Any) -> list[str]:
+    """For each learnable parameter, ``parameter j of layer 'name'`` (the layer owning it)."""
+    names: dict[int, str] = {}
+    for layer in getattr(net, "layers", ()):
+        for j, blob in enumerate(layer.blobs):
+            names.setdefault(id(blob), f"parameter {j} of layer '{layer.name}' ({layer.type})")
+    return [names.get(id(p), f"learnable parameter {k}")
+            for k, p in enumerate(net.learnable_params)]
+
+
+def describe_bad_params(net: Any, params: Sequence[Any]) -> str | None:
+    """Which learnable parameter (first in net order) holds non-finite values after an update,
+    and whether its update (the ``diff``) was already non-finite; None if all are finite."""
+    if all_finite([p.data for p in params]):
+        return None
+    k = first_nonfinite(p.data for p in params)
+    if k is None:
+        return None
+    what = param_owner_names(net)[k]
+    cause = "its update was non-finite" if not is_finite(params[k].diff) \
+        else "the update overflowed it"
+    return f"{what} became non-finite in the update ({cause})"
+
+
+def diverged_message(iteration: int, detail: str, last_snapshot: str | None) -> str:
+    """The one line a DivergenceError carries: when, what, where, what was kept, what to do."""
+    kept = (f"the last good snapshot {last_snapshot} is kept" if last_snapshot
+            else "no snapshot was written before it")
+    return (f"training diverged at iteration {iteration}: {detail}; stopped without "
+            f"snapshotting the diverged weights ({kept}); lower base_lr or set clip_gradients, "
+            "or pass --on-divergence continue (Solver.divergence = 'continue') to go on as "
+            "Caffe does")
+
+
+def output_location(found: tuple[str, str, str] | None) -> str:
+    """Where the non-finite values first appear, from ``locate_nonfinite_output``."""
+    if found is None:
+        return "every top blob is finite (the weighted sum of the losses overflowed)"
+    layer, layer_type, blob = found
+    return f"the first non-finite output is top blob '{blob}' of layer '{layer}' ({layer_type})"
