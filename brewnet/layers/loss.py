@@ -1,5 +1,6 @@
-"""SoftmaxWithLoss: softmax over the class axis, then the mean negative log-likelihood of the
-labels, with Caffe's normalization modes and ignore_label."""
+"""Loss layers: SoftmaxWithLoss (softmax over the class axis, then the mean negative
+log-likelihood of the labels), SigmoidCrossEntropyLoss (elementwise logistic loss against
+targets in [0, 1]) and EuclideanLoss, with Caffe's normalization modes and ignore_label."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import numpy as np
 from ..blob import Blob
 from ..proto import caffe_pb2
 from .base import Layer
+from .neuron import sigmoid_into
 from .registry import register
 from .softmax import softmax_into, split_axis
 
@@ -17,12 +19,16 @@ FLT_MIN = np.float32(np.finfo(np.float32).tiny)
 Normalization = caffe_pb2.LossParameter
 
 
-def normalization_mode(loss_param: caffe_pb2.LossParameter) -> int:
+def normalization_mode(loss_param: caffe_pb2.LossParameter,
+                       default: int = Normalization.VALID) -> int:
     """The effective mode: an explicit ``normalization`` wins; otherwise the legacy
-    ``normalize`` flag maps true to VALID and false to BATCH_SIZE; otherwise VALID."""
-    if not loss_param.HasField("normalization") and loss_param.HasField("normalize"):
+    ``normalize`` flag maps true to VALID and false to BATCH_SIZE; otherwise ``default``
+    (VALID for SoftmaxWithLoss, BATCH_SIZE for SigmoidCrossEntropyLoss, as in Caffe)."""
+    if loss_param.HasField("normalization"):
+        return loss_param.normalization
+    if loss_param.HasField("normalize"):
         return Normalization.VALID if loss_param.normalize else Normalization.BATCH_SIZE
-    return loss_param.normalization
+    return default
 
 
 def normalizer(mode: int, outer: int, inner: int, valid_count: int) -> float:
@@ -144,4 +150,152 @@ class SoftmaxWithLoss(Layer):
             # exactly 0 where ignored, even where the probabilities are NaN
             xp.copyto(dx, np.float32(0), where=~self._valid[:, None, :])
         # Caffe scales by loss_weight / normalizer, computed in float32
+        dx *= top[0].diff / np.float32(self._norm)
+
+
+def check_same_batch(layer: Layer, a: Any, b: Any) -> None:
+    """Caffe's LossLayer rule: both bottoms have the same first dimension (the batch size);
+    a 0-d bottom has none and fails it."""
+    if a.ndim == 0 or b.ndim == 0 or a.shape[0] != b.shape[0]:
+        raise layer.shape_error(f"bottoms {tuple(a.shape)} and {tuple(b.shape)} must have the "
+                                "same first dimension (the batch size)")
+
+
+def _buffer(buffer: Any, shape: tuple[int, ...], like: Any, xp: Any, dtype: Any = np.float32
+            ) -> Any:
+    """``buffer`` if it still has ``shape`` and ``like``'s array module, else a new one."""
+    if buffer is None or buffer.shape != shape or not isinstance(buffer, type(like)):
+        return xp.empty(shape, dtype=dtype)
+    return buffer
+
+
+@register
+class EuclideanLoss(Layer):
+    """loss = Σ (a - b)² / (2N), N = a.shape[0]; a and b have the same batch size and the
+    same count per sample (shapes may differ otherwise, e.g. (N, 784) and (N, 1, 28, 28)).
+
+    Both bottoms get gradients: d a = +w·(a - b)/N, d b = -w·(a - b)/N with w the loss weight,
+    so unlike the label of a classification loss, ``force_backward`` reaches bottom 1 too.
+    """
+
+    type = "EuclideanLoss"
+    exact_num_bottom = 2
+    exact_num_top = 1
+    is_loss = True
+
+    def setup(self, bottom: list[Blob], top: list[Blob]) -> None:
+        self._diff = None  # a - b, shaped as bottom 0, sized in reshape
+
+    def reshape(self, bottom: list[Blob], top: list[Blob]) -> None:
+        a, b = bottom[0].data, bottom[1].data
+        check_same_batch(self, a, b)
+        if a.size != b.size:
+            raise self.shape_error(f"bottoms {tuple(a.shape)} and {tuple(b.shape)} must have "
+                                   f"the same number of values per sample "
+                                   f"({a.size // max(1, a.shape[0])} vs "
+                                   f"{b.size // max(1, b.shape[0])})")
+        top[0].reshape(())
+        self._diff = _buffer(self._diff, a.shape, a, bottom[0].xp)
+
+    def forward(self, bottom: list[Blob], top: list[Blob]) -> None:
+        xp, a = bottom[0].xp, bottom[0].data
+        diff = self._diff
+        xp.subtract(a, bottom[1].data.reshape(a.shape), out=diff)
+        flat = diff.reshape(-1)
+        # a float32 dot, as Caffe's caffe_cpu_dot
+        top[0].data[...] = xp.dot(flat, flat) / np.float32(max(1, a.shape[0])) / np.float32(2)
+
+    def backward(self, top: list[Blob], propagate_down: list[bool],
+                 bottom: list[Blob]) -> None:
+        xp = bottom[0].xp
+        num = np.float32(max(1, bottom[0].data.shape[0]))
+        for i, sign in ((0, np.float32(1)), (1, np.float32(-1))):
+            if not propagate_down[i]:
+                continue
+            alpha = sign * top[0].diff / num  # float32, as Caffe's Dtype alpha
+            xp.multiply(self._diff.reshape(bottom[i].diff.shape), alpha, out=bottom[i].diff)
+
+    def allow_force_backward(self, bottom_index: int) -> bool:
+        """Both bottoms are differentiable inputs (Caffe's EuclideanLossLayer says true)."""
+        return True
+
+
+@register
+class SigmoidCrossEntropyLoss(Layer):
+    """loss = -Σ [t·log σ(x) + (1-t)·log(1-σ(x))] / normalizer over the non-ignored elements,
+    computed stably as Σ [max(x, 0) - x·t + log(1 + exp(-|x|))].
+
+    Bottoms: scores x (N, ...) and targets t in [0, 1] of the same count. Top: the loss,
+    shape (). Caffe's default normalization here is BATCH_SIZE (divide by N), not VALID; an
+    element whose target truncates to ``ignore_label`` (Caffe's static_cast<int>) adds 0 and
+    gets gradient 0. d x = (σ(x) - t)·loss_weight/normalizer; the targets get none.
+    """
+
+    type = "SigmoidCrossEntropyLoss"
+    exact_num_bottom = 2
+    exact_num_top = 1
+    is_loss = True
+
+    def setup(self, bottom: list[Blob], top: list[Blob]) -> None:
+        lp = self.param.loss_param
+        self.ignore_label = lp.ignore_label if lp.HasField("ignore_label") else None
+        self.mode = normalization_mode(lp, default=Normalization.BATCH_SIZE)
+        # flat (count,) buffers sized in reshape: σ(x) for backward and two for the loss terms
+        self._sigmoid = self._terms = self._work = None
+        self._ignored = None  # bool (count,) mask of ignored elements, with ignore_label
+
+    def reshape(self, bottom: list[Blob], top: list[Blob]) -> None:
+        x, t = bottom[0].data, bottom[1].data
+        check_same_batch(self, x, t)
+        if x.size != t.size:
+            raise self.shape_error(f"scores {tuple(x.shape)} and targets {tuple(t.shape)} "
+                                   f"must have the same count ({x.size} vs {t.size})")
+        top[0].reshape(())
+        xp, shape = bottom[0].xp, (x.size,)
+        self._sigmoid = _buffer(self._sigmoid, shape, x, xp)
+        self._terms = _buffer(self._terms, shape, x, xp)
+        self._work = _buffer(self._work, shape, x, xp)
+        if self.ignore_label is not None:
+            self._ignored = _buffer(self._ignored, shape, x, xp, dtype=bool)
+
+    def forward(self, bottom: list[Blob], top: list[Blob]) -> None:
+        xp = bottom[0].xp
+        x, t = bottom[0].data.reshape(-1), bottom[1].data.reshape(-1)
+        terms, work = self._terms, self._work
+        # log(1 + exp(-|x|)) + max(x, 0) - x·t: no overflow for any float32 x
+        xp.abs(x, out=terms)
+        xp.negative(terms, out=terms)
+        xp.exp(terms, out=terms)
+        xp.log1p(terms, out=terms)
+        xp.maximum(x, np.float32(0), out=work)
+        terms += work
+        xp.multiply(x, t, out=work)
+        terms -= work
+        valid_count = x.size
+        if self.ignore_label is not None:
+            ignored = self._ignored
+            xp.trunc(t, out=work)  # Caffe compares static_cast<int>(target)
+            xp.equal(work, np.float32(self.ignore_label), out=ignored)
+            # copyto, not a multiply: an ignored element adds exactly 0 even if inf/NaN
+            xp.copyto(terms, np.float32(0), where=ignored)
+            valid_count -= int(ignored.sum())
+        total = xp.sum(terms, dtype=np.float32)
+        shape = bottom[0].data.shape  # Caffe: outer = shape(0), inner = count(1)
+        self._norm = normalizer(self.mode, shape[0], int(np.prod(shape[1:])), valid_count)
+        top[0].data[...] = total / np.float32(self._norm)
+        sigmoid_into(x, self._sigmoid, xp)
+
+    def backward(self, top: list[Blob], propagate_down: list[bool],
+                 bottom: list[Blob]) -> None:
+        """d x = (σ(x) - t) · loss_weight / normalizer, 0 where ignored."""
+        if len(propagate_down) > 1 and propagate_down[1]:
+            raise self.error("cannot backpropagate to the targets (bottom 1); set "
+                             "propagate_down: false for it")
+        if not propagate_down[0]:
+            return
+        xp = bottom[0].xp
+        dx = bottom[0].diff.reshape(-1)
+        xp.subtract(self._sigmoid, bottom[1].data.reshape(-1), out=dx)
+        if self.ignore_label is not None:
+            xp.copyto(dx, np.float32(0), where=self._ignored)
         dx *= top[0].diff / np.float32(self._norm)
