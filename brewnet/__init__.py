@@ -14,12 +14,22 @@ from .layers.registry import layer_type_list
 from .net import TEST, TRAIN, Net
 from .netspec import NetSpec, params, to_proto
 from .rng import set_random_seed
-from .solver import SGDSolver, Solver, get_solver
+from .solver import (
+    AdaDeltaSolver,
+    AdaGradSolver,
+    AdamSolver,
+    NesterovSolver,
+    RMSPropSolver,
+    SGDSolver,
+    Solver,
+    get_solver,
+)
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "Blob", "BrewnetError", "Net", "NetSpec", "SGDSolver", "Solver", "TEST", "TRAIN",
+    "AdaDeltaSolver", "AdaGradSolver", "AdamSolver", "Blob", "BrewnetError", "Net",
+    "NesterovSolver", "NetSpec", "RMSPropSolver", "SGDSolver", "Solver", "TEST", "TRAIN",
     "__version__", "get_solver", "layer_type_list", "layers", "params", "proto",
     "set_device", "set_mode_cpu", "set_mode_gpu", "set_random_seed", "to_proto",
 ]

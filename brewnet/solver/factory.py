@@ -10,29 +10,31 @@ from collections.abc import Sequence
 from ..errors import SolverError
 from ..proto import caffe_pb2
 from ..proto.textio import read_solver
+from .adadelta import AdaDeltaSolver
+from .adagrad import AdaGradSolver
+from .adam import AdamSolver
+from .nesterov import NesterovSolver
+from .rmsprop import RMSPropSolver
 from .sgd import SGDSolver
 from .solver import Solver
 
-# Caffe's registered solver types; a name mapped to None is known but not built yet.
-SOLVER_TYPES: dict[str, type[Solver] | None] = {
+# Caffe's registered solver types, by the name a prototxt's ``type`` gives.
+SOLVER_TYPES: dict[str, type[Solver]] = {
     "SGD": SGDSolver,
-    "Nesterov": None,
-    "AdaGrad": None,
-    "RMSProp": None,
-    "AdaDelta": None,
-    "Adam": None,
+    "Nesterov": NesterovSolver,
+    "AdaGrad": AdaGradSolver,
+    "RMSProp": RMSPropSolver,
+    "AdaDelta": AdaDeltaSolver,
+    "Adam": AdamSolver,
 }
 
 
 def solver_class(type_name: str) -> type[Solver]:
-    """The class registered for ``type_name``; SolverError for unknown or unbuilt types."""
+    """The class registered for ``type_name``; SolverError for unknown types."""
     if type_name not in SOLVER_TYPES:
         raise SolverError(f"unknown solver type '{type_name}'; known types: "
                           + ", ".join(SOLVER_TYPES))
-    cls = SOLVER_TYPES[type_name]
-    if cls is None:
-        raise SolverError(f"solver type {type_name} is not implemented yet; use type: \"SGD\"")
-    return cls
+    return SOLVER_TYPES[type_name]
 
 
 def get_solver(param: str | os.PathLike | caffe_pb2.SolverParameter, *,
