@@ -218,16 +218,19 @@ def upgrade_solver(solver: caffe_pb2.SolverParameter, source: str | None = None
                    ) -> caffe_pb2.SolverParameter:
     """Upgrade ``solver`` in place (and return it): ``solver_type`` → ``type``, inline nets."""
     if solver.HasField("solver_type"):
-        if solver.HasField("type"):  # Caffe's UpgradeSolverType CHECK-fails here
-            raise ParseError("Failed to upgrade solver: old solver_type field (enum) and new "
-                             "type field (string) cannot be both specified; delete "
-                             f"`solver_type: {_solver_type_name(solver.solver_type)}` and keep "
-                             f"`type: \"{solver.type}\"`", source)
         old = SOLVER_TYPES.get(solver.solver_type)
-        if old is None:
+        if solver.HasField("type"):
+            # Caffe's UpgradeSolverType aborts here; brewnet lets the newer field win (the
+            # behaviour the solver issue asks for) and says so when they disagree.
+            if old != solver.type:
+                log.warning("%s sets both solver_type: %s and type: \"%s\"; using type (delete "
+                            "solver_type to silence this)", source or "solver",
+                            _solver_type_name(solver.solver_type), solver.type)
+        elif old is None:
             raise ParseError(f"unknown solver_type number {solver.solver_type}", source)
-        solver.type = old
-        log.info("Upgraded solver_type enum to type: \"%s\"%s", old, _where(source))
+        else:
+            solver.type = old
+            log.info("Upgraded solver_type enum to type: \"%s\"%s", old, _where(source))
         solver.ClearField("solver_type")
     for field in ("net_param", "train_net_param"):
         if solver.HasField(field):

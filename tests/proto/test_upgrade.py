@@ -206,18 +206,18 @@ def test_solver_type_enum_becomes_type_string(enum_name, logs):
     assert any(expected in r.getMessage() for r in logs)
 
 
-@pytest.mark.parametrize("text", ['solver_type: ADAM type: "Nesterov"',
-                                  'solver_type: ADAM type: "Adam"'])
-def test_solver_type_and_type_together_are_refused(text, logs):
-    """Both solver_type and type set, agreeing or not: Caffe's UpgradeSolverType CHECK-fails,
-    so it is a ParseError naming the file, Caffe's message and the fix."""
-    solver = parse_text(text, caffe_pb2.SolverParameter())
-    with pytest.raises(ParseError) as e:
-        upgrade_solver(solver, "s.prototxt")
-    assert str(e.value).startswith("s.prototxt: Failed to upgrade solver: old solver_type "
-                                   "field (enum) and new type field (string) cannot be both "
-                                   "specified")
-    assert "delete `solver_type: ADAM`" in str(e.value)
+@pytest.mark.parametrize("text, warns", [('solver_type: ADAM type: "Nesterov"', True),
+                                         ('solver_type: ADAM type: "Adam"', False)])
+def test_type_takes_precedence_over_solver_type(text, warns, logs):
+    """Both solver_type and type set: `type` wins (Caffe would abort), with a warning naming
+    the file and both values when they disagree; the enum is cleared."""
+    solver = upgrade_solver(parse_text(text, caffe_pb2.SolverParameter()), "s.prototxt")
+    assert not solver.HasField("solver_type")
+    assert solver.type == text.split('"')[1]
+    warned = [r.getMessage() for r in logs if r.levelname == "WARNING"]
+    assert bool(warned) == warns
+    if warns:
+        assert "s.prototxt" in warned[0] and "ADAM" in warned[0] and "Nesterov" in warned[0]
 
 
 def test_solver_inline_nets_are_upgraded(tmp_path):
