@@ -1,4 +1,5 @@
-"""Layer implementations, one module per family; importing this package registers them all.
+"""Layer implementations, one module per family; importing this package imports every module
+in it, and each registers its layer types, so adding a layer touches only its own module.
 
 ``brewnet.layers`` is also pycaffe's ``L`` namespace for NetSpec: any missing attribute whose
 name starts with a capital letter (``L.Convolution``) is a NetSpec layer constructor. Layer
@@ -6,24 +7,10 @@ type names always start with a capital; module names never do, so the two cannot
 """
 
 from importlib import import_module
+from pkgutil import iter_modules
 
-_FAMILIES = (
-    "conv",
-    "pooling",
-    "inner_product",
-    "neuron",
-    "dropout",
-    "softmax",
-    "loss",
-    "accuracy",
-    "structure",
-    "input",
-    "dummy_data",
-    "data",
-)
-
-for _family in _FAMILIES:
-    import_module(f"{__name__}.{_family}")
+for _module in sorted(m.name for m in iter_modules(__path__)):
+    import_module(f"{__name__}.{_module}")
 
 
 def __getattr__(name: str):
