@@ -114,10 +114,12 @@ class ConvolutionLayer(Layer):
                              f"group {group}")
         if num_output % group:
             raise self.error(f"num_output {num_output} is not divisible by group {group}")
-        self._channels, self._num_output, self._group = channels, num_output, group
+        self._group = group
+        # The convolution's input and output channels (a transposed convolution swaps them).
+        self._channels, self._num_output = self._conv_channels(channels, num_output)
         self._bias_term = bool(p.bias_term)
 
-        weight_shape = (num_output, channels // group, *kernel[2 - nsp:])
+        weight_shape = (self._num_output, self._channels // group, *kernel[2 - nsp:])
         shapes = [weight_shape] + ([(num_output,)] if self._bias_term else [])
         if self.blobs:
             if len(self.blobs) != len(shapes):
@@ -144,11 +146,29 @@ class ConvolutionLayer(Layer):
         if len(shape) != self._axis + 1 + self._num_spatial:
             raise self.shape_error(f"bottom shape {shape} changed its number of axes since "
                                    f"setup")
-        if shape[self._axis] != self._channels:
+        channels_in, channels_out = self._top_bottom_channels()[::-1]
+        if shape[self._axis] != channels_in:
             raise self.shape_error(f"bottom has {shape[self._axis]} channels but the weights "
-                                   f"expect {self._channels}")
+                                   f"expect {channels_in}")
         n = math.prod(shape[:self._axis])
         h, w = (1, shape[-1]) if self._num_spatial == 1 else shape[-2:]
+        oh, ow = self._output_extent(h, w)
+        spatial_out = [ow] if self._num_spatial == 1 else [oh, ow]
+        for t in top:
+            t.reshape(list(shape[:self._axis]) + [channels_out] + spatial_out)
+        geometry = self._conv_geometry(n, h, w, oh, ow, bottom[0].xp)
+        if geometry != self._geometry:
+            self._allocate(*geometry)
+
+    # The hooks a transposed convolution (Deconvolution) overrides: which channel count the
+    # top and the bottom have, the output extent, and which side is the convolution's input.
+    def _conv_channels(self, bottom_channels: int, num_output: int) -> tuple[int, int]:
+        return bottom_channels, num_output
+
+    def _top_bottom_channels(self) -> tuple[int, int]:
+        return self._num_output, self._channels
+
+    def _output_extent(self, h: int, w: int) -> tuple[int, int]:
         (kh, kw), (sh, sw) = self._kernel, self._stride
         (ph, pw), (dh, dw) = self._pad, self._dilation
         oh = (h + 2 * ph - (dh * (kh - 1) + 1)) // sh + 1
@@ -156,12 +176,10 @@ class ConvolutionLayer(Layer):
         if oh <= 0 or ow <= 0:
             raise self.shape_error(f"the dilated kernel {kh}x{kw} (dilation {dh}x{dw}) is larger "
                                    f"than the padded input {h + 2 * ph}x{w + 2 * pw}")
-        spatial_out = [ow] if self._num_spatial == 1 else [oh, ow]
-        for t in top:
-            t.reshape(list(shape[:self._axis]) + [self._num_output] + spatial_out)
-        geometry = (n, h, w, oh, ow, bottom[0].xp)
-        if geometry != self._geometry:
-            self._allocate(*geometry)
+        return oh, ow
+
+    def _conv_geometry(self, n: int, h: int, w: int, oh: int, ow: int, xp) -> tuple:
+        return n, h, w, oh, ow, xp
 
     def _allocate(self, n: int, h: int, w: int, oh: int, ow: int, xp) -> None:
         """Scratch buffers for one input geometry; padded borders stay 0."""
@@ -218,23 +236,29 @@ class ConvolutionLayer(Layer):
     # -- forward / backward --------------------------------------------------------------------
     def forward(self, bottom: list[Blob], top: list[Blob]) -> None:
         xp = bottom[0].xp
-        g, m = self._group, self._num_output
-        mg, ohw = m // g, self._oh * self._ow
+        g, mg = self._group, self._num_output // self._group
         bias = self.blobs[1].data.reshape(1, g, mg, 1) if self._bias_term else None
         for index, (b, t) in enumerate(zip(bottom, top, strict=True)):
             self._im2col(xp, b.data, index)
-            top4 = t.data.reshape(self._n, g, mg, ohw)
-            if self._patch_rows:
-                xp.matmul(self._col, self._weight_patch_rows(), out=self._out)
-                result = self._out.reshape(g, self._n, ohw, mg).transpose(1, 0, 3, 2)
-                if bias is None:
-                    xp.copyto(top4, result)
-                else:
-                    xp.add(result, bias, out=top4)
+            self._apply_weights(xp, t.data, bias)
+
+    def _apply_weights(self, xp, out, bias) -> None:
+        """``out`` (the convolution's output, any shape of that size) = weights x the columns
+        in ``_col`` (+ ``bias``, shaped ``(1, G, M/G, 1)``, when given)."""
+        g, m = self._group, self._num_output
+        mg, ohw = m // g, self._oh * self._ow
+        top4 = out.reshape(self._n, g, mg, ohw)
+        if self._patch_rows:
+            xp.matmul(self._col, self._weight_patch_rows(), out=self._out)
+            result = self._out.reshape(g, self._n, ohw, mg).transpose(1, 0, 3, 2)
+            if bias is None:
+                xp.copyto(top4, result)
             else:
-                xp.matmul(self.blobs[0].data.reshape(g, mg, self._kg), self._col, out=top4)
-                if bias is not None:
-                    top4 += bias
+                xp.add(result, bias, out=top4)
+        else:
+            xp.matmul(self.blobs[0].data.reshape(g, mg, self._kg), self._col, out=top4)
+            if bias is not None:
+                top4 += bias
 
     def _weight_patch_rows(self):
         """The weights as ``(G, kh*kw*C/G, M/G)``, matching the patch rows."""
@@ -265,10 +289,16 @@ class ConvolutionLayer(Layer):
                     self._im2col(xp, b.data, index)
                 self._add_weight_grad(xp, dy)
             if down:
-                if self._patch_rows:
-                    self._backward_data_rows(xp, t.diff, b.diff)
-                else:
-                    self._backward_data_columns(xp, dy, b.diff)
+                self._backward_data(xp, t.diff, b.diff)
+
+    def _backward_data(self, xp, dy, dx) -> None:
+        """``dx`` (the convolution's input, overwritten) = the transposed convolution of
+        ``dy`` (the convolution's output)."""
+        if self._patch_rows:
+            self._backward_data_rows(xp, dy, dx)
+        else:
+            g, mg = self._group, self._num_output // self._group
+            self._backward_data_columns(xp, dy.reshape(self._n, g, mg, -1), dx)
 
     def _add_weight_grad(self, xp, dy) -> None:
         g, m = self._group, self._num_output

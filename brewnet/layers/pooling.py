@@ -9,6 +9,11 @@ is applied to both axes whenever either axis is padded, and to neither when none
   a flat ``h * W + w`` index (as float), like Caffe's mask top.
 - AVE sums real pixels only but divides by the window clipped to ``[-pad, in + pad)``, i.e.
   padding counts in the divisor as in Caffe.
+- STOCHASTIC (Caffe's GPU kernels; inputs must be non-negative, e.g. after ReLU): in TRAIN each
+  window yields one of its elements drawn with probability proportional to its value (the
+  first one whose running sum reaches ``u * sum``, ``u`` uniform in [0, 1)), and backward
+  routes to it; in TEST each window yields ``sum(x^2) / sum(x)`` (0 for an all-zero window).
+  Caffe's stochastic kernels ignore ``pad``, so brewnet refuses it.
 
 The windows are strided views of the bottom (or of a padded copy made once per forward); loops
 run over the k*k kernel offsets only, never over pixels.
@@ -18,6 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import rng
 from ..blob import Blob
 from ..proto import caffe_pb2
 from .base import Layer
@@ -69,11 +75,10 @@ class PoolingLayer(Layer):
 
     def setup(self, bottom: list[Blob], top: list[Blob]) -> None:
         p = self.param.pooling_param
-        if p.pool == _P.STOCHASTIC:
-            raise self.error("STOCHASTIC pooling is not supported yet; use pool: MAX or AVE")
-        if p.pool not in (_P.MAX, _P.AVE):
+        if p.pool not in (_P.MAX, _P.AVE, _P.STOCHASTIC):
             raise self.error(f"unknown pool method {p.pool}")
         self._max = p.pool == _P.MAX
+        self._stochastic = p.pool == _P.STOCHASTIC
         if len(top) > 1 and not self._max:
             raise self.error("only MAX pooling has a second (mask) top; remove the extra top")
         self._global = bool(p.global_pooling)
@@ -99,6 +104,9 @@ class PoolingLayer(Layer):
                              f"stride {stride}")
         if not self._global and (pad[0] >= kernel[0] or pad[1] >= kernel[1]):
             raise self.error(f"pad {pad} must be smaller than the kernel {kernel}")
+        if self._stochastic and pad != [0, 0]:
+            raise self.error("STOCHASTIC pooling takes no pad (Caffe's stochastic kernels "
+                             "ignore it); remove pad")
         self._kernel, self._stride, self._pad = kernel, stride, pad
         self._ceil = p.round_mode == _P.CEIL
         self._geometry: tuple | None = None
@@ -139,6 +147,9 @@ class PoolingLayer(Layer):
         # Disjoint windows that tile the whole bottom.
         self._tiles = self._direct and (sh, sw) == (kh, kw) and (span_h, span_w) == (h, w)
         self._planes = planes = n * c
+        if self._stochastic:
+            self._allocate_stochastic(xp)
+            return
         if self._direct:
             self._buffer = None
             plane_bytes = h * w * 4
@@ -172,6 +183,95 @@ class PoolingLayer(Layer):
             size_h = np.minimum(start_h + kh, h + ph) - start_h
             size_w = np.minimum(start_w + kw, w + pw) - start_w
             self._divisor = xp.asarray(np.outer(size_h, size_w).astype(np.float32))
+
+    def _allocate_stochastic(self, xp) -> None:
+        """A zero-filled copy of the bottom large enough for every window (overhanging windows
+        are clipped by zeros, which are never drawn), the draws, and scratch planes."""
+        _, _, h, w = self._shape
+        (kh, kw), (sh, sw) = self._kernel, self._stride
+        oh, ow, planes = self._oh, self._ow, self._planes
+        span_h, span_w = (oh - 1) * sh + kh, (ow - 1) * sw + kw
+        self._sto_buffer = xp.zeros((planes, max(span_h, h), max(span_w, w)), dtype=np.float32)
+        # Per kernel offset, which window cells lie inside the image.
+        rows = (np.arange(oh) * sh)[None, :, None] + np.repeat(np.arange(kh), kw)[:, None, None]
+        cols = (np.arange(ow) * sw)[None, None, :] + np.tile(np.arange(kw), kh)[:, None, None]
+        self._sto_inside = xp.asarray((rows < h) & (cols < w))  # (K, OH, OW)
+        self._sto_choice = xp.zeros((planes, oh, ow), dtype=np.int32)  # the drawn offset
+        self._sto_scratch = [xp.empty((planes, oh, ow), dtype=np.float32) for _ in range(2)]
+        self._sto_flags = [xp.empty((planes, oh, ow), dtype=bool) for _ in range(2)]
+        self._step = max(1, _BLOCK_BYTES // (self._sto_buffer[0].size * 4))
+        self._grad = None  # gradient scratch, made by the first backward
+
+    def _forward_stochastic(self, xp, x, y) -> None:
+        """One pass per kernel offset over strided views of the padded copy, a cache-sized
+        block of planes at a time: no window array is materialized."""
+        _, _, h, w = self._shape
+        buf = self._sto_buffer
+        xp.copyto(buf[:, :h, :w], x)
+        train = self.phase == caffe_pb2.TRAIN
+        u = rng.generator().random(y.shape, dtype=np.float32) if train else None
+        for block in self._blocks():
+            if train:
+                self._draw_block(xp, buf[block], y[block], xp.asarray(u[block]), block)
+            else:
+                self._average_block(xp, buf[block], y[block], block)
+
+    def _window_sum(self, source, total) -> None:
+        total.fill(0)
+        for _, window in self._windows(source):
+            total += window
+
+    def _average_block(self, xp, source, y, block: slice) -> None:
+        """Caffe's TEST output sum(x^2) / (FLT_MIN + sum(x)): 0 for an all-zero window."""
+        total, work = (a[block] for a in self._sto_scratch)
+        self._window_sum(source, total)
+        y.fill(0)
+        for _, window in self._windows(source):
+            xp.multiply(window, window, out=work)
+            y += work
+        total += np.finfo(np.float32).tiny
+        y /= total
+
+    def _draw_block(self, xp, source, y, u, block: slice) -> None:
+        """Draw the first cell whose running sum reaches ``u * sum`` (u uniform in [0, 1))."""
+        threshold, running = (a[block] for a in self._sto_scratch)
+        done, take = (a[block] for a in self._sto_flags)
+        choice = self._sto_choice[block]
+        self._window_sum(source, threshold)
+        threshold *= u
+        running.fill(0)
+        done.fill(False)
+        choice.fill(0)
+        for offset, window in self._windows(source):
+            running += window
+            xp.greater_equal(running, threshold, out=take)
+            take &= ~done
+            take &= self._sto_inside[offset]  # only cells in the image can be drawn
+            if offset:
+                xp.copyto(y, window, where=take)
+            else:
+                xp.copyto(y, window)  # the fallback when no cell qualifies (negative inputs)
+            xp.copyto(choice, np.int32(offset), where=take)
+            done |= take
+
+    def _backward_stochastic(self, xp, dy, dx) -> None:
+        """Each top diff goes to its drawn cell: one masked, strided add per kernel offset
+        (overlapping windows that drew the same cell add up)."""
+        if self.phase != caffe_pb2.TRAIN:
+            raise self.error("STOCHASTIC pooling has a gradient only in the TRAIN phase (as in "
+                             "Caffe); set propagate_down: false or use MAX/AVE")
+        _, _, h, w = self._shape
+        if self._grad is None:
+            self._grad = xp.empty_like(self._sto_buffer)
+        routed = self._sto_scratch[0]
+        hit = self._sto_flags[0]
+        grad = self._grad
+        grad.fill(0)
+        for offset, window in self._windows(grad):
+            xp.equal(self._sto_choice, offset, out=hit)
+            xp.multiply(dy, hit, out=routed)
+            window += routed
+        xp.copyto(dx, grad[:, :h, :w])
 
     def _tile_view(self, a):
         """Planes ``(P, H, W)`` of disjoint windows as ``(kh, kw, P, OH, OW)``."""
@@ -208,7 +308,9 @@ class PoolingLayer(Layer):
     def forward(self, bottom: list[Blob], top: list[Blob]) -> None:
         xp = bottom[0].xp
         x, y = self._planar(bottom[0].data), self._planar(top[0].data)
-        if self._global:
+        if self._stochastic:
+            self._forward_stochastic(xp, x, y)
+        elif self._global:
             self._forward_global(xp, x, y)
         else:
             for block in self._blocks():
@@ -269,6 +371,9 @@ class PoolingLayer(Layer):
             return
         xp = bottom[0].xp
         dy, dx = self._planar(top[0].diff), self._planar(bottom[0].diff)
+        if self._stochastic:
+            self._backward_stochastic(xp, dy, dx)
+            return
         if self._global:
             self._backward_global(xp, dy, dx)
             return

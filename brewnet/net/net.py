@@ -441,6 +441,16 @@ class Net:
                                  blob=name)
             getattr(blob, field)[...] = value
 
+    def set_input_arrays(self, data: Any, labels: Any) -> None:
+        """pycaffe's: give the net's first layer, which must be MemoryData, the arrays it
+        serves batch by batch."""
+        first = self.layers[0] if self.layers else None
+        if first is None or first.type != "MemoryData":
+            raise NetError("set_input_arrays needs a MemoryData layer as the net's first "
+                           f"layer; net '{self.name}' starts with "
+                           f"{first.type if first else 'no layer'}")
+        first.reset(data, labels)
+
     def reshape(self) -> None:
         """Propagate new input shapes through every layer (after blob.reshape on an input)."""
         for layer, bottom, top in zip(self.layers, self.bottom_vecs, self.top_vecs,

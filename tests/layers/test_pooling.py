@@ -5,8 +5,10 @@ import math
 import numpy as np
 import pytest
 
+from brewnet import rng
 from brewnet.errors import NetError
 from brewnet.layers.pooling import pooled_size
+from brewnet.proto import caffe_pb2
 from tests.gradcheck import blobs_from, check_gradient, make_layer, setup_layer
 
 
@@ -171,7 +173,7 @@ def test_gradients_match_numerical(method, fields, shape, kernel, stride, pad):
 
 
 @pytest.mark.parametrize(("fields", "message"), [
-    ("pool: STOCHASTIC kernel_size: 2", "STOCHASTIC pooling is not supported yet"),
+    ("pool: STOCHASTIC kernel_size: 3 pad: 1", "STOCHASTIC pooling takes no pad"),
     ("global_pooling: true pad: 1", "global_pooling needs pad 0 and stride 1"),
     ("global_pooling: true kernel_size: 2", "remove kernel_size"),
     ("kernel_size: 2 kernel_h: 2 kernel_w: 2", "not both"),
@@ -194,3 +196,118 @@ def test_ave_refuses_a_mask_top_and_non_4d_bottoms():
     mx = make_layer('name: "p" type: "Pooling" pooling_param { kernel_size: 2 }')
     with pytest.raises(NetError, match="4 axes"):
         setup_layer(mx, blobs_from(np.zeros((1, 4, 4), np.float32)))
+
+
+# -- STOCHASTIC --------------------------------------------------------------------------------
+
+def stochastic_windows(x, kernel, stride):
+    """Caffe's stochastic-pooling windows: start at o * stride (no pad), clipped to the image;
+    yields (n, c, oh, ow, list of (flat index, value))."""
+    n, c, h, w = x.shape
+    (kh, kw), (sh, sw) = kernel, stride
+    oh = math.ceil((h - kh) / sh) + 1
+    ow = math.ceil((w - kw) / sw) + 1
+    for i in range(n):
+        for ch in range(c):
+            for y in range(oh):
+                for z in range(ow):
+                    cells = [(a * w + b, x[i, ch, a, b])
+                             for a in range(y * sh, min(y * sh + kh, h))
+                             for b in range(z * sw, min(z * sw + kw, w))]
+                    yield i, ch, y, z, cells
+
+
+STOCHASTIC_CASES = [
+    ("kernel_size: 2 stride: 2", (2, 3, 4, 6), (2, 2), (2, 2)),
+    ("kernel_size: 3 stride: 2", (2, 2, 7, 6), (3, 3), (2, 2)),  # ceil overhang, clipped
+    ("kernel_h: 2 kernel_w: 3 stride_h: 1 stride_w: 2", (1, 2, 4, 7), (2, 3), (1, 2)),
+]
+
+
+@pytest.mark.parametrize(("fields", "shape", "kernel", "stride"), STOCHASTIC_CASES)
+def test_stochastic_test_phase_is_weighted_average(fields, shape, kernel, stride):
+    """Caffe's StoPoolForwardTest: sum(x^2) / (FLT_MIN + sum(x)), 0 for an all-zero window."""
+    x = np.abs(np.random.default_rng(0).standard_normal(shape)).astype(np.float32)
+    x[0, 0, :kernel[0], :kernel[1]] = 0  # one all-zero window
+    layer = make_layer(f'type: "Pooling" pooling_param {{ pool: STOCHASTIC {fields} }}',
+                       phase=caffe_pb2.TEST)
+    bottom = blobs_from(x)
+    top = setup_layer(layer, bottom)
+    layer.forward(bottom, top)
+    expected = np.zeros(top[0].data.shape)
+    for i, ch, y, z, cells in stochastic_windows(x, kernel, stride):
+        values = np.array([v for _, v in cells], np.float64)
+        expected[i, ch, y, z] = (values ** 2).sum() / values.sum() if values.sum() else 0
+    assert expected[0, 0, 0, 0] == 0 and top[0].data[0, 0, 0, 0] == 0
+    np.testing.assert_allclose(top[0].data, expected, rtol=1e-5)
+    top[0].diff[...] = 1
+    with pytest.raises(NetError, match="only in the TRAIN phase"):
+        layer.backward(top, [True], bottom)
+
+
+@pytest.mark.parametrize(("fields", "shape", "kernel", "stride"), STOCHASTIC_CASES)
+def test_stochastic_train_draws_from_the_window_and_routes_back(fields, shape, kernel, stride):
+    """Caffe's StoPoolForwardTrain outputs one element of each window; StoPoolBackward adds
+    each top diff to the drawn element (summing where overlapping windows drew the same)."""
+    x = distinct(shape) + np.float32(0.1)  # positive and distinct: the value names the cell
+    layer = make_layer(f'type: "Pooling" pooling_param {{ pool: STOCHASTIC {fields} }}')
+    bottom = blobs_from(x)
+    top = setup_layer(layer, bottom)
+    layer.forward(bottom, top)
+    dy = np.random.default_rng(1).standard_normal(top[0].data.shape).astype(np.float32)
+    top[0].diff[...] = dy
+    layer.backward(top, [True], bottom)
+    expected = np.zeros(x.shape, np.float64)
+    h, w = shape[2:]
+    for i, ch, y, z, cells in stochastic_windows(x, kernel, stride):
+        drawn = [index for index, v in cells if v == top[0].data[i, ch, y, z]]
+        assert len(drawn) == 1, "the output is not an element of its window"
+        expected[i, ch, drawn[0] // w, drawn[0] % w] += dy[i, ch, y, z]
+    np.testing.assert_allclose(bottom[0].diff, expected, rtol=1e-6, atol=1e-6)
+
+
+def test_stochastic_train_frequencies_follow_the_values():
+    """Caffe draws each element with probability value / window sum (a zero is never drawn)."""
+    rng.set_random_seed(5)
+    window = np.array([[1, 2], [0, 5]], np.float32)
+    draws = 40000
+    x = np.broadcast_to(window, (draws, 1, 2, 2)).copy()
+    layer = make_layer('type: "Pooling" pooling_param { pool: STOCHASTIC kernel_size: 2 }')
+    bottom = blobs_from(x)
+    top = setup_layer(layer, bottom)
+    layer.forward(bottom, top)
+    values, counts = np.unique(top[0].data, return_counts=True)
+    assert set(values.tolist()) <= {1.0, 2.0, 5.0}
+    freq = dict(zip(values.tolist(), (counts / draws).tolist(), strict=True))
+    for value in (1.0, 2.0, 5.0):
+        p = value / 8
+        sigma = math.sqrt(p * (1 - p) / draws)
+        assert abs(freq.get(value, 0.0) - p) < 5 * sigma, (value, freq)
+
+
+def test_stochastic_train_is_reproducible_from_the_seed():
+    """The draws come from brewnet.rng, so one seed fixes them."""
+    x = distinct((2, 3, 6, 6)) + np.float32(0.1)
+    outputs = []
+    for _ in range(2):
+        rng.set_random_seed(11)
+        layer = make_layer('type: "Pooling" pooling_param { pool: STOCHASTIC kernel_size: 3 '
+                           'stride: 1 }')
+        bottom = blobs_from(x)
+        top = setup_layer(layer, bottom)
+        layer.forward(bottom, top)
+        outputs.append(top[0].data.copy())
+    np.testing.assert_array_equal(*outputs)
+
+
+def test_stochastic_global_pooling():
+    """global_pooling with STOCHASTIC: one window per plane, the whole image."""
+    x = np.abs(np.random.default_rng(3).standard_normal((2, 3, 4, 5))).astype(np.float32)
+    layer = make_layer('type: "Pooling" pooling_param { pool: STOCHASTIC global_pooling: true }',
+                       phase=caffe_pb2.TEST)
+    bottom = blobs_from(x)
+    top = setup_layer(layer, bottom)
+    layer.forward(bottom, top)
+    flat = x.reshape(2, 3, -1).astype(np.float64)
+    np.testing.assert_allclose(top[0].data[..., 0, 0], (flat ** 2).sum(-1) / flat.sum(-1),
+                               rtol=1e-5)

@@ -27,6 +27,16 @@ LENET = {"conv1": (64, 20, 24, 24), "pool1": (64, 20, 12, 12), "conv2": (64, 50,
 CIFAR_QUICK = {"conv1": (100, 32, 32, 32), "pool1": (100, 32, 16, 16),
                "conv2": (100, 32, 16, 16), "pool2": (100, 32, 8, 8), "conv3": (100, 64, 8, 8),
                "pool3": (100, 64, 4, 4), "ip1": (100, 64), "ip2": (100, 10)}
+
+
+def caffenet(n: int) -> dict:
+    """CaffeNet's shapes for a batch of ``n`` (227x227 crops), as Caffe logs them."""
+    return {"conv1": (n, 96, 55, 55), "pool1": (n, 96, 27, 27), "norm1": (n, 96, 27, 27),
+            "conv2": (n, 256, 27, 27), "pool2": (n, 256, 13, 13), "norm2": (n, 256, 13, 13),
+            "conv3": (n, 384, 13, 13), "conv4": (n, 384, 13, 13), "conv5": (n, 256, 13, 13),
+            "pool5": (n, 256, 6, 6), "fc6": (n, 4096), "fc7": (n, 4096), "fc8": (n, 1000)}
+
+
 EXPECTED = {
     ("examples/mnist/lenet_train_test.prototxt", TRAIN): {
         "data": (64, 1, 28, 28), "label": (64,), **LENET, "loss": ()},
@@ -40,6 +50,12 @@ EXPECTED = {
     ("examples/cifar10/cifar10_quick.prototxt", TEST): {
         "data": (1, 3, 32, 32), "pool3": (1, 64, 4, 4), "prob": (1, 10)},
     ("examples/net_surgery/conv.prototxt", TEST): {"conv": (1, 3, 96, 96)},
+    ("models/bvlc_reference_caffenet/deploy.prototxt", TEST): {
+        "data": (10, 3, 227, 227), **caffenet(10), "prob": (10, 1000)},
+    ("models/bvlc_reference_caffenet/train_val.prototxt", TRAIN): {
+        "data": (256, 3, 227, 227), "label": (256,), **caffenet(256), "loss": ()},
+    ("models/bvlc_reference_caffenet/train_val.prototxt", TEST): {
+        "data": (50, 3, 227, 227), **caffenet(50), "accuracy": (), "loss": ()},
 }
 
 # Nets whose TEST phase needs a stage to have any data (as their solvers' test_state give).
@@ -49,9 +65,26 @@ TEST_STAGES = {"examples/mnist/mnist_autoencoder.prototxt": ["test-on-test"]}
 DATASETS = {"mnist": (1, 28, 28), "cifar10": (3, 32, 32), "imagenet": (3, 256, 256)}
 
 
+def make_hdf5_source(source: str, root: Path) -> None:
+    """A list file naming one tiny .h5 with the hdf5_classification example's datasets:
+    data (N, 4) and label (N,) with classes 0 and 1."""
+    h5py = pytest.importorskip("h5py")
+    if (root / source).exists():
+        return
+    (root / source).parent.mkdir(parents=True, exist_ok=True)
+    h5 = str(Path(source).with_suffix(".h5"))
+    with h5py.File(root / h5, "w") as f:
+        f["data"] = np.zeros((4, 4), np.float32)
+        f["label"] = np.array([0, 1, 0, 1], np.float32)
+    (root / source).write_text(h5 + "\n")
+
+
 def make_sources(param: caffe_pb2.NetParameter, root: Path) -> None:
-    """Tiny LMDBs and mean files at the relative paths the net names, under ``root``."""
+    """Tiny LMDBs, mean files and HDF5 lists at the relative paths the net names, under
+    ``root``."""
     for layer in param.layer:
+        if layer.type == "HDF5Data":
+            make_hdf5_source(layer.hdf5_data_param.source, root)
         if layer.type != "Data":
             continue
         source = layer.data_param.source

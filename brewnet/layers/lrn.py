@@ -1,0 +1,117 @@
+"""Local response normalization (Caffe's ``LRNLayer``) over ``(N, C, H, W)``.
+
+- ACROSS_CHANNELS: ``scale = k + (alpha / n) * sum of x^2 over the n channels centred on c``
+  (zero beyond the ends), ``y = x * scale^-beta``. Caffe divides alpha by ``local_size``.
+- WITHIN_CHANNEL: Caffe composes square -> AVE pool (kernel n, pad (n-1)/2, stride 1) ->
+  power(1 + alpha * avg, -beta) -> product with x; ``k`` is unused. With stride 1 and that pad
+  every window ends inside ``[-pad, in + pad)``, so Caffe's AVE divisor is always ``n * n``.
+
+Window sums are a few shifted adds (one per window offset, never per channel or pixel); the
+spatial box is separable, so WITHIN_CHANNEL sums rows then columns (2n passes, not n^2).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..blob import Blob
+from ..proto import caffe_pb2
+from .base import Layer
+from .registry import register
+
+_P = caffe_pb2.LRNParameter
+
+
+def window_sum(xp, a, axis: int, size: int, out):
+    """``out[i] = sum(a[i - r : i + r + 1])`` along ``axis`` with zeros past the ends,
+    ``r = (size - 1) // 2``; ``out`` must not alias ``a``."""
+    radius = (size - 1) // 2
+    length = a.shape[axis]
+
+    def along(start: int, stop: int):
+        index = [slice(None)] * a.ndim
+        index[axis] = slice(start, stop)
+        return tuple(index)
+
+    xp.copyto(out, a)
+    for d in range(1, min(radius, length - 1) + 1):
+        out[along(0, length - d)] += a[along(d, length)]  # the window's right part
+        out[along(d, length)] += a[along(0, length - d)]  # and its left part
+    return out
+
+
+@register
+class LRNLayer(Layer):
+    """``y = x * scale^-beta`` with ``scale`` from a window of squares (module docstring)."""
+
+    type = "LRN"
+    exact_num_bottom = 1
+    exact_num_top = 1
+
+    def setup(self, bottom: list[Blob], top: list[Blob]) -> None:
+        p = self.param.lrn_param
+        if p.local_size % 2 == 0:
+            raise self.error(f"local_size must be odd, got {p.local_size}")
+        if p.norm_region not in (_P.ACROSS_CHANNELS, _P.WITHIN_CHANNEL):
+            raise self.error(f"unknown norm_region {p.norm_region}")
+        self._size = int(p.local_size)
+        self._across = p.norm_region == _P.ACROSS_CHANNELS
+        self._alpha, self._beta, self._k = float(p.alpha), float(p.beta), float(p.k)
+        # What multiplies the window sum of squares, and what is added to it.
+        if self._across:
+            self._coef, self._shift = self._alpha / self._size, self._k
+        else:
+            self._coef, self._shift = self._alpha / (self._size * self._size), 1.0
+        self._buffers: tuple | None = None
+
+    def reshape(self, bottom: list[Blob], top: list[Blob]) -> None:
+        shape = tuple(bottom[0].shape)
+        if len(shape) != 4:
+            raise self.shape_error(f"the bottom must have 4 axes (N, C, H, W); got shape {shape}")
+        top[0].reshape(*shape)
+        xp = bottom[0].xp
+        if self._buffers is None or self._buffers[0].shape != shape or not isinstance(
+                self._buffers[0], type(bottom[0].data)):
+            # scale and scale^-beta (kept for backward), then scratch for the squares and the
+            # window sums (a 2-d window sums in two passes, so it needs one more).
+            count = 4 if self._across else 5
+            self._buffers = tuple(xp.empty(shape, dtype=np.float32) for _ in range(count))
+
+    def _window(self, xp, a, out):
+        """The window sum of ``a`` into ``out``."""
+        if self._across:
+            return window_sum(xp, a, 1, self._size, out)
+        rows = self._buffers[4]
+        window_sum(xp, a, 2, self._size, rows)
+        return window_sum(xp, rows, 3, self._size, out)
+
+    def forward(self, bottom: list[Blob], top: list[Blob]) -> None:
+        xp = bottom[0].xp
+        x = bottom[0].data
+        scale, powered, squares = self._buffers[:3]
+        xp.multiply(x, x, out=squares)
+        self._window(xp, squares, scale)
+        scale *= np.float32(self._coef)
+        scale += np.float32(self._shift)
+        xp.power(scale, np.float32(-self._beta), out=powered)
+        xp.multiply(x, powered, out=top[0].data)
+
+    def backward(self, top: list[Blob], propagate_down: list[bool],
+                 bottom: list[Blob]) -> None:
+        """Caffe's formula: ``dx = dy * scale^-beta
+        - 2 * alpha' * beta * x * window_sum(dy * y / scale)``, with ``alpha'`` the coefficient
+        of the window sum in ``scale`` (the window is symmetric, so the windows that contain a
+        cell are the window centred on it)."""
+        if not propagate_down or not propagate_down[0]:
+            return
+        xp = bottom[0].xp
+        x, dx = bottom[0].data, bottom[0].diff
+        y, dy = top[0].data, top[0].diff
+        scale, powered, ratio, summed = self._buffers[:4]
+        xp.multiply(dy, y, out=ratio)
+        ratio /= scale
+        self._window(xp, ratio, summed)
+        summed *= x
+        summed *= np.float32(-2.0 * self._coef * self._beta)
+        xp.multiply(dy, powered, out=dx)
+        dx += summed
