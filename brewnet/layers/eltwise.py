@@ -1,0 +1,94 @@
+"""Eltwise: element-wise PROD, SUM (with per-bottom coefficients) or MAX of equal-shaped
+bottoms."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..blob import Blob
+from ..proto import caffe_pb2
+from .base import Layer
+from .registry import register
+
+_OP = caffe_pb2.EltwiseParameter
+
+
+@register
+class Eltwise(Layer):
+    """top = Π bottoms | Σ coeff_i·bottom_i | max bottoms, all bottoms of one shape.
+
+    MAX follows Caffe's loop: bottom 1 wins a tie with bottom 0, later bottoms must be strictly
+    greater; backward routes the diff to the recorded winner. PROD backward uses the product of
+    the other bottoms (``stable_prod_grad``) or top / bottom.
+    """
+
+    type = "Eltwise"
+    min_bottom = 2
+    exact_num_top = 1
+
+    def setup(self, bottom: list[Blob], top: list[Blob]) -> None:
+        ep = self.param.eltwise_param
+        self.op = ep.operation
+        if ep.coeff and len(ep.coeff) != len(bottom):
+            raise self.error(f"eltwise_param has {len(ep.coeff)} coeff values for "
+                             f"{len(bottom)} bottoms; give one per bottom or none")
+        if ep.coeff and self.op == _OP.PROD:
+            raise self.error("eltwise_param.coeff applies only to operation SUM")
+        self.coeff = [float(c) for c in ep.coeff] or [1.0] * len(bottom)
+        self.stable_prod_grad = bool(ep.stable_prod_grad)
+        self.max_idx = None
+
+    def reshape(self, bottom: list[Blob], top: list[Blob]) -> None:
+        shape = tuple(bottom[0].data.shape)
+        for i, b in enumerate(bottom[1:], start=1):
+            if tuple(b.data.shape) != shape:
+                raise self.shape_error(f"bottom {i} has shape {tuple(b.data.shape)} but bottom 0 "
+                                       f"has {shape}; Eltwise needs equal shapes")
+        top[0].reshape(shape)
+        if self.op == _OP.MAX and (self.max_idx is None or self.max_idx.shape != shape):
+            self.max_idx = bottom[0].xp.zeros(shape, dtype=np.int32)
+
+    def forward(self, bottom: list[Blob], top: list[Blob]) -> None:
+        xp = bottom[0].xp
+        out = top[0].data
+        if self.op == _OP.PROD:
+            xp.multiply(bottom[0].data, bottom[1].data, out=out)
+            for b in bottom[2:]:
+                out *= b.data
+        elif self.op == _OP.SUM:
+            xp.multiply(bottom[0].data, np.float32(self.coeff[0]), out=out)
+            for c, b in zip(self.coeff[1:], bottom[1:], strict=True):
+                if c == 1.0:
+                    out += b.data
+                else:
+                    out += np.float32(c) * b.data
+        else:
+            a, b = bottom[0].data, bottom[1].data
+            # 1 where bottom 1 wins: a tie goes to it, as Caffe's `if (a > b) ... else` does
+            xp.less_equal(a, b, out=self.max_idx, casting="unsafe")
+            xp.maximum(a, b, out=out)
+            for k, blob in enumerate(bottom[2:], start=2):
+                wins = blob.data > out
+                self.max_idx[wins] = k
+                xp.maximum(out, blob.data, out=out)
+
+    def backward(self, top: list[Blob], propagate_down: list[bool],
+                 bottom: list[Blob]) -> None:
+        xp = bottom[0].xp
+        dy = top[0].diff
+        for i, b in enumerate(bottom):
+            if not propagate_down[i]:
+                continue
+            if self.op == _OP.PROD:
+                if self.stable_prod_grad:
+                    others = [o.data for j, o in enumerate(bottom) if j != i]
+                    xp.multiply(others[0], dy, out=b.diff)
+                    for o in others[1:]:
+                        b.diff *= o
+                else:
+                    xp.divide(top[0].data, b.data, out=b.diff)
+                    b.diff *= dy
+            elif self.op == _OP.SUM:
+                xp.multiply(dy, np.float32(self.coeff[i]), out=b.diff)
+            else:
+                xp.multiply(dy, self.max_idx == i, out=b.diff)
