@@ -3,7 +3,8 @@ may be the bottom itself (in place)."""
 
 from __future__ import annotations
 
-from typing import Any
+import math
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -148,3 +149,287 @@ class TanH(Layer):
         xp.multiply(y, y, out=slope)
         xp.subtract(np.float32(1), slope, out=slope)
         xp.multiply(top[0].diff, slope, out=bottom[0].diff)
+
+
+class _Elementwise(Layer):
+    """Shared plumbing for the one-bottom, one-top element-wise neurons.
+
+    ``keeps_input``: the backward reads the bottom's values, which an in-place forward has
+    overwritten, so forward keeps a copy of the input when top is bottom (as Caffe's PReLU
+    does; Caffe's other neurons silently read the output there, brewnet keeps them right).
+    """
+
+    exact_num_bottom = 1
+    exact_num_top = 1
+    can_run_in_place = True
+    keeps_input: ClassVar[bool] = False
+
+    def setup(self, bottom: list[Blob], top: list[Blob]) -> None:
+        self._scratch = None  # float32 buffer the size of the bottom, sized in reshape
+        self._input = None  # copy of the input for in-place backward
+        self.read_params()
+
+    def read_params(self) -> None:
+        """Read this type's parameter message (subclasses)."""
+
+    def reshape(self, bottom: list[Blob], top: list[Blob]) -> None:
+        if top[0] is not bottom[0]:
+            top[0].reshape_like(bottom[0])
+        xp = bottom[0].xp
+        self._scratch = _scratch_like(self._scratch, bottom[0].data, xp)
+        if self.keeps_input and top[0] is bottom[0]:
+            self._input = _scratch_like(self._input, bottom[0].data, xp)
+
+    def forward(self, bottom: list[Blob], top: list[Blob]) -> None:
+        x = bottom[0].data
+        if self.keeps_input and top[0] is bottom[0]:
+            self._input[...] = x
+            x = self._input
+        self.compute(x, top[0].data, bottom[0].xp)
+
+    def input_of(self, top: list[Blob], bottom: list[Blob]) -> Any:
+        """The forward's input values, also after an in-place forward."""
+        return self._input if top[0] is bottom[0] and self.keeps_input else bottom[0].data
+
+    def compute(self, x: Any, y: Any, xp: Any) -> None:
+        raise NotImplementedError
+
+    def backward(self, top: list[Blob], propagate_down: list[bool],
+                 bottom: list[Blob]) -> None:
+        if not propagate_down[0]:
+            return
+        slope = self._scratch
+        self.slope(self.input_of(top, bottom), top[0].data, slope, bottom[0].xp)
+        bottom[0].xp.multiply(top[0].diff, slope, out=bottom[0].diff)
+
+    def slope(self, x: Any, y: Any, out: Any, xp: Any) -> None:
+        """out = dy/dx elementwise, from the input ``x`` and the output ``y``."""
+        raise NotImplementedError
+
+
+@register
+class AbsVal(_Elementwise):
+    """y = |x|; backward dy·sign(x) (0 at x = 0). Caffe refuses in-place AbsVal: the output's
+    sign no longer tells the input's."""
+
+    type = "AbsVal"
+    can_run_in_place = False
+
+    def compute(self, x: Any, y: Any, xp: Any) -> None:
+        xp.abs(x, out=y)
+
+    def slope(self, x: Any, y: Any, out: Any, xp: Any) -> None:
+        xp.sign(x, out=out)
+
+
+@register
+class BNLL(_Elementwise):
+    """Binomial normal log likelihood, softplus: y = log(1 + e^x), computed as
+    x + log(1 + e^-x) for x > 0 so it never overflows; backward dy·σ(x)."""
+
+    type = "BNLL"
+    keeps_input = True
+
+    def compute(self, x: Any, y: Any, xp: Any) -> None:
+        t = self._scratch
+        xp.abs(x, out=t)
+        xp.negative(t, out=t)
+        xp.exp(t, out=t)  # e^-|x| in (0, 1]
+        xp.log1p(t, out=t)
+        xp.maximum(x, 0, out=y)
+        y += t
+
+    def slope(self, x: Any, y: Any, out: Any, xp: Any) -> None:
+        sigmoid_into(x, out, xp)
+
+
+@register
+class ELU(_Elementwise):
+    """y = x for x > 0, α(e^x − 1) otherwise; backward dy for x > 0, dy·(y + α) otherwise."""
+
+    type = "ELU"
+    keeps_input = True
+
+    def read_params(self) -> None:
+        self.alpha = np.float32(self.param.elu_param.alpha)
+
+    def compute(self, x: Any, y: Any, xp: Any) -> None:
+        t = self._scratch
+        xp.minimum(x, 0, out=t)
+        xp.expm1(t, out=t)
+        t *= self.alpha
+        xp.maximum(x, 0, out=y)
+        y += t
+
+    def slope(self, x: Any, y: Any, out: Any, xp: Any) -> None:
+        xp.add(y, self.alpha, out=out)
+        xp.copyto(out, np.float32(1), where=x > 0)
+
+
+def _log_base(layer: Layer, base: float) -> float:
+    """ln(base) for the Exp/Log ``base`` field: -1 means e; anything else must be positive."""
+    if base == -1:
+        return 1.0
+    if base <= 0:
+        raise layer.error(f"base {base:g} must be positive, or -1 for base e")
+    return math.log(base)
+
+
+@register
+class Exp(_Elementwise):
+    """y = base^(shift + scale·x) = outer·e^(inner·x) with inner = ln(base)·scale and
+    outer = base^shift (base -1 means e); backward dy·y·inner, from the output only."""
+
+    type = "Exp"
+
+    def read_params(self) -> None:
+        p = self.param.exp_param
+        log_base = _log_base(self, p.base)
+        self.inner = np.float32(log_base * p.scale)
+        self.outer = np.float32(1.0 if p.shift == 0 else math.exp(log_base * p.shift))
+
+    def compute(self, x: Any, y: Any, xp: Any) -> None:
+        xp.multiply(x, self.inner, out=y)
+        xp.exp(y, out=y)
+        if self.outer != 1:
+            y *= self.outer
+
+    def slope(self, x: Any, y: Any, out: Any, xp: Any) -> None:
+        xp.multiply(y, self.inner, out=out)
+
+
+@register
+class Log(_Elementwise):
+    """y = log_base(shift + scale·x) (base -1 means e); backward
+    dy·scale / ((shift + scale·x)·ln(base))."""
+
+    type = "Log"
+    keeps_input = True
+
+    def read_params(self) -> None:
+        p = self.param.log_param
+        self.base_scale = np.float32(1.0 / _log_base(self, p.base))
+        self.scale = np.float32(p.scale)
+        self.shift = np.float32(p.shift)
+
+    def _inner(self, x: Any, out: Any, xp: Any) -> Any:
+        xp.multiply(x, self.scale, out=out)
+        if self.shift != 0:
+            out += self.shift
+        return out
+
+    def compute(self, x: Any, y: Any, xp: Any) -> None:
+        xp.log(self._inner(x, y, xp), out=y)
+        if self.base_scale != 1:
+            y *= self.base_scale
+
+    def slope(self, x: Any, y: Any, out: Any, xp: Any) -> None:
+        xp.divide(self.scale * self.base_scale, self._inner(x, out, xp), out=out)
+
+
+@register
+class Power(_Elementwise):
+    """y = (shift + scale·x)^power. When power·scale == 0 the output is the constant
+    1 (power 0) or shift^power and the gradient is 0; power 1 has the constant slope scale;
+    otherwise dy·power·scale·(shift + scale·x)^(power−1)."""
+
+    type = "Power"
+    keeps_input = True
+
+    def read_params(self) -> None:
+        p = self.param.power_param
+        self.power = np.float32(p.power)
+        self.scale = np.float32(p.scale)
+        self.shift = np.float32(p.shift)
+        self.diff_scale = np.float32(p.power * p.scale)
+
+    def _inner(self, x: Any, out: Any, xp: Any) -> Any:
+        xp.multiply(x, self.scale, out=out)
+        if self.shift != 0:
+            out += self.shift
+        return out
+
+    def compute(self, x: Any, y: Any, xp: Any) -> None:
+        if self.diff_scale == 0:
+            y[...] = np.float32(1) if self.power == 0 else self.shift ** self.power
+            return
+        self._inner(x, y, xp)
+        if self.power != 1:
+            xp.power(y, self.power, out=y)
+
+    def slope(self, x: Any, y: Any, out: Any, xp: Any) -> None:
+        if self.diff_scale == 0 or self.power == 1:
+            out[...] = self.diff_scale
+            return
+        self._inner(x, out, xp)
+        if self.power != 2:
+            xp.power(out, self.power - 1, out=out)
+        out *= self.diff_scale
+
+
+@register
+class Threshold(_Elementwise):
+    """y = 1 if x > threshold else 0. No backward (Caffe's is NOT_IMPLEMENTED)."""
+
+    type = "Threshold"
+
+    def read_params(self) -> None:
+        self.threshold = np.float32(self.param.threshold_param.threshold)
+
+    def compute(self, x: Any, y: Any, xp: Any) -> None:
+        y[...] = x > self.threshold
+
+    def backward(self, top: list[Blob], propagate_down: list[bool],
+                 bottom: list[Blob]) -> None:
+        Layer.backward(self, top, propagate_down, bottom)
+
+
+@register
+class Clip(_Elementwise):
+    """y = min(max(x, min), max); backward passes dy where min <= x <= max (both inclusive,
+    as Caffe's clip_layer) and 0 elsewhere."""
+
+    type = "Clip"
+    keeps_input = True
+
+    def read_params(self) -> None:
+        p = self.param.clip_param
+        if not (p.HasField("min") and p.HasField("max")):
+            raise self.error("clip_param needs both min and max")
+        if p.min > p.max:
+            raise self.error(f"clip_param min {p.min:g} is above max {p.max:g}; swap them")
+        self.low, self.high = np.float32(p.min), np.float32(p.max)
+
+    def compute(self, x: Any, y: Any, xp: Any) -> None:
+        xp.clip(x, self.low, self.high, out=y)
+
+    def slope(self, x: Any, y: Any, out: Any, xp: Any) -> None:
+        inside = (x >= self.low) & (x <= self.high)
+        out[...] = inside
+
+
+@register
+class Swish(_Elementwise):
+    """y = x·σ(βx); backward dy·(βy + σ(βx)·(1 − βy)), from the output and the kept σ(βx)."""
+
+    type = "Swish"
+
+    def read_params(self) -> None:
+        self.beta = np.float32(self.param.swish_param.beta)
+        self._sig = None
+
+    def reshape(self, bottom: list[Blob], top: list[Blob]) -> None:
+        super().reshape(bottom, top)
+        self._sig = _scratch_like(self._sig, bottom[0].data, bottom[0].xp)
+
+    def compute(self, x: Any, y: Any, xp: Any) -> None:
+        xp.multiply(x, self.beta, out=self._sig)
+        sigmoid_into(self._sig, self._sig, xp)
+        xp.multiply(x, self._sig, out=y)
+
+    def slope(self, x: Any, y: Any, out: Any, xp: Any) -> None:
+        # βy + σ(1 − βy) = βy·(1 − σ) + σ
+        xp.subtract(np.float32(1), self._sig, out=out)
+        out *= y
+        out *= self.beta
+        out += self._sig

@@ -186,3 +186,153 @@ def test_smooth_reshape_follows_bottom(kind):
     assert top[0].data.shape == bottom[0].diff.shape == (4, 1, 5)
     np.testing.assert_allclose(top[0].data, smooth_reference(kind, bottom[0].data), rtol=1e-5,
                                atol=1e-7)
+
+
+# -- Element-wise neurons with parameters ----------------------------------------------------
+
+def _bnll(v):
+    return v + math.log1p(math.exp(-v)) if v > 0 else math.log1p(math.exp(v))
+
+
+# type, parameter text, float64 reference of one value, input scale/offset
+ELEMENTWISE = {
+    "AbsVal": ("", abs, 1.0, 0.0),
+    "BNLL": ("", _bnll, 2.0, 0.0),
+    "ELU": ("elu_param { alpha: 0.7 }", lambda v: v if v > 0 else 0.7 * math.expm1(v), 1.0,
+            0.0),
+    "Exp": ("", math.exp, 1.0, 0.0),
+    "Exp2": ("exp_param { base: 2 scale: 0.5 shift: 1 }", lambda v: 2 ** (1 + 0.5 * v), 1.0,
+             0.0),
+    "Log": ("", math.log, 0.3, 2.0),
+    "Log10": ("log_param { base: 10 scale: 2 shift: 3 }", lambda v: math.log10(3 + 2 * v),
+              0.3, 1.0),
+    "Power": ("power_param { power: 3 scale: 0.5 shift: 1 }", lambda v: (1 + 0.5 * v) ** 3,
+              1.0, 0.0),
+    "Power2": ("power_param { power: 2 scale: -1 shift: 0.5 }", lambda v: (0.5 - v) ** 2, 1.0,
+               0.0),
+    "PowerHalf": ("power_param { power: 0.5 scale: 2 shift: 1 }",
+                  lambda v: math.sqrt(1 + 2 * v), 0.2, 1.0),
+    "Power1": ("power_param { power: 1 scale: 3 shift: -2 }", lambda v: 3 * v - 2, 1.0, 0.0),
+    "Power0": ("power_param { power: 0 scale: 3 shift: 2 }", lambda v: 1.0, 1.0, 0.0),
+    "PowerScale0": ("power_param { power: 2 scale: 0 shift: 3 }", lambda v: 9.0, 1.0, 0.0),
+    "Clip": ("clip_param { min: -0.5 max: 0.8 }", lambda v: min(max(v, -0.5), 0.8), 1.0, 0.0),
+    "Swish": ("swish_param { beta: 1.5 }", lambda v: v / (1 + math.exp(-1.5 * v)), 2.0, 0.0),
+}
+KINKS = {"AbsVal": [0.0], "ELU": [0.0], "Clip": [-0.5, 0.8]}
+
+
+def elementwise_layer(key: str):
+    kind = key.rstrip("0123456789").replace("Half", "").replace("Scale", "")
+    text, *_ = ELEMENTWISE[key]
+    return make_layer(f'type: "{kind}" {text}')
+
+
+def elementwise_input(key: str, shape=(2, 3, 4), seed=0) -> np.ndarray:
+    _, _, spread, offset = ELEMENTWISE[key]
+    x = np.random.default_rng(seed).standard_normal(shape) * spread + offset
+    for k in KINKS.get(key.rstrip("0123456789"), []):  # keep clear of kinks
+        x[np.abs(x - k) < 0.05] += 0.1
+    return x.astype(np.float32)
+
+
+@pytest.mark.parametrize("key", sorted(ELEMENTWISE))
+def test_elementwise_forward(key):
+    """Each neuron's forward equals its Caffe formula, value by value in float64 (Exp and Log
+    with base -1 = e, Power's constant cases power 0 and scale 0)."""
+    x = elementwise_input(key)
+    layer = elementwise_layer(key)
+    bottom = blobs_from(x)
+    top = setup_layer(layer, bottom)
+    layer.forward(bottom, top)
+    f = ELEMENTWISE[key][1]
+    want = np.array([f(float(v)) for v in x.reshape(-1)]).reshape(x.shape)
+    assert top[0].data.dtype == np.float32
+    np.testing.assert_allclose(top[0].data, want, rtol=2e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("key", sorted(ELEMENTWISE))
+def test_elementwise_gradient(key):
+    """Each neuron's backward matches numerical gradients (power 0 / scale 0 give 0)."""
+    layer = elementwise_layer(key)
+    bottom = blobs_from(elementwise_input(key, (2, 3, 2)))
+    top = setup_layer(layer, bottom)
+    check_gradient(layer, bottom, top, stepsize=1e-3, threshold=1e-2)
+
+
+@pytest.mark.parametrize("key", sorted(k for k in ELEMENTWISE if k != "AbsVal"))
+def test_elementwise_in_place_matches_out_of_place(key):
+    """top == bottom gives the same output and gradient (layers whose backward reads the
+    input keep a copy of it when in place)."""
+    x = elementwise_input(key)
+    dy = np.random.default_rng(5).standard_normal(x.shape).astype(np.float32)
+    layer = elementwise_layer(key)
+    bottom = blobs_from(x)
+    top = setup_layer(layer, bottom)
+    layer.forward(bottom, top)
+    top[0].diff[...] = dy
+    layer.backward(top, [True], bottom)
+
+    inplace = elementwise_layer(key)
+    assert inplace.can_run_in_place
+    (blob,) = blobs_from(x)
+    inplace.setup([blob], [blob])
+    inplace.reshape([blob], [blob])
+    inplace.forward([blob], [blob])
+    np.testing.assert_array_equal(blob.data, top[0].data)
+    blob.diff[...] = dy
+    inplace.backward([blob], [True], [blob])
+    np.testing.assert_allclose(blob.diff, bottom[0].diff, rtol=1e-6)
+
+
+def test_absval_refuses_in_place():
+    """Caffe's AbsVal refuses in-place computation."""
+    assert not make_layer('type: "AbsVal"').can_run_in_place
+
+
+def test_bnll_large_inputs_are_finite():
+    """BNLL is computed stably: y ≈ x for large x, ≈ 0 for very negative x, no overflow."""
+    x = np.array([-1e4, -100, 0, 100, 1e4], np.float32)
+    layer = make_layer('type: "BNLL"')
+    bottom = blobs_from(x)
+    top = setup_layer(layer, bottom)
+    with np.errstate(over="raise"):
+        layer.forward(bottom, top)
+    np.testing.assert_allclose(top[0].data, [0, 0, math.log(2), 100, 1e4], atol=1e-6)
+
+
+def test_clip_gradient_is_inclusive_at_the_bounds():
+    """Caffe's Clip backward passes dy where min <= x <= max, bounds included."""
+    x = np.array([-2, -1, 0, 1, 2], np.float32)
+    layer = make_layer('type: "Clip" clip_param { min: -1 max: 1 }')
+    bottom = blobs_from(x)
+    top = setup_layer(layer, bottom)
+    layer.forward(bottom, top)
+    top[0].diff[...] = 3
+    layer.backward(top, [True], bottom)
+    np.testing.assert_array_equal(bottom[0].diff, [0, 3, 3, 3, 0])
+
+
+def test_threshold_forward_and_no_backward():
+    """Threshold is 1 where x > threshold (strictly) else 0; its backward is refused."""
+    from brewnet.errors import NetError
+
+    x = np.array([-1, 0.5, 0.6, 2], np.float32)
+    layer = make_layer('type: "Threshold" threshold_param { threshold: 0.5 }')
+    bottom = blobs_from(x)
+    top = setup_layer(layer, bottom)
+    layer.forward(bottom, top)
+    np.testing.assert_array_equal(top[0].data, [0, 0, 1, 1])
+    layer.backward(top, [False], bottom)
+    with pytest.raises(NetError):
+        layer.backward(top, [True], bottom)
+
+
+@pytest.mark.parametrize("text", ['type: "Exp" exp_param { base: 0 }',
+                                  'type: "Log" log_param { base: -2 }'])
+def test_bad_base_is_an_error(text):
+    """Exp and Log need base > 0 or -1 (e), as Caffe's CHECK_GT(base, 0)."""
+    from brewnet.errors import NetError
+
+    layer = make_layer(text)
+    with pytest.raises(NetError, match="base"):
+        setup_layer(layer, blobs_from(sample()))

@@ -1,0 +1,122 @@
+"""BatchNorm: Caffe's normalization without an affine part (pair it with Scale{bias_term}),
+keeping running sums of the batch statistics in three never-learned blobs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..blob import Blob
+from ..proto import caffe_pb2
+from .base import Layer, learnable_shape_check
+from .registry import register
+from .structure import count
+
+
+@register
+class BatchNorm(Layer):
+    """y = (x − μ)/sqrt(σ² + eps) per channel (axis 1) over (N, spatial).
+
+    Blobs: mean_sum (C,), var_sum (C,), s (1,). TRAIN (use_global_stats false): μ, σ² are the
+    batch's, and s ← λs + 1, mean_sum ← λ·mean_sum + μ, var_sum ← λ·var_sum + m/(m−1)·σ²
+    (m = N·spatial, λ = moving_average_fraction). Global stats: μ = mean_sum/s,
+    σ² = var_sum/s (a factor 0 when s == 0). use_global_stats defaults to phase == TEST.
+    The blobs are statistics, not weights: setup gives them ParamSpecs with lr_mult 0 (as
+    Caffe's LayerSetUp) so no solver ever moves them.
+    """
+
+    type = "BatchNorm"
+    exact_num_bottom = 1
+    exact_num_top = 1
+    can_run_in_place = True
+
+    def setup(self, bottom: list[Blob], top: list[Blob]) -> None:
+        p = self.param.batch_norm_param
+        self.use_global_stats = (p.use_global_stats if p.HasField("use_global_stats")
+                                 else self.phase == caffe_pb2.TEST)
+        self.fraction = np.float32(p.moving_average_fraction)
+        self.eps = np.float32(p.eps)
+        shape = tuple(bottom[0].data.shape)
+        self.channels = 1 if len(shape) == 1 else shape[1]
+        self._norm = self._std = None
+        shapes = [(self.channels,), (self.channels,), (1,)]
+        if self.blobs:
+            if len(self.blobs) != 3:
+                raise self.shape_error(f"has {len(self.blobs)} parameter blobs but needs 3 "
+                                       "(mean, variance, moving-average factor)")
+            for j, s in enumerate(shapes):
+                learnable_shape_check(self, j, s)
+        else:
+            self.blobs = [Blob(s, xp=bottom[0].xp) for s in shapes]
+            for b in self.blobs:
+                b.data[...] = 0
+        for j in range(3):
+            if j == len(self.param.param):
+                self.param.param.add(lr_mult=0)
+            elif self.param.param[j].lr_mult != 0:
+                raise self.error(f"param {j} has lr_mult {self.param.param[j].lr_mult:g}; "
+                                 "BatchNorm's statistics blobs must have lr_mult 0 (or omit "
+                                 "the param specs)")
+
+    def reshape(self, bottom: list[Blob], top: list[Blob]) -> None:
+        shape = tuple(bottom[0].data.shape)
+        channels = 1 if len(shape) == 1 else shape[1]
+        if channels != self.channels:
+            raise self.shape_error(f"bottom shape {shape} has {channels} channels but the "
+                                   f"statistics blobs were made for {self.channels}")
+        if top[0] is not bottom[0]:
+            top[0].reshape_like(bottom[0])
+        self.view = (shape[0], self.channels, count(shape, 2))
+        data = bottom[0].data
+        if (self._norm is None or self._norm.shape != self.view
+                or not isinstance(self._norm, type(data))):
+            self._norm = bottom[0].xp.empty(self.view, dtype=np.float32)  # y, for backward
+        if self._std is None or not isinstance(self._std, type(data)):
+            self._std = bottom[0].xp.empty((1, self.channels, 1), dtype=np.float32)
+
+    def forward(self, bottom: list[Blob], top: list[Blob]) -> None:
+        xp = bottom[0].xp
+        x = bottom[0].data.reshape(self.view)
+        mean_sum, var_sum, factor = (b.data for b in self.blobs)
+        norm, std = self._norm, self._std
+        if self.use_global_stats:
+            s = factor[0]
+            scale = np.float32(0) if s == 0 else np.float32(1) / s
+            xp.subtract(x, (mean_sum * scale).reshape(1, -1, 1), out=norm)
+            var = (var_sum * scale).reshape(1, -1, 1)
+        else:
+            mean = x.mean(axis=(0, 2), keepdims=True, dtype=np.float32)
+            xp.subtract(x, mean, out=norm)  # two-pass variance, E((x − μ)²), as Caffe
+            var = xp.square(norm).mean(axis=(0, 2), keepdims=True, dtype=np.float32)
+            m = self.view[0] * self.view[2]
+            correction = np.float32(m / (m - 1) if m > 1 else 1)
+            factor *= self.fraction
+            factor += np.float32(1)
+            mean_sum *= self.fraction
+            mean_sum += mean.reshape(-1)
+            var_sum *= self.fraction
+            var_sum += correction * var.reshape(-1)
+        xp.add(var, self.eps, out=std)
+        xp.sqrt(std, out=std)
+        norm /= std  # divided, not multiplied by a reciprocal, as Caffe
+        top[0].data.reshape(self.view)[...] = norm
+
+    def backward(self, top: list[Blob], propagate_down: list[bool],
+                 bottom: list[Blob]) -> None:
+        if not propagate_down[0]:
+            return
+        dy = top[0].diff.reshape(self.view)
+        dx = bottom[0].diff.reshape(self.view)
+        if self.use_global_stats:
+            bottom[0].xp.divide(dy, self._std, out=dx)
+            return
+        # dx = (dy − mean(dy) − y·mean(dy·y)) / sqrt(σ² + eps), means over (N, spatial)
+        y = self._norm
+        mean_dy = dy.mean(axis=(0, 2), keepdims=True, dtype=np.float32)
+        mean_dyy = (dy * y).mean(axis=(0, 2), keepdims=True, dtype=np.float32)
+        grad: Any = y * mean_dyy
+        grad += mean_dy
+        bottom[0].xp.subtract(dy, grad, out=grad)
+        grad /= self._std
+        dx[...] = grad
