@@ -13,6 +13,7 @@ from .errors import BrewnetError
 from .layers.registry import layer_type_list
 from .net import TEST, TRAIN, Net
 from .netspec import NetSpec, params, to_proto
+from .pylayer import Layer
 from .rng import set_random_seed
 from .solver import (
     AdaDeltaSolver,
@@ -28,7 +29,7 @@ from .solver import (
 __version__ = "0.1.0"
 
 __all__ = [
-    "AdaDeltaSolver", "AdaGradSolver", "AdamSolver", "Blob", "BrewnetError", "Net",
+    "AdaDeltaSolver", "AdaGradSolver", "AdamSolver", "Blob", "BrewnetError", "Layer", "Net",
     "NesterovSolver", "NetSpec", "RMSPropSolver", "SGDSolver", "Solver", "TEST", "TRAIN",
     "__version__", "get_solver", "layer_type_list", "layers", "params", "proto",
     "set_device", "set_mode_cpu", "set_mode_gpu", "set_random_seed", "to_proto",

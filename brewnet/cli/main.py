@@ -149,7 +149,8 @@ def _cmd_solve(args: argparse.Namespace) -> int:
     # Caffe's train: -snapshot drops the solver's weights (the state has its own); -weights
     # replaces them. The solver loads them into every net as it builds it.
     weights = [] if args.snapshot else [args.weights] if args.weights else None
-    solver = get_solver(param, source=args.solver, weights=weights)
+    solver = get_solver(param, source=args.solver, weights=weights,
+                        allow_python_layers=args.allow_python_layers)
     solver.divergence = args.on_divergence
     restore_signals: Callable[[], None] | None = None
     try:
@@ -215,6 +216,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="when the loss or a weight becomes NaN/inf: stop with an error "
                        "naming the iteration and layer (exit status 1, no snapshot of the "
                        "diverged weights), or continue as Caffe does")
+    solve.add_argument("--allow-python-layers", "--allow_python_layers",
+                       dest="allow_python_layers", action="store_true",
+                       help="let the nets' `type: \"Python\"` layers import and run the "
+                       "Python modules they name (off by default: a prototxt would run code)")
     solve.set_defaults(func=_cmd_solve)
 
     data = sub.add_parser("data", help="build datasets as Caffe LMDBs")

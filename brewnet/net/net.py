@@ -21,6 +21,7 @@ import numpy as np
 from ..blob import Blob
 from ..errors import BrewnetError, NetError, ShapeError, WeightsError
 from ..layers.base import Layer
+from ..layers.python_layer import PYTHON_TYPE, python_layer_refusal
 from ..layers.registry import layer_class
 from ..log import log
 from ..proto import caffe_pb2
@@ -60,12 +61,16 @@ class Net:
     ``Net(model, phase, level=0, stages=None, weights=None)`` or pycaffe's legacy
     ``Net(model, weights, phase)``; ``model`` is a prototxt path or a NetParameter. The
     solver passes the complete NetState as ``state`` instead of phase/level/stages.
+    ``allow_python_layers=True`` lets ``type: "Python"`` layers import and run their module.
     """
 
     def __init__(self, model: str | os.PathLike | caffe_pb2.NetParameter, *args: Any,
                  phase: int | None = None, level: int = 0, stages: Sequence[str] | None = None,
                  weights: str | os.PathLike | None = None,
-                 state: caffe_pb2.NetState | None = None, source: str | None = None):
+                 state: caffe_pb2.NetState | None = None, source: str | None = None,
+                 allow_python_layers: bool = False):
+        # Opt-in for `type: "Python"` layers, which import and run the module the prototxt names.
+        self.allow_python_layers = allow_python_layers
         if state is None:
             phase, weights = _parse_net_args(args, phase, weights)
         elif args:
@@ -132,8 +137,9 @@ class Net:
         self._plan_backward()
         log.debug(f"Network initialization done ({len(self.layers)} layers).")
 
-    @staticmethod
-    def _layer_class(lp: caffe_pb2.LayerParameter) -> type[Layer]:
+    def _layer_class(self, lp: caffe_pb2.LayerParameter) -> type[Layer]:
+        if lp.type == PYTHON_TYPE and not self.allow_python_layers:
+            raise python_layer_refusal(lp)
         try:
             return layer_class(lp.type)
         except KeyError as e:

@@ -39,10 +39,12 @@ def solver_class(type_name: str) -> type[Solver]:
 
 def get_solver(param: str | os.PathLike | caffe_pb2.SolverParameter, *,
                source: str | os.PathLike | None = None,
-               weights: Sequence[str] | None = None) -> Solver:
+               weights: Sequence[str] | None = None,
+               allow_python_layers: bool = False) -> Solver:
     """pycaffe's ``get_solver``: the solver its ``type`` names, built from a prototxt path (or
     a SolverParameter, with ``source`` naming the file it came from). The file is read once.
-    ``weights`` replaces the solver's own ``weights`` list (see ``Solver``)."""
+    ``weights`` replaces the solver's own ``weights`` list (see ``Solver``);
+    ``allow_python_layers`` lets its nets run ``type: "Python"`` layers."""
     if not isinstance(param, caffe_pb2.SolverParameter):
         source = param
         param = read_solver(source)
@@ -51,4 +53,4 @@ def get_solver(param: str | os.PathLike | caffe_pb2.SolverParameter, *,
         cls = solver_class(param.type)
     except SolverError as e:
         raise SolverError(f"{where}: {e}") from None
-    return cls(param, source=source, weights=weights)
+    return cls(param, source=source, weights=weights, allow_python_layers=allow_python_layers)

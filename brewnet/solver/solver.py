@@ -55,7 +55,8 @@ class Solver:
     ``source``: the file a SolverParameter was read from (relative net paths resolve from its
     folder and messages name it), for callers that parsed it already. ``weights``: replaces
     the solver's ``weights`` list (Caffe's ``-weights``/``-snapshot`` flags), before the nets
-    are built so they start from those weights.
+    are built so they start from those weights. ``allow_python_layers``: let the nets build
+    ``type: "Python"`` layers (which import and run the module the prototxt names).
 
     Attributes as pycaffe: ``net``, ``test_nets``, ``iter``, ``param``; ``current_step`` is the
     schedule state a .solverstate keeps. ``divergence``: ``"stop"`` (default) or
@@ -67,7 +68,8 @@ class Solver:
 
     def __init__(self, param: caffe_pb2.SolverParameter | str | os.PathLike, *,
                  source: str | os.PathLike | None = None,
-                 weights: Sequence[str] | None = None):
+                 weights: Sequence[str] | None = None, allow_python_layers: bool = False):
+        self.allow_python_layers = allow_python_layers  # passed to every net it builds
         if isinstance(param, caffe_pb2.SolverParameter):
             copy = caffe_pb2.SolverParameter()
             copy.CopyFrom(param)
@@ -136,7 +138,8 @@ class Solver:
 
     def _build_net(self, d: NetDef) -> Net:
         """A net from its definition, with the solver's ``weights`` copied in (finetuning)."""
-        net = Net(d.param, state=d.state, source=d.source)
+        net = Net(d.param, state=d.state, source=d.source,
+                  allow_python_layers=self.allow_python_layers)
         try:
             for models in self.param.weights:
                 for path in (m.strip() for m in models.split(",")):

@@ -119,6 +119,11 @@ def test_corpus_net_compiles_with_caffes_shapes(path, phase, tmp_path, monkeypat
         with pytest.raises(NetError, match="unknown layer type"):
             Net(param, phase, stages=stages)
         pytest.skip(f"layer types not in brewnet yet: {', '.join(missing)}")
+    if any(lp.type == "Python" for lp in filtered.layer):  # user code: opt-in, module needed
+        with pytest.raises(NetError, match="allow_python_layers=True"):
+            Net(param, phase, stages=stages)
+        pytest.skip("has a Python layer: refused without allow_python_layers (its module is "
+                    "not in the corpus)")
     make_sources(filtered, tmp_path)
     net = Net(param, phase, stages=stages)
     try:
