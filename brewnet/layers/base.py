@@ -69,7 +69,10 @@ class Layer:
                              "on its bottoms or remove the loss that depends on it")
 
     def allow_force_backward(self, bottom_index: int) -> bool:
-        """Whether ``force_backward`` may ask for this bottom's gradient (not a loss's label)."""
+        """Whether ``force_backward`` may ask for this bottom's gradient: not a loss's label,
+        and nothing from a layer type that has no backward pass (Accuracy, ArgMax...)."""
+        if type(self).backward is Layer.backward:
+            return False
         return not (self.is_loss and bottom_index == 1)
 
     def seek_batch(self, index: int) -> None:

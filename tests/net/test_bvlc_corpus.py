@@ -74,8 +74,8 @@ def make_hdf5_source(source: str, root: Path) -> None:
     (root / source).parent.mkdir(parents=True, exist_ok=True)
     h5 = str(Path(source).with_suffix(".h5"))
     with h5py.File(root / h5, "w") as f:
-        f["data"] = np.zeros((4, 4), np.float32)
-        f["label"] = np.array([0, 1, 0, 1], np.float32)
+        f["data"] = np.random.default_rng(0).standard_normal((4, 4)).astype(np.float32)
+        f["label"] = np.array([0, 1, 1, 1], np.float32)
     (root / source).write_text(h5 + "\n")
 
 
@@ -107,8 +107,9 @@ def make_sources(param: caffe_pb2.NetParameter, root: Path) -> None:
 @pytest.mark.parametrize("path", NETS, ids=lambda p: str(p.relative_to(CORPUS)))
 @pytest.mark.parametrize("phase", [TRAIN, TEST], ids=["TRAIN", "TEST"])
 def test_corpus_net_compiles_with_caffes_shapes(path, phase, tmp_path, monkeypatch):
-    """Every net parses; one whose layer types all exist compiles with Caffe's shapes; one
-    that needs a layer type brewnet lacks fails with an error naming that type."""
+    """Every net parses; one whose layer types all exist compiles with Caffe's shapes and
+    runs forward and backward; one that needs a layer type brewnet lacks fails with an error
+    naming that type."""
     param = read_net(path)
     rel = str(path.relative_to(CORPUS))
     stages = TEST_STAGES.get(rel, []) if phase == TEST else []
@@ -125,10 +126,29 @@ def test_corpus_net_compiles_with_caffes_shapes(path, phase, tmp_path, monkeypat
         pytest.skip("has a Python layer: refused without allow_python_layers (its module is "
                     "not in the corpus)")
     make_sources(filtered, tmp_path)
+    param.force_backward = True  # every layer runs backward, deploy nets included
     net = Net(param, phase, stages=stages)
     try:
         for blob, shape in EXPECTED.get((rel, phase), {}).items():
             assert tuple(net.blobs[blob].data.shape) == shape, blob
-        net.forward()
+        run_forward_backward(net)
     finally:
         net.close()
+
+
+def run_forward_backward(net: Net) -> None:
+    """Forward on random inputs, then backward from random output gradients (loss outputs
+    keep their loss weight); every parameter gradient must be finite and some non-zero."""
+    rng = np.random.default_rng(0)
+    for name in net.inputs:
+        net.blobs[name].data[...] = rng.random(net.blobs[name].data.shape)
+    net.forward()
+    weights = net.blob_loss_weights
+    for name in net.outputs:
+        if not weights.get(name):
+            net.blobs[name].diff[...] = rng.standard_normal(net.blobs[name].data.shape)
+    net.clear_param_diffs()
+    net._backward(len(net.layers) - 1, 0)
+    diffs = [p.diff for p in net.learnable_params]
+    assert all(np.isfinite(d).all() for d in diffs)
+    assert not diffs or any(np.abs(d).sum() > 0 for d in diffs)

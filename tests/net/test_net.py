@@ -316,3 +316,15 @@ def test_unknown_blob_names_in_forward_are_errors():
     net = net_from(MLP)
     with pytest.raises(NetError, match="no blob named 'ip22'.*did you mean 'ip2'"):
         net.forward(blobs=["ip22"])
+
+
+def test_force_backward_skips_layers_without_a_backward_pass():
+    """force_backward asks every layer for input gradients, except from layer types that have
+    none (Accuracy): the net runs backward without error and the input gets its gradient."""
+    net = net_from("force_backward: true\n" + INPUTS + ip("ip", "x", 5) + """
+    layer { name: "acc" type: "Accuracy" bottom: "ip" bottom: "y" top: "acc" }
+    layer { name: "loss" type: "SoftmaxWithLoss" bottom: "ip" bottom: "y" top: "loss" }""")
+    assert net.bottom_need_backward[net._layer_names.index("acc")] == [False, False]
+    feed(net)
+    net.forward_backward()
+    assert np.abs(net.blobs["x"].diff).sum() > 0
