@@ -94,6 +94,22 @@ class Layer:
             raise self.error(f"{what}: {e.message}") from None
         return blob
 
+    def init_params(self, specs: list[tuple[tuple[int, ...], caffe_pb2.FillerParameter, str]],
+                    xp: Any) -> None:
+        """Parameter blobs from ``specs`` (shape, filler, field name): the ones the net already
+        gave (loaded weights, or blobs in the definition) are checked against the shapes, as
+        Caffe skips initialization then; otherwise each is created with its filler."""
+        if self.blobs:
+            if len(self.blobs) != len(specs):
+                raise self.shape_error(
+                    f"has {len(self.blobs)} parameter blobs but needs {len(specs)} (for "
+                    f"{', '.join(what for _, _, what in specs)})")
+            for j, (shape, _, _) in enumerate(specs):
+                learnable_shape_check(self, j, shape)
+            return
+        for shape, filler, what in specs:
+            self.blobs.append(self.fill_blob(filler, shape, what, xp))
+
     def error(self, message: str, blob: str | None = None) -> NetError:
         return NetError(message, layer=self.name, layer_type=self.type, blob=blob)
 

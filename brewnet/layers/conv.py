@@ -26,7 +26,7 @@ import numpy as np
 
 from ..blob import Blob
 from ..proto import caffe_pb2
-from .base import Layer, learnable_shape_check
+from .base import Layer
 from .registry import register
 
 # Patch rows pay off once a row of kernel taps (kw * C/G floats) is at least this long; that
@@ -120,20 +120,10 @@ class ConvolutionLayer(Layer):
         self._bias_term = bool(p.bias_term)
 
         weight_shape = (self._num_output, self._channels // group, *kernel[2 - nsp:])
-        shapes = [weight_shape] + ([(num_output,)] if self._bias_term else [])
-        if self.blobs:
-            if len(self.blobs) != len(shapes):
-                what = "weights and bias" if self._bias_term else "weights only"
-                raise self.shape_error(f"has {len(self.blobs)} parameter blobs but needs "
-                                       f"{len(shapes)} ({what})")
-            for index, shape in enumerate(shapes):
-                learnable_shape_check(self, index, shape)
-        else:
-            xp = bottom[0].xp
-            fillers = (p.weight_filler, p.bias_filler)
-            for shape, filler, what in zip(shapes, fillers, ("weight_filler", "bias_filler"),
-                                           strict=False):
-                self.blobs.append(self.fill_blob(filler, shape, what, xp))
+        specs = [(weight_shape, p.weight_filler, "weight_filler")]
+        if self._bias_term:
+            specs.append(((num_output,), p.bias_filler, "bias_filler"))
+        self.init_params(specs, bottom[0].xp)
         self._geometry: tuple | None = None
 
     # -- shapes and scratch buffers ----------------------------------------------------------

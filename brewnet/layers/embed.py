@@ -4,7 +4,7 @@ rows of a learned (input_dim, num_output) weight; a one-hot InnerProduct done by
 from __future__ import annotations
 
 from ..blob import Blob
-from .base import Layer, learnable_shape_check
+from .base import Layer
 from .registry import register
 
 
@@ -27,19 +27,10 @@ class Embed(Layer):
         self.num_output = int(ep.num_output)
         self.input_dim = int(ep.input_dim)
         self.bias_term = bool(ep.bias_term)
-        shapes = [(self.input_dim, self.num_output)] + ([(self.num_output,)]
-                                                        if self.bias_term else [])
-        if self.blobs:  # given by the net (shared or loaded)
-            if len(self.blobs) != len(shapes):
-                raise self.shape_error(f"has {len(self.blobs)} parameter blobs but needs "
-                                       f"{len(shapes)} (bias_term: {str(self.bias_term).lower()})")
-            for j, expected in enumerate(shapes):
-                learnable_shape_check(self, j, expected)
-            return
-        xp = bottom[0].xp
-        fillers = [(ep.weight_filler, "weight_filler"), (ep.bias_filler, "bias_filler")]
-        for (filler, what), s in zip(fillers, shapes, strict=False):
-            self.blobs.append(self.fill_blob(filler, s, what, xp))
+        specs = [((self.input_dim, self.num_output), ep.weight_filler, "weight_filler")]
+        if self.bias_term:
+            specs.append(((self.num_output,), ep.bias_filler, "bias_filler"))
+        self.init_params(specs, bottom[0].xp)
 
     def reshape(self, bottom: list[Blob], top: list[Blob]) -> None:
         if top[0] is bottom[0]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..blob import Blob
-from .base import Layer, learnable_shape_check
+from .base import Layer
 from .registry import register
 from .structure import canonical_axis, count
 
@@ -35,18 +35,10 @@ class InnerProduct(Layer):
         self.k = count(shape, self.axis)
         n, k = self.num_output, self.k
         self._wgrad = None
-        shapes = [(k, n) if self.transpose else (n, k)] + ([(n,)] if self.bias_term else [])
-        if self.blobs:  # given by the net (shared or loaded); Caffe skips initialization
-            if len(self.blobs) != len(shapes):
-                raise self.shape_error(f"has {len(self.blobs)} parameter blobs but needs "
-                                       f"{len(shapes)} (bias_term: {str(self.bias_term).lower()})")
-            for j, expected in enumerate(shapes):
-                learnable_shape_check(self, j, expected)
-            return
-        xp = bottom[0].xp
-        fillers = [(ip.weight_filler, "weight_filler"), (ip.bias_filler, "bias_filler")]
-        for (filler, what), s in zip(fillers, shapes, strict=False):
-            self.blobs.append(self.fill_blob(filler, s, what, xp))
+        specs = [((k, n) if self.transpose else (n, k), ip.weight_filler, "weight_filler")]
+        if self.bias_term:
+            specs.append(((n,), ip.bias_filler, "bias_filler"))
+        self.init_params(specs, bottom[0].xp)
 
     def reshape(self, bottom: list[Blob], top: list[Blob]) -> None:
         shape = tuple(bottom[0].data.shape)
