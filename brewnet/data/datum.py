@@ -1,8 +1,10 @@
 """Caffe's ``Datum`` record: one image (C, H, W) with its label, as stored in an LMDB.
 
-Pixels are either raw uint8 bytes (``data``) or floats (``float_data``). A whole batch of
-records is decoded at once into one ``(N, C, H, W)`` array: uint8 records are joined and read
-with a single ``np.frombuffer``.
+Pixels are either raw uint8 bytes (``data``), floats (``float_data``), or an encoded image
+file (``encoded: true``, JPEG/PNG bytes in ``data``, as ``convert_imageset -encoded`` writes).
+Encoded records are decoded (with Pillow) when parsed and become raw records, so everything
+downstream sees (C, H, W) pixels. A whole batch of records is decoded at once into one
+``(N, C, H, W)`` array: uint8 records are joined and read with a single ``np.frombuffer``.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from google.protobuf.message import DecodeError
 
 from ..errors import DataError
 from ..proto import caffe_pb2
+from .image import decode_image, image_is_color
 
 
 def key_text(key: bytes) -> str:
@@ -25,17 +28,37 @@ def parse_datum(raw: bytes, where: str, key: bytes) -> caffe_pb2.Datum:
         datum = caffe_pb2.Datum.FromString(raw)
     except DecodeError as e:
         raise DataError(f"{where}: record '{key_text(key)}' is not a Datum ({e})") from None
+    if datum.encoded:
+        datum = decode_encoded(datum, f"{where}: record '{key_text(key)}'")
     check_datum(datum, where, key)
     return datum
+
+
+def decode_encoded(datum: caffe_pb2.Datum, what: str = "encoded Datum") -> caffe_pb2.Datum:
+    """The raw-pixel Datum of an encoded one (same label), decoded in Caffe's BGR order.
+
+    ``channels`` 1 asks for grayscale and 3 for colour; when it is unset (``convert_imageset
+    -encoded`` leaves it 0) the file's own kind decides, like Caffe's native decoding.
+    ``what`` names the record in error messages.
+    """
+    if datum.channels == 1:
+        is_color = False
+    elif datum.channels == 3:
+        is_color = True
+    elif datum.channels == 0:
+        is_color = image_is_color(datum.data, what)
+    else:
+        raise DataError(f"{what} is an encoded image with channels={datum.channels}; "
+                        "encoded images decode to 1 (grayscale) or 3 (colour) channels")
+    pixels = decode_image(datum.data, is_color, what=what)
+    raw = array_to_datum(pixels)
+    raw.label = datum.label
+    return raw
 
 
 def check_datum(datum: caffe_pb2.Datum, where: str, key: bytes) -> None:
     """Refuse records the decoder cannot turn into a (C, H, W) array."""
     at = f"{where}: record '{key_text(key)}'"
-    if datum.encoded:
-        raise DataError(f"{at} holds an encoded (JPEG/PNG) image, which is not supported yet; "
-                        "rebuild the database with raw pixels (convert_imageset without "
-                        "-encoded)")
     c, h, w = datum.channels, datum.height, datum.width
     if c <= 0 or h <= 0 or w <= 0:
         raise DataError(f"{at} is not an image Datum (channels={c}, height={h}, width={w}; "
@@ -100,7 +123,10 @@ def array_to_datum(array: np.ndarray, label: int | None = None) -> caffe_pb2.Dat
 
 
 def datum_to_array(datum: caffe_pb2.Datum) -> np.ndarray:
-    """The (C, H, W) array of a Datum: uint8 for byte data, float32 for float_data."""
+    """The (C, H, W) array of a Datum: uint8 for byte (or encoded) data, float32 for
+    float_data."""
+    if datum.encoded:
+        datum = decode_encoded(datum)
     shape = datum_shape(datum)
     if datum.data:
         return np.frombuffer(datum.data, dtype=np.uint8).reshape(shape).copy()

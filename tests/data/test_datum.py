@@ -1,5 +1,7 @@
 """Datum records: validation and whole-batch decoding."""
 
+import io
+
 import numpy as np
 import pytest
 
@@ -62,16 +64,98 @@ def test_not_a_datum():
         parse_datum(caffe_pb2.Datum(label=3).SerializeToString(), "db", b"k2")
 
 
-def test_encoded_is_refused():
-    """Encoded (JPEG/PNG) records get a message saying they are not supported yet."""
-    d = caffe_pb2.Datum(channels=3, height=2, width=2, data=b"\x89PNG", encoded=True)
-    with pytest.raises(DataError, match="encoded"):
-        parse_datum(d.SerializeToString(), "db", b"k")
-
-
 def test_shape_change_within_batch():
     """Records of one batch must share a shape."""
     a = array_to_datum(np.zeros((1, 2, 2), np.uint8))
     b = array_to_datum(np.zeros((1, 3, 2), np.uint8))
     with pytest.raises(DataError, match="00000001"):
         decode_batch(records(a, b), "db")
+
+
+def png_bytes(chw: np.ndarray) -> bytes:
+    """A PNG file of a uint8 (C, H, W) array given in BGR order (or 1 gray channel)."""
+    from PIL import Image
+
+    hwc = chw[0] if chw.shape[0] == 1 else chw[::-1].transpose(1, 2, 0)
+    buf = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(hwc)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def encoded_datum(chw: np.ndarray, label: int, channels: int = 0) -> caffe_pb2.Datum:
+    return caffe_pb2.Datum(data=png_bytes(chw), encoded=True, label=label, channels=channels)
+
+
+def test_encoded_png_decodes_to_bgr_pixels():
+    """encoded Datums (PNG bytes, as convert_imageset -encoded writes, channels unset) decode
+    losslessly to the original (C, H, W) pixels in Caffe's BGR order, labels kept."""
+    pytest.importorskip("PIL")
+    imgs = np.random.default_rng(2).integers(0, 256, size=(3, 3, 4, 5), dtype=np.uint8)
+    data, labels = decode_batch(records(*(encoded_datum(x, i) for i, x in enumerate(imgs))),
+                                "db")
+    assert data.dtype == np.uint8 and data.shape == (3, 3, 4, 5)
+    np.testing.assert_array_equal(data, imgs)
+    assert labels.tolist() == [0, 1, 2]
+
+
+def test_encoded_channels_field_chooses_gray_or_colour():
+    """channels 1 decodes a colour file as grayscale (1 channel); channels 3 decodes a gray
+    file as 3 equal channels; unset keeps a gray file's single channel (native decoding)."""
+    pytest.importorskip("PIL")
+    gray = np.random.default_rng(3).integers(0, 256, size=(1, 3, 4), dtype=np.uint8)
+    assert datum_to_array(encoded_datum(gray, 0)).shape == (1, 3, 4)
+    three = datum_to_array(encoded_datum(gray, 0, channels=3))
+    np.testing.assert_array_equal(three, np.repeat(gray, 3, axis=0))
+    colour = np.random.default_rng(4).integers(0, 256, size=(3, 3, 4), dtype=np.uint8)
+    assert datum_to_array(encoded_datum(colour, 0, channels=1)).shape == (1, 3, 4)
+
+
+def test_encoded_garbage_names_record():
+    """An encoded record whose bytes are no image (or a truncated PNG) is a DataError naming
+    the database and key."""
+    pytest.importorskip("PIL")
+    d = caffe_pb2.Datum(data=b"not an image", encoded=True)
+    with pytest.raises(DataError, match=r"mydb: record 'k' is not an image file"):
+        parse_datum(d.SerializeToString(), "mydb", b"k")
+    whole = png_bytes(np.zeros((3, 8, 8), np.uint8))
+    d = caffe_pb2.Datum(data=whole[: len(whole) // 2], encoded=True, channels=3)
+    with pytest.raises(DataError, match=r"mydb: record 'k'"):
+        parse_datum(d.SerializeToString(), "mydb", b"k")
+
+
+def test_encoded_lmdb_feeds_the_data_layer(tmp_path):
+    """The Data layer reads an LMDB of PNG-encoded Datums: its tops equal the original BGR
+    pixels and labels."""
+    pytest.importorskip("PIL")
+    from brewnet.data.lmdb_source import write_lmdb
+    from tests.gradcheck import make_layer, setup_layer
+
+    imgs = np.random.default_rng(5).integers(0, 256, size=(4, 3, 5, 6), dtype=np.uint8)
+    write_lmdb(tmp_path / "db", ((b"%08d" % i, encoded_datum(x, 7 - i))
+                                 for i, x in enumerate(imgs)))
+    layer = make_layer(f'name: "d" type: "Data" data_param {{ source: "{tmp_path / "db"}" '
+                       "backend: LMDB batch_size: 4 }")
+    try:
+        top = setup_layer(layer, [], 2)
+        layer.forward([], top)
+        np.testing.assert_array_equal(top[0].data, imgs.astype(np.float32))
+        assert top[1].data.tolist() == [7, 6, 5, 4]
+    finally:
+        layer.close()
+
+
+def test_missing_pillow_message(monkeypatch):
+    """Without Pillow, an encoded record is a DataError naming it and the install command."""
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_pil(name, *args, **kwargs):
+        if name == "PIL" or name.startswith("PIL."):
+            raise ImportError("no PIL")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_pil)
+    d = caffe_pb2.Datum(data=b"\x89PNG", encoded=True, channels=3)
+    with pytest.raises(DataError, match=r"db: record 'k' needs Pillow .*brewnet\[image\]"):
+        parse_datum(d.SerializeToString(), "db", b"k")
