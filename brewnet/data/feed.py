@@ -16,6 +16,7 @@ import numpy as np
 from ..errors import DataError
 from ..log import log
 from .datum import decode_batch
+from .leveldb_source import LevelDBSource
 from .lmdb_source import LMDBSource
 from .prefetch import Prefetcher
 from .transform import DataTransformer
@@ -35,8 +36,8 @@ class Batch:
 class DatumFeed:
     """Reads, decodes and transforms batches from ``source`` in a background thread."""
 
-    def __init__(self, source: LMDBSource, transformer: DataTransformer, batch_size: int,
-                 prefetch: int = 4, seed: int = 0, start_record: int = 0,
+    def __init__(self, source: LMDBSource | LevelDBSource, transformer: DataTransformer,
+                 batch_size: int, prefetch: int = 4, seed: int = 0, start_record: int = 0,
                  name: str = "brewnet-data"):
         self.source = source
         self.transformer = transformer

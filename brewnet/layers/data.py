@@ -1,4 +1,6 @@
-"""Data: batches of Datum records from an LMDB, transformed and prefetched (Caffe's DataLayer).
+"""Data: batches of Datum records from an LMDB or LevelDB, transformed and prefetched.
+
+Caffe's DataLayer; ``data_param.backend`` picks the database (LEVELDB when unset, as Caffe).
 
 Tops: data (N, C, H', W') and optionally label (N,). Records are read in key order, wrapping
 around at the end, in both phases. The reading happens in a daemon thread; ``close`` (which
@@ -7,12 +9,14 @@ around at the end, in both phases. The reading happens in a daemon thread; ``clo
 
 from __future__ import annotations
 
+import os
 import weakref
 
 from .. import rng
 from ..blob import Blob
 from ..data.datum import datum_shape, parse_datum
 from ..data.feed import DatumFeed
+from ..data.leveldb_source import LevelDBSource
 from ..data.lmdb_source import LMDBSource
 from ..data.transform import DataTransformer
 from ..log import log
@@ -26,7 +30,7 @@ _LEGACY_TRANSFORM_FIELDS = ("scale", "mean_file", "crop_size", "mirror")
 
 @register
 class DataLayer(Layer):
-    """Caffe's Data layer over an LMDB (LevelDB is not supported)."""
+    """Caffe's Data layer over an LMDB or a LevelDB (Caffe's default backend)."""
 
     type = "Data"
     exact_num_bottom = 0
@@ -53,16 +57,17 @@ class DataLayer(Layer):
         if p.batch_size == 0:
             raise self.error("data_param.batch_size must be positive; set batch_size")
         if not p.source:
-            raise self.error("data_param.source is empty; name the LMDB folder to read")
-        if p.backend != caffe_pb2.DataParameter.LMDB:
-            hint = ("data_param sets no backend and Caffe's default is LEVELDB; "
-                    if not p.HasField("backend") else "")
-            raise self.error(hint + "LevelDB is not supported yet; use an LMDB and add "
+            raise self.error("data_param.source is empty; name the database folder to read")
+        leveldb = p.backend == caffe_pb2.DataParameter.LEVELDB
+        if leveldb and os.path.isfile(os.path.join(p.source, "data.mdb")):
+            how = ("data_param sets no backend and Caffe's default is LEVELDB"
+                   if not p.HasField("backend") else "data_param sets backend: LEVELDB")
+            raise self.error(f"source '{p.source}' is an LMDB folder but {how}; add "
                              "`backend: LMDB` to data_param")
         self.close()  # a second setup replaces the first feed
         self._warn_legacy_fields()
         owner = f"layer '{self.name}' (Data)"
-        source = LMDBSource(p.source, owner)
+        source = (LevelDBSource if leveldb else LMDBSource)(p.source, owner)
         try:
             key, raw = source.peek()
             shape = datum_shape(parse_datum(raw, source.where, key))

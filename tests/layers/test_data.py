@@ -1,7 +1,9 @@
-"""Data layer end to end on tiny LMDBs the tests build: shapes, values, order, resuming."""
+"""Data layer end to end on tiny LMDBs and LevelDBs the tests build: shapes, values, order,
+resuming."""
 
 import gc
 import logging
+import sys
 import threading
 
 import numpy as np
@@ -10,6 +12,7 @@ import pytest
 from brewnet import rng
 from brewnet.blob import Blob
 from brewnet.data.datum import array_to_datum
+from brewnet.data.leveldb_source import write_leveldb
 from brewnet.data.lmdb_source import write_lmdb
 from brewnet.errors import DataError, NetError
 from brewnet.log import get_logger
@@ -195,17 +198,19 @@ def test_float_data_records(tmp_path):
 
 
 def test_configuration_errors(db, tmp_path):
-    """batch_size 0, a missing or LevelDB backend, and a missing source fail at setup with
-    messages naming the layer and the fix."""
+    """batch_size 0, an LMDB folder read as a LevelDB (Caffe's default backend, or said
+    outright), and a missing source fail at setup with messages naming the layer and the fix."""
     with pytest.raises(NetError, match="layer 'data' .*batch_size must be positive"):
         setup_layer(data_layer(db, "batch_size: 0"), [], 2)
     no_backend = make_layer(f'name: "d" type: "Data" data_param {{ source: "{db}" '
                             "batch_size: 2 }")
-    with pytest.raises(NetError, match="default is LEVELDB.*backend: LMDB"):
+    with pytest.raises(NetError, match="layer 'd' .*is an LMDB folder but .*default is "
+                                       "LEVELDB.*add `backend: LMDB`"):
         setup_layer(no_backend, [], 2)
     leveldb = make_layer(f'name: "d" type: "Data" data_param {{ source: "{db}" '
                          "batch_size: 2 backend: LEVELDB }")
-    with pytest.raises(NetError, match="LevelDB is not supported yet.*backend: LMDB"):
+    with pytest.raises(NetError, match="layer 'd' .*is an LMDB folder but data_param sets "
+                                       "backend: LEVELDB; add `backend: LMDB`"):
         setup_layer(leveldb, [], 2)
     with pytest.raises(DataError, match=r"layer 'data' \(Data\): LMDB '.*missing' does not"):
         setup_layer(data_layer(tmp_path / "missing", "batch_size: 2"), [], 2)
@@ -242,3 +247,78 @@ def test_close_stops_the_thread_and_gc_does_too(db):
     del layer
     gc.collect()
     assert not brewnet_threads()
+
+
+def leveldb_layer(source, extra="", transform="", backend="backend: LEVELDB"):
+    return make_layer(f'name: "data" type: "Data" '
+                      f'data_param {{ source: "{source}" {backend} {extra} }} '
+                      f"transform_param {{ {transform} }}", caffe_pb2.TRAIN)
+
+
+@pytest.fixture
+def ldb(tmp_path):
+    pytest.importorskip("plyvel")
+    write_leveldb(tmp_path / "ldb", ((b"%08d" % i, array_to_datum(img, int(lbl)))
+                                     for i, (img, lbl) in enumerate(zip(IMAGES, LABELS,
+                                                                        strict=True))))
+    return tmp_path / "ldb"
+
+
+@pytest.mark.parametrize("backend", ["backend: LEVELDB", ""])
+def test_leveldb_batches_match_lmdb(db, ldb, backend):
+    """The same records in a LevelDB (backend LEVELDB, or unset: Caffe's default) give the same
+    batches as in an LMDB, wrap-around, seek and random crops/mirrors included."""
+    plan = ["f", "f", "f", 1, "f", 0, "f"]
+    got = {}
+    for name, make in (("lmdb", lambda: data_layer(db, "batch_size: 4 prefetch: 2",
+                                                   "crop_size: 3 mirror: true")),
+                       ("leveldb", lambda: leveldb_layer(ldb, "batch_size: 4 prefetch: 2",
+                                                         "crop_size: 3 mirror: true", backend))):
+        rng.set_random_seed(5)
+        layer = make()
+        out = []
+        try:
+            top = setup_layer(layer, [], 2)
+            for step in plan:
+                if step == "f":
+                    layer.forward([], top)
+                    out.append((top[0].data.copy(), top[1].data.copy()))
+                else:
+                    layer.seek_batch(step)
+        finally:
+            layer.close()
+        got[name] = out
+    for (da, la), (dl, ll) in zip(got["lmdb"], got["leveldb"], strict=True):
+        np.testing.assert_array_equal(da, dl)
+        np.testing.assert_array_equal(la, ll)
+    assert not brewnet_threads()
+
+
+def test_leveldb_train_and_test_share_one_database(ldb):
+    """Two Data layers may read one LevelDB at once (LevelDB locks its folder per open)."""
+    a, b = leveldb_layer(ldb, "batch_size: 3"), leveldb_layer(ldb, "batch_size: 4")
+    try:
+        ta, tb = setup_layer(a, [], 2), setup_layer(b, [], 2)
+        a.forward([], ta)
+        b.forward([], tb)
+        np.testing.assert_array_equal(ta[0].data, IMAGES[:3])
+        np.testing.assert_array_equal(tb[0].data, IMAGES[:4])
+    finally:
+        a.close()
+        b.close()
+
+
+def test_leveldb_missing_source_names_the_layer(tmp_path):
+    """A missing LevelDB source is a DataError naming the layer and the path."""
+    pytest.importorskip("plyvel")
+    with pytest.raises(DataError, match=r"layer 'data' \(Data\): LevelDB '.*missing' does not"):
+        setup_layer(leveldb_layer(tmp_path / "missing", "batch_size: 2"), [], 2)
+
+
+def test_leveldb_without_plyvel_says_how_to_install(tmp_path, monkeypatch):
+    """Without plyvel, a LevelDB Data layer fails at setup naming the layer and the extra."""
+    monkeypatch.setitem(sys.modules, "plyvel", None)  # makes `import plyvel` raise ImportError
+    (tmp_path / "ldb").mkdir()
+    with pytest.raises(DataError, match=r"layer 'data' \(Data\): .*needs plyvel.*"
+                                        r"pip install 'brewnet\[leveldb\]'"):
+        setup_layer(leveldb_layer(tmp_path / "ldb", "batch_size: 2"), [], 2)
