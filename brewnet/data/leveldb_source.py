@@ -9,16 +9,15 @@ count, so the reader counts once when it opens the database.
 from __future__ import annotations
 
 import os
-import threading
 from collections.abc import Iterable
 from pathlib import Path
 from types import ModuleType
-from typing import Any
 
 from google.protobuf.message import Message
 
 from ..errors import DataError
 from ..log import log
+from .shared_handles import SharedHandles
 
 _WRITE_CHUNK = 1000  # records per write batch
 
@@ -69,33 +68,7 @@ def write_leveldb(path: str | os.PathLike,
     return count
 
 
-# LevelDB locks its folder against a second open, even in the same process, yet a TRAIN and a
-# TEST Data layer often read the same database: share one handle, counting its readers.
-_shared_dbs: dict[str, list] = {}  # real path -> [plyvel.DB, reader count]
-_shared_lock = threading.Lock()
-
-
-def _open_shared(plyvel: ModuleType, path: str) -> Any:
-    key = os.path.realpath(path)
-    with _shared_lock:
-        entry = _shared_dbs.get(key)
-        if entry is None:
-            db = plyvel.DB(path, create_if_missing=False)
-            entry = _shared_dbs[key] = [db, 0]
-        entry[1] += 1
-        return entry[0]
-
-
-def _release_shared(path: str) -> None:
-    key = os.path.realpath(path)
-    with _shared_lock:
-        entry = _shared_dbs.get(key)
-        if entry is None:
-            return
-        entry[1] -= 1
-        if entry[1] == 0:
-            del _shared_dbs[key]
-            entry[0].close()
+_DBS = SharedHandles()  # LevelDB locks its folder: one handle per database per process
 
 
 def _text(e: Exception) -> str:
@@ -122,7 +95,8 @@ class LevelDBSource:
             raise DataError(f"{self.where} does not exist (relative paths are resolved from "
                             f"the working directory {os.getcwd()})")
         try:
-            self._db = _open_shared(plyvel, self.path)
+            self._db = _DBS.acquire(self.path,
+                                    lambda: plyvel.DB(self.path, create_if_missing=False))
         except plyvel.Error as e:
             raise DataError(f"{self.where} cannot be opened as a LevelDB: {_text(e)}") from None
         try:
@@ -132,10 +106,10 @@ class LevelDBSource:
                 raise DataError(f"{self.where} is empty; it holds no records")
             self._rewind()
         except plyvel.Error as e:
-            _release_shared(self.path)
+            _DBS.release(self.path)
             raise DataError(f"{self.where} cannot be read: {_text(e)}") from None
         except BaseException:
-            _release_shared(self.path)
+            _DBS.release(self.path)
             raise
         log.info(f"Opened leveldb {self.path}")
         self._closed = False
@@ -195,7 +169,7 @@ class LevelDBSource:
                 self._iter.close()
                 self._snapshot.close()
             finally:
-                _release_shared(self.path)
+                _DBS.release(self.path)
 
     def __enter__(self) -> LevelDBSource:
         return self

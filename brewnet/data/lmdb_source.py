@@ -8,7 +8,6 @@ Caffe's cursor, and can seek to any record index so a resumed run continues the 
 from __future__ import annotations
 
 import os
-import threading
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from google.protobuf.message import Message
 
 from ..errors import DataError
 from ..log import log
+from .shared_handles import SharedHandles
 
 _INITIAL_MAP_SIZE = 1 << 26  # 64 MiB; doubled on demand
 _CHUNK = 1000  # records per write transaction
@@ -67,33 +67,7 @@ def _commit(env: lmdb.Environment, items: list[tuple[bytes, bytes]]) -> None:
             env.set_mapsize(env.info()["map_size"] * 2)
 
 
-# py-lmdb allows one open Environment per database per process, but a TRAIN and a TEST Data
-# layer (or two nets) often read the same database: share one, counting its readers.
-_shared_envs: dict[str, list] = {}  # real path -> [Environment, reader count]
-_shared_lock = threading.Lock()
-
-
-def _open_shared(path: str) -> lmdb.Environment:
-    key = os.path.realpath(path)
-    with _shared_lock:
-        entry = _shared_envs.get(key)
-        if entry is None:
-            env = lmdb.open(path, readonly=True, lock=False, subdir=os.path.isdir(path))
-            entry = _shared_envs[key] = [env, 0]
-        entry[1] += 1
-        return entry[0]
-
-
-def _release_shared(path: str) -> None:
-    key = os.path.realpath(path)
-    with _shared_lock:
-        entry = _shared_envs.get(key)
-        if entry is None:
-            return
-        entry[1] -= 1
-        if entry[1] == 0:
-            del _shared_envs[key]
-            entry[0].close()
+_ENVS = SharedHandles()  # one Environment per database per process
 
 
 class LMDBSource:
@@ -112,7 +86,8 @@ class LMDBSource:
             raise DataError(f"{self.where} does not exist (relative paths are resolved from "
                             f"the working directory {os.getcwd()})")
         try:
-            self._env = _open_shared(self.path)
+            self._env = _ENVS.acquire(self.path, lambda: lmdb.open(
+                self.path, readonly=True, lock=False, subdir=os.path.isdir(self.path)))
         except lmdb.Error as e:
             raise DataError(f"{self.where} cannot be opened as an LMDB: {e}") from None
         try:
@@ -127,10 +102,10 @@ class LMDBSource:
                 self._txn.abort()
                 raise
         except lmdb.Error as e:
-            _release_shared(self.path)
+            _ENVS.release(self.path)
             raise DataError(f"{self.where} cannot be read: {e}") from None
         except BaseException:
-            _release_shared(self.path)
+            _ENVS.release(self.path)
             raise
         log.info(f"Opened lmdb {self.path}")
         self.position = 0  # index (in key order) of the record the cursor is on
@@ -184,7 +159,7 @@ class LMDBSource:
             try:
                 self._txn.abort()
             finally:
-                _release_shared(self.path)
+                _ENVS.release(self.path)
 
     def __enter__(self) -> LMDBSource:
         return self

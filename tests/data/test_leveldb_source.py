@@ -90,7 +90,7 @@ def test_two_readers_share_one_database(tmp_path):
     with LevelDBSource(tmp_path / "db") as a, LevelDBSource(tmp_path / "db") as b:
         a.read(3)
         assert b.read(1)[0][0] == b"00000000" and a.peek()[0] == b"00000003"
-    assert not leveldb_source._shared_dbs
+    assert not leveldb_source._DBS
 
 
 def test_writer_refuses_existing_path(tmp_path):
@@ -115,7 +115,7 @@ def test_not_a_leveldb(tmp_path):
     make_lmdb(tmp_path / "lmdb", image_stack(2, (1, 1, 1)))
     with pytest.raises(DataError, match="cannot be opened as a LevelDB"):
         LevelDBSource(tmp_path / "lmdb")
-    assert not leveldb_source._shared_dbs
+    assert not leveldb_source._DBS
 
 
 def test_empty_database(tmp_path):
@@ -123,7 +123,7 @@ def test_empty_database(tmp_path):
     write_leveldb(tmp_path / "db", [])
     with pytest.raises(DataError, match="is empty"):
         LevelDBSource(tmp_path / "db")
-    assert not leveldb_source._shared_dbs
+    assert not leveldb_source._DBS
 
 
 def test_missing_plyvel_says_how_to_install(tmp_path, monkeypatch):

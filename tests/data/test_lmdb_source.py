@@ -151,11 +151,13 @@ def test_lmdb_errors_after_open_release_the_shared_environment(tmp_path, monkeyp
     """An lmdb.Error from stat/begin is a DataError naming the path, and the shared
     environment opened just before is released (no reader count left behind)."""
     make_lmdb(tmp_path / "db", image_stack(2, (1, 1, 1)))
-    real_open = lmdb_source._open_shared
-    monkeypatch.setattr(lmdb_source, "_open_shared", lambda p: _FailingEnv(real_open(p), fail))
+    real_acquire = lmdb_source._ENVS.acquire
+    monkeypatch.setattr(lmdb_source._ENVS, "acquire",
+                        lambda path, open_handle: _FailingEnv(real_acquire(path, open_handle),
+                                                              fail))
     with pytest.raises(DataError, match=rf"layer 'x': LMDB '.*db' cannot be read: {fail} failed"):
         LMDBSource(tmp_path / "db", owner="layer 'x'")
-    assert not lmdb_source._shared_envs
+    assert not lmdb_source._ENVS
 
 
 class _BrokenCursor:
@@ -177,4 +179,4 @@ def test_lmdb_errors_while_reading_name_the_path(tmp_path):
                                                 "record 0: MDB_CORRUPTED"):
                 call()
         src._cursor = good
-    assert not lmdb_source._shared_envs
+    assert not lmdb_source._ENVS
