@@ -136,9 +136,7 @@ class SoftmaxWithLoss(Layer):
     def backward(self, top: list[Blob], propagate_down: list[bool],
                  bottom: list[Blob]) -> None:
         """d scores = (p - onehot(label)) · loss_weight / normalizer, 0 where ignored."""
-        if len(propagate_down) > 1 and propagate_down[1]:
-            raise self.error("cannot backpropagate to the labels (bottom 1); set "
-                             "propagate_down: false for it")
+        refuse_label_gradient(self, propagate_down, 1, "labels")
         if not propagate_down[0]:
             return
         xp = bottom[0].xp
@@ -151,6 +149,14 @@ class SoftmaxWithLoss(Layer):
             xp.copyto(dx, np.float32(0), where=~self._valid[:, None, :])
         # Caffe scales by loss_weight / normalizer, computed in float32
         dx *= top[0].diff / np.float32(self._norm)
+
+
+def refuse_label_gradient(layer: Layer, propagate_down: list[bool], index: int,
+                          what: str) -> None:
+    """Loss layers give no gradient to their labels/targets: asking for one is an error."""
+    if len(propagate_down) > index and propagate_down[index]:
+        raise layer.error(f"cannot backpropagate to the {what} (bottom {index}); set "
+                          "propagate_down: false for it")
 
 
 def check_same_batch(layer: Layer, a: Any, b: Any) -> None:
@@ -288,9 +294,7 @@ class SigmoidCrossEntropyLoss(Layer):
     def backward(self, top: list[Blob], propagate_down: list[bool],
                  bottom: list[Blob]) -> None:
         """d x = (σ(x) - t) · loss_weight / normalizer, 0 where ignored."""
-        if len(propagate_down) > 1 and propagate_down[1]:
-            raise self.error("cannot backpropagate to the targets (bottom 1); set "
-                             "propagate_down: false for it")
+        refuse_label_gradient(self, propagate_down, 1, "targets")
         if not propagate_down[0]:
             return
         xp = bottom[0].xp

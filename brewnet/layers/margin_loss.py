@@ -8,7 +8,7 @@ import numpy as np
 from ..blob import Blob
 from ..proto import caffe_pb2
 from .base import Layer
-from .loss import _buffer, check_same_batch, label_indices, read_labels
+from .loss import _buffer, check_same_batch, label_indices, read_labels, refuse_label_gradient
 from .registry import register
 
 
@@ -63,9 +63,7 @@ class HingeLoss(Layer):
 
     def backward(self, top: list[Blob], propagate_down: list[bool],
                  bottom: list[Blob]) -> None:
-        if len(propagate_down) > 1 and propagate_down[1]:
-            raise self.error("cannot backpropagate to the labels (bottom 1); set "
-                             "propagate_down: false for it")
+        refuse_label_gradient(self, propagate_down, 1, "labels")
         if not propagate_down[0]:
             return
         xp = bottom[0].xp

@@ -22,19 +22,13 @@ from .loss import (
     normalization_mode,
     normalizer,
     read_labels,
+    refuse_label_gradient,
 )
 from .registry import register
 from .softmax import softmax_into, split_axis
 
 # Caffe's kLOG_THRESHOLD: probabilities are clipped to it before the log.
 LOG_THRESHOLD = np.float32(1e-20)
-
-
-def _refuse_label_gradient(layer: Layer, propagate_down: list[bool], index: int,
-                           what: str) -> None:
-    if len(propagate_down) > index and propagate_down[index]:
-        raise layer.error(f"cannot backpropagate to the {what} (bottom {index}); set "
-                          "propagate_down: false for it")
 
 
 @register
@@ -72,7 +66,7 @@ class MultinomialLogisticLoss(Layer):
 
     def backward(self, top: list[Blob], propagate_down: list[bool],
                  bottom: list[Blob]) -> None:
-        _refuse_label_gradient(self, propagate_down, 1, "labels")
+        refuse_label_gradient(self, propagate_down, 1, "labels")
         if not propagate_down[0]:
             return
         diff = bottom[0].diff
@@ -191,8 +185,8 @@ class InfogainLoss(Layer):
 
     def backward(self, top: list[Blob], propagate_down: list[bool],
                  bottom: list[Blob]) -> None:
-        _refuse_label_gradient(self, propagate_down, 1, "labels")
-        _refuse_label_gradient(self, propagate_down, 2, "infogain matrix")
+        refuse_label_gradient(self, propagate_down, 1, "labels")
+        refuse_label_gradient(self, propagate_down, 2, "infogain matrix")
         if not propagate_down[0]:
             return
         xp = bottom[0].xp
