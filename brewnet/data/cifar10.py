@@ -15,20 +15,17 @@ from __future__ import annotations
 import codecs
 import io
 import os
-import shutil
 import tarfile
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-import lmdb
 import numpy as np
 
 from ..errors import DataError
 from ..log import log
 from ..proto import caffe_pb2
 from ..proto.binaryio import write_binary
-from .lmdb_source import write_lmdb
+from .lmdb_source import lmdb_is_complete, write_lmdbs_atomically
 from .mnist import NumpyOnlyUnpickler
 
 TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
@@ -153,21 +150,6 @@ def mean_blob(images: np.ndarray) -> caffe_pb2.BlobProto:
     return blob
 
 
-def _complete(path: Path, count: int) -> bool:
-    """Whether ``path`` is an LMDB holding ``count`` records; an incomplete one is an error."""
-    if not path.exists():
-        return False
-    try:
-        with lmdb.open(str(path), readonly=True, lock=False, subdir=path.is_dir()) as env:
-            entries = env.stat()["entries"]
-    except lmdb.Error:
-        entries = None
-    if entries != count:
-        raise DataError(f"'{path}' exists but is not a complete CIFAR-10 LMDB ({entries} "
-                        f"records, expected {count}); delete it to convert again")
-    return True
-
-
 def convert_cifar10(out_dir: str | os.PathLike,
                     source_dir: str | os.PathLike) -> tuple[Path, Path, Path]:
     """Write the two CIFAR-10 LMDBs and ``mean.binaryproto`` into ``out_dir``; return the paths.
@@ -184,18 +166,14 @@ def convert_cifar10(out_dir: str | os.PathLike,
     mean_path = out / MEAN_NAME
     splits = {split: load_cifar10_split(source_dir, split) for split in LMDB_NAMES}
     todo = [split for split in LMDB_NAMES
-            if not _complete(targets[split], len(splits[split][0]))]
+            if not lmdb_is_complete(targets[split], len(splits[split][0]), "CIFAR-10")]
     out.mkdir(parents=True, exist_ok=True)
     if todo:
-        staging = Path(tempfile.mkdtemp(prefix=".cifar10_lmdb.", dir=out))
-        try:
-            for split in todo:
-                images, labels = splits[split]
-                log.info(f"Writing {len(images)} CIFAR-10 {split} records to {targets[split]}")
-                write_lmdb(staging / LMDB_NAMES[split], cifar10_records(images, labels))
-                os.replace(staging / LMDB_NAMES[split], targets[split])
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
+        for split in todo:
+            log.info(f"Writing {len(splits[split][0])} CIFAR-10 {split} records to "
+                     f"{targets[split]}")
+        write_lmdbs_atomically(out, {targets[split]: cifar10_records(*splits[split])
+                                     for split in todo})
     else:
         log.info(f"CIFAR-10 LMDBs already present in {out}")
     if "train" in todo or not mean_path.exists():

@@ -8,6 +8,8 @@ Caffe's cursor, and can seek to any record index so a resumed run continues the 
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -52,6 +54,35 @@ def write_lmdb(path: str | os.PathLike, records: Iterable[tuple[bytes | str, Mes
     finally:
         env.close()
     return count
+
+
+def lmdb_is_complete(path: Path, count: int, dataset: str) -> bool:
+    """Whether ``path`` is an LMDB holding ``count`` records (False if absent); an incomplete
+    one is an error naming it, so a conversion never builds on a half-written database."""
+    if not path.exists():
+        return False
+    try:
+        with lmdb.open(str(path), readonly=True, lock=False, subdir=path.is_dir()) as env:
+            entries = env.stat()["entries"]
+    except lmdb.Error:
+        entries = None
+    if entries != count:
+        raise DataError(f"'{path}' exists but is not a complete {dataset} LMDB ({entries} "
+                        f"records, expected {count}); delete it to convert again")
+    return True
+
+
+def write_lmdbs_atomically(
+        out: Path, databases: dict[Path, Iterable[tuple[bytes | str, Message | bytes]]]) -> None:
+    """Write each target LMDB in a staging folder inside ``out``, then rename it into place,
+    so a crash never leaves a partial database under a target's name."""
+    staging = Path(tempfile.mkdtemp(prefix=".lmdb_staging.", dir=out))
+    try:
+        for target, records in databases.items():
+            write_lmdb(staging / target.name, records)
+            os.replace(staging / target.name, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def _commit(env: lmdb.Environment, items: list[tuple[bytes, bytes]]) -> None:

