@@ -16,8 +16,11 @@ import pytest
 
 from brewnet import backend
 from brewnet.blob import Blob
+from brewnet.cli import data as data_cmd
 from brewnet.cli import main as cli
-from brewnet.cli.main import choose_device, normalize_flags, parse_gpus
+from brewnet.cli import solve as solve_cmd
+from brewnet.cli.devices import choose_device, parse_gpus
+from brewnet.cli.main import normalize_flags
 from brewnet.data.datum import array_to_datum, decode_batch
 from brewnet.data.idx import write_idx
 from brewnet.data.lmdb_source import LMDBSource, write_lmdb
@@ -288,10 +291,10 @@ def test_batch_size_lookup_is_guarded():
     def solver(tops):
         return SimpleNamespace(net=SimpleNamespace(top_vecs=tops))
 
-    assert cli._batch_size(solver([[Blob((4, 2))]])) == 4
-    assert cli._batch_size(solver([[Blob(())]])) is None
-    assert cli._batch_size(solver([[]])) is None
-    assert cli._batch_size(solver([])) is None
+    assert solve_cmd._batch_size(solver([[Blob((4, 2))]])) == 4
+    assert solve_cmd._batch_size(solver([[Blob(())]])) is None
+    assert solve_cmd._batch_size(solver([[]])) is None
+    assert solve_cmd._batch_size(solver([])) is None
 
 
 def test_internal_error_is_one_line(monkeypatch, capsys):
@@ -300,7 +303,7 @@ def test_internal_error_is_one_line(monkeypatch, capsys):
     def broken(args):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(cli, "_cmd_data", broken)
+    monkeypatch.setattr(data_cmd, "run", broken)
     assert cli.main(["data", "mnist", "out"]) == 1
     assert capsys.readouterr().err == ("brewnet: internal error: RuntimeError: boom (run with "
                                        "--debug for the traceback)\n")

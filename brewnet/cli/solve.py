@@ -1,0 +1,124 @@
+"""``brewnet solve --solver S`` (alias ``train``): Caffe's train command."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from ..errors import BrewnetError
+from ..log import log
+from .devices import choose_device
+
+if TYPE_CHECKING:
+    from ..solver import Solver
+
+
+def install_signal_effects(solver, sigint: str, sighup: str) -> Callable[[], None]:
+    """Caffe's -sigint_effect/-sighup_effect: a signal asks the training loop to ``stop``
+    (it then writes the final snapshot and exits cleanly), ``snapshot`` or do nothing.
+    Returns a function that puts the previous handlers back."""
+    pending: list[str] = []
+
+    def handler(signum: int, frame: object) -> None:
+        effect = sigint if signum == signal.SIGINT else sighup
+        if effect != "none":
+            pending.append(effect)
+
+    signums = [signal.SIGINT] + ([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])
+    previous = {signum: signal.signal(signum, handler) for signum in signums}
+    solver.set_action_function(lambda: pending.pop(0) if pending else "none")
+
+    def restore() -> None:
+        for signum, old in previous.items():
+            signal.signal(signum, old)
+
+    return restore
+
+
+def _split_list(value: str | None) -> list[str]:
+    return [part.strip() for part in (value or "").split(",") if part.strip()]
+
+
+def _batch_size(solver: Solver) -> int | None:
+    """Images per forward pass: the first axis of the first layer's first top, if it has one."""
+    tops = solver.net.top_vecs[0] if solver.net.top_vecs else []
+    shape = tuple(tops[0].data.shape) if tops else ()
+    return int(shape[0]) if shape else None
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..proto.textio import read_solver  # noqa: PLC0415
+    from ..solver import get_solver  # noqa: PLC0415
+
+    if args.snapshot and args.weights:
+        raise BrewnetError("give either --snapshot (resume training) or --weights (fine-tune), "
+                           "not both")
+    param = read_solver(args.solver)
+    # Caffe's train: the command line's level and stages go into the train net's state.
+    if args.level is not None:
+        param.train_state.level = args.level
+    param.train_state.stage.extend(_split_list(args.stage))
+    choose_device(args.gpu, param)
+    # Caffe's train: -snapshot drops the solver's weights (the state has its own); -weights
+    # replaces them. The solver loads them into every net as it builds it.
+    weights = [] if args.snapshot else [args.weights] if args.weights else None
+    solver = get_solver(param, source=args.solver, weights=weights,
+                        allow_python_layers=args.allow_python_layers)
+    solver.divergence = args.on_divergence
+    restore_signals: Callable[[], None] | None = None
+    try:
+        restore_signals = install_signal_effects(solver, args.sigint_effect, args.sighup_effect)
+        log.info("Starting Optimization")
+        if args.snapshot:
+            log.info(f"Resuming from {args.snapshot}")
+            log.info(f"Restoring previous solver status from {args.snapshot}")
+            solver.restore(args.snapshot)
+        first_iter = solver.iter
+        start = time.perf_counter()
+        solver.solve()
+        seconds = time.perf_counter() - start
+        iterations = solver.iter - first_iter
+        batch = _batch_size(solver)
+        if batch and iterations > 0:
+            images = iterations * batch * max(solver.param.iter_size, 1)
+            log.info(f"Training took {seconds:.1f} s for {iterations} iterations: "
+                     f"{images / max(seconds, 1e-9):.0f} training images/s (including tests)")
+        else:
+            log.info(f"Training took {seconds:.1f} s for {iterations} iterations")
+    finally:
+        if restore_signals is not None:
+            restore_signals()
+        solver.close()
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    solve = sub.add_parser("solve", aliases=["train"], help="train a net with a solver prototxt")
+    solve.add_argument("--solver", required=True, help="solver prototxt")
+    solve.add_argument("--weights", help="comma-separated .caffemodel files to fine-tune from")
+    solve.add_argument("--snapshot", help=".solverstate to resume from")
+    solve.add_argument("--gpu", help="GPU to use (CuPy): an id, a comma-separated list or "
+                       "'all' (brewnet uses the first); omit it for the solver's solver_mode "
+                       "(CPU by default)")
+    solve.add_argument("--level", type=int, help="the train net's state level (NetState "
+                       "rules), set into the solver's train_state")
+    solve.add_argument("--stage", help="comma-separated stages added to the train net's "
+                       "state (NetState rules)")
+    effects = ("stop", "snapshot", "none")
+    solve.add_argument("--sigint_effect", choices=effects, default="stop",
+                       help="on Ctrl-C: stop (after a final snapshot), snapshot, or none")
+    solve.add_argument("--sighup_effect", choices=effects, default="snapshot",
+                       help="on SIGHUP: snapshot (and go on), stop, or none")
+    solve.add_argument("--on-divergence", "--on_divergence", dest="on_divergence",
+                       choices=("stop", "continue"), default="stop",
+                       help="when the loss or a weight becomes NaN/inf: stop with an error "
+                       "naming the iteration and layer (exit status 1, no snapshot of the "
+                       "diverged weights), or continue as Caffe does")
+    solve.add_argument("--allow-python-layers", "--allow_python_layers",
+                       dest="allow_python_layers", action="store_true",
+                       help="let the nets' `type: \"Python\"` layers import and run the "
+                       "Python modules they name (off by default: a prototxt would run code)")
+    solve.set_defaults(func=run)
