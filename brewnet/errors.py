@@ -9,7 +9,56 @@ from __future__ import annotations
 
 
 class BrewnetError(Exception):
-    """Base of every error brewnet raises on purpose."""
+    """Base of every error brewnet raises on purpose.
+
+    Where the fact is known, the error carries the location at fault as attributes: ``file``,
+    ``line`` and ``col`` (1-based, of the prototxt construct), ``layer`` and ``layer_type``, and
+    ``blob``; each is None when unknown. ``str()`` is one line:
+    ``file:line:col: layer 'name' (Type): message``. ``message`` is the text without location.
+    """
+
+    def __init__(self, message: str, *, file: str | None = None, line: int | None = None,
+                 col: int | None = None, layer: str | None = None,
+                 layer_type: str | None = None, blob: str | None = None):
+        self.message = message
+        self.file = None if file is None else str(file)
+        self.line, self.col = line, col
+        self.layer, self.layer_type, self.blob = layer, layer_type, blob
+        super().__init__(self._render())
+
+    def _render(self) -> str:
+        where = ""
+        if self.file is not None or self.line is not None:
+            where = self.file or "<string>"
+            if self.line is not None:
+                where += f":{self.line}"
+                if self.col is not None:
+                    where += f":{self.col}"
+            where += ": "
+        who = ""
+        if self.layer is not None:
+            who = f"layer '{self.layer}'" + (f" ({self.layer_type})" if self.layer_type else "")
+            who += ": "
+        return where + who + self.message
+
+    def locate(self, *, file: str | None = None, line: int | None = None,
+               col: int | None = None) -> BrewnetError:
+        """Fill in a location the raiser did not know (the compiler knows which prototxt line
+        a layer came from; the layer that raised does not). Known fields are kept."""
+        if self.file is None and file is not None:
+            self.file = str(file)
+        if self.line is None and line is not None:
+            self.line, self.col = line, col
+        self.args = (self._render(),)
+        return self
+
+    @property
+    def path(self) -> str | None:
+        """The file at fault (pycaffe-era name for ``file``)."""
+        return self.file
+
+    def __str__(self) -> str:
+        return self._render()
 
 
 class ParseError(BrewnetError):
@@ -19,26 +68,16 @@ class ParseError(BrewnetError):
     """
 
     def __init__(self, message: str, path: str | None = None, line: int | None = None,
-                 col: int | None = None):
-        self.message, self.path, self.line, self.col = message, path, line, col
-        where = path or "<string>"
-        if line is not None:
-            where += f":{line}"
-            if col is not None:
-                where += f":{col}"
-        super().__init__(f"{where}: {message}")
+                 col: int | None = None, **where: str | None):
+        super().__init__(message, file=path, line=line, col=col, **where)
 
 
 class NetError(BrewnetError):
     """A net that cannot be compiled or run: names the layer (and blob) at fault."""
 
     def __init__(self, message: str, layer: str | None = None, layer_type: str | None = None,
-                 blob: str | None = None):
-        self.message, self.layer, self.layer_type, self.blob = message, layer, layer_type, blob
-        prefix = ""
-        if layer is not None:
-            prefix = f"layer '{layer}'" + (f" ({layer_type})" if layer_type else "") + ": "
-        super().__init__(prefix + message)
+                 blob: str | None = None, **where: int | str | None):
+        super().__init__(message, layer=layer, layer_type=layer_type, blob=blob, **where)
 
 
 class ShapeError(NetError):
