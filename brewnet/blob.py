@@ -6,14 +6,29 @@ a scalar loss is a 0-d blob, as in pycaffe.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from .backend import default_xp
+from .errors import ShapeError
 
 MAX_AXES = 32
+MAX_COUNT = 2**31 - 1  # Caffe counts values in an int
+
+
+def checked_shape(dims: Sequence[int]) -> tuple[int, ...]:
+    """``dims`` as a shape, or a ShapeError: Caffe's Blob::Reshape allows at most 32 axes, no
+    negative dimension and at most INT_MAX values."""
+    shape = tuple(int(d) for d in dims)
+    if len(shape) > MAX_AXES or any(d < 0 for d in shape):
+        raise ShapeError(f"invalid blob shape {shape}: at most {MAX_AXES} axes, none negative")
+    if math.prod(shape) > MAX_COUNT:
+        raise ShapeError(f"blob shape {shape} holds {math.prod(shape)} values, more than "
+                         f"Caffe's limit of {MAX_COUNT} (INT_MAX); check the sizes feeding it")
+    return shape
 
 
 class Blob:
@@ -24,8 +39,8 @@ class Blob:
 
     def __init__(self, shape: Sequence[int] = (), xp: Any = None):
         self._xp = xp if xp is not None else default_xp()
-        self._data = self._xp.zeros(tuple(int(d) for d in shape), dtype=np.float32)
-        self._diff = self._xp.zeros_like(self._data)
+        self._data = self._xp.zeros(checked_shape(shape), dtype=np.float32)
+        self._diff = self._xp.zeros(self._data.shape, dtype=np.float32)
 
     # -- arrays -------------------------------------------------------------------------
     @property
@@ -92,12 +107,10 @@ class Blob:
         """
         if len(dims) == 1 and not isinstance(dims[0], int | np.integer):
             dims = tuple(dims[0])
-        shape = tuple(int(d) for d in dims)
-        if len(shape) > MAX_AXES or any(d < 0 for d in shape):
-            raise ValueError(f"invalid blob shape {shape}")
+        shape = checked_shape(dims)
         if shape != self._data.shape:
             self._data = self._xp.zeros(shape, dtype=np.float32)
-            self._diff = self._xp.zeros_like(self._data)
+            self._diff = self._xp.zeros(self._data.shape, dtype=np.float32)
 
     def reshape_like(self, other: Blob) -> None:
         self.reshape(other._data.shape)

@@ -2,14 +2,17 @@
 
 Every regular file brewnet writes (snapshots, weights, prototxts, IDX files) goes through
 ``atomic_write``: a temporary file in the same folder, fsync, then rename over the target.
-LMDB databases are the exception: ``write_lmdb`` builds a new folder through LMDB's own
-transactions, and refuses to write into an existing one.
+Databases (LMDB, LevelDB folders) are built under a temporary name by ``atomic_folder`` and
+renamed into place when complete.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -47,7 +50,28 @@ def atomic_write(path: str | os.PathLike, data: bytes) -> None:
         except FileNotFoundError:
             pass
         raise
-    try:  # make the rename itself durable
+    _fsync_folder(folder)  # make the rename itself durable
+
+
+@contextmanager
+def atomic_folder(path: str | os.PathLike) -> Iterator[Path]:
+    """Build a new folder (an LMDB or LevelDB database) under a temporary name in the same
+    parent, then rename it to ``path``, so a crash never leaves a partial database under
+    the real name. ``path`` must not exist; the staging folder is removed on failure."""
+    path = Path(path)
+    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    target = staging / path.name  # the database tools create the folder themselves
+    try:
+        yield target
+        os.rename(target, path)  # atomic; fails if something appeared at path meanwhile
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    _fsync_folder(path.parent)
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Make a rename in ``folder`` durable (where the OS allows opening folders)."""
+    try:
         dir_fd = os.open(folder, os.O_RDONLY)
         try:
             os.fsync(dir_fd)

@@ -1,5 +1,5 @@
-"""atomic_write: the target appears whole, with the umask's permissions, and no temporary
-file is left behind."""
+"""atomic_write and atomic_folder: the target appears whole (a file with the umask's
+permissions, or a database folder), and no temporary is left behind."""
 
 import os
 import stat
@@ -7,7 +7,8 @@ import stat
 import pytest
 
 from brewnet import fileio
-from brewnet.fileio import atomic_write
+from brewnet.data.lmdb_source import LMDBSource, write_lmdb
+from brewnet.fileio import atomic_folder, atomic_write
 
 
 @pytest.mark.parametrize("mask", [0o022, 0o077, 0o002])
@@ -35,3 +36,34 @@ def test_replaces_and_leaves_no_temporary(tmp_path, monkeypatch):
     atomic_write("state.bin", b"new")
     assert (tmp_path / "state.bin").read_bytes() == b"new"
     assert os.listdir(tmp_path) == ["state.bin"]
+
+
+def test_atomic_folder_appears_only_when_complete(tmp_path):
+    """A database whose writing fails part-way leaves neither the target nor its staging
+    folder; a complete one appears under its name with nothing else beside it."""
+    def records(fail_at: int | None):
+        for i in range(5):
+            if i == fail_at:
+                raise RuntimeError("interrupted")
+            yield b"%03d" % i, b"value"
+
+    with pytest.raises(RuntimeError):
+        write_lmdb(tmp_path / "db", records(fail_at=3))
+    assert os.listdir(tmp_path) == []
+    assert write_lmdb(tmp_path / "db", records(fail_at=None)) == 5
+    assert os.listdir(tmp_path) == ["db"]
+    with LMDBSource(tmp_path / "db") as src:
+        assert len(src) == 5
+
+
+def test_atomic_folder_refuses_to_replace(tmp_path):
+    """Renaming onto a folder that appeared meanwhile (and holds files) fails; the staging
+    folder is still removed."""
+    with pytest.raises(OSError):
+        with atomic_folder(tmp_path / "db") as staging:
+            staging.mkdir()
+            (staging / "data").write_bytes(b"new")
+            (tmp_path / "db").mkdir()
+            (tmp_path / "db" / "other").write_bytes(b"old")
+    assert sorted(os.listdir(tmp_path)) == ["db"]
+    assert os.listdir(tmp_path / "db") == ["other"]

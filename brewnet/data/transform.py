@@ -54,6 +54,7 @@ class DataTransformer:
 
     def __init__(self, param: caffe_pb2.TransformationParameter, phase: int, where: str = ""):
         self.where = where
+        self._at = f"{where}: " if where else ""  # none when the caller locates its errors
         self.scale = np.float32(param.scale)
         self.crop_size = int(param.crop_size)
         self.mirror = bool(param.mirror)
@@ -61,7 +62,7 @@ class DataTransformer:
         self.mean_values = [float(v) for v in param.mean_value]
         self.mean_image: np.ndarray | None = None
         if param.mean_file and self.mean_values:
-            raise DataError(f"{where}: transform_param sets both mean_file and mean_value; "
+            raise DataError(f"{self._at}transform_param sets both mean_file and mean_value; "
                             "keep one of them")
         if param.mean_file:
             self.mean_image = load_mean_file(param.mean_file, where)
@@ -76,13 +77,13 @@ class DataTransformer:
         """The (C, H', W') of transformed images of ``shape`` (C, H, W); checks the mean."""
         c, h, w = shape
         if self.crop_size and (self.crop_size > h or self.crop_size > w):
-            raise DataError(f"{self.where}: crop_size {self.crop_size} is larger than the "
+            raise DataError(f"{self._at}crop_size {self.crop_size} is larger than the "
                             f"images ({h}×{w}); lower crop_size")
         if self.mean_image is not None and self.mean_image.shape != (c, h, w):
-            raise DataError(f"{self.where}: the mean_file image has shape "
+            raise DataError(f"{self._at}the mean_file image has shape "
                             f"{self.mean_image.shape} but the data is {(c, h, w)}")
         if self.mean_values and len(self.mean_values) not in (1, c):
-            raise DataError(f"{self.where}: give either 1 mean_value or as many as channels "
+            raise DataError(f"{self._at}give either 1 mean_value or as many as channels "
                             f"({c}); got {len(self.mean_values)}")
         if self.crop_size:
             return (c, self.crop_size, self.crop_size)

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import os
 import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from .. import rng
 from ..blob import Blob
@@ -19,6 +21,7 @@ from ..data.feed import DatumFeed
 from ..data.leveldb_source import LevelDBSource
 from ..data.lmdb_source import LMDBSource
 from ..data.transform import DataTransformer
+from ..errors import DataError
 from ..log import log
 from ..proto import caffe_pb2
 from .base import Layer
@@ -66,13 +69,14 @@ class DataLayer(Layer):
                              "`backend: LMDB` to data_param")
         self.close()  # a second setup replaces the first feed
         self._warn_legacy_fields()
-        owner = f"layer '{self.name}' (Data)"
-        source = (LevelDBSource if leveldb else LMDBSource)(p.source, owner)
+        with self._located():
+            source = (LevelDBSource if leveldb else LMDBSource)(p.source)
         try:
             key, raw = source.peek()
-            shape = datum_shape(parse_datum(raw, source.where, key))
-            transformer = DataTransformer(self.param.transform_param, self.phase, owner)
-            channels, height, width = transformer.output_shape(shape)
+            with self._located():
+                shape = datum_shape(parse_datum(raw, source.where, key))
+                transformer = DataTransformer(self.param.transform_param, self.phase)
+                channels, height, width = transformer.output_shape(shape)
             start = 0
             if p.rand_skip:
                 start = int(rng.generator().integers(p.rand_skip))
@@ -99,13 +103,26 @@ class DataLayer(Layer):
     def forward(self, bottom: list[Blob], top: list[Blob]) -> None:
         if self._feed is None:
             raise self.error("the layer is closed or was never set up")
-        batch = self._feed.get()
+        with self._located():
+            batch = self._feed.get()
         try:
             for blob, array in zip(top, (batch.data, batch.label), strict=False):
                 blob.reshape(array.shape)
                 blob.data[...] = blob.xp.asarray(array)
         finally:
             self._feed.release(batch)
+
+    @contextmanager
+    def _located(self) -> Iterator[None]:
+        """Data errors (a bad record, an empty or unreadable database) carry this layer as
+        ``layer``/``layer_type``; the message names the database and the record key."""
+        try:
+            yield
+        except DataError as e:
+            if e.layer is not None:
+                raise
+            raise DataError(e.message, file=e.file, line=e.line, col=e.col, layer=self.name,
+                            layer_type=self.type) from None
 
     def seek_batch(self, index: int) -> None:
         """Make the next forward deliver batch ``index`` counted from the start of the source

@@ -61,13 +61,21 @@ def read_labels(layer: Layer, labels: Any, dims: tuple[int, int, int],
     """Integer labels (truncated as Caffe's static_cast<int>) and a validity mask, both of
     shape (outer, inner); a label outside [0, C) that is not ignored is a NetError."""
     outer, channels, inner = dims
+    finite = xp.isfinite(labels.reshape(-1))
+    if not bool(finite.all()):
+        at = int(xp.argmin(finite))
+        raise layer.error(f"label {at} of the batch is {float(labels.reshape(-1)[at])}, not a "
+                          f"class index in [0, {channels}); fix the labels")
     label = labels.reshape(outer, inner).astype(np.int64)
     valid = label != ignore_label if ignore_label is not None else xp.ones(label.shape, bool)
     bad = valid & ((label < 0) | (label >= channels))
     if bool(bad.any()):
-        value = int(label[bad][0])
-        raise layer.error(f"label value {value} is outside [0, {channels}) for {channels} "
-                          f"classes; fix the labels or set ignore_label: {value}")
+        at = int(xp.argmax(bad.reshape(-1)))
+        value = int(label.reshape(-1)[at])
+        ignore = "" if ignore_label is None else f" (ignore_label is {ignore_label})"
+        raise layer.error(f"label value {value} (label {at} of the batch) is outside "
+                          f"[0, {channels}) for {channels} classes{ignore}; fix the labels or "
+                          f"set ignore_label: {value}")
     return label, valid
 
 

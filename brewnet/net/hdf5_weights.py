@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import io
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
 
 from ..backend import to_numpy
-from ..errors import WeightsError
+from ..errors import ShapeError, WeightsError
 from ..fileio import atomic_write
 from ..log import log
 
@@ -82,15 +84,25 @@ def save_hdf5_weights(net: Any, path: str | os.PathLike, write_diff: bool = Fals
     write_h5(os.fspath(path), fill)
 
 
-def open_h5(path: str) -> Any:
+@contextmanager
+def open_h5(path: str) -> Iterator[Any]:
+    """The HDF5 file at ``path``, open for reading; any HDF5 failure while opening it or
+    reading it in the ``with`` block (h5py raises OSError, RuntimeError, KeyError, ValueError
+    or TypeError for damaged structures) becomes a WeightsError naming the file."""
     h5py = require_h5py()
     if not os.path.isfile(path):
-        raise WeightsError(f"{path}: file not found")
+        raise WeightsError("file not found", file=path)
     try:
-        return h5py.File(path, "r")
+        f = h5py.File(path, "r")
     except OSError as e:
-        raise WeightsError(f"{path}: not a readable HDF5 file ({e}); the file is damaged or "
-                           "was not written as HDF5") from None
+        raise WeightsError(f"not a readable HDF5 file ({e}); the file is damaged or "
+                           "was not written as HDF5", file=path) from None
+    try:
+        with f:
+            yield f
+    except (OSError, RuntimeError, KeyError, ValueError, TypeError) as e:
+        raise WeightsError(f"the HDF5 file is damaged ({type(e).__name__}: {e})",
+                           file=path) from None
 
 
 def datasets(group: Any) -> dict[str, Any]:
@@ -111,15 +123,17 @@ def _fits(stored: tuple[int, ...], shape: tuple[int, ...]) -> bool:
 def load_hdf5_weights(net: Any, path: str | os.PathLike) -> list[str]:
     """Copy a .caffemodel.h5 into ``net`` by layer name (Caffe's CopyTrainedLayersFromHDF5):
     only values, not gradients; a missing dataset is fine only for a shared parameter.
-    Returns the names of source layers that matched nothing."""
+    Returns the names of source layers that matched nothing. Every dataset is read and
+    checked before any is assigned, so a bad file leaves the net as it was."""
     path = os.fspath(path)
     owned = _owned(net)
     by_name = {layer.name: (layer, own) for layer, own in zip(net.layers, owned, strict=True)}
     ignored: list[str] = []
+    staged: list[tuple[Any, np.ndarray]] = []
     with open_h5(path) as f:
         if "data" not in f:
-            raise WeightsError(f"{path}: no 'data' group; not a .caffemodel.h5 (for a "
-                               ".solverstate.h5 pass it to resume, not as weights)")
+            raise WeightsError("no 'data' group; not a .caffemodel.h5 (for a "
+                               ".solverstate.h5 pass it to resume, not as weights)", file=path)
         for name, group in _layer_groups(f["data"]):
             if name not in by_name:
                 ignored.append(name)
@@ -128,26 +142,40 @@ def load_hdf5_weights(net: Any, path: str | os.PathLike) -> list[str]:
             layer, own = by_name[name]
             stored = datasets(group)
             if len(stored) > len(layer.blobs):
-                raise WeightsError(f"{path}: layer '{name}' has {len(stored)} parameter blobs "
-                                   f"there but this net's layer ({layer.type}) has "
-                                   f"{len(layer.blobs)}; rename the layer to learn it from "
-                                   "scratch")
+                raise WeightsError(f"has {len(stored)} parameter blobs in the file but "
+                                   f"{len(layer.blobs)} in this net; rename the layer to learn "
+                                   "it from scratch", file=path, layer=name,
+                                   layer_type=layer.type)
             for j, blob in enumerate(layer.blobs):
                 key = str(j)
                 if key not in stored:
                     if not own[j]:
                         continue  # shared: its owner's dataset carries the values
-                    raise WeightsError(f"{path}: layer '{name}' lacks parameter {j} "
-                                       f"(dataset data/{name}/{j}); this net's layer "
-                                       f"({layer.type}) has {len(layer.blobs)}")
-                values = np.asarray(stored[key][()], dtype=np.float32)
+                    raise WeightsError(f"lacks parameter {j} (dataset data/{name}/{j}) in the "
+                                       f"file; this net's layer has {len(layer.blobs)}",
+                                       file=path, layer=name, layer_type=layer.type)
+                values = _read_dataset(stored[key], path, layer, j)
                 shape = tuple(blob.data.shape)
                 if not _fits(values.shape, shape):
-                    raise WeightsError(f"{path}: layer '{name}' parameter {j} has shape "
-                                       f"{values.shape} but this net needs {shape}; to learn "
-                                       "this layer from scratch instead, rename it")
-                blob.data[...] = blob.xp.asarray(values.reshape(shape))
+                    raise ShapeError(f"weights from {path} have shape {values.shape} for "
+                                     f"parameter {j} but this net needs {shape}; to learn "
+                                     "this layer from scratch instead, rename it", file=path,
+                                     layer=name, layer_type=layer.type)
+                staged.append((blob, values.reshape(shape)))
+    for blob, values in staged:
+        blob.data[...] = blob.xp.asarray(values)
     return ignored
+
+
+def _read_dataset(dataset: Any, path: str, layer: Any, j: int) -> np.ndarray:
+    """Parameter ``j`` of ``layer`` as float32; a damaged or non-numeric dataset is a
+    WeightsError naming the file and the layer."""
+    try:
+        return np.asarray(dataset[()], dtype=np.float32)
+    except (OSError, KeyError, RuntimeError, TypeError, ValueError) as e:
+        raise WeightsError(f"parameter {j} cannot be read as numbers ({e}); the file is "
+                           "damaged", file=path, layer=layer.name,
+                           layer_type=layer.type) from None
 
 
 def _layer_groups(data: Any) -> list[tuple[str, Any]]:

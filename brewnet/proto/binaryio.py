@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 from typing import TypeVar
 
+from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import DecodeError, Message
 
 from ..errors import WeightsError
@@ -39,9 +40,9 @@ def read_binary(path: str | os.PathLike, message_cls_or_instance: type[M] | M) -
         with open(path, "rb") as f:
             data = f.read()
     except OSError as e:
-        raise WeightsError(f"{path}: cannot open {kind} file: {e.strerror or e}") from None
+        raise WeightsError(f"cannot open {kind} file: {e.strerror or e}", file=path) from None
     if not data:
-        raise WeightsError(f"{path}: file is empty, expected a binary {kind}")
+        raise WeightsError(f"file is empty, expected a binary {kind}", file=path)
     try:
         message.ParseFromString(data)  # clears first, as C++ ParseFromArray does
     except DecodeError as e:
@@ -49,9 +50,33 @@ def read_binary(path: str | os.PathLike, message_cls_or_instance: type[M] | M) -
         hint = (" (it looks like text: prototxt files are read with read_text)"
                 if _looks_like_text(data) else "")
         detail = str(e).rsplit(": ", 1)[-1]  # drop protobuf's "Error parsing message ..."
-        raise WeightsError(f"{path}: truncated or corrupted binary {kind} "
-                           f"({len(data)} bytes; {detail}){hint}") from None
+        raise WeightsError(f"truncated or corrupted binary {kind} "
+                           f"({len(data)} bytes; {detail}){hint}", file=path) from None
+    bad = _non_text_field(message)
+    if bad is not None:
+        message.Clear()
+        raise WeightsError(f"corrupted binary {kind}: the text field '{bad}' holds "
+                           "bytes that are not UTF-8", file=path)
     return message
+
+
+def _non_text_field(message: Message, prefix: str = "") -> str | None:
+    """The dotted name of the first string field that decoded to bytes (proto2 does not
+    check UTF-8 while parsing, and python then hands back ``bytes``), or None."""
+    for field, value in message.ListFields():
+        if field.type not in (FieldDescriptor.TYPE_STRING, FieldDescriptor.TYPE_MESSAGE):
+            continue  # never list a repeated number field: weights hold millions
+        values = value if field.is_repeated else [value]
+        name = prefix + field.name
+        if field.type == FieldDescriptor.TYPE_STRING:
+            if any(isinstance(v, bytes) for v in values):
+                return name
+        elif field.type == FieldDescriptor.TYPE_MESSAGE:
+            for i, v in enumerate(values):
+                found = _non_text_field(v, f"{name}[{i}]." if field.is_repeated else name + ".")
+                if found is not None:
+                    return found
+    return None
 
 
 def read_net_binary(path: str | os.PathLike) -> caffe_pb2.NetParameter:

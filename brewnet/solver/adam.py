@@ -17,6 +17,7 @@ from typing import ClassVar
 
 import numpy as np
 
+from ..errors import SolverError
 from .sgd import SGDSolver
 
 
@@ -32,6 +33,16 @@ class AdamSolver(SGDSolver):
     then v for every parameter."""
 
     history_slots: ClassVar[int] = 2
+
+    def _check_param(self) -> None:
+        """β1 = 1 divides by zero and β2 > 1 takes the root of a negative number in the bias
+        correction: refuse them before training rather than at the first update."""
+        super()._check_param()
+        for field, name in (("momentum", "beta1"), ("momentum2", "beta2")):
+            value = getattr(self.param, field)
+            if not 0 <= value < 1:
+                raise SolverError(f"{self.source}: Adam's {field} ({name}) must be in [0, 1), "
+                                  f"got {value}")
 
     def compute_update_value(self, param_id: int, rate: float) -> None:
         blob = self.net.learnable_params[param_id]

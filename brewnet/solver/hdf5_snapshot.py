@@ -85,8 +85,8 @@ def _scalar(f: Any, name: str, path: str) -> int:
     try:
         return int(np.asarray(f[name][()]).reshape(()))
     except (KeyError, TypeError, ValueError):
-        raise WeightsError(f"{path}: no integer dataset '{name}'; not a solver state written "
-                           f"by a snapshot (pass the {H5_STATE_EXT} file)") from None
+        raise WeightsError(f"no integer dataset '{name}'; not a solver state written "
+                           f"by a snapshot (pass the {H5_STATE_EXT} file)", file=path) from None
 
 
 def read_state_hdf5(path: str | os.PathLike) -> HDF5State:
@@ -95,10 +95,10 @@ def read_state_hdf5(path: str | os.PathLike) -> HDF5State:
     with open_h5(path) as f:
         if "iter" not in f and "data" in f:
             stem = path[: -len(H5_MODEL_EXT)] if path.endswith(H5_MODEL_EXT) else path
-            raise WeightsError(f"{path}: this is a .caffemodel.h5 (weights only); resuming "
+            raise WeightsError(f"this is a .caffemodel.h5 (weights only); resuming "
                                f"needs the {H5_STATE_EXT} written beside it (e.g. "
                                f"{stem}{H5_STATE_EXT}); to start from these weights instead, "
-                               "pass them as weights (-weights)")
+                               "pass them as weights (-weights)", file=path)
         it = _scalar(f, "iter", path)
         learned = None
         if "learned_net" in f:
@@ -112,8 +112,8 @@ def read_state_hdf5(path: str | os.PathLike) -> HDF5State:
             stored = datasets(f["history"])
             for i in range(len(stored)):
                 if str(i) not in stored:
-                    raise WeightsError(f"{path}: history has {len(stored)} datasets but no "
-                                       f"'{i}'; the file is damaged")
+                    raise WeightsError(f"history has {len(stored)} datasets but no "
+                                       f"'{i}'; the file is damaged", file=path)
                 history.append(np.asarray(stored[str(i)][()], dtype=np.float32))
     return HDF5State(it, learned, step, history)
 
@@ -121,13 +121,13 @@ def read_state_hdf5(path: str | os.PathLike) -> HDF5State:
 def history_arrays_hdf5(state: HDF5State, path: str, expected: Sequence[Any]) -> list:
     """The state's history as arrays shaped and placed like ``expected`` (the solver's own)."""
     if len(state.history) != len(expected):
-        raise WeightsError(f"{path}: incorrect length of history blobs: the state holds "
+        raise WeightsError(f"incorrect length of history blobs: the state holds "
                            f"{len(state.history)}, this solver and net need {len(expected)}; "
-                           "was it written by another solver type or net?")
+                           "was it written by another solver type or net?", file=path)
     out = []
     for i, (values, mine) in enumerate(zip(state.history, expected, strict=True)):
         if values.size != mine.size:
-            raise WeightsError(f"{path}: history blob {i} has shape {tuple(values.shape)} but "
-                               f"its parameter has shape {tuple(mine.shape)}")
+            raise WeightsError(f"history blob {i} has shape {tuple(values.shape)} but "
+                               f"its parameter has shape {tuple(mine.shape)}", file=path)
         out.append(get_array_module(mine).asarray(values.reshape(mine.shape)))
     return out

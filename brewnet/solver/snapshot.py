@@ -81,9 +81,9 @@ def write_state(filename: str, iter: int, learned_net: str, current_step: int,
 
 def _weights_instead(path: str) -> WeightsError:
     stem = path[: -len(MODEL_EXT)] if path.endswith(MODEL_EXT) else os.path.splitext(path)[0]
-    return WeightsError(f"{path}: this is a .caffemodel (weights only); resuming needs the "
+    return WeightsError(f"this is a .caffemodel (weights only); resuming needs the "
                         f".solverstate written beside it (e.g. {stem}{STATE_EXT}); to start "
-                        "from these weights instead, pass them as weights (-weights)")
+                        "from these weights instead, pass them as weights (-weights)", file=path)
 
 
 def _is_net_parameter(path: str) -> bool:
@@ -102,8 +102,9 @@ def read_state(path: str | os.PathLike) -> caffe_pb2.SolverState:
     .caffemodel given instead says which file is needed."""
     path = os.fspath(path)
     if path.endswith(".h5"):
-        raise SolverError(f"{path}: an HDF5 solver state; read it with "
-                          "brewnet.solver.hdf5_snapshot.read_state_hdf5 (Solver.restore does)")
+        raise SolverError("an HDF5 solver state; read it with "
+                          "brewnet.solver.hdf5_snapshot.read_state_hdf5 (Solver.restore does)",
+                          file=path)
     if path.endswith(MODEL_EXT):
         raise _weights_instead(path)
     state = read_binary(path, caffe_pb2.SolverState)
@@ -111,8 +112,8 @@ def read_state(path: str | os.PathLike) -> caffe_pb2.SolverState:
     if not known and not len(state.history) and _is_net_parameter(path):
         raise _weights_instead(path)
     if not state.HasField("iter"):
-        raise WeightsError(f"{path}: not a solver state (no iteration count); pass the "
-                           f"{STATE_EXT} file a snapshot wrote")
+        raise WeightsError(f"not a solver state (no iteration count); pass the "
+                           f"{STATE_EXT} file a snapshot wrote", file=path)
     return state
 
 
@@ -128,27 +129,28 @@ def resolve_learned_net(learned_net: str, state_path: str) -> str:
             log.info(f"learned_net {learned_net} not found from the working directory; "
                      f"using {candidate} beside the solver state")
             return candidate
-    raise WeightsError(f"{state_path}: its weights file '{learned_net}' (learned_net) was not "
-                       "found, neither from the working directory nor beside the state file")
+    raise WeightsError(f"its weights file '{learned_net}' (learned_net) was not "
+                       "found, neither from the working directory nor beside the state file",
+                       file=state_path)
 
 
 def history_arrays(state: caffe_pb2.SolverState, path: str, expected: Sequence[Any]) -> list:
     """The state's history blobs as arrays shaped and placed like ``expected`` (the solver's
     own history), or an error naming the mismatch."""
     if len(state.history) != len(expected):
-        raise WeightsError(f"{path}: incorrect length of history blobs: the state holds "
+        raise WeightsError(f"incorrect length of history blobs: the state holds "
                            f"{len(state.history)}, this solver and net need {len(expected)}; "
-                           "was it written by another solver type or net?")
+                           "was it written by another solver type or net?", file=path)
     out = []
     for i, (bp, mine) in enumerate(zip(state.history, expected, strict=True)):
         try:
             values = blobproto_to_array(bp)
         except (WeightsError, ValueError) as e:
-            raise WeightsError(f"{path}: history blob {i} is malformed: {e}; the "
-                               f"{STATE_EXT} file is damaged") from None
+            raise WeightsError(f"history blob {i} is malformed: {e}; the "
+                               f"{STATE_EXT} file is damaged", file=path) from None
         if values.size != mine.size:
-            raise WeightsError(f"{path}: history blob {i} has shape {tuple(values.shape)} but "
-                               f"its parameter has shape {tuple(mine.shape)}")
+            raise WeightsError(f"history blob {i} has shape {tuple(values.shape)} but "
+                               f"its parameter has shape {tuple(mine.shape)}", file=path)
         out.append(get_array_module(mine).asarray(values.reshape(mine.shape)))
     return out
 

@@ -10,7 +10,7 @@ import sys
 import numpy as np
 import pytest
 
-from brewnet.errors import SolverError, WeightsError
+from brewnet.errors import ShapeError, SolverError, WeightsError
 from brewnet.net import TRAIN, Net
 from brewnet.net.hdf5_weights import load_hdf5_weights
 from brewnet.proto import caffe_pb2
@@ -177,9 +177,11 @@ def test_wrong_files_are_named(tmp_path):
     bad = tmp_path / "bad.caffemodel.h5"
     with h5py.File(bad, "w") as f:
         f.create_group("data/ip2").create_dataset("0", data=np.zeros((5, 3), np.float32))
-    with pytest.raises(WeightsError, match=r"layer 'ip2' parameter 0 has shape \(5, 3\) but "
-                                           r"this net needs \(2, 3\)"):
+    with pytest.raises(ShapeError, match=r"bad\.caffemodel\.h5: layer 'ip2' \(InnerProduct\): "
+                                         r".*shape \(5, 3\) for parameter 0 but this net needs "
+                                         r"\(2, 3\)") as info:
         load_hdf5_weights(solver.net, bad)
+    assert info.value.layer == "ip2" and info.value.file == str(bad)
     state = tmp_path / "s_iter_1.solverstate.h5"
     with h5py.File(state, "a") as f:
         del f["history/3"]
