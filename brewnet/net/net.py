@@ -12,12 +12,14 @@ from __future__ import annotations
 import difflib
 import os
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from itertools import zip_longest
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ..backend import to_numpy
 from ..blob import Blob
 from ..errors import BrewnetError, NetError, ShapeError, WeightsError
 from ..layers.base import Layer
@@ -26,9 +28,12 @@ from ..layers.registry import layer_class
 from ..log import log
 from ..proto import caffe_pb2
 from ..proto.binaryio import read_net_binary, write_binary
+from ..proto.positions import Node
 from ..proto.textio import read_net
 from ..proto.upgrade import upgrade_net
 from .hdf5_weights import is_hdf5_path, load_hdf5_weights, save_hdf5_weights
+from .lint import explain_foreign_params, net_warnings
+from .locate import follow, locate_layer_error, source_nodes
 from .splits import insert_splits
 from .state import filter_net
 from .weights import blob_to_proto, blobproto_to_array, copy_trained_layers
@@ -41,6 +46,9 @@ def _parse_net_args(args: tuple, phase: Any, weights: Any) -> tuple[int, str | N
     args = list(args)
     if len(args) == 2:  # legacy Net(file, pretrained, phase)
         weights, phase = args
+        log.warning("DEPRECATION WARNING - deprecated use of Python interface: write "
+                    f"Net(model, {phase}, weights='{os.fspath(weights)}') instead of "
+                    "Net(model, weights, phase)")
     elif len(args) == 1:
         if isinstance(args[0], str | os.PathLike):
             weights = args[0]
@@ -55,6 +63,21 @@ def _parse_net_args(args: tuple, phase: Any, weights: Any) -> tuple[int, str | N
     return int(phase), (os.fspath(weights) if weights is not None else None)
 
 
+def _host_copy(a: Any) -> np.ndarray:
+    """A NumPy copy of a blob array (the blob's own array is overwritten by the next pass)."""
+    return a.copy() if isinstance(a, np.ndarray) else to_numpy(a)
+
+
+def _gather(parts: list[np.ndarray], size: int | None, num: int | None) -> np.ndarray:
+    """Join one result over batches: end to end with the padding rows dropped when every
+    part is batch-shaped, else stacked one per batch; a single unbatched pass as it is."""
+    if num is None:
+        return parts[0]
+    if all(p.ndim and p.shape[0] == size for p in parts):
+        return np.concatenate(parts)[:num]
+    return np.stack(parts)
+
+
 class Net:
     """A compiled net.
 
@@ -62,7 +85,13 @@ class Net:
     ``Net(model, weights, phase)``; ``model`` is a prototxt path or a NetParameter. The
     solver passes the complete NetState as ``state`` instead of phase/level/stages.
     ``allow_python_layers=True`` lets ``type: "Python"`` layers import and run their module.
+
+    Errors name the prototxt's ``file:line:col`` (``self.file``) of the layer or field at
+    fault; ``warnings`` lists what is legal but suspicious (brewnet.net.lint).
     """
+
+    # Net raises its first compile error; brewnet.net.checks.CheckedNet collects them all.
+    collects_problems: bool = False
 
     def __init__(self, model: str | os.PathLike | caffe_pb2.NetParameter, *args: Any,
                  phase: int | None = None, level: int = 0, stages: Sequence[str] | None = None,
@@ -71,6 +100,10 @@ class Net:
                  allow_python_layers: bool = False):
         # Opt-in for `type: "Python"` layers, which import and run the module the prototxt names.
         self.allow_python_layers = allow_python_layers
+        # pycaffe's before_/after_ forward/backward callbacks, each called with a layer index.
+        self._hooks: dict[str, list[Callable[[int], Any]]] = {
+            "before_forward": [], "after_forward": [], "before_backward": [],
+            "after_backward": []}
         if state is None:
             phase, weights = _parse_net_args(args, phase, weights)
         elif args:
@@ -83,6 +116,9 @@ class Net:
             source = source or os.fspath(model)
             param = read_net(model)
         self.source = source or "<NetParameter>"
+        # The prototxt the layers came from, for errors that name file:line:col.
+        self.file = source if source and os.path.isfile(source) else None
+        nodes = source_nodes(param, self.file)
         if state is None:  # Caffe: the file's own state, with phase and level set, stages added
             state = caffe_pb2.NetState()
             state.CopyFrom(param.state)
@@ -90,20 +126,28 @@ class Net:
             state.stage.extend(stages or ())
         self.phase = state.phase
         self.state = state
-        self._build(param, state)
+        self._build(param, state, nodes)
         if weights is not None:
             self.copy_from(weights)
 
     # ------------------------------------------------------------------------------------
     # construction
     # ------------------------------------------------------------------------------------
-    def _build(self, param: caffe_pb2.NetParameter, state: caffe_pb2.NetState) -> None:
+    def _build(self, param: caffe_pb2.NetParameter, state: caffe_pb2.NetState,
+               nodes: list[Node | None]) -> None:
         self.name = param.name
-        filtered = filter_net(param, state)
+        try:
+            filtered = filter_net(param, state)
+        except BrewnetError as e:
+            for lp, node in zip(param.layer, nodes, strict=True):
+                if lp.name == e.layer:
+                    locate_layer_error(e, lp, node, self.file)
+            raise
         self.force_backward = filtered.force_backward
         self.param_def = insert_splits(filtered)
         self.layers: list[Layer] = []
         self._layer_names: list[str] = []
+        self._layer_nodes: list[Node | None] = []  # each layer's prototxt block
         self.blobs: OrderedDict[str, Blob] = OrderedDict()
         self.bottom_vecs: list[list[Blob]] = []
         self.top_vecs: list[list[Blob]] = []
@@ -117,25 +161,63 @@ class Net:
         self._param_owner: dict[str, tuple[int, int]] = {}  # ParamSpec.name -> (layer, blob)
         self._param_lr_set: dict[str, bool] = {}  # whether the owner's spec set lr_mult
         self._param_decay_set: dict[str, bool] = {}
+        self.problems: list[BrewnetError] = []  # filled instead of raising by collects_problems
         available: dict[str, None] = {}  # insertion-ordered set of unconsumed blobs
         names_seen: set[str] = set()
-        classes = [self._layer_class(lp) for lp in self.param_def.layer]  # before any setup
-        for lp, cls in zip(self.param_def.layer, classes, strict=True):
-            if not lp.name:
-                raise NetError("a layer has no name; every layer needs a unique `name:`",
-                               layer_type=lp.type)
-            if lp.name in names_seen:  # Caffe allows it (BVLC's autoencoder does it)
-                log.warning(f"layer name '{lp.name}' is used twice; net.params and weight "
-                            "files address the later layer by that name")
-            names_seen.add(lp.name)
+        broken: set[str] = set()  # tops of layers that failed: their consumers are skipped
+        layers = list(zip(self.param_def.layer,
+                          follow(param, nodes, state, self.param_def), strict=True))
+        self._defined, self._compiled = param, layers  # for messages about missing blobs
+        classes = []
+        for lp, node in layers:  # every type is checked before any layer is set up
             try:
-                self._append_layer(lp, cls, available)
+                classes.append(self._layer_class(lp))
+            except BrewnetError as e:
+                self._failed(locate_layer_error(e, lp, node, self.file))
+                classes.append(None)
+        for (lp, node), cls in zip(layers, classes, strict=True):
+            if cls is None or any(name in broken for name in lp.bottom):
+                broken.update(lp.top)
+                continue
+            known = len(self.blobs)  # blobs is insertion-ordered: later ones are this layer's
+            try:
+                if not lp.name:
+                    raise NetError("a layer has no name; every layer needs a unique `name:`",
+                                   layer_type=lp.type)
+                if lp.name in names_seen:  # Caffe allows it (BVLC's autoencoder does it)
+                    log.warning(f"layer name '{lp.name}' is used twice; net.params and weight "
+                                "files address the later layer by that name")
+                names_seen.add(lp.name)
+                self._append_layer(lp, cls, available, node)
+            except BrewnetError as e:
+                explain_foreign_params(e, lp, cls.is_loss)
+                self._failed(locate_layer_error(e, lp, node, self.file))
+                broken.update(lp.top)
+                for name in list(self.blobs)[known:]:
+                    del self.blobs[name]
+                    available.pop(name, None)
             except BaseException:
                 self.close()  # stop the data threads of the layers already set up
                 raise
         self.outputs: list[str] = sorted(available)  # std::set order, as Caffe
-        self._plan_backward()
+        try:
+            self._plan_backward()
+        except BrewnetError as e:
+            i = self._layer_names.index(e.layer) if e.layer in self._layer_names else None
+            if i is not None:
+                locate_layer_error(e, self.layers[i].param, self._layer_nodes[i], self.file)
+            self._failed(e)
+        self.warnings = net_warnings(self)
+        for warning in self.warnings:
+            log.warning(str(warning))
         log.debug(f"Network initialization done ({len(self.layers)} layers).")
+
+    def _failed(self, error: BrewnetError) -> None:
+        """Raise ``error`` (stopping the layers set up so far), or record it and go on."""
+        if not self.collects_problems:
+            self.close()
+            raise error
+        self.problems.append(error)
 
     def _layer_class(self, lp: caffe_pb2.LayerParameter) -> type[Layer]:
         if lp.type == PYTHON_TYPE and not self.allow_python_layers:
@@ -146,7 +228,7 @@ class Net:
             raise NetError(e.args[0], layer=lp.name, layer_type=lp.type) from None
 
     def _append_layer(self, lp: caffe_pb2.LayerParameter, cls: type[Layer],
-                      available: dict[str, None]) -> None:
+                      available: dict[str, None], node: Node | None = None) -> None:
         if not lp.HasField("phase"):
             lp.phase = self.phase  # Caffe's Init: layers inherit the net's phase
         layer = cls(lp, lp.phase)
@@ -200,6 +282,7 @@ class Net:
             self.inputs.extend(top_names)
         self.layers.append(layer)
         self._layer_names.append(lp.name)
+        self._layer_nodes.append(node)
         self.bottom_vecs.append(bottoms)
         self.top_vecs.append(tops)
         self._bottom_names.append(list(lp.bottom))
@@ -218,10 +301,18 @@ class Net:
         return blob
 
     def _unknown_bottom_message(self, name: str, index: int) -> str:
-        later = [lp.name for lp in self.param_def.layer if name in lp.top]
+        later = [(lp, node) for lp, node in self._compiled if name in lp.top]
         if later:
-            return (f"bottom '{name}' (index {index}) is produced only by layer '{later[0]}', "
-                    "which comes later; move that layer before this one")
+            lp, node = later[0]
+            at = f" at line {node.line}" if node is not None else ""
+            return (f"bottom '{name}' (index {index}) is produced later, by layer '{lp.name}'"
+                    f"{at}; move that layer before this one")
+        elsewhere = [lp.name for lp in self._defined.layer if name in lp.top]
+        if elsewhere:
+            phase = "TRAIN" if self.phase == TRAIN else "TEST"
+            return (f"bottom '{name}' (index {index}) is produced only by layer "
+                    f"'{elsewhere[0]}', which its include/exclude rules leave out of this "
+                    f"{phase} net")
         close = difflib.get_close_matches(name, list(self.blobs), n=1)
         hint = f"; did you mean '{close[0]}'?" if close else ""
         return f"bottom '{name}' (index {index}) is not produced by any layer{hint}"
@@ -229,8 +320,12 @@ class Net:
     @staticmethod
     def _check_counts(cls: type[Layer], lp: caffe_pb2.LayerParameter, nb: int, nt: int) -> None:
         def bad(what: str, n: int, rule: str) -> NetError:
-            return NetError(f"{lp.type} takes {rule} {what} blob(s), got {n}", layer=lp.name,
-                            layer_type=lp.type)
+            hint = ""
+            if cls.is_loss and what == "bottom" and n < 2:
+                hint = ("; a loss layer takes the predictions and the labels, e.g. "
+                        'bottom: "ip2" bottom: "label"')
+            return NetError(f"{lp.type} takes {rule} {what} blob(s), got {n}{hint}",
+                            layer=lp.name, layer_type=lp.type)
 
         for what, n, exact, lo, hi in (
                 ("bottom", nb, cls.exact_num_bottom, cls.min_bottom, cls.max_bottom),
@@ -355,7 +450,10 @@ class Net:
     def _forward(self, start: int, end: int) -> float:
         """Run layers ``start..end`` (inclusive); return the weighted loss they produce."""
         loss = np.float32(0)  # float32 like Caffe's Dtype, so printed losses agree
+        before, after = self._hooks["before_forward"], self._hooks["after_forward"]
         for i in range(start, end + 1):
+            for fn in before:
+                fn(i)
             layer, bottom, top = self.layers[i], self.bottom_vecs[i], self.top_vecs[i]
             layer.reshape(bottom, top)
             layer.forward(bottom, top)
@@ -363,14 +461,21 @@ class Net:
                 if w:
                     t.diff[...] = w  # a reshape may have reallocated (zeroed) the diff
                     loss += np.float32(w) * np.float32(t.data.sum())
+            for fn in after:
+                fn(i)
         return float(loss)
 
     def _backward(self, start: int, end: int) -> None:
         """Run backward for layers ``start`` down to ``end`` (inclusive)."""
+        before, after = self._hooks["before_backward"], self._hooks["after_backward"]
         for i in range(start, end - 1, -1):
+            for fn in before:  # called for every layer in the range, as Caffe's
+                fn(i)
             if self.layer_need_backward[i]:
                 self.layers[i].backward(self.top_vecs[i], self.bottom_need_backward[i],
                                         self.bottom_vecs[i])
+            for fn in after:
+                fn(i)
 
     def forward_loss(self) -> float:
         """A full forward pass; returns the loss."""
@@ -397,10 +502,10 @@ class Net:
         start_i = self._layer_index(start) if start is not None else 0
         if end is not None:
             end_i = self._layer_index(end)
-            outputs = set(self._top_names[end_i]) | set(blobs)
+            outputs = dict.fromkeys([*self._top_names[end_i], *blobs])
         else:
             end_i = len(self.layers) - 1
-            outputs = set(self.outputs) | set(blobs)
+            outputs = dict.fromkeys([*self.outputs, *blobs])
         if kwargs:
             self._set_arrays(kwargs, self.inputs, "data", "inputs")
         self._forward(start_i, end_i)
@@ -414,10 +519,10 @@ class Net:
         start_i = self._layer_index(start) if start is not None else len(self.layers) - 1
         if end is not None:
             end_i = self._layer_index(end)
-            outputs = set(self._bottom_names[end_i]) | set(diffs)
+            outputs = dict.fromkeys([*self._bottom_names[end_i], *diffs])
         else:
             end_i = 0
-            outputs = set(self.inputs) | set(diffs)
+            outputs = dict.fromkeys([*self.inputs, *diffs])
         if kwargs:
             self._set_arrays(kwargs, self.outputs, "diff", "outputs")
         self._backward(start_i, end_i)
@@ -573,6 +678,132 @@ class Net:
                 if name in weights:  # a later in-place top overwrites, as Caffe's blob ids
                     weights[name] = w
         return weights
+
+    # Raw accessors by index, as pycaffe's bindings: blob indices count every blob of
+    # ``blobs`` (split tops included); a loss layer's unnamed automatic top has none.
+    @property
+    def _blob_names(self) -> list[str]:
+        return list(self.blobs)
+
+    @property
+    def _blobs(self) -> list[Blob]:
+        return list(self.blobs.values())
+
+    def _blob_ids(self, blobs: list[Blob]) -> list[int]:
+        index = {id(b): k for k, b in enumerate(self.blobs.values())}
+        return [index[id(b)] for b in blobs if id(b) in index]
+
+    @property
+    def _inputs(self) -> list[int]:
+        """Blob indices of ``inputs``."""
+        return self._blob_ids([self.blobs[n] for n in self.inputs])
+
+    @property
+    def _outputs(self) -> list[int]:
+        """Blob indices of ``outputs``."""
+        return self._blob_ids([self.blobs[n] for n in self.outputs])
+
+    def _bottom_ids(self, i: int) -> list[int]:
+        """Blob indices of layer ``i``'s bottoms."""
+        return self._blob_ids(self.bottom_vecs[i])
+
+    def _top_ids(self, i: int) -> list[int]:
+        """Blob indices of layer ``i``'s tops."""
+        return self._blob_ids(self.top_vecs[i])
+
+    # ------------------------------------------------------------------------------------
+    # pycaffe's callbacks
+    # ------------------------------------------------------------------------------------
+    def before_forward(self, fn: Callable[[int], Any]) -> None:
+        """Call ``fn(i)`` just before layer ``i`` runs forward."""
+        self._hooks["before_forward"].append(fn)
+
+    def after_forward(self, fn: Callable[[int], Any]) -> None:
+        """Call ``fn(i)`` just after layer ``i`` ran forward."""
+        self._hooks["after_forward"].append(fn)
+
+    def before_backward(self, fn: Callable[[int], Any]) -> None:
+        """Call ``fn(i)`` before layer ``i``'s backward step (even when it needs none)."""
+        self._hooks["before_backward"].append(fn)
+
+    def after_backward(self, fn: Callable[[int], Any]) -> None:
+        """Call ``fn(i)`` after layer ``i``'s backward step (even when it needed none)."""
+        self._hooks["after_backward"].append(fn)
+
+    # ------------------------------------------------------------------------------------
+    # pycaffe's whole-dataset passes
+    # ------------------------------------------------------------------------------------
+    def forward_all(self, blobs: Sequence[str] | None = None,
+                    **kwargs: Any) -> dict[str, np.ndarray]:
+        """Forward N rows of input arrays (by input name) in batches of the input blobs' batch
+        size, the last one zero-padded; return the outputs (and ``blobs``) for the N rows as
+        NumPy copies. Batch-shaped results are joined and the padding dropped; any other (a
+        0-d loss) is stacked, one entry per batch. Without arrays: one forward pass."""
+        batches, num, size = self._batched(kwargs, "forward_all")
+        results: dict[str, list[np.ndarray]] = {}
+        for batch in batches or [{}]:
+            for name, value in self.forward(blobs, **batch).items():
+                results.setdefault(name, []).append(_host_copy(value))
+        return {name: _gather(parts, size, num) for name, parts in results.items()}
+
+    def forward_backward_all(self, blobs: Sequence[str] | None = None,
+                             diffs: Sequence[str] | None = None, **kwargs: Any
+                             ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        """forward_all and backward over the same batches: keyword arrays named after inputs
+        feed the data, those named after outputs feed the output diffs. Returns (outputs and
+        ``blobs``, input diffs and ``diffs``), padding dropped as in forward_all."""
+        unknown = sorted(set(kwargs) - set(self.inputs) - set(self.outputs))
+        if unknown:
+            raise NetError(f"forward_backward_all: {unknown} name neither inputs "
+                           f"{self.inputs} nor outputs {self.outputs} of net '{self.name}'")
+        fwd, num_f, size_f = self._batched(
+            {k: v for k, v in kwargs.items() if k in self.inputs}, "forward_backward_all")
+        bwd, num_b, size_b = self._batched(
+            {k: v for k, v in kwargs.items() if k in self.outputs}, "forward_backward_all")
+        if num_f is not None and num_b is not None and num_f != num_b:
+            raise ShapeError(f"forward_backward_all: the input arrays have {num_f} rows but "
+                             f"the output diff arrays {num_b}; give both the same N")
+        outs: dict[str, list[np.ndarray]] = {}
+        grads: dict[str, list[np.ndarray]] = {}
+        for fb, bb in list(zip_longest(fwd, bwd, fillvalue={})) or [({}, {})]:
+            for name, value in self.forward(blobs, **fb).items():
+                outs.setdefault(name, []).append(_host_copy(value))
+            for name, value in self.backward(diffs, **bb).items():
+                grads.setdefault(name, []).append(_host_copy(value))
+        num = num_f if num_f is not None else num_b
+        size = size_f if size_f is not None else size_b
+        return ({name: _gather(parts, size, num) for name, parts in outs.items()},
+                {name: _gather(parts, size, num) for name, parts in grads.items()})
+
+    def _batched(self, arrays: dict[str, Any], caller: str
+                 ) -> tuple[list[dict[str, np.ndarray]], int | None, int | None]:
+        """(batches, N, batch size) for whole-dataset arrays named after blobs: slices of the
+        blobs' batch size, the last zero-padded (pycaffe's ``_batch``); ([], None, None) for
+        no arrays."""
+        if not arrays:
+            return [], None, None
+        self._known_blobs(list(arrays))
+        arrays = {k: np.asarray(to_numpy(v)) for k, v in arrays.items()}
+        rows = {k: (a.shape[0] if a.ndim else 0) for k, a in arrays.items()}
+        sizes = {k: (self.blobs[k].shape or [0])[0] for k in arrays}
+        if len(set(rows.values())) != 1:
+            raise ShapeError(f"{caller}: the arrays have different numbers of rows {rows}; "
+                             "give every array the same N")
+        if len(set(sizes.values())) != 1 or 0 in sizes.values():
+            raise ShapeError(f"{caller}: the blobs {sorted(arrays)} need one common batch size "
+                             f"(first axis), but have {sizes}")
+        num, size = rows.popitem()[1], sizes.popitem()[1]
+        batches = []
+        for start in range(0, num, size):
+            batch = {}
+            for name, a in arrays.items():
+                part = a[start:start + size]
+                if len(part) < size:
+                    pad = np.zeros((size - len(part), *part.shape[1:]), dtype=part.dtype)
+                    part = np.concatenate([part, pad])
+                batch[name] = part
+            batches.append(batch)
+        return batches, num, size
 
     def __repr__(self) -> str:
         return f"<brewnet.Net '{self.name}' ({len(self.layers)} layers, phase " \

@@ -9,6 +9,8 @@ from ..blob import Blob
 from ..errors import ShapeError, WeightsError
 from ..log import log
 from ..proto import caffe_pb2
+from .lint import NetWarning
+from .locate import locate_layer_error
 
 _LEGACY = ("num", "channels", "height", "width")
 
@@ -65,40 +67,93 @@ def blob_to_proto(blob: Blob, write_diff: bool = False) -> caffe_pb2.BlobProto:
     return array_to_blobproto(to_numpy(blob.data), to_numpy(blob.diff) if write_diff else None)
 
 
-def copy_layer_blobs(layer, blob_protos, source: str) -> None:
-    """Copy ``blob_protos`` into ``layer.blobs`` in place (values, and gradients when the file
-    has them, as Caffe's FromProto), checking the count and every shape first."""
+def stage_layer_blobs(layer, blob_protos, source: str) -> list[tuple[Blob, np.ndarray,
+                                                                       np.ndarray | None]]:
+    """Decode ``blob_protos`` for ``layer.blobs`` without touching the layer: (blob, values,
+    gradients or None) per parameter, after checking the count and every shape."""
     target = layer.blobs
     if len(blob_protos) != len(target):
-        raise WeightsError(f"{source}: layer '{layer.name}' has {len(blob_protos)} parameter "
-                           f"blobs there but this net's layer ({layer.type}) has {len(target)}; "
-                           "rename the layer to learn it from scratch")
+        raise WeightsError(f"{source} has {len(blob_protos)} parameter blobs for this layer but "
+                           f"{layer.type} here has {len(target)}; rename the layer to learn it "
+                           "from scratch", layer=layer.name, layer_type=layer.type)
+    staged = []
     for j, (bp, blob) in enumerate(zip(blob_protos, target, strict=True)):
         dst_shape = tuple(blob.data.shape)
         if not shape_matches(bp, dst_shape):
             raise ShapeError(f"weights from {source} have shape {blobproto_shape(bp)} for "
-                             f"parameter {j} but this net needs {dst_shape}; to learn this "
-                             "layer from scratch instead, rename it", layer=layer.name,
+                             f"parameter {j} but this net needs {dst_shape}", layer=layer.name,
                              layer_type=layer.type)
         try:
-            blob.data[...] = blob.xp.asarray(blobproto_to_array(bp).reshape(dst_shape))
-            if len(bp.diff) or len(bp.double_diff):
-                blob.diff[...] = blob.xp.asarray(blobproto_to_array(bp, diff=True)
-                                                 .reshape(dst_shape))
+            values = blobproto_to_array(bp).reshape(dst_shape)
+            grads = (blobproto_to_array(bp, diff=True).reshape(dst_shape)
+                     if len(bp.diff) or len(bp.double_diff) else None)
         except WeightsError as e:
-            raise WeightsError(f"{source}: layer '{layer.name}' parameter {j}: {e}") from None
+            raise WeightsError(f"parameter {j}: {e.message}", layer=layer.name,
+                               layer_type=layer.type, file=source) from None
+        staged.append((blob, values, grads))
+    return staged
+
+
+def assign_staged(staged: list[tuple[Blob, np.ndarray, np.ndarray | None]]) -> None:
+    """Copy staged values (and gradients) into their blobs; nothing here can fail on the
+    file's contents, so a net is either wholly loaded or untouched."""
+    for blob, values, grads in staged:
+        blob.data[...] = blob.xp.asarray(values)
+        if grads is not None:
+            blob.diff[...] = blob.xp.asarray(grads)
+
+
+def _input_hint(net, index: int) -> str:
+    """Where a wrong parameter shape usually comes from: the shape of the layer's input and
+    the layer that made it."""
+    names = net._bottom_names[index]
+    if not names:
+        return "; to learn this layer from scratch instead, rename it"
+    shapes = ", ".join(str(tuple(b.data.shape)) for b in net.bottom_vecs[index])
+    producers = [net._layer_names[i] for i in range(index)
+                 if set(net._top_names[i]) & set(names) and net.layers[i].type != "Split"]
+    made_by = f" (made by {producers[-1]})" if producers else ""
+    name = net._layer_names[index]
+    return (f" — the input to {name} is {shapes}{made_by}; check the settings of {name} and "
+            "of the layers before it, or rename the layer to learn it from scratch")
 
 
 def copy_trained_layers(net, param: caffe_pb2.NetParameter, source: str = "") -> list[str]:
     """Copy every layer of ``param`` that has a namesake in ``net``; return the names of
-    source layers that matched nothing (Caffe logs them as ignored)."""
-    by_name = dict(zip(net._layer_names, net.layers, strict=True))
-    ignored = []
+    source layers that matched nothing (Caffe logs them as ignored). Source layers with
+    weights that match nothing, and layers of the net left with their initial values, become
+    warnings (logged, and kept in ``net.warnings``)."""
+    source = source or "weights"
+    index = {name: i for i, name in enumerate(net._layer_names)}
+    ignored, unused, filled = [], [], set()
+    staged: list[tuple[Blob, np.ndarray, np.ndarray | None]] = []
     for src in param.layer:
-        layer = by_name.get(src.name)
-        if layer is None:
+        i = index.get(src.name)
+        if i is None:
             ignored.append(src.name)
             log.info(f"Ignoring source layer {src.name}")
+            if len(src.blobs):
+                unused.append(src.name)
             continue
-        copy_layer_blobs(layer, src.blobs, source or "weights")
+        layer = net.layers[i]
+        try:
+            staged.extend(stage_layer_blobs(layer, src.blobs, source))
+        except (WeightsError, ShapeError) as e:
+            if isinstance(e, ShapeError):
+                e.message += _input_hint(net, i)
+            raise locate_layer_error(e, layer.param, net._layer_nodes[i], net.file) from None
+        filled.add(i)
+    assign_staged(staged)  # only once every layer has been checked: all or nothing
+    found = []
+    if unused:
+        found.append(NetWarning(f"{source} has weights for layers that match no layer of this "
+                                f"net: {', '.join(unused)}; rename layers to use them"))
+    for i, layer in enumerate(net.layers):
+        if layer.blobs and i not in filled and layer.type != "Split":
+            w = NetWarning(f"got no weights from {source}; it starts from its fillers")
+            found.append(locate_layer_error(w, layer.param, net._layer_nodes[i], net.file))
+    for w in found:
+        w.locate(file=net.file)
+        log.warning(str(w))
+    net.warnings.extend(found)
     return ignored

@@ -19,6 +19,7 @@ from ..errors import ParseError
 from ..fileio import atomic_write
 from . import caffe_pb2
 from .binaryio import read_binary, read_net_binary, write_binary
+from .positions import parse_positions, read_positions
 from .upgrade import V1_LAYER_TYPES, upgrade_net, upgrade_solver
 
 # The binary readers are re-exported so callers can take all file I/O from one module.
@@ -96,8 +97,18 @@ def parse_text(text: str, message: M, path: str | None = None) -> M:
         lines = text.split("\n")
         echoed = lines[line - 1] if line is not None and 0 < line <= len(lines) else None
         raise ParseError(_humanize(str(e), message.DESCRIPTOR.file.pool, echoed), path,
-                         line, e.GetColumn()) from None
+                         line, e.GetColumn(), **_enclosing_layer(text, line, message)) from None
     return message
+
+
+def _enclosing_layer(text: str, line: int | None, message: Message) -> dict[str, str | None]:
+    """The name and type of the net layer whose block holds ``line``, for the error message."""
+    if line is None or message.DESCRIPTOR.name != "NetParameter":
+        return {}
+    above = [c for c in parse_positions(text).children if c.line <= line]
+    if not above or above[-1].name not in ("layer", "layers"):
+        return {}
+    return {"layer": above[-1].text("name"), "layer_type": above[-1].text("type")}
 
 
 def _instance(message_cls_or_instance: type[M] | M) -> M:
@@ -125,7 +136,14 @@ def read_text(path: str | os.PathLike, message_cls_or_instance: type[M] | M) -> 
 def read_net(path: str | os.PathLike) -> caffe_pb2.NetParameter:
     """A net prototxt, upgraded from legacy forms (V1 layers, input fields) to current Caffe."""
     path = os.fspath(path)
-    return upgrade_net(read_text(path, caffe_pb2.NetParameter), path)
+    param = read_text(path, caffe_pb2.NetParameter)
+    try:
+        return upgrade_net(param, path)
+    except ParseError as e:  # the legacy fields at fault: locate the first one named
+        root = read_positions(path)
+        words = set(re.findall(r"\w+", e.message))
+        at = next((c for c in (root.children if root else ()) if c.name in words), None)
+        raise e.locate(line=at.line if at else None, col=at.col if at else None) from None
 
 
 def read_solver(path: str | os.PathLike) -> caffe_pb2.SolverParameter:

@@ -25,10 +25,10 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ..backend import to_numpy
-from ..errors import DivergenceError, SolverError, WeightsError
+from ..errors import DivergenceError, SolverError
 from ..log import log
 from ..net import Net
-from ..net.hdf5_weights import is_hdf5_path, require_h5py
+from ..net.hdf5_weights import is_hdf5_path
 from ..proto import caffe_pb2
 from ..proto.textio import read_solver, to_text
 from ..rng import set_random_seed
@@ -36,9 +36,9 @@ from . import debug_info as debug
 from . import divergence as guard
 from . import hdf5_snapshot as h5snap
 from . import snapshot as snap
-from .lr_policy import check_lr_policy
+from .checks import solver_findings
 from .netdefs import NetDef, test_net_defs, train_net_def
-from .report import num, output_lines
+from .report import num, output_lines, output_values
 
 
 class SolverAction(enum.Enum):
@@ -93,6 +93,8 @@ class Solver:
         self.history: list[Any] = []
         self.requested_early_exit = False
         self._callbacks: list[tuple[Callable[[], None], Callable[[], None]]] = []
+        self._reporters: list[Callable[[dict[str, Any]], None]] = []
+        self.last_rate: float | None = None  # the learning rate of the latest update
         self._action: Callable[[], Any] | None = None
         self._losses: list[np.float32] = []
         self._smoothed_loss = np.float32(0)
@@ -120,21 +122,14 @@ class Solver:
     # set-up
     # ------------------------------------------------------------------------------------
     def _check_param(self) -> None:
-        """Refuse settings Caffe would abort on (or would fail on later), naming the field."""
-        p = self.param
-        if p.average_loss < 1:
-            raise SolverError(f"{self.source}: average_loss must be >= 1, got {p.average_loss}")
-        if p.iter_size < 1:
-            raise SolverError(f"{self.source}: iter_size must be >= 1, got {p.iter_size}")
-        if p.snapshot_format == caffe_pb2.SolverParameter.HDF5:
-            try:
-                require_h5py()  # at start-up, not at the first snapshot
-            except WeightsError as e:
-                raise SolverError(f"{self.source}: snapshot_format: HDF5: {e}") from None
-        try:
-            check_lr_policy(p)
-        except SolverError as e:
-            raise SolverError(f"{self.source}: {e}") from None
+        """Refuse settings Caffe would abort on (or would fail on later), naming the field and
+        its line; log the suspicious ones."""
+        findings = solver_findings(self.param, None if self.source == "<SolverParameter>"
+                                   else self.source)
+        for warning in findings.warnings:
+            log.warning(str(warning))
+        if findings.errors:
+            raise findings.errors[0]
 
     def _build_net(self, d: NetDef) -> Net:
         """A net from its definition, with the solver's ``weights`` copied in (finetuning)."""
@@ -160,11 +155,32 @@ class Solver:
     # ------------------------------------------------------------------------------------
     # pycaffe API
     # ------------------------------------------------------------------------------------
-    def add_callback(self, on_start: Callable[[], None],
-                     on_gradients_ready: Callable[[], None]) -> None:
+    def add_callback(self, on_start: Any,
+                     on_gradients_ready: Callable[[], None] | None = None) -> None:
         """Call ``on_start()`` before each iteration's forward/backward and
-        ``on_gradients_ready()`` before its update (pycaffe's hooks)."""
+        ``on_gradients_ready()`` before its update (pycaffe's hooks). Both forms of pycaffe:
+        ``add_callback(on_start, on_gradients_ready)`` with two functions, or
+        ``add_callback(obj)`` with an object that has both methods (as Caffe's Callback)."""
+        if on_gradients_ready is None:
+            hooks = on_start
+            on_start = getattr(hooks, "on_start", None)
+            on_gradients_ready = getattr(hooks, "on_gradients_ready", None)
+            if not (callable(on_start) and callable(on_gradients_ready)):
+                raise SolverError(f"add_callback: {type(hooks).__name__} has no on_start() and "
+                                  "on_gradients_ready() methods; pass an object with both, or "
+                                  "two functions")
         self._callbacks.append((on_start, on_gradients_ready))
+
+    def add_reporter(self, report: Callable[[dict[str, Any]], None]) -> None:
+        """Call ``report(record)`` with the numbers of each display, after its update
+        (``{"kind": "train", "iteration", "loss", "outputs", "lr", "iter_per_s"}``), and of
+        each test (``{"kind": "test", "iteration", "net", "outputs"}`` plus ``"loss"`` with
+        ``test_compute_loss``), as plain Python values: the CLI's progress line and JSON log."""
+        self._reporters.append(report)
+
+    def _report(self, record: dict[str, Any]) -> None:
+        for report in self._reporters:
+            report(record)
 
     def set_action_function(self, fn: Callable[[], Any] | None) -> None:
         """``fn()`` → SolverAction (or its value ``"stop"``/``"snapshot"``/``"none"``), asked
@@ -246,11 +262,17 @@ class Solver:
                 log.info(f"Iteration {self.iter} ({num(per_s)} iter/s, {num(lapse)}s/"
                          f"{p.display} iters), loss = {num(self._smoothed_loss)}")
                 timer, iterations_last = time.perf_counter(), self.iter
-                for line in output_lines("Train", self._outputs(self.net)):
+                outputs = self._outputs(self.net)
+                for line in output_lines("Train", outputs):
                     log.info(line)
             for _, on_gradients_ready in self._callbacks:
                 on_gradients_ready()
             self.apply_update()
+            if display and self._reporters:
+                self._report({"kind": "train", "iteration": self.iter - 1,
+                              "loss": float(self._smoothed_loss),
+                              "outputs": output_values(outputs), "lr": self.last_rate,
+                              "iter_per_s": float(per_s)})
             if debugging:
                 debug.log_update(self.net)
             self._check_params()
@@ -366,6 +388,12 @@ class Solver:
                  for name, acc in zip(net.outputs, scores, strict=False)]
         for line in output_lines("Test", means):
             log.info(line)
+        if self._reporters:
+            record = {"kind": "test", "iteration": self.iter, "net": k,
+                      "outputs": output_values(means)}
+            if p.test_compute_loss:
+                record["loss"] = float(loss / np.float32(n))
+            self._report(record)
 
     # ------------------------------------------------------------------------------------
     # snapshots

@@ -194,7 +194,7 @@ def test_forward_start_end_and_inputs_by_keyword():
      "layer 'c'.*unknown layer type 'Convolutoin'; did you mean 'Convolution'"),
     (INPUTS + 'layer { name: "r" type: "ReLU" bottom: "z" top: "r" }'
      + 'layer { name: "z" type: "ReLU" bottom: "x" top: "z" }',
-     "layer 'r'.*bottom 'z'.*'z', which comes later"),
+     "layer 'r'.*bottom 'z'.*produced later, by layer 'z'"),
     (INPUTS + 'layer { name: "r" type: "ReLU" bottom: "xx" top: "r" }',
      "bottom 'xx'.*did you mean 'x'"),
     (INPUTS + 'layer { name: "r" type: "ReLU" bottom: "x" top: "y" }',

@@ -33,7 +33,7 @@ def test_unknown_field_suggests_nearest_name(tmp_path):
     assert (err.line, err.col) == (4, 5)
     assert err.message == ("unknown field 'kernal_size' in ConvolutionParameter; "
                            "did you mean 'kernel_size'?")
-    assert str(err) == f"{tmp_path / 'net.prototxt'}:4:5: {err.message}"
+    assert str(err) == f"{tmp_path / 'net.prototxt'}:4:5: layer 'c': {err.message}"
 
 
 def test_unknown_enum_value_lists_valid_values(tmp_path):
@@ -92,3 +92,25 @@ def test_write_then_read_round_trips(tmp_path):
     write_text(path, solver)
     assert read_solver(path) == solver
     assert 'lr_policy: "step"' in to_text(solver)
+
+
+def test_parse_error_names_the_layer_it_is_in(tmp_path):
+    """A parse error inside a layer block carries that layer's name and type as well as the
+    file:line:col of the fault."""
+    path = tmp_path / "net.prototxt"
+    path.write_text('name: "n"\nlayer {\n  name: "pool1"\n  type: "Pooling"\n'
+                    "  pooling_param { pool: MAXX }\n}\n")
+    with pytest.raises(ParseError) as info:
+        read_net(path)
+    e = info.value
+    assert (e.file, e.line, e.layer, e.layer_type) == (str(path), 5, "pool1", "Pooling")
+    assert str(e).startswith(f"{path}:5:25: layer 'pool1' (Pooling): unknown value 'MAXX'")
+
+
+def test_upgrade_error_names_the_legacy_field(tmp_path):
+    """Legacy input fields that do not fit together: the error points at the first of them."""
+    path = tmp_path / "net.prototxt"
+    path.write_text('name: "n"\ninput: "data"\ninput_dim: 1\n')
+    with pytest.raises(ParseError) as info:
+        read_net(path)
+    assert (info.value.file, info.value.line) == (str(path), 2)

@@ -1,0 +1,94 @@
+"""What is legal in a net but probably a mistake: each finding is a NetWarning, located like an
+error, logged when the net is built and listed by ``brewnet check``.
+
+Kept free of false alarms on ordinary nets: in Caffe every unconsumed top is a net output, so
+only a TRAIN net's dangling computation (a non-loss layer whose result nobody uses) is flagged,
+never a data layer's spare top, a metric such as Accuracy, or anything in a TEST net.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ..errors import NetError
+from ..netspec.assign import param_field
+from ..proto import caffe_pb2
+from .locate import locate_layer_error
+
+if TYPE_CHECKING:
+    from .net import Net
+
+# Messages more than one layer type reads: the data layers' transform, the losses' settings.
+_DATA_FIELDS = {"transform_param"}
+_LOSS_FIELDS = {"loss_param", "softmax_param"}
+# Layer types that exist to report, so an unused top is their purpose.
+_METRICS = {"Accuracy"}
+
+
+class NetWarning(NetError):
+    """A legal but suspicious construct; never raised, rendered like an error with its place."""
+
+
+def foreign_param_fields(lp: caffe_pb2.LayerParameter, is_loss: bool) -> list[str]:
+    """The ``*_param`` blocks set on ``lp`` that its type never reads (Caffe ignores them
+    silently, so a pooling_param on a Convolution layer leaves the convolution unconfigured)."""
+    allowed = {param_field(lp.type)}
+    if lp.type.endswith("Data"):
+        allowed |= _DATA_FIELDS
+    if is_loss:
+        allowed |= _LOSS_FIELDS
+    return [f.name for f, _ in lp.ListFields()
+            if f.name.endswith("_param") and f.name not in allowed]
+
+
+def foreign_param_message(lp: caffe_pb2.LayerParameter, field: str) -> str:
+    own = param_field(lp.type)
+    where = f"its settings go in {own}" if own else f"{lp.type} takes no *_param block"
+    return f"{field} is ignored by {lp.type} layers; {where}"
+
+
+def explain_foreign_params(error: NetError, lp: caffe_pb2.LayerParameter, is_loss: bool
+                           ) -> None:
+    """Add to the error of a layer that failed to set up the likely cause: settings written in
+    another type's ``*_param`` block (a Convolution given pooling_param lacks kernel_size)."""
+    for name in foreign_param_fields(lp, is_loss):
+        error.message += f"; note: {foreign_param_message(lp, name)}"
+
+
+def net_warnings(net: Net) -> list[NetWarning]:
+    """The suspicious constructs of a compiled net, in layer order."""
+    out: list[NetWarning] = []
+
+    def warn(message: str, lp: caffe_pb2.LayerParameter | None, node, blob: str | None = None
+             ) -> None:
+        w = NetWarning(message, blob=blob)
+        if lp is None:
+            w.locate(file=net.file)
+        else:
+            locate_layer_error(w, lp, node, net.file)
+        out.append(w)
+
+    last_producer: dict[str, int] = {}
+    for i, (layer, node) in enumerate(zip(net.layers, net._layer_nodes, strict=True)):
+        for field in foreign_param_fields(layer.param, layer.is_loss):
+            w = NetWarning(foreign_param_message(layer.param, field))
+            out.append(locate_layer_error(w, layer.param, node, net.file))
+        for name in net._top_names[i]:
+            last_producer[name] = i
+    if net.phase == caffe_pb2.TRAIN and not net.problems:  # else a failed consumer explains it
+        for name in net.outputs:
+            i = last_producer.get(name)
+            if i is None:
+                continue
+            layer = net.layers[i]
+            weight = net._loss_weights[i][net._top_names[i].index(name)]
+            if (layer.is_loss or weight or not net.bottom_vecs[i] or layer.type in _METRICS
+                    or layer.type == "Split"):
+                continue
+            warn(f"top '{name}' is used by no layer and adds no loss, so training computes it "
+                 "for nothing; feed it to a loss, remove the layer, or end it in a Silence "
+                 "layer", layer.param, net._layer_nodes[i], blob=name)
+        if net.learnable_params and not any(net.params_lr):
+            warn("every parameter has lr_mult 0, so training will not change the net; set "
+                 "lr_mult > 0 (the default is 1) on the layers to learn", None, None)
+    return out

@@ -1,0 +1,90 @@
+"""Which prototxt block each layer of a compiled net came from, so an error raised while
+compiling (or loading weights into) a layer names ``file:line:col`` of the construct at
+fault: the ``bottom:`` line for a missing blob, ``data_param { batch_size`` for a bad
+setting, the layer block otherwise.
+
+Layers are followed by position through the compiler's rewrites: legacy ``input:`` fields
+become a first Input layer, phase filtering drops layers, split insertion adds layers that
+have no text of their own.
+"""
+
+from __future__ import annotations
+
+import re
+
+from ..errors import BrewnetError
+from ..proto import caffe_pb2
+from ..proto.positions import Node, layer_nodes, read_positions
+from .state import layer_included
+
+# "data_param.batch_size must be ..." names the field at fault.
+_FIELD_PATH = re.compile(r"\b([a-z0-9]+_param)(?:\.([a-z_]+))?")
+
+
+def source_nodes(param: caffe_pb2.NetParameter, path: str | None) -> list[Node | None]:
+    """For each layer of ``param`` (as read, already upgraded), its block in the prototxt at
+    ``path``; all None when there is no file or it does not match ``param``."""
+    nothing: list[Node | None] = [None] * len(param.layer)
+    root = read_positions(path) if path else None
+    if root is None:
+        return nothing
+    nodes: list[Node | None] = list(layer_nodes(root))
+    if len(nodes) + 1 == len(param.layer) and param.layer[0].type == "Input":
+        nodes.insert(0, root.find("input"))  # the legacy input fields became a layer
+    if len(nodes) != len(param.layer):
+        return nothing
+    for lp, node in zip(param.layer, nodes, strict=True):
+        if node is not None and node.name != "input" and (node.text("name") or "") != lp.name:
+            return nothing  # a NetParameter changed since it was read: better no position
+    return nodes
+
+
+def follow(param: caffe_pb2.NetParameter, nodes: list[Node | None],
+           state: caffe_pb2.NetState, compiled: caffe_pb2.NetParameter) -> list[Node | None]:
+    """Carry ``nodes`` (one per layer of ``param``) to the layers of ``compiled`` (``param``
+    filtered by ``state`` with splits inserted); Split layers the compiler added get None."""
+    kept = [node for lp, node in zip(param.layer, nodes, strict=True)
+            if layer_included(lp, state)]
+    kept_layers = [lp for lp in param.layer if layer_included(lp, state)]
+    out: list[Node | None] = []
+    k = 0
+    for lp in compiled.layer:
+        if k < len(kept_layers) and lp.name == kept_layers[k].name \
+                and lp.type == kept_layers[k].type:
+            out.append(kept[k])
+            k += 1
+        else:
+            out.append(None)
+    return out
+
+
+def field_node(node: Node, lp: caffe_pb2.LayerParameter, error: BrewnetError) -> Node:
+    """The construct inside layer block ``node`` that ``error`` is about."""
+    if error.blob is not None:
+        first = ("top", "bottom") if f"top '{error.blob}'" in error.message else ("bottom", "top")
+        for field in first:
+            names = list(getattr(lp, field))
+            if error.blob in names:
+                return node.find(field, names.index(error.blob)) or node
+    if m := _FIELD_PATH.search(error.message):
+        block = node.find(m[1])
+        if block is not None:
+            return (block.find(m[2]) if m[2] else None) or block
+    return node
+
+
+def locate_layer_error(error: BrewnetError, lp: caffe_pb2.LayerParameter, node: Node | None,
+                       file: str | None) -> BrewnetError:
+    """Fill in the layer, its type and (with a prototxt) the line of ``error``, in place."""
+    if error.layer is None and lp.name:
+        error.layer = lp.name
+        said = f"layer '{lp.name}' ({lp.type}): "  # raisers that wrote the layer into the text
+        if error.message.startswith(said):
+            error.message = error.message[len(said):]
+    if error.layer_type is None and lp.type:
+        error.layer_type = lp.type
+    if node is not None and error.file in (None, file):  # an error naming a data file keeps it
+        at = field_node(node, lp, error)
+        error.locate(file=file, line=at.line, col=at.col)
+    return error.locate()
+
