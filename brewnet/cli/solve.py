@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import signal
+import sys
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -52,6 +53,8 @@ def _batch_size(solver: Solver) -> int | None:
 def run(args: argparse.Namespace) -> int:
     from ..proto.textio import read_solver  # noqa: PLC0415
     from ..solver import get_solver  # noqa: PLC0415
+    from ..tools.jsonlog import JsonLog  # noqa: PLC0415
+    from ..tools.progress import progress_line  # noqa: PLC0415
 
     if args.snapshot and args.weights:
         raise BrewnetError("give either --snapshot (resume training) or --weights (fine-tune), "
@@ -65,33 +68,43 @@ def run(args: argparse.Namespace) -> int:
     # Caffe's train: -snapshot drops the solver's weights (the state has its own); -weights
     # replaces them. The solver loads them into every net as it builds it.
     weights = [] if args.snapshot else [args.weights] if args.weights else None
-    solver = get_solver(param, source=args.solver, weights=weights,
-                        allow_python_layers=args.allow_python_layers)
-    solver.divergence = args.on_divergence
-    restore_signals: Callable[[], None] | None = None
+    json_log = JsonLog(args.log_json) if args.log_json else None  # a bad path fails first
+    solver = progress = restore_signals = None
     try:
+        solver = get_solver(param, source=args.solver, weights=weights,
+                            allow_python_layers=args.allow_python_layers)
+        solver.divergence = args.on_divergence
         restore_signals = install_signal_effects(solver, args.sigint_effect, args.sighup_effect)
+        batch = _batch_size(solver)
+        images_per_iter = batch * max(solver.param.iter_size, 1) if batch else None
         log.info("Starting Optimization")
         if args.snapshot:
             log.info(f"Resuming from {args.snapshot}")
             log.info(f"Restoring previous solver status from {args.snapshot}")
             solver.restore(args.snapshot)
+        progress = progress_line(solver, sys.stderr, images_per_iter)  # from the restored iter
+        if json_log is not None:
+            json_log.attach(solver, images_per_iter)
         first_iter = solver.iter
         start = time.perf_counter()
         solver.solve()
         seconds = time.perf_counter() - start
         iterations = solver.iter - first_iter
-        batch = _batch_size(solver)
-        if batch and iterations > 0:
-            images = iterations * batch * max(solver.param.iter_size, 1)
+        if images_per_iter and iterations > 0:
+            images = iterations * images_per_iter
             log.info(f"Training took {seconds:.1f} s for {iterations} iterations: "
                      f"{images / max(seconds, 1e-9):.0f} training images/s (including tests)")
         else:
             log.info(f"Training took {seconds:.1f} s for {iterations} iterations")
     finally:
+        if progress is not None:
+            progress.close()
         if restore_signals is not None:
             restore_signals()
-        solver.close()
+        if solver is not None:
+            solver.close()
+        if json_log is not None:
+            json_log.close()
     return 0
 
 
@@ -121,4 +134,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                        dest="allow_python_layers", action="store_true",
                        help="let the nets' `type: \"Python\"` layers import and run the "
                        "Python modules they name (off by default: a prototxt would run code)")
+    solve.add_argument("--log-json", "--log_json", dest="log_json", metavar="FILE",
+                       help="also write the training log as JSON lines to FILE: one record "
+                       "per display (iteration, loss, outputs, lr, seconds, images/s) and per "
+                       "test (iteration, test net, outputs), flushed as written")
     solve.set_defaults(func=run)

@@ -26,8 +26,32 @@ def output_lines(kind: str, outputs: Iterable[tuple[str, Any, float]]) -> Iterat
     """
     index = 0
     for name, values, weight in outputs:
-        w = np.float32(weight)
         for v in np.asarray(values, dtype=np.float32).ravel():
-            tail = f" (* {num(w)} = {num(w * v)} loss)" if w else ""
-            yield f"    {kind} net output #{index}: {name} = {num(v)}{tail}"
+            yield f"    {kind} net output #{index}: {value_text(name, v, weight)}"
             index += 1
+
+
+def value_text(name: str, value: Any, weight: float = 0.0) -> str:
+    """``<name> = <v>``, with `` (* <w> = <w·v> loss)`` for a loss output (weight ≠ 0): the
+    body of Caffe's output lines and of ``caffe test``'s averaged lines."""
+    w, v = np.float32(weight), np.float32(value)
+    tail = f" (* {num(w)} = {num(w * v)} loss)" if w else ""
+    return f"{name} = {num(v)}{tail}"
+
+
+def short_float(x: Any) -> float | None:
+    """A float32 value as the shortest decimal that reads back to it (0.1, not
+    0.10000000149011612), for machine-readable reports; None for NaN and infinities, which
+    JSON cannot spell."""
+    v = np.float32(x)
+    return float(str(v)) if np.isfinite(v) else None
+
+
+def output_values(outputs: Iterable[tuple[str, Any, float]]) -> dict[str, Any]:
+    """{blob name: value} for machine-readable reports (``--log-json``): a float for a
+    one-element output, a list of floats otherwise (see ``short_float``)."""
+    values = {}
+    for name, data, _ in outputs:
+        flat = [short_float(v) for v in np.asarray(data, dtype=np.float32).ravel()]
+        values[name] = flat[0] if len(flat) == 1 else flat
+    return values

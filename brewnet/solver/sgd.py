@@ -54,7 +54,7 @@ class SGDSolver(Solver):
     def apply_update(self) -> None:
         """clip → normalize → regularize → compute the step → w −= step → ``iter += 1``."""
         p = self.param
-        rate = self.get_learning_rate()
+        rate = self.last_rate = self.get_learning_rate()
         if p.display and self.iter % p.display == 0:
             log.info(f"Iteration {self.iter}, lr = {num(rate)}")
         params = self.net.learnable_params
