@@ -11,6 +11,9 @@ from typing import Any
 import numpy as np
 
 _state = {"mode": "cpu", "device": 0}
+# Caffe's multi-GPU globals (pycaffe's python/train.py sets them); brewnet keeps them for
+# scripts that read them back, but trains one solver per process: no NCCL exchange.
+_parallel = {"solver_count": 1, "solver_rank": 0, "multiprocess": False}
 
 
 def cupy_or_none() -> Any:
@@ -71,3 +74,50 @@ def to_numpy(a: Any) -> np.ndarray:
     if isinstance(a, np.ndarray):
         return a
     return a.get()
+
+
+def solver_count() -> int:
+    """How many solvers train together (Caffe's ``Caffe::solver_count``); 1 unless set."""
+    return _parallel["solver_count"]
+
+
+def set_solver_count(count: int) -> None:
+    """Record the number of cooperating solvers. Without NCCL they exchange no gradients, so
+    a count above 1 is logged as a warning: each process trains on its own."""
+    from .errors import BrewnetError  # noqa: PLC0415
+    from .log import log  # noqa: PLC0415
+
+    if int(count) < 1:
+        raise BrewnetError(f"set_solver_count: the count must be at least 1, got {count}")
+    if int(count) > 1:
+        log.warning(f"set_solver_count({count}): brewnet has no NCCL, so the {count} solvers "
+                    "will not share gradients; each trains on its own")
+    _parallel["solver_count"] = int(count)
+
+
+def solver_rank() -> int:
+    """This process's rank among the solvers (Caffe's ``Caffe::solver_rank``); 0 unless set."""
+    return _parallel["solver_rank"]
+
+
+def set_solver_rank(rank: int) -> None:
+    from .errors import BrewnetError  # noqa: PLC0415
+
+    if not 0 <= int(rank) < _parallel["solver_count"]:
+        raise BrewnetError(f"set_solver_rank: rank {rank} is outside 0..{solver_count() - 1}; "
+                           "call set_solver_count first")
+    _parallel["solver_rank"] = int(rank)
+
+
+def set_multiprocess(multiprocess: bool) -> None:
+    """Record Caffe's ``multiprocess`` flag (one process per GPU, as train.py runs)."""
+    _parallel["multiprocess"] = bool(multiprocess)
+
+
+def multiprocess() -> bool:
+    return _parallel["multiprocess"]
+
+
+def has_nccl() -> bool:
+    """False: brewnet is not built with NCCL, so multi-GPU gradient exchange is unavailable."""
+    return False
