@@ -145,6 +145,58 @@ def test_param_gradients_accumulate_and_can_be_skipped():
     np.testing.assert_allclose(layer.blobs[0].diff, 2 * once[0], rtol=1e-5)
 
 
+def _param_grad_reference(x, dy, w_shape, pad, group):
+    """dW[o, c, i, j] = sum over samples and outputs of dy[o] * x[c] at offset (i, j) (stride
+    1, float64), db[o] = sum of dy[o]: the parameter gradients written out directly."""
+    m, cg, kh, kw = w_shape
+    xp = np.pad(x.astype(np.float64), ((0, 0), (0, 0), (pad, pad), (pad, pad)))
+    _, _, oh, ow = dy.shape
+    per_group = m // group
+    dw = np.zeros(w_shape)
+    for o in range(m):
+        g = o // per_group
+        for i in range(kh):
+            for j in range(kw):
+                window = xp[:, g * cg:(g + 1) * cg, i:i + oh, j:j + ow]
+                dw[o, :, i, j] = np.einsum("nchw,nhw->c", window, dy[:, o])
+    return dw, dy.astype(np.float64).sum(axis=(0, 2, 3))
+
+
+@pytest.mark.parametrize(("fields", "shape", "pad", "group"), [
+    # Few channels: per-sample columns, whose GEMM also carries the bias (a row of ones).
+    ("num_output: 4 kernel_size: 3 pad: 1 group: 2", (3, 2, 6, 5), 1, 2),
+    ("num_output: 3 kernel_size: 2", (2, 1, 5, 5), 0, 1),
+    # Many channels: patch rows, with the bias gradient as a product with ones.
+    ("num_output: 4 kernel_size: 3 pad: 1 group: 2", (2, 24, 5, 5), 1, 2),
+])
+@pytest.mark.parametrize("wanted", [(True, True), (True, False), (False, True)])
+def test_weight_and_bias_gradients_together_or_alone(fields, shape, pad, group, wanted):
+    """d/dW and d/db match direct sums whether both are wanted (one GEMM yields both for
+    per-sample columns) or only one of them; the other diff is left alone."""
+    layer, bottom, top, x = _layer(fields, shape)
+    layer.forward(bottom, top)
+    dy = np.random.default_rng(1).standard_normal(top[0].data.shape).astype(np.float32)
+    top[0].diff[...] = dy
+    layer.param_propagate_down = list(wanted)
+    layer.backward(top, [False], bottom)
+    dw, db = _param_grad_reference(x, dy, layer.blobs[0].data.shape, pad, group)
+    for blob, want, reference in zip(layer.blobs, wanted, (dw, db), strict=True):
+        expected = reference if want else np.zeros_like(reference)
+        np.testing.assert_allclose(blob.diff, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_bias_is_added_by_the_columns_gemm_and_weights_can_change():
+    """With per-sample columns the bias rides in the GEMM: new weights and biases set between
+    forwards are both used (the GEMM's copy of them is refreshed every forward)."""
+    layer, bottom, top, x = _layer("num_output: 3 kernel_size: 3 pad: 1", (2, 2, 5, 5))
+    layer.forward(bottom, top)
+    layer.blobs[0].data[...] *= -2
+    layer.blobs[1].data[...] += 3
+    layer.forward(bottom, top)
+    want = conv_reference(x, layer.blobs[0].data, layer.blobs[1].data, pad=(1, 1))
+    np.testing.assert_allclose(top[0].data, want, rtol=1e-4, atol=1e-4)
+
+
 def test_preloaded_weights_are_kept_and_checked():
     """Setup keeps existing blobs of the right shape and names a wrong one."""
     layer = make_layer('name: "c" type: "Convolution" convolution_param { num_output: 2 '
