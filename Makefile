@@ -1,12 +1,13 @@
 # brewnet's two everyday commands, on a fresh machine:
 #   make lenet   venv + install + MNIST as LMDB + train LeNet (prints test accuracy)
 #   make test    the test suite
+#   make bench   brewnet against PyTorch (when installed): benchmarks/README.md
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 MNIST  := examples/mnist
 
-.PHONY: lenet test install proto lint clean-lenet
+.PHONY: lenet test bench install proto lint clean-lenet
 
 $(BIN)/brewnet: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +30,12 @@ lenet: $(BIN)/brewnet $(MNIST_STAMP)
 
 test: $(BIN)/brewnet
 	$(BIN)/python -m pytest -q
+
+# PyTorch is the peer the benchmarks compare against, never a dependency of brewnet.
+bench: $(BIN)/brewnet
+	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install --quiet torch \
+		|| echo "PyTorch not installed: the benchmarks print brewnet's figures only"
+	$(BIN)/python -m benchmarks
 
 # Regenerate brewnet/proto/caffe_pb2.py after editing caffe.proto (tests/proto checks they agree).
 proto: $(BIN)/brewnet

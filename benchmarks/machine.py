@@ -1,0 +1,114 @@
+"""What the figures depend on: the CPU, the BLAS NumPy calls and its thread count, the peer's
+version, and the process's peak memory. Shared by every benchmark."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import platform
+import resource
+import statistics
+import time
+from collections.abc import Callable
+from functools import cache
+from typing import Any
+
+import numpy as np
+
+
+@cache
+def _openblas() -> ctypes.CDLL | None:
+    """The OpenBLAS library NumPy loaded, found among the process's mapped files."""
+    with open("/proc/self/maps") as maps:
+        paths = sorted({line.split()[-1] for line in maps if "openblas" in line.lower()})
+    return ctypes.CDLL(paths[0]) if paths else None
+
+
+def _blas_symbol(suffix: str) -> Any:
+    lib = _openblas()
+    if lib is None:
+        return None
+    for name in (f"scipy_openblas_{suffix}64_", f"openblas_{suffix}64_", f"openblas_{suffix}"):
+        if hasattr(lib, name):
+            return getattr(lib, name)
+    return None
+
+
+def blas_threads() -> int:
+    """Threads NumPy's BLAS uses (OpenBLAS asked directly; else OMP_NUM_THREADS or the CPU
+    count, which is OpenBLAS's default)."""
+    get = _blas_symbol("get_num_threads")
+    if get is not None:
+        return int(get())
+    return int(os.environ.get("OMP_NUM_THREADS") or os.cpu_count() or 1)
+
+
+def blas_config() -> str:
+    get = _blas_symbol("get_config")
+    if get is None:
+        return "BLAS not identified (not OpenBLAS)"
+    get.restype = ctypes.c_char_p
+    return get().decode()
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def torch_or_none(threads: int) -> Any:
+    """The torch module with ``threads`` intra-op threads, or None when it is not installed."""
+    try:
+        import torch  # noqa: PLC0415 - the optional peer
+    except ImportError:
+        return None
+    torch.set_num_threads(threads)
+    return torch
+
+
+def machine_lines(torch: Any = None, peer: bool = False) -> list[str]:
+    """A few lines naming the machine, for the top of each benchmark's output; ``peer``:
+    the benchmark compares with PyTorch (``torch`` None when it is not installed)."""
+    lines = [f"machine: {cpu_model()}, {os.cpu_count()} logical CPUs, {platform.system()} "
+             f"{platform.release()}, Python {platform.python_version()}",
+             f"numpy {np.__version__} with {blas_config()}; BLAS threads {blas_threads()}"]
+    if torch is not None:
+        lines.append(f"torch {torch.__version__}, intra-op threads {torch.get_num_threads()}")
+    elif peer:
+        lines.append("torch not installed: the PyTorch columns are skipped")
+    return lines
+
+
+def peak_rss_mib() -> float:
+    """This process's peak resident memory in MiB: Linux's VmHWM, which starts afresh at exec
+    (ru_maxrss does not: a child started from a large parent inherits the parent's peak);
+    ru_maxrss elsewhere (KiB on Linux and BSD, bytes on macOS)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if platform.system() == "Darwin" else peak / 1024
+
+
+def seconds_per_call(fn: Callable[[], Any], calls: int) -> float:
+    """Wall seconds per call of ``fn`` over ``calls`` consecutive calls."""
+    start = time.perf_counter()
+    for _ in range(calls):
+        fn()
+    return (time.perf_counter() - start) / calls
+
+
+def summary(rates: list[float]) -> tuple[float, float]:
+    """(best, median) of repeated rates: the best is the figure least disturbed by other work
+    on a shared machine, the median shows how noisy it was."""
+    return max(rates), statistics.median(rates)

@@ -1,0 +1,81 @@
+"""The peer: a PyTorch module computing the same chain as a brewnet net, holding a copy of its
+weights, so both frameworks start from identical values (Caffe's xavier, drawn by brewnet's
+filler) and their outputs can be compared before they are timed.
+
+Only chain nets (each layer reads the previous layer's top) of the layer types LeNet and
+CaffeNet use are translated; data, input and loss layers are left to the caller.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from brewnet.net import Net
+from brewnet.proto import caffe_pb2
+
+# Layers with no arithmetic the peer must reproduce.
+SKIPPED = {"Data", "MemoryData", "DummyData", "Input", "SoftmaxWithLoss", "Accuracy", "Split"}
+
+
+def _pair(p: Any, name: str, default: int) -> tuple[int, int]:
+    """Caffe's ConvolutionParameter spatial fields: ``name_h``/``name_w`` when set, else the
+    repeated ``name`` (one value for both axes, or h then w), else ``default``."""
+    if f"{name}_h" in p.DESCRIPTOR.fields_by_name and p.HasField(f"{name}_h"):
+        return getattr(p, f"{name}_h"), getattr(p, f"{name}_w")
+    values = list(getattr(p, name))
+    return (values[0], values[-1]) if values else (default, default)
+
+
+def _module(torch: Any, layer: Any) -> Any:
+    nn = torch.nn
+    lp = layer.param
+    if lp.type == "Convolution":
+        p = lp.convolution_param
+        w = layer.blobs[0].data
+        conv = nn.Conv2d(w.shape[1] * p.group, w.shape[0], tuple(w.shape[2:]),
+                         stride=_pair(p, "stride", 1), padding=_pair(p, "pad", 0),
+                         dilation=_pair(p, "dilation", 1), groups=p.group,
+                         bias=len(layer.blobs) > 1)
+        return conv, [conv.weight] + ([conv.bias] if conv.bias is not None else [])
+    if lp.type == "InnerProduct":
+        w = layer.blobs[0].data
+        fc = nn.Linear(w.shape[1], w.shape[0], bias=len(layer.blobs) > 1)
+        return nn.Sequential(nn.Flatten(), fc), [fc.weight] + (
+            [fc.bias] if fc.bias is not None else [])
+    if lp.type == "Pooling":
+        p = lp.pooling_param
+        k = (p.kernel_h, p.kernel_w) if p.HasField("kernel_h") else (p.kernel_size,) * 2
+        s = (p.stride_h, p.stride_w) if p.HasField("stride_h") else (p.stride,) * 2
+        pad = (p.pad_h, p.pad_w) if p.HasField("pad_h") else (p.pad,) * 2
+        cls = nn.MaxPool2d if p.pool == caffe_pb2.PoolingParameter.MAX else nn.AvgPool2d
+        return cls(k, s, pad, ceil_mode=True), []  # Caffe rounds pooled sizes up
+    if lp.type == "ReLU":
+        return nn.ReLU(inplace=True), []
+    if lp.type == "LRN":  # ACROSS_CHANNELS; both divide alpha by local_size
+        p = lp.lrn_param
+        return nn.LocalResponseNorm(p.local_size, p.alpha, p.beta, p.k), []
+    if lp.type == "Dropout":
+        return nn.Dropout(lp.dropout_param.dropout_ratio), []
+    if lp.type == "Softmax":
+        return nn.Softmax(dim=1), []
+    raise ValueError(f"layer '{lp.name}' ({lp.type}) has no PyTorch twin in benchmarks")
+
+
+def torch_twin(torch: Any, net: Net) -> Any:
+    """A ``torch.nn.Sequential`` of ``net``'s arithmetic layers, with ``net``'s current
+    weights copied in. Its parameters come in ``net.learnable_params`` order."""
+    modules, params = [], []
+    for layer in net.layers:
+        if layer.type in SKIPPED:
+            continue
+        module, mine = _module(torch, layer)
+        with torch.no_grad():
+            for tensor, blob in zip(mine, layer.blobs, strict=True):
+                tensor.copy_(torch.from_numpy(blob.data.reshape(tuple(tensor.shape))))
+        modules.append(module)
+        params.extend(mine)
+    model = torch.nn.Sequential(*modules)
+    if len(params) != len(net.learnable_params):
+        raise ValueError(f"the twin has {len(params)} parameters, net '{net.name}' "
+                         f"{len(net.learnable_params)}: weight sharing is not translated")
+    return model
