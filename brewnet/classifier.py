@@ -14,6 +14,29 @@ from .errors import BrewnetError
 from .net import TEST, Net
 
 
+def input_transformer(net: Net, model_file: str | os.PathLike, role: str,
+                      mean: np.ndarray | None, input_scale: float | None,
+                      raw_scale: float | None, channel_swap: Sequence[int] | None
+                      ) -> io.Transformer:
+    """The Transformer pycaffe's Classifier and Detector set up for a deploy net's first input:
+    H×W×K images transposed to K×H×W, then the options that are given."""
+    if not net.inputs:
+        raise BrewnetError(f"{os.fspath(model_file)}: {role} needs a net with an Input layer "
+                           "(a deploy prototxt); this one has none")
+    in_ = net.inputs[0]
+    transformer = io.Transformer({in_: net.blobs[in_].data.shape})
+    transformer.set_transpose(in_, (2, 0, 1))
+    if mean is not None:
+        transformer.set_mean(in_, mean)
+    if input_scale is not None:
+        transformer.set_input_scale(in_, input_scale)
+    if raw_scale is not None:
+        transformer.set_raw_scale(in_, raw_scale)
+    if channel_swap is not None:
+        transformer.set_channel_swap(in_, channel_swap)
+    return transformer
+
+
 class Classifier(Net):
     """``Classifier(model_file, pretrained_file, image_dims=None, mean=None, input_scale=None,
     raw_scale=None, channel_swap=None)``: a :class:`Net` in TEST phase whose first input takes
@@ -26,20 +49,9 @@ class Classifier(Net):
                  input_scale: float | None = None, raw_scale: float | None = None,
                  channel_swap: Sequence[int] | None = None):
         super().__init__(model_file, TEST, weights=pretrained_file)
-        if not self.inputs:
-            raise BrewnetError(f"{os.fspath(model_file)}: Classifier needs a net with an Input "
-                               "layer (a deploy prototxt); this one has none")
+        self.transformer = input_transformer(self, model_file, "Classifier", mean, input_scale,
+                                             raw_scale, channel_swap)
         in_ = self.inputs[0]
-        self.transformer = io.Transformer({in_: self.blobs[in_].data.shape})
-        self.transformer.set_transpose(in_, (2, 0, 1))
-        if mean is not None:
-            self.transformer.set_mean(in_, mean)
-        if input_scale is not None:
-            self.transformer.set_input_scale(in_, input_scale)
-        if raw_scale is not None:
-            self.transformer.set_raw_scale(in_, raw_scale)
-        if channel_swap is not None:
-            self.transformer.set_channel_swap(in_, channel_swap)
         self.crop_dims = np.array(self.blobs[in_].data.shape[2:])
         self.image_dims = np.array(image_dims if image_dims is not None else self.crop_dims)
         if self.image_dims.shape != (2,) or np.any(self.image_dims < self.crop_dims):

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from . import io
+from .classifier import input_transformer
 from .errors import BrewnetError
 from .net import TEST, Net
 
@@ -30,20 +31,8 @@ class Detector(Net):
                  raw_scale: float | None = None, channel_swap: Sequence[int] | None = None,
                  context_pad: int | None = None):
         super().__init__(model_file, TEST, weights=pretrained_file)
-        if not self.inputs:
-            raise BrewnetError(f"{os.fspath(model_file)}: Detector needs a net with an Input "
-                               "layer (a deploy prototxt); this one has none")
-        in_ = self.inputs[0]
-        self.transformer = io.Transformer({in_: self.blobs[in_].data.shape})
-        self.transformer.set_transpose(in_, (2, 0, 1))
-        if mean is not None:
-            self.transformer.set_mean(in_, mean)
-        if input_scale is not None:
-            self.transformer.set_input_scale(in_, input_scale)
-        if raw_scale is not None:
-            self.transformer.set_raw_scale(in_, raw_scale)
-        if channel_swap is not None:
-            self.transformer.set_channel_swap(in_, channel_swap)
+        self.transformer = input_transformer(self, model_file, "Detector", mean, input_scale,
+                                             raw_scale, channel_swap)
         self.configure_crop(context_pad)
 
     def detect_windows(self, images_windows: Iterable[tuple[str, Sequence[Sequence[int]]]]

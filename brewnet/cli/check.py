@@ -15,8 +15,7 @@ from ..errors import BrewnetError
 from ..log import get_logger
 from ..proto import caffe_pb2
 from ..proto.positions import read_positions
-
-_PHASES = {"TRAIN": caffe_pb2.TRAIN, "TEST": caffe_pb2.TEST}
+from .netargs import PHASES, split_list
 
 
 def _is_solver(path: str) -> bool:
@@ -35,7 +34,7 @@ def _net_phases(path: str, phase: str | None) -> list[int]:
     """The phase asked for; else TRAIN and TEST when the net has phase rules (a train_test
     file), TEST alone when it has none (a deploy net)."""
     if phase is not None:
-        return [_PHASES[phase]]
+        return [PHASES[phase]]
     root = read_positions(path)
     layers = root.all("layer") + root.all("layers") if root else []
     ruled = any(rule.find("phase") for lp in layers
@@ -47,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
     from ..net.checks import check_net, parameter_count, shape_table  # noqa: PLC0415
     from ..solver.checks import Findings, check_solver  # noqa: PLC0415
 
-    stages = [s.strip() for s in (args.stage or "").split(",") if s.strip()]
+    stages = split_list(args.stage)
     logger = get_logger()
     quiet, logger.level = logger.level, logging.ERROR  # the findings are printed below
     try:
@@ -86,7 +85,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     check = sub.add_parser("check", help="compile a net or solver without running it; list "
                            "every problem, the blob shapes and the parameter count")
     check.add_argument("path", metavar="NET_OR_SOLVER", help="net or solver prototxt")
-    check.add_argument("--phase", choices=sorted(_PHASES), help="the net's phase (default: "
+    check.add_argument("--phase", choices=sorted(PHASES), help="the net's phase (default: "
                        "TRAIN and TEST for a net with phase rules, else TEST); solvers check "
                        "each of their nets in its own phase")
     check.add_argument("--level", type=int, help="NetState level (a solver's train net)")

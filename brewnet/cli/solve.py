@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from ..errors import BrewnetError
 from ..log import log
 from .devices import choose_device
+from .netargs import split_list
 
 if TYPE_CHECKING:
     from ..solver import Solver
@@ -39,10 +40,6 @@ def install_signal_effects(solver, sigint: str, sighup: str) -> Callable[[], Non
     return restore
 
 
-def _split_list(value: str | None) -> list[str]:
-    return [part.strip() for part in (value or "").split(",") if part.strip()]
-
-
 def _batch_size(solver: Solver) -> int | None:
     """Images per forward pass: the first axis of the first layer's first top, if it has one."""
     tops = solver.net.top_vecs[0] if solver.net.top_vecs else []
@@ -63,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
     # Caffe's train: the command line's level and stages go into the train net's state.
     if args.level is not None:
         param.train_state.level = args.level
-    param.train_state.stage.extend(_split_list(args.stage))
+    param.train_state.stage.extend(split_list(args.stage))
     choose_device(args.gpu, param)
     # Caffe's train: -snapshot drops the solver's weights (the state has its own); -weights
     # replaces them. The solver loads them into every net as it builds it.

@@ -7,24 +7,17 @@ import argparse
 
 from ..errors import BrewnetError
 from ..log import log
-from ..proto import caffe_pb2
-from .devices import choose_device
-
-_PHASES = {"TRAIN": caffe_pb2.TRAIN, "TEST": caffe_pb2.TEST}
+from .netargs import add_net_arguments, open_net
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..net import Net  # noqa: PLC0415
     from ..tools.score import batch_lines, score_net, summary_lines  # noqa: PLC0415
 
     if args.iterations < 1:
         raise BrewnetError(f"--iterations {args.iterations}: give a positive number of batches")
-    # A net has no solver_mode: the CPU unless --gpu names a device (Caffe's test).
-    if choose_device(args.gpu, caffe_pb2.SolverParameter()) is None:
+    net, device = open_net(args, weights=args.weights)
+    if device is None:
         log.info("Use CPU.")
-    stages = [s.strip() for s in (args.stage or "").split(",") if s.strip()]
-    net = Net(args.model, phase=_PHASES[args.phase], level=args.level, stages=stages,
-              weights=args.weights, allow_python_layers=args.allow_python_layers)
     try:
         log.info(f"Running for {args.iterations} iterations.")
 
@@ -43,18 +36,8 @@ def run(args: argparse.Namespace) -> int:
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("test", help="score trained weights: average a net's outputs over "
                        "batches (Caffe's test)")
-    p.add_argument("--model", required=True, help="net prototxt")
+    add_net_arguments(p, default_phase="TEST")
     p.add_argument("--weights", required=True, help=".caffemodel (or .caffemodel.h5) to score")
     p.add_argument("--iterations", type=int, default=50,
                    help="batches to run (default 50, as Caffe)")
-    p.add_argument("--phase", choices=sorted(_PHASES), default="TEST",
-                   help="the net's phase (default TEST, as Caffe)")
-    p.add_argument("--gpu", help="GPU to use (CuPy): an id, a comma-separated list or 'all' "
-                   "(brewnet uses the first); omit it for the CPU")
-    p.add_argument("--level", type=int, default=0, help="the net's state level (NetState "
-                   "rules)")
-    p.add_argument("--stage", help="comma-separated stages of the net's state")
-    p.add_argument("--allow-python-layers", "--allow_python_layers",
-                   dest="allow_python_layers", action="store_true",
-                   help="let `type: \"Python\"` layers import and run the modules they name")
     p.set_defaults(func=run)

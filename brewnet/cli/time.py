@@ -10,11 +10,8 @@ from collections.abc import Iterator
 from ..errors import BrewnetError
 from ..log import log
 from ..net.timing import NetTiming, time_net
-from ..proto import caffe_pb2
 from ..solver.report import num
-from .devices import choose_device
-
-_PHASES = {"TRAIN": caffe_pb2.TRAIN, "TEST": caffe_pb2.TEST}
+from .netargs import add_net_arguments, open_net
 
 
 def size_text(n: int) -> str:
@@ -46,14 +43,9 @@ def report_lines(result: NetTiming) -> Iterator[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..net import Net  # noqa: PLC0415
-
     if args.iterations < 1:
         raise BrewnetError(f"--iterations {args.iterations}: give a positive count")
-    choose_device(args.gpu, caffe_pb2.SolverParameter())
-    stages = [s.strip() for s in (args.stage or "").split(",") if s.strip()]
-    net = Net(args.model, phase=_PHASES[args.phase], level=args.level, stages=stages,
-              allow_python_layers=args.allow_python_layers)
+    net, _ = open_net(args)
     try:
         log.info("Performing Forward")
         log.info(f"Initial loss: {num(net.forward_loss())}")
@@ -73,17 +65,7 @@ def run(args: argparse.Namespace) -> int:
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("time", help="time a net's forward and backward passes, layer by layer")
-    p.add_argument("--model", required=True, help="net prototxt")
+    add_net_arguments(p, default_phase="TRAIN")
     p.add_argument("--iterations", type=int, default=50,
                    help="timed forward/backward passes after one warm-up (default 50)")
-    p.add_argument("--phase", choices=sorted(_PHASES), default="TRAIN",
-                   help="the net's phase (default TRAIN, as Caffe)")
-    p.add_argument("--gpu", help="GPU to use (CuPy): an id, a comma-separated list or 'all' "
-                   "(brewnet uses the first); omit it for the CPU")
-    p.add_argument("--level", type=int, default=0, help="the net's state level (NetState "
-                   "rules)")
-    p.add_argument("--stage", help="comma-separated stages of the net's state")
-    p.add_argument("--allow-python-layers", "--allow_python_layers",
-                   dest="allow_python_layers", action="store_true",
-                   help="let `type: \"Python\"` layers import and run the modules they name")
     p.set_defaults(func=run)
