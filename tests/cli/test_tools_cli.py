@@ -98,6 +98,33 @@ def test_test_scores_the_trained_weights(lenet, tmp_path):
     assert re.search(r"\] Loss: " + re.escape(loss.group(1)) + "\n", text)
 
 
+def test_time_reports_every_lenet_layer(lenet, tmp_path):
+    """`brewnet time` on the LeNet example: Caffe's per-layer forward/backward lines for each
+    of its 9 layers, the averaged passes, and brewnet's share-and-memory table."""
+    with captured_log(tmp_path / "time.log"):
+        assert cli.main(["time", "--model", str(lenet / "lenet_train_test.prototxt"),
+                         "--iterations", "2"]) == 0
+    text = (tmp_path / "time.log").read_text()
+    layers = ("mnist", "conv1", "pool1", "conv2", "pool2", "ip1", "relu1", "ip2", "loss")
+    for name in layers:
+        assert re.search(rf"\]\s+{name}\tforward: [\d.e-]+ ms\.\n", text), name
+        assert re.search(rf"\]\s+{name}\tbackward: [\d.e-]+ ms\.\n", text), name
+        assert re.search(rf"\]\s+{name}\tshare: [\d.]+%\tmemory: ", text), name
+    assert re.search(r"Average Forward-Backward: [\d.]+ ms\.", text)
+
+
+def test_draw_and_check_take_the_lenet_example(lenet, tmp_path, capsys):
+    """`brewnet draw` writes LeNet's graph (.dot needs no Graphviz) with the conv1 shape on an
+    edge, and `brewnet check` finds LeNet clean with its 431,080 parameters."""
+    pytest.importorskip("pydot")
+    net = str(lenet / "lenet_train_test.prototxt")
+    out = tmp_path / "lenet.dot"
+    assert cli.main(["draw", net, str(out), "--phase", "TRAIN"]) == 0
+    assert "16×20×24×24" in out.read_text(encoding="utf-8")
+    assert cli.main(["check", net]) == 0
+    assert "parameters: 431,080" in capsys.readouterr().out
+
+
 def test_device_query_lists_numpy_and_cupy(capsys):
     """`brewnet device_query` prints the NumPy/BLAS lines and a CuPy line (devices or why
     not)."""
