@@ -30,6 +30,7 @@ import math
 
 import numpy as np
 
+from .. import kernels
 from ..blob import Blob
 from ..proto import caffe_pb2
 from .base import Layer
@@ -385,8 +386,14 @@ class ConvolutionLayer(Layer):
         w_rows = xp.ascontiguousarray(w.transpose(3, 0, 2, 4, 1)).reshape(kh, g, -1, m // g)
         dxpad.fill(0)
         offsets = list(self._offsets(lambda r, s: (slice(None), r, s)))
+        add_row = None
+        if kernels.enabled(xp):  # compiled: one pass per kernel row (brewnet.kernels.im2col)
+            from ..kernels.im2col import add_kernel_row as add_row
         for i in range(kh):
             xp.matmul(w_rows[i], dyt_g, out=drow_g)
+            if add_row is not None:
+                add_row(drow, dxpad, i * self._dilation[0], *self._stride, self._dilation[1])
+                continue
             for j, (_, _, window) in enumerate(offsets[i * kw:(i + 1) * kw]):
                 dxpad[window] += drow[:, j]
         xp.copyto(self._nchw(dx), dxpad[:, ph:ph + self._h, pw:pw + self._w]

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import rng
+from .. import kernels, rng
 from ..blob import Blob
 from ..proto import caffe_pb2
 from .base import Layer
@@ -150,6 +150,8 @@ class PoolingLayer(Layer):
         if self._stochastic:
             self._allocate_stochastic(xp)
             return
+        # NumPy arrays with numba present take the compiled window loops (brewnet.kernels).
+        self._fast = kernels.enabled(xp) and not self._global
         if self._direct:
             self._buffer = None
             plane_bytes = h * w * 4
@@ -162,11 +164,13 @@ class PoolingLayer(Layer):
             plane_bytes = span_h * span_w * 4
         # Work on blocks of planes small enough to stay in cache across the k*k passes.
         self._step = max(1, _BLOCK_BYTES // plane_bytes)
+        if self._fast:
+            self._step = planes  # the kernels make one pass: one call, no blocks
         self._grad = None  # gradient scratch, made by the first backward
         # Disjoint MAX windows are first copied apart, one contiguous plane per kernel offset:
         # the k*k passes then run on contiguous arrays (SIMD) instead of stride-k views.
         self._gather = (xp.empty((kh, kw, min(self._step, planes), oh, ow), dtype=np.float32)
-                        if self._tiles and self._max else None)
+                        if self._tiles and self._max and not self._fast else None)
         if self._max:
             # The argmax is the kernel offset i*kw + j; one byte holds it for kernels to 16x16.
             offsets = 1 if self._global else kh * kw
@@ -326,6 +330,9 @@ class PoolingLayer(Layer):
             self._write_mask(xp, self._planar(top[1].data))
 
     def _forward_block(self, xp, source, y, block: slice) -> None:
+        if self._fast:
+            self._forward_kernel(source, y, block)
+            return
         windows = self._windows(source)
         _, first = next(windows)
         xp.copyto(y, first)
@@ -344,6 +351,23 @@ class PoolingLayer(Layer):
             for _, window in windows:
                 y += window
             y /= self._divisor
+
+    def _forward_kernel(self, source, y, block: slice) -> None:
+        """The compiled window loops (brewnet.kernels.pooling) over the same frame."""
+        from ..kernels import pooling as compiled  # imports numba: only when it is used
+        frame = (*self._kernel, *self._stride)
+        if self._max:
+            compiled.max_forward_kernel(*frame)(source, y, self._argmax[block])
+        else:
+            compiled.ave_forward_kernel(*frame)(source, y, self._divisor)
+
+    def _backward_kernel(self, dy, grad, block: slice) -> None:
+        from ..kernels import pooling as compiled
+        frame = (*self._kernel, *self._stride, self._tiles)
+        if self._max:
+            compiled.max_backward_kernel(*frame)(dy, self._argmax[block], grad)
+        else:
+            compiled.ave_backward_kernel(*frame)(dy, self._divisor, grad)
 
     def _forward_global(self, xp, x, y) -> None:
         flat = x.reshape(self._planes, -1)
@@ -392,6 +416,9 @@ class PoolingLayer(Layer):
     def _backward_block(self, xp, dy, grad, block: slice) -> None:
         """MAX routes each top diff to its argmax through multiplies by the hit mask, so a
         non-finite top diff would also reach the other cells of its window (as NaN)."""
+        if self._fast:
+            self._backward_kernel(dy, grad, block)
+            return
         argmax = self._argmax[block] if self._max else None
         hit = self._better[block] if self._max else None
         if self._tiles:

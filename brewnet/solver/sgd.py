@@ -20,6 +20,7 @@ from typing import ClassVar
 
 import numpy as np
 
+from .. import kernels
 from ..log import log
 from .gradients import check_regularization, clip_gradients, normalize, regularize
 from .lr_policy import learning_rate
@@ -60,13 +61,34 @@ class SGDSolver(Solver):
         params = self.net.learnable_params
         clip_gradients(params, p.clip_gradients)
         weight_decay = np.float32(p.weight_decay)
+        fused = self._fused_step_applies()
         for i, blob in enumerate(params):
             normalize(blob, p.iter_size)
             local_decay = weight_decay * np.float32(self.net.params_weight_decay[i])
+            if fused:
+                self._fused_step(i, local_decay, rate)
+                continue
             regularize(blob, local_decay, p.regularization_type, self._scratch[i])
             self.compute_update_value(i, rate)
-        self.net.update()
+        if not fused:
+            self.net.update()
         self.iter += 1
+
+    def _fused_step_applies(self) -> bool:
+        """Plain SGD with L2 decay on NumPy arrays takes the compiled one-pass step
+        (brewnet.kernels.sgd), which also applies the update (``Net.update``'s w -= diff)."""
+        return (type(self).compute_update_value is SGDSolver.compute_update_value
+                and self.param.regularization_type == "L2"
+                and all(kernels.enabled(b.xp) and b.data.flags.c_contiguous
+                        and b.diff.flags.c_contiguous and v.flags.c_contiguous
+                        for b, v in zip(self.net.learnable_params, self.history, strict=True)))
+
+    def _fused_step(self, param_id: int, local_decay, rate: float) -> None:
+        from ..kernels.sgd import sgd_step  # imports numba: only when it is used
+        blob = self.net.learnable_params[param_id]
+        local_rate = np.float32(rate) * np.float32(self.net.params_lr[param_id])
+        sgd_step(blob.data, blob.diff, self.history[param_id], np.float32(local_decay),
+                 np.float32(self.param.momentum), local_rate)
 
     def compute_update_value(self, param_id: int, rate: float) -> None:
         """V ← μ·V + local_rate·g; diff ← V, with local_rate = rate·lr_mult."""
