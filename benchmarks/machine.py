@@ -8,8 +8,6 @@ import os
 import platform
 import resource
 import statistics
-import time
-from collections.abc import Callable
 from functools import cache
 from typing import Any
 
@@ -98,14 +96,6 @@ def peak_rss_mib() -> float:
         pass
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / 2**20 if platform.system() == "Darwin" else peak / 1024
-
-
-def seconds_per_call(fn: Callable[[], Any], calls: int) -> float:
-    """Wall seconds per call of ``fn`` over ``calls`` consecutive calls."""
-    start = time.perf_counter()
-    for _ in range(calls):
-        fn()
-    return (time.perf_counter() - start) / calls
 
 
 def summary(rates: list[float]) -> tuple[float, float]:

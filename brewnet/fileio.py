@@ -15,6 +15,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from .errors import BrewnetError
+
 
 def _read_umask() -> int:
     """The process umask (the only way to read it is to set it, so set it straight back)."""
@@ -35,6 +37,9 @@ def atomic_write(path: str | os.PathLike, data: bytes) -> None:
     """
     path = Path(path)
     folder = path.parent  # Path("x").parent is Path("."), never empty
+    if not folder.is_dir():
+        raise BrewnetError(f"cannot write {path}: the folder {folder} does not exist; create "
+                           "it or choose another path", file=str(path))
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
     try:
         with os.fdopen(fd, "wb") as f:
@@ -63,7 +68,7 @@ def atomic_folder(path: str | os.PathLike) -> Iterator[Path]:
     target = staging / path.name  # the database tools create the folder themselves
     try:
         yield target
-        os.rename(target, path)  # atomic; fails if something appeared at path meanwhile
+        os.rename(target, path)  # atomic; fails if a file or non-empty folder appeared there
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     _fsync_folder(path.parent)

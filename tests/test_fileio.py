@@ -8,6 +8,7 @@ import pytest
 
 from brewnet import fileio
 from brewnet.data.lmdb_source import LMDBSource, write_lmdb
+from brewnet.errors import BrewnetError
 from brewnet.fileio import atomic_folder, atomic_write
 
 
@@ -67,3 +68,12 @@ def test_atomic_folder_refuses_to_replace(tmp_path):
             (tmp_path / "db" / "other").write_bytes(b"old")
     assert sorted(os.listdir(tmp_path)) == ["db"]
     assert os.listdir(tmp_path / "db") == ["other"]
+
+
+def test_missing_folder_is_named_not_the_temporary(tmp_path):
+    """Writing into a folder that does not exist is a one-line BrewnetError naming the
+    folder and the file, not an OSError about brewnet's hidden temporary file."""
+    target = tmp_path / "nodir" / "net.onnx"
+    with pytest.raises(BrewnetError, match="the folder .*nodir does not exist") as err:
+        atomic_write(target, b"x")
+    assert err.value.file == str(target) and ".tmp" not in str(err.value)

@@ -53,7 +53,6 @@ class DataTransformer:
     """
 
     def __init__(self, param: caffe_pb2.TransformationParameter, phase: int, where: str = ""):
-        self.where = where
         self._at = f"{where}: " if where else ""  # none when the caller locates its errors
         self.scale = np.float32(param.scale)
         self.crop_size = int(param.crop_size)

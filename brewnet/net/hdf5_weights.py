@@ -157,7 +157,7 @@ def load_hdf5_weights(net: Any, path: str | os.PathLike) -> list[str]:
                 values = _read_dataset(stored[key], path, layer, j)
                 shape = tuple(blob.data.shape)
                 if not _fits(values.shape, shape):
-                    raise ShapeError(f"weights from {path} have shape {values.shape} for "
+                    raise ShapeError(f"the weights have shape {values.shape} for "
                                      f"parameter {j} but this net needs {shape}; to learn "
                                      "this layer from scratch instead, rename it", file=path,
                                      layer=name, layer_type=layer.type)

@@ -46,7 +46,7 @@ def _parse_net_args(args: tuple, phase: Any, weights: Any) -> tuple[int, str | N
     if len(args) == 2:  # legacy Net(file, pretrained, phase)
         weights, phase = args
         log.warning("DEPRECATION WARNING - deprecated use of Python interface: write "
-                    f"Net(model, {phase}, weights='{os.fspath(weights)}') instead of "
+                    f"Net(model, {phase}, weights='{weights}') instead of "
                     "Net(model, weights, phase)")
     elif len(args) == 1:
         if isinstance(args[0], str | os.PathLike):

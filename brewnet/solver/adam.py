@@ -41,8 +41,8 @@ class AdamSolver(SGDSolver):
         for field, name in (("momentum", "beta1"), ("momentum2", "beta2")):
             value = getattr(self.param, field)
             if not 0 <= value < 1:
-                raise SolverError(f"{self.source}: Adam's {field} ({name}) must be in [0, 1), "
-                                  f"got {value}")
+                raise SolverError(f"Adam's {field} ({name}) must be in [0, 1), got {value}",
+                                  file=self.source)
 
     def compute_update_value(self, param_id: int, rate: float) -> None:
         blob = self.net.learnable_params[param_id]

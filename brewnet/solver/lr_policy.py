@@ -28,25 +28,6 @@ class StepState(Protocol):
     current_step: int
 
 
-def check_lr_policy(param: caffe_pb2.SolverParameter) -> None:
-    """Raise SolverError for a policy Caffe does not know or one that cannot work, so a bad
-    solver fails when it is built rather than at its first update. No stricter than Caffe:
-    ``step`` needs stepsize > 0 (Caffe's CHECK_GT); ``multistep`` without any ``stepvalue``
-    would never step, so it is refused too. Other settings (sigmoid's stepsize, default 0;
-    any gamma) are used as given."""
-    policy = param.lr_policy
-    if not policy:
-        raise SolverError("lr_policy is not set (Caffe has no default); add e.g. "
-                          'lr_policy: "fixed" — valid: ' + ", ".join(LR_POLICIES))
-    if policy not in LR_POLICIES:
-        raise _unknown_policy(policy)
-    if policy == "step" and param.stepsize <= 0:
-        raise SolverError("lr_policy 'step' needs `stepsize` > 0 in the solver, got "
-                          f"{param.stepsize}")
-    if policy == "multistep" and not len(param.stepvalue):
-        raise SolverError("lr_policy 'multistep' needs at least one `stepvalue` in the solver")
-
-
 def _unknown_policy(policy: str) -> SolverError:
     return SolverError(f"unknown lr_policy '{policy}'; valid policies: " + ", ".join(LR_POLICIES))
 

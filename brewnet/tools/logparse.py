@@ -183,12 +183,17 @@ def read_json_log(path: str | os.PathLike) -> TrainingLog:
                 raise DataError(f"{path}:{number}: not a training record; give a file "
                                 "written by brewnet solve --log-json")
             rate = record.get("lr")
-            row = {"NumIters": float(record["iteration"]),
-                   "Seconds": float(record.get("seconds", 0.0)),
-                   "LearningRate": float("nan") if rate is None else float(rate)}
-            for name, value in record.get("outputs", {}).items():
-                if not isinstance(value, list):
-                    row[name] = float("nan") if value is None else float(value)
+            try:
+                row = {"NumIters": float(record["iteration"]),
+                       "Seconds": float(record.get("seconds", 0.0)),
+                       "LearningRate": float("nan") if rate is None else float(rate)}
+                for name, value in record.get("outputs", {}).items():
+                    if not isinstance(value, list):
+                        row[name] = float("nan") if value is None else float(value)
+            except (AttributeError, TypeError, ValueError):
+                raise DataError(f"{path}:{number}: a training record with a value that is not "
+                                "a number; give a file written by brewnet solve --log-json") \
+                    from None
             if record.get("kind") == "train":
                 result.train.append(row)
                 if rate is not None:

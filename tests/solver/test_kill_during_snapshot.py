@@ -68,13 +68,15 @@ def _start(solver: Path, resume: Path | None) -> subprocess.Popen:
 
 def _snapshots(folder: Path) -> dict[int, set[str]]:
     """Iteration -> extensions present; anything else in the folder must be a hidden
-    temporary file (the remains of a killed write), never a name a snapshot could have."""
+    temporary file (the remains of a killed write) or the start-up write probe (Caffe's
+    ``<prefix>_iter_0.tempfile``, written and deleted before training), never a name a
+    snapshot could have."""
     found: dict[int, set[str]] = {}
     for name in os.listdir(folder):
         m = SNAPSHOT.match(name)
         if m:
             found.setdefault(int(m.group(1)), set()).add(m.group(2))
-        else:
+        elif name != "s_iter_0.tempfile":
             assert name.startswith(".") and name.endswith(".tmp"), name
     return found
 

@@ -10,7 +10,8 @@ import pytest
 
 from brewnet.errors import SolverError
 from brewnet.proto import caffe_pb2
-from brewnet.solver.lr_policy import LR_POLICIES, check_lr_policy, learning_rate
+from brewnet.solver.checks import solver_findings
+from brewnet.solver.lr_policy import LR_POLICIES, learning_rate
 
 
 def f32(x: float) -> float:
@@ -109,8 +110,8 @@ def test_unknown_policy_lists_valid_ones():
 def test_missing_settings_are_errors(fields, needed):
     """step without stepsize > 0 (Caffe's CHECK_GT), multistep without stepvalue (it would
     never step), no lr_policy: SolverError naming the field."""
-    with pytest.raises(SolverError, match=needed):
-        check_lr_policy(solver(**fields))
+    errors = solver_findings(solver(**fields)).errors
+    assert errors and isinstance(errors[0], SolverError) and needed in str(errors[0])
 
 
 @pytest.mark.parametrize("fields", [
@@ -122,7 +123,7 @@ def test_missing_settings_are_errors(fields, needed):
 def test_settings_caffe_accepts_are_accepted(fields):
     """No stricter than Caffe: sigmoid without stepsize uses the default 0, negative γ is
     used as given, poly without max_iter is allowed (Caffe checks none of these)."""
-    check_lr_policy(solver(**fields))
+    assert not solver_findings(solver(**fields)).errors
 
 
 def test_sigmoid_default_stepsize_is_zero():

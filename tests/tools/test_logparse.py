@@ -185,10 +185,17 @@ def test_json_log_reads_as_the_same_tables(tmp_path):
 
 
 def test_bad_logs_are_one_line_errors(tmp_path):
-    """A missing log or a JSON file that is not a training record names the file."""
+    """A missing log, a JSON file that is not a training record or one whose values are not
+    numbers is a one-line error naming the file (and line)."""
     with pytest.raises(DataError, match="no such log file"):
         load_training_log(tmp_path / "nope.log")
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"kind": "train", "iteration": 0}\n{"oops": 1}\n')
     with pytest.raises(DataError, match=r"bad.jsonl:2: not a training record"):
         read_json_log(bad)
+    for record in ('{"kind": "train", "iteration": "x"}',
+                   '{"kind": "train", "iteration": 1, "outputs": {"loss": "abc"}}',
+                   '{"kind": "train", "iteration": 1, "outputs": 3}'):
+        bad.write_text(record + "\n")
+        with pytest.raises(DataError, match=r"bad.jsonl:1: .* not a number"):
+            read_json_log(bad)
