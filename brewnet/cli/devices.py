@@ -36,7 +36,7 @@ def gpu_count() -> int:
     count = cp.cuda.runtime.getDeviceCount() if cp is not None else 0
     if not count:
         raise BrewnetError("GPU mode needs CuPy and a CUDA device: pip install "
-                           "'brewnet[gpu]', or omit --gpu to train on the CPU")
+                           "'brewnet[gpu]', or omit --gpu to run on the CPU")
     return int(count)
 
 
