@@ -73,6 +73,34 @@ def _spatial_values(layer: Layer, p: caffe_pb2.ConvolutionParameter, name: str,
     return values
 
 
+def window_params(layer: Layer, p: caffe_pb2.ConvolutionParameter, num_spatial: int
+                  ) -> tuple[list[int], list[int], list[int], list[int]]:
+    """Kernel, stride, pad and dilation per spatial axis (Convolution and Im2col read the
+    same ConvolutionParameter); kernel, stride and dilation must be positive."""
+    kernel = _spatial_values(layer, p, "kernel", num_spatial, None)
+    stride = _spatial_values(layer, p, "stride", num_spatial, 1)
+    pad = _spatial_values(layer, p, "pad", num_spatial, 0)
+    dilation = _spatial_values(layer, p, "dilation", num_spatial, 1)
+    for name, values in (("kernel size", kernel), ("stride", stride), ("dilation", dilation)):
+        if min(values) <= 0:
+            raise layer.error(f"{name} must be positive, got {values}")
+    return kernel, stride, pad, dilation
+
+
+def output_extent(layer: Layer, h: int, w: int) -> tuple[int, int]:
+    """A convolution window's output height and width over an h×w input, from the layer's
+    ``_kernel``, ``_stride``, ``_pad`` and ``_dilation``; a shape error when the dilated
+    kernel does not fit the padded input."""
+    (kh, kw), (sh, sw) = layer._kernel, layer._stride
+    (ph, pw), (dh, dw) = layer._pad, layer._dilation
+    oh = (h + 2 * ph - (dh * (kh - 1) + 1)) // sh + 1
+    ow = (w + 2 * pw - (dw * (kw - 1) + 1)) // sw + 1
+    if oh <= 0 or ow <= 0:
+        raise layer.shape_error(f"the dilated kernel {kh}x{kw} (dilation {dh}x{dw}) is larger "
+                                f"than the padded input {h + 2 * ph}x{w + 2 * pw}")
+    return oh, ow
+
+
 @register
 class ConvolutionLayer(Layer):
     """``top = W * bottom + b`` per group, Caffe's cross-correlation (kernels are not flipped).
@@ -99,14 +127,7 @@ class ConvolutionLayer(Layer):
                                    f"{tuple(bottom[0].shape)} has {nsp} spatial axes after "
                                    f"axis {self._axis}")
         self._num_spatial = nsp
-        kernel = _spatial_values(self, p, "kernel", nsp, None)
-        stride = _spatial_values(self, p, "stride", nsp, 1)
-        pad = _spatial_values(self, p, "pad", nsp, 0)
-        dilation = _spatial_values(self, p, "dilation", nsp, 1)
-        for name, values in (("kernel size", kernel), ("stride", stride),
-                             ("dilation", dilation)):
-            if min(values) <= 0:
-                raise self.error(f"{name} must be positive, got {values}")
+        kernel, stride, pad, dilation = window_params(self, p, nsp)
         if nsp == 1:  # a 1-d convolution is a 2-d one over a height of 1
             kernel, stride, pad, dilation = [1, *kernel], [1, *stride], [0, *pad], [1, *dilation]
         self._kernel, self._stride = tuple(kernel), tuple(stride)
@@ -166,14 +187,7 @@ class ConvolutionLayer(Layer):
         return self._num_output, self._channels
 
     def _output_extent(self, h: int, w: int) -> tuple[int, int]:
-        (kh, kw), (sh, sw) = self._kernel, self._stride
-        (ph, pw), (dh, dw) = self._pad, self._dilation
-        oh = (h + 2 * ph - (dh * (kh - 1) + 1)) // sh + 1
-        ow = (w + 2 * pw - (dw * (kw - 1) + 1)) // sw + 1
-        if oh <= 0 or ow <= 0:
-            raise self.shape_error(f"the dilated kernel {kh}x{kw} (dilation {dh}x{dw}) is larger "
-                                   f"than the padded input {h + 2 * ph}x{w + 2 * pw}")
-        return oh, ow
+        return output_extent(self, h, w)
 
     def _conv_geometry(self, n: int, h: int, w: int, oh: int, ow: int, xp) -> tuple:
         return n, h, w, oh, ow, xp

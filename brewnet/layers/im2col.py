@@ -14,7 +14,7 @@ import numpy as np
 
 from ..blob import Blob
 from .base import Layer
-from .conv import _spatial_values, _strided
+from .conv import _strided, output_extent, window_params
 from .registry import register
 
 
@@ -37,14 +37,8 @@ class Im2colLayer(Layer):
             raise self.shape_error(f"only 2-d im2col is supported; bottom shape "
                                    f"{tuple(bottom[0].shape)} has {ndim - self._axis - 1} "
                                    f"spatial axes after axis {self._axis}")
-        self._kernel = tuple(_spatial_values(self, p, "kernel", 2, None))
-        self._stride = tuple(_spatial_values(self, p, "stride", 2, 1))
-        self._pad = tuple(_spatial_values(self, p, "pad", 2, 0))
-        self._dilation = tuple(_spatial_values(self, p, "dilation", 2, 1))
-        for name, values in (("kernel size", self._kernel), ("stride", self._stride),
-                             ("dilation", self._dilation)):
-            if min(values) <= 0:
-                raise self.error(f"{name} must be positive, got {list(values)}")
+        self._kernel, self._stride, self._pad, self._dilation = map(
+            tuple, window_params(self, p, 2))
         self._geometry: tuple | None = None
 
     def reshape(self, bottom: list[Blob], top: list[Blob]) -> None:
@@ -53,13 +47,8 @@ class Im2colLayer(Layer):
             raise self.shape_error(f"bottom shape {shape} changed its number of axes since "
                                    f"setup")
         c, h, w = shape[-3:]
-        (kh, kw), (sh, sw) = self._kernel, self._stride
-        (ph, pw), (dh, dw) = self._pad, self._dilation
-        oh = (h + 2 * ph - (dh * (kh - 1) + 1)) // sh + 1
-        ow = (w + 2 * pw - (dw * (kw - 1) + 1)) // sw + 1
-        if oh <= 0 or ow <= 0:
-            raise self.shape_error(f"the dilated kernel {kh}x{kw} (dilation {dh}x{dw}) is larger "
-                                   f"than the padded input {h + 2 * ph}x{w + 2 * pw}")
+        oh, ow = output_extent(self, h, w)
+        (kh, kw), (ph, pw) = self._kernel, self._pad
         top[0].reshape(*shape[:self._axis], c * kh * kw, oh, ow)
         geometry = (math.prod(shape[:self._axis]), c, h, w, oh, ow, bottom[0].xp)
         if geometry != self._geometry:
