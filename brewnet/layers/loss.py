@@ -31,6 +31,13 @@ def normalization_mode(loss_param: caffe_pb2.LossParameter,
     return default
 
 
+def loss_settings(loss_param: caffe_pb2.LossParameter,
+                  default: int = Normalization.VALID) -> tuple[int | None, int]:
+    """A loss layer's ``ignore_label`` (None when unset) and its normalization mode."""
+    ignore = loss_param.ignore_label if loss_param.HasField("ignore_label") else None
+    return ignore, normalization_mode(loss_param, default)
+
+
 def normalizer(mode: int, outer: int, inner: int, valid_count: int) -> float:
     """The loss divisor for ``mode``, at least 1 (Caffe's get_normalizer)."""
     if mode == Normalization.FULL:
@@ -104,9 +111,7 @@ class SoftmaxWithLoss(Layer):
     is_loss = True
 
     def setup(self, bottom: list[Blob], top: list[Blob]) -> None:
-        lp = self.param.loss_param
-        self.ignore_label = lp.ignore_label if lp.HasField("ignore_label") else None
-        self.mode = normalization_mode(lp)
+        self.ignore_label, self.mode = loss_settings(self.param.loss_param)
         self._prob = None  # softmax of the scores as (outer, C, inner), sized in reshape
 
     def reshape(self, bottom: list[Blob], top: list[Blob]) -> None:
@@ -251,9 +256,8 @@ class SigmoidCrossEntropyLoss(Layer):
     is_loss = True
 
     def setup(self, bottom: list[Blob], top: list[Blob]) -> None:
-        lp = self.param.loss_param
-        self.ignore_label = lp.ignore_label if lp.HasField("ignore_label") else None
-        self.mode = normalization_mode(lp, default=Normalization.BATCH_SIZE)
+        self.ignore_label, self.mode = loss_settings(self.param.loss_param,
+                                                     default=Normalization.BATCH_SIZE)
         # flat (count,) buffers sized in reshape: σ(x) for backward and two for the loss terms
         self._sigmoid = self._terms = self._work = None
         self._ignored = None  # bool (count,) mask of ignored elements, with ignore_label

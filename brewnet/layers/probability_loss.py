@@ -19,7 +19,7 @@ from .loss import (
     check_label_count,
     check_same_batch,
     label_indices,
-    normalization_mode,
+    loss_settings,
     normalizer,
     read_labels,
     refuse_label_gradient,
@@ -108,9 +108,7 @@ class InfogainLoss(Layer):
     is_loss = True
 
     def setup(self, bottom: list[Blob], top: list[Blob]) -> None:
-        lp = self.param.loss_param
-        self.ignore_label = lp.ignore_label if lp.HasField("ignore_label") else None
-        self.mode = normalization_mode(lp)
+        self.ignore_label, self.mode = loss_settings(self.param.loss_param)
         self.axis = self.param.infogain_loss_param.axis
         sp = self.param.softmax_param
         if sp.HasField("axis") and sp.axis != self.axis:
