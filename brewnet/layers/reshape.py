@@ -6,12 +6,12 @@ from __future__ import annotations
 import math
 
 from ..blob import Blob
-from .base import Layer
 from .registry import register
+from .structure import ReshapedCopy
 
 
 @register
-class Reshape(Layer):
+class Reshape(ReshapedCopy):
     """Replaces bottom axes ``[axis, axis + num_axes)`` (all by default) with
     ``reshape_param.shape``: 0 copies the bottom dim at that position, one -1 is inferred from
     the element count. The values keep their order, so both passes are reshaped copies."""
@@ -71,11 +71,3 @@ class Reshape(Layer):
                                    f"{math.prod(out)} elements but the bottom {shape} has "
                                    f"{total}")
         top[0].reshape(out)
-
-    def forward(self, bottom: list[Blob], top: list[Blob]) -> None:
-        top[0].data[...] = bottom[0].data.reshape(top[0].data.shape)
-
-    def backward(self, top: list[Blob], propagate_down: list[bool],
-                 bottom: list[Blob]) -> None:
-        if propagate_down[0]:
-            bottom[0].diff[...] = top[0].diff.reshape(bottom[0].diff.shape)

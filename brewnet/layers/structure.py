@@ -59,8 +59,21 @@ class Split(Layer):
             diff += t.diff
 
 
+class ReshapedCopy(Layer):
+    """A layer whose top holds the bottom's values in the same order under another shape
+    (Flatten, Reshape): both passes are copies through a reshape."""
+
+    def forward(self, bottom: list[Blob], top: list[Blob]) -> None:
+        top[0].data[...] = bottom[0].data.reshape(top[0].data.shape)
+
+    def backward(self, top: list[Blob], propagate_down: list[bool],
+                 bottom: list[Blob]) -> None:
+        if propagate_down[0]:
+            bottom[0].diff[...] = top[0].diff.reshape(bottom[0].diff.shape)
+
+
 @register
-class Flatten(Layer):
+class Flatten(ReshapedCopy):
     """Collapses axes ``axis..end_axis`` (inclusive) into one: (N, C, H, W) -> (N, C·H·W) with
     the defaults. Values are unchanged, so both passes are reshaped copies."""
 
@@ -79,11 +92,3 @@ class Flatten(Layer):
             raise self.shape_error(f"end_axis {fp.end_axis} comes before axis {fp.axis} for a "
                                    f"bottom of shape {shape}")
         top[0].reshape(shape[:start] + (count(shape, start, end + 1),) + shape[end + 1:])
-
-    def forward(self, bottom: list[Blob], top: list[Blob]) -> None:
-        top[0].data[...] = bottom[0].data.reshape(top[0].data.shape)
-
-    def backward(self, top: list[Blob], propagate_down: list[bool],
-                 bottom: list[Blob]) -> None:
-        if propagate_down[0]:
-            bottom[0].diff[...] = top[0].diff.reshape(bottom[0].diff.shape)
