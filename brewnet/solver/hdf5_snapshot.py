@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from ..backend import get_array_module, to_numpy
+from ..backend import to_numpy
 from ..errors import WeightsError
 from ..log import log
 from ..net.hdf5_weights import (
@@ -116,18 +116,3 @@ def read_state_hdf5(path: str | os.PathLike) -> HDF5State:
                                        f"'{i}'; the file is damaged", file=path)
                 history.append(np.asarray(stored[str(i)][()], dtype=np.float32))
     return HDF5State(it, learned, step, history)
-
-
-def history_arrays_hdf5(state: HDF5State, path: str, expected: Sequence[Any]) -> list:
-    """The state's history as arrays shaped and placed like ``expected`` (the solver's own)."""
-    if len(state.history) != len(expected):
-        raise WeightsError(f"incorrect length of history blobs: the state holds "
-                           f"{len(state.history)}, this solver and net need {len(expected)}; "
-                           "was it written by another solver type or net?", file=path)
-    out = []
-    for i, (values, mine) in enumerate(zip(state.history, expected, strict=True)):
-        if values.size != mine.size:
-            raise WeightsError(f"history blob {i} has shape {tuple(values.shape)} but "
-                               f"its parameter has shape {tuple(mine.shape)}", file=path)
-        out.append(get_array_module(mine).asarray(values.reshape(mine.shape)))
-    return out

@@ -9,10 +9,11 @@ snapshot whole.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from google.protobuf.message import DecodeError
 
 from ..backend import get_array_module, to_numpy
@@ -137,17 +138,30 @@ def resolve_learned_net(learned_net: str, state_path: str) -> str:
 def history_arrays(state: caffe_pb2.SolverState, path: str, expected: Sequence[Any]) -> list:
     """The state's history blobs as arrays shaped and placed like ``expected`` (the solver's
     own history), or an error naming the mismatch."""
-    if len(state.history) != len(expected):
-        raise WeightsError(f"incorrect length of history blobs: the state holds "
-                           f"{len(state.history)}, this solver and net need {len(expected)}; "
-                           "was it written by another solver type or net?", file=path)
-    out = []
-    for i, (bp, mine) in enumerate(zip(state.history, expected, strict=True)):
+
+    def decode(i: int, bp: caffe_pb2.BlobProto) -> np.ndarray:
         try:
-            values = blobproto_to_array(bp)
+            return blobproto_to_array(bp)
         except (WeightsError, ValueError) as e:
             raise WeightsError(f"history blob {i} is malformed: {e}; the "
                                f"{STATE_EXT} file is damaged", file=path) from None
+
+    return place_history(state.history, path, expected, decode)
+
+
+def place_history(stored: Sequence[Any], path: str, expected: Sequence[Any],
+                  decode: Callable[[int, Any], np.ndarray] = lambda i, values: values
+                  ) -> list:
+    """Stored history entries (BlobProtos through ``decode``, or arrays as they are) shaped
+    and placed like ``expected``; the count and each size must agree. Both state formats
+    (.solverstate and .solverstate.h5) restore through this."""
+    if len(stored) != len(expected):
+        raise WeightsError(f"incorrect length of history blobs: the state holds "
+                           f"{len(stored)}, this solver and net need {len(expected)}; "
+                           "was it written by another solver type or net?", file=path)
+    out = []
+    for i, (entry, mine) in enumerate(zip(stored, expected, strict=True)):
+        values = decode(i, entry)
         if values.size != mine.size:
             raise WeightsError(f"history blob {i} has shape {tuple(values.shape)} but "
                                f"its parameter has shape {tuple(mine.shape)}", file=path)

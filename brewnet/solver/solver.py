@@ -425,7 +425,7 @@ class Solver:
         path = os.fspath(path)
         if is_hdf5_path(path):
             h5state = h5snap.read_state_hdf5(path)
-            history = h5snap.history_arrays_hdf5(h5state, path, self.history)
+            history = snap.place_history(h5state.history, path, self.history)
             learned_net, it, step = h5state.learned_net, h5state.iter, h5state.current_step
         else:
             state = snap.read_state(path)
