@@ -120,7 +120,7 @@ def test_fake_mnist_and_cifar_pickles_are_refused(tmp_path, protocol):
         with pytest.raises(DataError, match="refusing"):
             mnist.unpickle_arrays(payload, "mnist.pkl")
         with pytest.raises(DataError, match="refusing"):
-            cifar10._unpickle(payload, "data_batch_1")
+            mnist.unpickle_arrays(payload, "data_batch_1", cifar10.CifarUnpickler)
     assert not marker.exists()
 
 

@@ -13,7 +13,6 @@ read by an unpickler that can build numpy arrays and nothing else.
 from __future__ import annotations
 
 import codecs
-import io
 import os
 import tarfile
 from collections.abc import Iterator
@@ -26,7 +25,7 @@ from ..log import log
 from ..proto import caffe_pb2
 from ..proto.binaryio import write_binary
 from .lmdb_source import lmdb_is_complete, write_lmdb
-from .mnist import NumpyOnlyUnpickler
+from .mnist import NumpyOnlyUnpickler, unpickle_arrays
 
 TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
 TEST_BATCHES = ("test_batch",)
@@ -55,18 +54,9 @@ class CifarUnpickler(NumpyOnlyUnpickler):
     ALLOWED = {**NumpyOnlyUnpickler.ALLOWED, ("_codecs", "encode"): _latin1_encode}
 
 
-def _unpickle(data: bytes, where: str) -> object:
-    try:
-        return CifarUnpickler(io.BytesIO(data), where).load()
-    except DataError:
-        raise
-    except Exception as e:
-        raise DataError(f"{where} cannot be unpickled ({type(e).__name__}: {e})") from None
-
-
 def _batch(data: bytes, where: str) -> Split:
     """One pickled batch as (images (n, 3, 32, 32) uint8, labels (n,)), checked."""
-    raw = _unpickle(data, where)
+    raw = unpickle_arrays(data, where, CifarUnpickler)
     if not isinstance(raw, dict):
         raise DataError(f"{where} holds a {type(raw).__name__}, not a CIFAR batch dictionary")
     entries = {(k.decode("latin-1") if isinstance(k, bytes) else k): v for k, v in raw.items()}

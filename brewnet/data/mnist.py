@@ -144,10 +144,12 @@ class NumpyOnlyUnpickler(pickle.Unpickler):
         raise DataError(f"{self.where} uses persistent ids; refusing to unpickle it")
 
 
-def unpickle_arrays(data: bytes, where: str) -> object:
-    """Unpickle ``data`` with :class:`NumpyOnlyUnpickler`; errors become DataError."""
+def unpickle_arrays(data: bytes, where: str,
+                    unpickler: type[NumpyOnlyUnpickler] = NumpyOnlyUnpickler) -> object:
+    """Unpickle ``data`` with ``unpickler`` (:class:`NumpyOnlyUnpickler` or a subclass that
+    admits a few more globals); every error becomes a DataError naming ``where``."""
     try:
-        return NumpyOnlyUnpickler(io.BytesIO(data), where).load()
+        return unpickler(io.BytesIO(data), where).load()
     except DataError:
         raise
     except Exception as e:

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from brewnet.data import cifar10
+from brewnet.data.mnist import unpickle_arrays
 from brewnet.data.transform import load_mean_file
 from brewnet.errors import DataError
 from brewnet.proto import caffe_pb2
@@ -120,8 +121,9 @@ def test_codecs_other_than_latin1_are_refused(tmp_path):
     payload = (b"\x80\x02c_codecs\nencode\nq\x00X\x01\x00\x00\x00xq\x01X\x06\x00\x00\x00"
                b"base64q\x02\x86q\x03Rq\x04.")
     with pytest.raises(DataError, match="only latin-1"):
-        cifar10._unpickle(payload, "'x'")
-    assert cifar10._unpickle(pickle.dumps(b"\x00\xff", protocol=2), "'x'") == b"\x00\xff"
+        unpickle_arrays(payload, "'x'", cifar10.CifarUnpickler)
+    assert unpickle_arrays(pickle.dumps(b"\x00\xff", protocol=2), "'x'",
+                           cifar10.CifarUnpickler) == b"\x00\xff"
 
 
 def test_missing_batch_is_an_error_with_a_hint(tmp_path):
@@ -178,4 +180,5 @@ def test_unpickle_reads_arrays_from_memory():
     a = np.arange(12, dtype=np.uint8).reshape(3, 4)
     buf = io.BytesIO()
     pickle.dump({b"data": a}, buf, protocol=2)
-    np.testing.assert_array_equal(cifar10._unpickle(buf.getvalue(), "'m'")[b"data"], a)
+    found = unpickle_arrays(buf.getvalue(), "'m'", cifar10.CifarUnpickler)
+    np.testing.assert_array_equal(found[b"data"], a)
