@@ -18,12 +18,9 @@ from typing import Any
 import numpy as np
 
 from .blob import Blob
-from .data.datum import datum_shape, parse_datum
-from .data.leveldb_source import LevelDBSource
-from .data.lmdb_source import LMDBSource
-from .data.transform import DataTransformer
 from .errors import BrewnetError, ParseError
 from .fileio import atomic_write
+from .layers.data import open_source, transformed_shape
 from .layers.python_layer import PYTHON_TYPE
 from .layers.registry import layer_class
 from .log import log
@@ -171,14 +168,9 @@ def _constant_fillers(message: Any) -> None:
 
 def _data_top_shapes(lp: caffe_pb2.LayerParameter, phase: int) -> list[tuple[int, ...]]:
     """A Data layer's tops from one record of its database: no reading thread, no batch."""
-    p = lp.data_param
-    owner = f"layer '{lp.name}' (Data)"
-    reader = LevelDBSource if p.backend == caffe_pb2.DataParameter.LEVELDB else LMDBSource
-    with reader(p.source, owner) as source:
-        key, raw = source.peek()
-        shape = datum_shape(parse_datum(raw, source.where, key))
-    c, h, w = DataTransformer(lp.transform_param, phase, owner).output_shape(shape)
-    n = int(p.batch_size)
+    with open_source(lp.data_param) as source:
+        _, (c, h, w) = transformed_shape(source, lp.transform_param, phase)
+    n = int(lp.data_param.batch_size)
     return [(n, c, h, w), (n,)][:len(lp.top)]
 
 

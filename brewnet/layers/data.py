@@ -31,6 +31,23 @@ from .registry import register
 _LEGACY_TRANSFORM_FIELDS = ("scale", "mean_file", "crop_size", "mirror")
 
 
+def open_source(p: caffe_pb2.DataParameter) -> LMDBSource | LevelDBSource:
+    """The reader of ``data_param.source`` for its backend (Caffe's default is LEVELDB)."""
+    leveldb = p.backend == caffe_pb2.DataParameter.LEVELDB
+    return (LevelDBSource if leveldb else LMDBSource)(p.source)
+
+
+def transformed_shape(source: LMDBSource | LevelDBSource,
+                      transform_param: caffe_pb2.TransformationParameter, phase: int
+                      ) -> tuple[DataTransformer, tuple[int, int, int]]:
+    """The transformer for ``transform_param`` and the (C, H, W) it makes of the source's
+    current record: a Data layer's top shape, from one record."""
+    key, raw = source.peek()
+    shape = datum_shape(parse_datum(raw, source.where, key))
+    transformer = DataTransformer(transform_param, phase)
+    return transformer, transformer.output_shape(shape)
+
+
 @register
 class DataLayer(Layer):
     """Caffe's Data layer over an LMDB or a LevelDB (Caffe's default backend)."""
@@ -70,13 +87,11 @@ class DataLayer(Layer):
         self.close()  # a second setup replaces the first feed
         self._warn_legacy_fields()
         with self._located():
-            source = (LevelDBSource if leveldb else LMDBSource)(p.source)
+            source = open_source(p)
         try:
-            key, raw = source.peek()
             with self._located():
-                shape = datum_shape(parse_datum(raw, source.where, key))
-                transformer = DataTransformer(self.param.transform_param, self.phase)
-                channels, height, width = transformer.output_shape(shape)
+                transformer, (channels, height, width) = transformed_shape(
+                    source, self.param.transform_param, self.phase)
             start = 0
             if p.rand_skip:
                 start = int(rng.generator().integers(p.rand_skip))
