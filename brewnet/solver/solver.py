@@ -29,6 +29,7 @@ from ..errors import DivergenceError, SolverError
 from ..log import log
 from ..net import Net
 from ..net.hdf5_weights import is_hdf5_path
+from ..net.scoring import average_outputs
 from ..proto import caffe_pb2
 from ..proto.textio import read_solver, to_text
 from ..rng import set_random_seed
@@ -356,9 +357,9 @@ class Solver:
         net = self.test_nets[k]
         net.share_with(self.net)
         n = p.test_iter[k]
-        scores: list[np.ndarray] = []
-        loss = np.float32(0)
-        for i in range(n):
+
+        def interrupted() -> bool:
+            """Serve the signals that arrived; True once one asked to stop."""
             request = self._requested_action()
             while request is not SolverAction.NONE:
                 if request is SolverAction.SNAPSHOT:
@@ -366,33 +367,22 @@ class Solver:
                 elif request is SolverAction.STOP:
                     self.requested_early_exit = True
                 request = self._requested_action()
-            if self.requested_early_exit:
-                break
-            iter_loss = net.forward_loss()
-            if p.test_compute_loss:
-                loss += np.float32(iter_loss)
-            values = [to_numpy(net.blobs[name].data).astype(np.float32).ravel()
-                      for name in net.outputs]
-            if i == 0:
-                scores = values
-            else:
-                for acc, v in zip(scores, values, strict=True):
-                    acc += v
-        if self.requested_early_exit:
+            return self.requested_early_exit
+
+        score = average_outputs(net, n, stop=interrupted)
+        if score is None:
             log.info("Test interrupted.")
             return
         if p.test_compute_loss:
-            log.info(f"Test loss: {num(loss / np.float32(n))}")
-        weights = net.blob_loss_weights
-        means = [(name, acc / np.float32(n), weights.get(name, 0.0))
-                 for name, acc in zip(net.outputs, scores, strict=False)]
+            log.info(f"Test loss: {num(np.float32(score.loss))}")
+        means = score.outputs
         for line in output_lines("Test", means):
             log.info(line)
         if self._reporters:
             record = {"kind": "test", "iteration": self.iter, "net": k,
                       "outputs": output_values(means)}
             if p.test_compute_loss:
-                record["loss"] = float(loss / np.float32(n))
+                record["loss"] = score.loss
             self._report(record)
 
     # ------------------------------------------------------------------------------------

@@ -5,26 +5,13 @@ element averaged over them, in Caffe's log wording (``Batch i, <out> = v``, ``Lo
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from ..backend import to_numpy
 from ..errors import BrewnetError
+from ..net.scoring import Outputs, Score, average_outputs
 from ..solver.report import num, value_text
-
-Outputs = list[tuple[str, np.ndarray, float]]
-
-
-@dataclass
-class Score:
-    """The averages of ``iterations`` batches: ``loss`` and, per output blob, (name, mean of
-    each element (flattened), loss weight)."""
-
-    iterations: int
-    loss: float
-    outputs: Outputs
 
 
 def score_net(net: Any, iterations: int,
@@ -33,23 +20,7 @@ def score_net(net: Any, iterations: int,
     float32, Caffe's type. ``on_batch(i, outputs)`` sees each batch's (name, values, weight)."""
     if iterations < 1:
         raise BrewnetError(f"--iterations {iterations}: give a positive number of batches")
-    weights = net.blob_loss_weights
-    loss = np.float32(0)
-    sums: list[np.ndarray] = []
-    for i in range(iterations):
-        loss += np.float32(net.forward_loss())
-        batch = [(name, to_numpy(net.blobs[name].data).astype(np.float32).ravel(),
-                  weights.get(name, 0.0)) for name in net.outputs]
-        if on_batch is not None:
-            on_batch(i, batch)
-        if i == 0:
-            sums = [values.copy() for _, values, _ in batch]
-        else:
-            for acc, (_, values, _) in zip(sums, batch, strict=True):
-                acc += values
-    n = np.float32(iterations)
-    means = [(name, acc / n, weight) for (name, _, weight), acc in zip(batch, sums, strict=True)]
-    return Score(iterations, float(loss / n), means)
+    return average_outputs(net, iterations, on_batch)
 
 
 def batch_lines(i: int, outputs: Outputs) -> Iterator[str]:

@@ -95,6 +95,21 @@ def test_test_averages_each_output_element(glog):
     assert solver.test_nets[0].shared_with is solver.net
 
 
+def test_stop_during_a_test_pass_interrupts_it(glog):
+    """A stop request that arrives during a test pass ends it before the next batch: Caffe
+    logs `Test interrupted.` and no test outputs, and the solver records the early exit."""
+    solver = SGDSolver(make_param("test_iter: 4 test_interval: 100"))
+    answers = iter([SolverAction.NONE, SolverAction.NONE, "stop"])
+    solver.set_action_function(lambda: next(answers, SolverAction.NONE))
+    glog.truncate(0)
+    glog.seek(0)
+    solver.test_all()
+    msgs = messages(glog)
+    assert msgs == ["Iteration 0, Testing net (#0)", "Test interrupted."]
+    assert solver.requested_early_exit
+    assert solver.test_nets[0].calls == 2  # two batches ran before the request was seen
+
+
 def test_test_initialization_false_skips_iteration_zero(glog):
     """test_initialization: false → no test before the first update."""
     solver = SGDSolver(make_param("test_iter: 1 test_interval: 2 test_initialization: false"))
