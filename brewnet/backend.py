@@ -6,6 +6,7 @@ serves both backends.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -67,6 +68,15 @@ def default_xp() -> Any:
 
         return cupy
     return np
+
+
+def synchronizer() -> Callable[[], None]:
+    """A function that waits for the GPU work queued on the current device, so a timing
+    covers it (Caffe times with CUDA events); nothing to wait for on the CPU."""
+    cp = cupy_or_none() if _state["mode"] == "gpu" else None
+    if cp is None:
+        return lambda: None
+    return lambda: cp.cuda.Device().synchronize()
 
 
 def to_numpy(a: Any) -> np.ndarray:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 
-from .backend import cupy_or_none, mode
+from .backend import synchronizer
 from .log import log
 
 
@@ -25,10 +25,7 @@ class Timer:
 
     @staticmethod
     def _now() -> float:
-        if mode() == "gpu":
-            cp = cupy_or_none()
-            if cp is not None:
-                cp.cuda.Device().synchronize()
+        synchronizer()()
         return time.perf_counter()
 
     def start(self) -> None:

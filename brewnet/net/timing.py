@@ -63,14 +63,6 @@ class NetTiming:
         return layer.total_ms / whole if whole else 0.0
 
 
-def _synchronizer() -> Callable[[], None]:
-    """A function that waits for queued GPU work (nothing to wait for on the CPU)."""
-    cp = backend.cupy_or_none() if backend.mode() == "gpu" else None
-    if cp is None:
-        return lambda: None
-    return lambda: cp.cuda.get_current_stream().synchronize()
-
-
 def _nbytes(arrays: Iterable[Any]) -> int:
     return int(sum(a.nbytes for a in arrays))
 
@@ -96,7 +88,7 @@ def time_net(net: Net, iterations: int,
     """
     if iterations < 1:
         raise ValueError(f"iterations must be at least 1, got {iterations}")
-    sync = _synchronizer()
+    sync = backend.synchronizer()
     memory = layer_memory(net)
     timings = [LayerTiming(name, layer.type, top_bytes=tb, param_bytes=pb)
                for name, layer, (tb, pb) in zip(net._layer_names, net.layers, memory,
