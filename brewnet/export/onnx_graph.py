@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 
     from ..layers.base import Layer
     from ..net import Net
+    from ..net.plan import Plan
 
 # Opset 17: every operator used here is stable there, and runtimes from 2022 on read it.
 OPSET = 17
@@ -134,21 +135,21 @@ class OnnxGraph:
             name, self._onnx.TensorProto.FLOAT, [int(d) for d in shape])
 
 
-def _tensor_names(net: Net) -> tuple[list[list[str]], list[list[str]]]:
+def _tensor_names(plan: Plan) -> tuple[list[list[str]], list[list[str]]]:
     """ONNX names of every layer's bottoms and tops (module docstring: SSA renaming)."""
     last_writer: dict[str, int] = {}
-    for i, tops in enumerate(net._top_names):
-        for name in tops:
+    for i, step in enumerate(plan.steps):
+        for name in step.top_names:
             last_writer[name] = i
-    inputs = set(net.inputs)
+    inputs = set(plan.inputs)
     current: dict[str, str] = {}
     used: set[str] = set()
     bottoms_out, tops_out = [], []
-    for i, (layer, bottoms, tops) in enumerate(zip(net.layers, net._bottom_names,
-                                                   net._top_names, strict=True)):
-        bottoms_out.append([current[b] for b in bottoms])
+    for i, step in enumerate(plan.steps):
+        layer = step.layer
+        bottoms_out.append([current[b] for b in step.bottom_names])
         names = []
-        for blob in tops:
+        for blob in step.top_names:
             if layer.type == "Input" or (last_writer[blob] == i and blob not in inputs):
                 tensor = blob
             else:
@@ -197,17 +198,18 @@ def net_to_onnx(net: Net, opset: int = OPSET) -> onnx.ModelProto:
                            f"opset {MIN_OPSET} or later")
     onnx = _onnx()
     g = OnnxGraph(onnx)
-    bottoms, tops = _tensor_names(net)
+    bottoms, tops = _tensor_names(net.plan)
     for tensors in tops:
         for t in tensors:
             g.reserve(t)
-    for i, layer in enumerate(net.layers):
+    for i, step in enumerate(net.plan.steps):
+        layer = step.layer
         convert = CONVERTERS.get(layer.type)
         if convert is None:
             raise _no_mapping(layer.name, layer.type)
         view = LayerView(layer, bottoms[i], tops[i],
-                         [tuple(int(d) for d in b.shape) for b in net.bottom_vecs[i]],
-                         [tuple(int(d) for d in t.shape) for t in net.top_vecs[i]])
+                         [tuple(int(d) for d in b.shape) for b in step.bottoms],
+                         [tuple(int(d) for d in t.shape) for t in step.tops])
         convert(g, view)
     if not g.inputs:
         raise NetError(f"net '{net.name}' has no Input layer; ONNX export needs a deploy net "

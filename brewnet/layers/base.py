@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+import numpy as np
+
 from ..blob import Blob
 from ..errors import NetError, ShapeError
 from ..proto import caffe_pb2
@@ -45,12 +47,69 @@ class Layer:
         self.blobs: list[Blob] = []
         # True for each learnable blob whose gradient the net wants (lr_mult != 0).
         self.param_propagate_down: list[bool] = []
+        # One weight per top, set by set_up: its share of the net's loss (0: none).
+        self.loss_weights: list[float] = []
 
     @property
     def name(self) -> str:
         return self.param.name
 
-    # -- the contract ---------------------------------------------------------------------
+    # -- the contract as the net calls it (Caffe's Layer::SetUp and Layer::Forward) ------
+    def set_up(self, bottom: list[Blob], top: list[Blob]) -> None:
+        """Check the blob counts, set up from the parameter message, shape the tops and set
+        the loss weights: everything a layer needs before its first forward."""
+        self.check_blob_counts(len(bottom), len(top))
+        self.setup(bottom, top)
+        self.reshape(bottom, top)
+        self.set_loss_weights(top)
+
+    def run_forward(self, bottom: list[Blob], top: list[Blob]) -> np.float32:
+        """Reshape, forward, and return this layer's weighted loss, Σ weight·sum(top), in
+        float32 like Caffe's Dtype (so printed losses agree)."""
+        self.reshape(bottom, top)
+        self.forward(bottom, top)
+        loss = np.float32(0)
+        for t, w in zip(top, self.loss_weights, strict=True):
+            if w:
+                t.diff[...] = w  # a reshape may have reallocated (zeroed) the diff
+                loss += np.float32(w) * np.float32(t.data.sum())
+        return loss
+
+    def check_blob_counts(self, num_bottom: int, num_top: int) -> None:
+        """Caffe's CheckBlobCounts: the class attributes' limits, as a NetError naming them."""
+        lp = self.param
+        for what, n, exact, lo, hi in (
+                ("bottom", num_bottom, self.exact_num_bottom, self.min_bottom, self.max_bottom),
+                ("top", num_top, self.exact_num_top, self.min_top, self.max_top)):
+            for bad, rule in ((exact is not None and n != exact, f"exactly {exact}"),
+                              (lo is not None and n < lo, f"at least {lo}"),
+                              (hi is not None and n > hi, f"at most {hi}")):
+                if not bad:
+                    continue
+                hint = ""
+                if self.is_loss and what == "bottom" and n < 2:
+                    hint = ("; a loss layer takes the predictions and the labels, e.g. "
+                            'bottom: "ip2" bottom: "label"')
+                raise NetError(f"{lp.type} takes {rule} {what} blob(s), got {n}{hint}",
+                               layer=lp.name, layer_type=lp.type)
+
+    def set_loss_weights(self, top: list[Blob]) -> None:
+        """The prototxt's ``loss_weight`` values, else Caffe's LossLayer default of a single
+        1 (so a loss layer with two tops must spell out both); each weighted top's diff holds
+        its weight, which a loss layer's backward reads."""
+        lp = self.param
+        weights = list(lp.loss_weight) or ([1.0] if self.is_loss else [0.0] * len(top))
+        if len(weights) != len(top):
+            hint = (" (a loss layer's default is one weight for its first top; write e.g. "
+                    "loss_weight: 1 loss_weight: 0)" if not len(lp.loss_weight) else "")
+            raise NetError(f"has {len(weights)} loss_weight values for {len(top)} tops; give "
+                           f"one per top or none{hint}", layer=lp.name, layer_type=lp.type)
+        for blob, w in zip(top, weights, strict=True):
+            if w:
+                blob.diff[...] = w
+        self.loss_weights = weights
+
+    # -- what each type implements --------------------------------------------------------
     def setup(self, bottom: list[Blob], top: list[Blob]) -> None:
         """Read the parameter message and create ``self.blobs`` (if none were given)."""
 

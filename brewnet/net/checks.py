@@ -76,15 +76,16 @@ def shape_table(net: Net) -> list[str]:
     """One row per top of each layer (the compiler's Split layers left out): layer, type, top,
     shape (N, C, H, W) and the layer's parameter count."""
     rows = [("layer", "type", "top", "shape", "params")]
-    for i, layer in enumerate(net.layers):
+    for step in net.plan.steps:
+        layer = step.layer
         if layer.type == "Split":
             continue
         n_params = sum(int(b.count) for b in layer.blobs)
-        tops = net._top_names[i] or ["-"]
-        for j, (top, blob) in enumerate(zip(tops, net.top_vecs[i] or [None], strict=False)):
+        tops = step.top_names or ["-"]
+        for j, (top, blob) in enumerate(zip(tops, step.tops or [None], strict=False)):
             shape = str(tuple(blob.shape)) if blob is not None else "-"
             first = j == 0
-            rows.append((net._layer_names[i] if first else "", layer.type if first else "",
+            rows.append((step.name if first else "", layer.type if first else "",
                          top, shape, f"{n_params:,}" if first and n_params else ""))
     widths = [max(len(r[k]) for r in rows) for k in range(len(rows[0]))]
     out = []

@@ -12,7 +12,7 @@ import io
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -20,6 +20,9 @@ from ..backend import to_numpy
 from ..errors import ShapeError, WeightsError
 from ..fileio import atomic_write
 from ..log import log
+
+if TYPE_CHECKING:
+    from .plan import Plan
 
 
 def is_hdf5_path(path: str | os.PathLike) -> bool:
@@ -37,22 +40,6 @@ def require_h5py() -> Any:
     return h5py
 
 
-def _owned(net: Any) -> list[list[bool]]:
-    """Per layer and parameter, whether it owns its values (False for a parameter shared, by
-    ParamSpec name, from an earlier layer: Caffe stores only the owner's data)."""
-    seen: set[str] = set()
-    out = []
-    for layer in net.layers:
-        specs, row = layer.param.param, []
-        for j in range(len(layer.blobs)):
-            name = specs[j].name if j < len(specs) else ""
-            row.append(not name or name not in seen)
-            if name:
-                seen.add(name)
-        out.append(row)
-    return out
-
-
 def write_h5(path: str, fill: Any) -> None:
     """Build an HDF5 file in memory with ``fill(h5file)`` and write it atomically."""
     h5py = require_h5py()
@@ -62,19 +49,19 @@ def write_h5(path: str, fill: Any) -> None:
     atomic_write(path, buffer.getvalue())
 
 
-def save_hdf5_weights(net: Any, path: str | os.PathLike, write_diff: bool = False) -> None:
+def save_hdf5_weights(plan: Plan, path: str | os.PathLike, write_diff: bool = False) -> None:
     """The net's parameters (and gradients if ``write_diff``) as a .caffemodel.h5 (Caffe's
-    Net::ToHDF5; pycaffe's ``net.save_hdf5``)."""
-    owned = _owned(net)
+    Net::ToHDF5; pycaffe's ``net.save_hdf5``). Only owners store values (Caffe's layout)."""
 
     def fill(f: Any) -> None:
         data = f.create_group("data")
         diff = f.create_group("diff") if write_diff else None
-        for layer, own in zip(net.layers, owned, strict=True):
+        for step, slots in zip(plan.steps, plan.slots, strict=True):
+            layer = step.layer
             layer_data = data.require_group(layer.name)
             layer_diff = diff.require_group(layer.name) if diff is not None else None
             for j, blob in enumerate(layer.blobs):
-                if own[j]:
+                if slots[j].owner is None:
                     layer_data.create_dataset(str(j), data=to_numpy(blob.data)
                                               .astype(np.float32, copy=False))
                 if layer_diff is not None:  # every gradient, shared or not (Caffe)
@@ -120,14 +107,14 @@ def _fits(stored: tuple[int, ...], shape: tuple[int, ...]) -> bool:
     return stored == shape or strip(stored) == strip(shape)
 
 
-def load_hdf5_weights(net: Any, path: str | os.PathLike) -> list[str]:
+def load_hdf5_weights(plan: Plan, path: str | os.PathLike) -> list[str]:
     """Copy a .caffemodel.h5 into ``net`` by layer name (Caffe's CopyTrainedLayersFromHDF5):
     only values, not gradients; a missing dataset is fine only for a shared parameter.
     Returns the names of source layers that matched nothing. Every dataset is read and
     checked before any is assigned, so a bad file leaves the net as it was."""
     path = os.fspath(path)
-    owned = _owned(net)
-    by_name = {layer.name: (layer, own) for layer, own in zip(net.layers, owned, strict=True)}
+    by_name = {step.name: (step.layer, [slot.owner is None for slot in slots])
+               for step, slots in zip(plan.steps, plan.slots, strict=True)}
     ignored: list[str] = []
     staged: list[tuple[Any, np.ndarray]] = []
     with open_h5(path) as f:

@@ -16,7 +16,7 @@ from ..proto import caffe_pb2
 from .locate import locate_layer_error
 
 if TYPE_CHECKING:
-    from .net import Net
+    from .plan import Plan
 
 # Messages more than one layer type reads: the data layers' transform, the losses' settings.
 _DATA_FIELDS = {"transform_param"}
@@ -55,7 +55,7 @@ def explain_foreign_params(error: NetError, lp: caffe_pb2.LayerParameter, is_los
         error.message += f"; note: {foreign_param_message(lp, name)}"
 
 
-def net_warnings(net: Net) -> list[NetWarning]:
+def net_warnings(plan: Plan) -> list[NetWarning]:
     """The suspicious constructs of a compiled net, in layer order."""
     out: list[NetWarning] = []
 
@@ -63,32 +63,34 @@ def net_warnings(net: Net) -> list[NetWarning]:
              ) -> None:
         w = NetWarning(message, blob=blob)
         if lp is None:
-            w.locate(file=net.file)
+            w.locate(file=plan.file)
         else:
-            locate_layer_error(w, lp, node, net.file)
+            locate_layer_error(w, lp, node, plan.file)
         out.append(w)
 
     last_producer: dict[str, int] = {}
-    for i, (layer, node) in enumerate(zip(net.layers, net._layer_nodes, strict=True)):
+    for i, step in enumerate(plan.steps):
+        layer = step.layer
         for field in foreign_param_fields(layer.param, layer.is_loss):
             w = NetWarning(foreign_param_message(layer.param, field))
-            out.append(locate_layer_error(w, layer.param, node, net.file))
-        for name in net._top_names[i]:
+            out.append(locate_layer_error(w, layer.param, step.origin, plan.file))
+        for name in step.top_names:
             last_producer[name] = i
-    if net.phase == caffe_pb2.TRAIN and not net.problems:  # else a failed consumer explains it
-        for name in net.outputs:
+    if plan.phase == caffe_pb2.TRAIN and not plan.problems:  # else a failed consumer explains it
+        for name in plan.outputs:
             i = last_producer.get(name)
             if i is None:
                 continue
-            layer = net.layers[i]
-            weight = net._loss_weights[i][net._top_names[i].index(name)]
-            if (layer.is_loss or weight or not net.bottom_vecs[i] or layer.type in _METRICS
+            step = plan.steps[i]
+            layer = step.layer
+            weight = step.loss_weights[step.top_names.index(name)]
+            if (layer.is_loss or weight or not step.bottoms or layer.type in _METRICS
                     or layer.type == "Split"):
                 continue
             warn(f"top '{name}' is used by no layer and adds no loss, so training computes it "
                  "for nothing; feed it to a loss, remove the layer, or end it in a Silence "
-                 "layer", layer.param, net._layer_nodes[i], blob=name)
-        if net.learnable_params and not any(net.params_lr):
+                 "layer", layer.param, step.origin, blob=name)
+        if plan.learnable and not any(p.lr_mult for p in plan.learnable):
             warn("every parameter has lr_mult 0, so training will not change the net; set "
                  "lr_mult > 0 (the default is 1) on the layers to learn", None, None)
     return out

@@ -3,9 +3,8 @@ compiling (or loading weights into) a layer names ``file:line:col`` of the const
 fault: the ``bottom:`` line for a missing blob, ``data_param { batch_size`` for a bad
 setting, the layer block otherwise.
 
-Layers are followed by position through the compiler's rewrites: legacy ``input:`` fields
-become a first Input layer, phase filtering drops layers, split insertion adds layers that
-have no text of their own.
+Legacy ``input:`` fields become a first Input layer; the compiler carries each layer's
+index through phase filtering and split insertion (added Splits have no text of their own).
 """
 
 from __future__ import annotations
@@ -15,7 +14,6 @@ import re
 from ..errors import BrewnetError
 from ..proto import caffe_pb2
 from ..proto.positions import Node, layer_nodes, read_positions
-from .state import layer_included
 
 # "data_param.batch_size must be ..." names the field at fault.
 _FIELD_PATH = re.compile(r"\b([a-z0-9]+_param)(?:\.([a-z_]+))?")
@@ -37,25 +35,6 @@ def source_nodes(param: caffe_pb2.NetParameter, path: str | None) -> list[Node |
         if node is not None and node.name != "input" and (node.text("name") or "") != lp.name:
             return nothing  # a NetParameter changed since it was read: better no position
     return nodes
-
-
-def follow(param: caffe_pb2.NetParameter, nodes: list[Node | None],
-           state: caffe_pb2.NetState, compiled: caffe_pb2.NetParameter) -> list[Node | None]:
-    """Carry ``nodes`` (one per layer of ``param``) to the layers of ``compiled`` (``param``
-    filtered by ``state`` with splits inserted); Split layers the compiler added get None."""
-    kept = [node for lp, node in zip(param.layer, nodes, strict=True)
-            if layer_included(lp, state)]
-    kept_layers = [lp for lp in param.layer if layer_included(lp, state)]
-    out: list[Node | None] = []
-    k = 0
-    for lp in compiled.layer:
-        if k < len(kept_layers) and lp.name == kept_layers[k].name \
-                and lp.type == kept_layers[k].type:
-            out.append(kept[k])
-            k += 1
-        else:
-            out.append(None)
-    return out
 
 
 def field_node(node: Node, lp: caffe_pb2.LayerParameter, error: BrewnetError) -> Node:

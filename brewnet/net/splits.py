@@ -20,6 +20,13 @@ def split_blob_name(blob: str, layer: str, top_index: int, k: int) -> str:
 
 def insert_splits(param: caffe_pb2.NetParameter) -> caffe_pb2.NetParameter:
     """A copy of ``param`` with Split layers inserted after each multiply-consumed top."""
+    return insert_splits_traced(param)[0]
+
+
+def insert_splits_traced(param: caffe_pb2.NetParameter
+                         ) -> tuple[caffe_pb2.NetParameter, list[int | None]]:
+    """``insert_splits``, and for each layer of the result the index of the layer of
+    ``param`` it copies (None for an inserted Split)."""
     last_producer: dict[str, tuple[int, int]] = {}
     source_of: dict[tuple[int, int], tuple[int, int]] = {}
     consumers: dict[tuple[int, int], int] = defaultdict(int)
@@ -43,9 +50,11 @@ def insert_splits(param: caffe_pb2.NetParameter) -> caffe_pb2.NetParameter:
     out.CopyFrom(param)
     del out.layer[:]
     used: dict[tuple[int, int], int] = defaultdict(int)
+    origins: list[int | None] = []
     for i, layer in enumerate(param.layer):
         new = out.layer.add()
         new.CopyFrom(layer)
+        origins.append(i)
         for j, name in enumerate(layer.bottom):
             src = source_of.get((i, j))
             if src is not None and consumers[src] > 1:
@@ -63,6 +72,7 @@ def insert_splits(param: caffe_pb2.NetParameter) -> caffe_pb2.NetParameter:
                 del new.loss_weight[:]
                 used[(i, j)] += 1
             split = out.layer.add()
+            origins.append(None)
             split.name = split_layer_name(name, layer.name, j)
             split.type = "Split"
             split.bottom.append(name)
@@ -70,4 +80,4 @@ def insert_splits(param: caffe_pb2.NetParameter) -> caffe_pb2.NetParameter:
                 split.top.append(split_blob_name(name, layer.name, j, k))
                 if weight:
                     split.loss_weight.append(weight if k == 0 else 0.0)
-    return out
+    return out, origins

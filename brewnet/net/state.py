@@ -34,15 +34,20 @@ def layer_included(layer: caffe_pb2.LayerParameter, state: caffe_pb2.NetState) -
     return not any(state_meets_rule(state, r) for r in layer.exclude)
 
 
-def filter_net(param: caffe_pb2.NetParameter, state: caffe_pb2.NetState
-               ) -> caffe_pb2.NetParameter:
-    """A copy of ``param`` holding only the layers that exist in ``state``."""
+def included_layers(param: caffe_pb2.NetParameter, state: caffe_pb2.NetState) -> list[int]:
+    """Indices of the layers of ``param`` that exist in ``state``."""
+    return [i for i, layer in enumerate(param.layer) if layer_included(layer, state)]
+
+
+def filter_net(param: caffe_pb2.NetParameter, state: caffe_pb2.NetState,
+               kept: list[int] | None = None) -> caffe_pb2.NetParameter:
+    """A copy of ``param`` holding only the layers that exist in ``state`` (``kept``, when
+    the caller has them already)."""
     out = caffe_pb2.NetParameter()
     out.CopyFrom(param)
     del out.layer[:]
-    for layer in param.layer:
-        if layer_included(layer, state):
-            out.layer.add().CopyFrom(layer)
+    for i in included_layers(param, state) if kept is None else kept:
+        out.layer.add().CopyFrom(param.layer[i])
     out.state.CopyFrom(state)
     return out
 

@@ -71,10 +71,10 @@ def layer_memory(net: Net) -> list[tuple[int, int]]:
     """(top bytes, parameter bytes) per layer, data and diff both counted; a top that is one
     of the layer's bottoms (in place) counts for the layer that produced it."""
     out = []
-    for layer, bottoms, tops in zip(net.layers, net.bottom_vecs, net.top_vecs, strict=True):
-        new_tops = [t for t in tops if not any(t is b for b in bottoms)]
+    for step in net.plan.steps:
+        new_tops = [t for t in step.tops if not any(t is b for b in step.bottoms)]
         out.append((_nbytes(a for t in new_tops for a in (t.data, t.diff)),
-                    _nbytes(a for p in layer.blobs for a in (p.data, p.diff))))
+                    _nbytes(a for p in step.layer.blobs for a in (p.data, p.diff))))
     return out
 
 
@@ -89,34 +89,38 @@ def time_net(net: Net, iterations: int,
     if iterations < 1:
         raise ValueError(f"iterations must be at least 1, got {iterations}")
     sync = backend.synchronizer()
-    memory = layer_memory(net)
-    timings = [LayerTiming(name, layer.type, top_bytes=tb, param_bytes=pb)
-               for name, layer, (tb, pb) in zip(net._layer_names, net.layers, memory,
-                                                strict=True)]
-    forward_s = [0.0] * len(net.layers)
-    backward_s = [0.0] * len(net.layers)
+    steps = net.plan.steps
+    timings = [LayerTiming(step.name, step.layer.type, top_bytes=tb, param_bytes=pb)
+               for step, (tb, pb) in zip(steps, layer_memory(net), strict=True)]
+    forward_s = [0.0] * len(steps)
+    backward_s = [0.0] * len(steps)
     result = NetTiming(iterations, timings)
     clock = time.perf_counter
+    started = [0.0]
+
+    def start(_: int) -> None:
+        started[0] = clock()
+
+    def stop(into: list[float]) -> Callable[[int], None]:
+        def record(i: int) -> None:
+            sync()
+            into[i] += clock() - started[0]
+        return record
+
     start_all = clock()
-    for j in range(1, iterations + 1):
-        start_iter = clock()
-        for i in range(len(net.layers)):
-            t0 = clock()
-            net._forward(i, i)
-            sync()
-            forward_s[i] += clock() - t0
-        mid = clock()
-        for i in range(len(net.layers) - 1, -1, -1):
-            t0 = clock()
-            net._backward(i, i)
-            sync()
-            backward_s[i] += clock() - t0
-        end = clock()
-        result.forward_ms += (mid - start_iter) * 1e3
-        result.backward_ms += (end - mid) * 1e3
-        result.iteration_ms.append((end - start_iter) * 1e3)
-        if on_iteration is not None:
-            on_iteration(j, result.iteration_ms[-1])
+    with net.hooked(before_forward=start, after_forward=stop(forward_s),
+                    before_backward=start, after_backward=stop(backward_s)):
+        for j in range(1, iterations + 1):
+            start_iter = clock()
+            net.forward_loss()
+            mid = clock()
+            net.backward()
+            end = clock()
+            result.forward_ms += (mid - start_iter) * 1e3
+            result.backward_ms += (end - mid) * 1e3
+            result.iteration_ms.append((end - start_iter) * 1e3)
+            if on_iteration is not None:
+                on_iteration(j, result.iteration_ms[-1])
     result.total_ms = (clock() - start_all) * 1e3
     result.forward_ms /= iterations
     result.backward_ms /= iterations

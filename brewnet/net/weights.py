@@ -3,6 +3,8 @@ format), matching layers by name as Caffe's CopyTrainedLayersFrom does."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from ..blob import Blob
@@ -11,6 +13,9 @@ from ..log import log
 from ..proto import caffe_pb2
 from .lint import NetWarning
 from .locate import locate_layer_error
+
+if TYPE_CHECKING:
+    from .plan import Plan
 
 _LEGACY = ("num", "channels", "height", "width")
 
@@ -103,28 +108,30 @@ def assign_staged(staged: list[tuple[Blob, np.ndarray, np.ndarray | None]]) -> N
             blob.diff[...] = blob.xp.asarray(grads)
 
 
-def _input_hint(net, index: int) -> str:
+def _input_hint(plan: Plan, index: int) -> str:
     """Where a wrong parameter shape usually comes from: the shape of the layer's input and
     the layer that made it."""
-    names = net._bottom_names[index]
+    step = plan.steps[index]
+    names = step.bottom_names
     if not names:
         return "; to learn this layer from scratch instead, rename it"
-    shapes = ", ".join(str(tuple(b.data.shape)) for b in net.bottom_vecs[index])
-    producers = [net._layer_names[i] for i in range(index)
-                 if set(net._top_names[i]) & set(names) and net.layers[i].type != "Split"]
+    shapes = ", ".join(str(tuple(b.data.shape)) for b in step.bottoms)
+    producers = [s.name for s in plan.steps[:index]
+                 if set(s.top_names) & set(names) and s.layer.type != "Split"]
     made_by = f" (made by {producers[-1]})" if producers else ""
-    name = net._layer_names[index]
-    return (f" — the input to {name} is {shapes}{made_by}; check the settings of {name} and "
-            "of the layers before it, or rename the layer to learn it from scratch")
+    return (f" — the input to {step.name} is {shapes}{made_by}; check the settings of "
+            f"{step.name} and of the layers before it, or rename the layer to learn it from "
+            "scratch")
 
 
-def copy_trained_layers(net, param: caffe_pb2.NetParameter, source: str = "") -> list[str]:
-    """Copy every layer of ``param`` that has a namesake in ``net``; return the names of
+def copy_trained_layers(plan: Plan, param: caffe_pb2.NetParameter, source: str = ""
+                        ) -> list[str]:
+    """Copy every layer of ``param`` that has a namesake in ``plan``; return the names of
     source layers that matched nothing (Caffe logs them as ignored). Source layers with
     weights that match nothing, and layers of the net left with their initial values, become
-    warnings (logged, and kept in ``net.warnings``)."""
+    warnings (logged, and kept in ``plan.warnings``)."""
     source = source or "weights"
-    index = {name: i for i, name in enumerate(net._layer_names)}
+    index = {step.name: i for i, step in enumerate(plan.steps)}
     ignored, unused, filled = [], [], set()
     staged: list[tuple[Blob, np.ndarray, np.ndarray | None]] = []
     for src in param.layer:
@@ -135,25 +142,25 @@ def copy_trained_layers(net, param: caffe_pb2.NetParameter, source: str = "") ->
             if len(src.blobs):
                 unused.append(src.name)
             continue
-        layer = net.layers[i]
+        step = plan.steps[i]
         try:
-            staged.extend(stage_layer_blobs(layer, src.blobs, source))
+            staged.extend(stage_layer_blobs(step.layer, src.blobs, source))
         except (WeightsError, ShapeError) as e:
             if isinstance(e, ShapeError):
-                e.message += _input_hint(net, i)
-            raise locate_layer_error(e, layer.param, net._layer_nodes[i], net.file) from None
+                e.message += _input_hint(plan, i)
+            raise locate_layer_error(e, step.layer.param, step.origin, plan.file) from None
         filled.add(i)
     assign_staged(staged)  # only once every layer has been checked: all or nothing
     found = []
     if unused:
         found.append(NetWarning(f"{source} has weights for layers that match no layer of this "
                                 f"net: {', '.join(unused)}; rename layers to use them"))
-    for i, layer in enumerate(net.layers):
-        if layer.blobs and i not in filled and layer.type != "Split":
+    for i, step in enumerate(plan.steps):
+        if step.layer.blobs and i not in filled and step.layer.type != "Split":
             w = NetWarning(f"got no weights from {source}; it starts from its fillers")
-            found.append(locate_layer_error(w, layer.param, net._layer_nodes[i], net.file))
+            found.append(locate_layer_error(w, step.layer.param, step.origin, plan.file))
     for w in found:
-        w.locate(file=net.file)
+        w.locate(file=plan.file)
         log.warning(str(w))
-    net.warnings.extend(found)
+    plan.warnings.extend(found)
     return ignored

@@ -125,6 +125,8 @@ def read_text(path: str | os.PathLike, message_cls_or_instance: type[M] | M) -> 
             raw = f.read()
     except OSError as e:
         raise ParseError(f"cannot open file: {e.strerror or e}", path) from None
+    except ValueError:  # open() refuses a path with a NUL byte before asking the system
+        raise ParseError("cannot open file: the path holds a NUL byte", path) from None
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:

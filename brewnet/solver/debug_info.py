@@ -9,7 +9,7 @@ in-place successor rewrote it.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -17,12 +17,13 @@ from ..backend import get_array_module
 from ..log import log
 from .report import num
 
+if TYPE_CHECKING:
+    from ..net.plan import Plan
+
 
 def supported(net: Any) -> bool:
-    """Whether ``net`` exposes the per-layer structure the report walks (brewnet's Net)."""
-    return all(hasattr(net, a) for a in ("layers", "top_vecs", "bottom_vecs", "_forward",
-                                         "_backward", "layer_need_backward",
-                                         "bottom_need_backward"))
+    """Whether ``net`` has a plan to report on and hooks to watch it run (brewnet's Net)."""
+    return hasattr(net, "plan") and hasattr(net, "hooked")
 
 
 def mean_abs(x: Any) -> np.float32:
@@ -41,64 +42,27 @@ def _sums(x: Any) -> tuple[np.float32, np.float32]:
             np.float32(float(flat.dot(flat))))
 
 
-def param_display_names(net: Any) -> list[list[str]]:
-    """Per layer, each parameter's display name: its ParamSpec ``name`` if set, else its
-    index in the layer (Caffe's param_display_names_)."""
-    out = []
-    for layer in net.layers:
-        specs = layer.param.param
-        out.append([specs[j].name if j < len(specs) and specs[j].name else str(j)
-                    for j in range(len(layer.blobs))])
-    return out
-
-
-def _owners(net: Any) -> list[list[tuple[int, int] | None]]:
-    """Per layer and parameter, None for a parameter that owns itself, else the (layer, index)
-    of the earlier parameter of the same ParamSpec name it shares (Caffe's param_owners_)."""
-    first: dict[str, tuple[int, int]] = {}
-    out = []
-    for i, layer in enumerate(net.layers):
-        specs, row = layer.param.param, []
-        for j in range(len(layer.blobs)):
-            name = specs[j].name if j < len(specs) else ""
-            if name and name in first:
-                row.append(first[name])
-            else:
-                if name:
-                    first[name] = (i, j)
-                row.append(None)
-        out.append(row)
-    return out
-
-
-def _top_names(net: Any, i: int) -> list[str]:
-    names = net.top_names.get(net.layers[i].name)
-    return list(names) if names else [str(j) for j in range(len(net.top_vecs[i]))]
-
-
-def _bottom_names(net: Any, i: int) -> list[str]:
-    names = net.bottom_names.get(net.layers[i].name)
-    return list(names) if names else [str(j) for j in range(len(net.bottom_vecs[i]))]
-
-
-def forward_lines(net: Any, i: int, display: list[list[str]] | None = None) -> list[str]:
-    """Caffe's ForwardDebugInfo for layer ``i``: each top's data, then each parameter's."""
-    display = display or param_display_names(net)
-    name = net.layers[i].name
+def forward_lines(plan: Plan, i: int) -> list[str]:
+    """Caffe's ForwardDebugInfo for layer ``i``: each top's data, then each parameter's
+    (by display name: its ParamSpec ``name``, else its index)."""
+    step = plan.steps[i]
+    name = step.name
     lines = [f"    [Forward] Layer {name}, top blob {blob} data: {num(mean_abs(top.data))}"
-             for blob, top in zip(_top_names(net, i), net.top_vecs[i], strict=True)]
-    lines += [f"    [Forward] Layer {name}, param blob {shown} data: {num(mean_abs(p.data))}"
-              for shown, p in zip(display[i], net.layers[i].blobs, strict=True)]
+             for blob, top in zip(step.top_names, step.tops, strict=True)]
+    lines += [f"    [Forward] Layer {name}, param blob {slot.display_name} data: "
+              f"{num(mean_abs(p.data))}"
+              for slot, p in zip(plan.slots[i], step.layer.blobs, strict=True)]
     return lines
 
 
-def backward_lines(net: Any, i: int) -> list[str]:
+def backward_lines(plan: Plan, i: int) -> list[str]:
     """Caffe's BackwardDebugInfo for layer ``i``: the diff of each bottom that gets a gradient,
     then of each parameter that does (numbered by index, as Caffe)."""
-    layer, name = net.layers[i], net.layers[i].name
+    step = plan.steps[i]
+    layer, name = step.layer, step.name
     lines = [f"    [Backward] Layer {name}, bottom blob {blob} diff: {num(mean_abs(b.diff))}"
-             for blob, b, need in zip(_bottom_names(net, i), net.bottom_vecs[i],
-                                      net.bottom_need_backward[i], strict=True) if need]
+             for blob, b, need in zip(step.bottom_names, step.bottoms,
+                                      step.bottom_need_backward, strict=True) if need]
     propagate = list(getattr(layer, "param_propagate_down", ())) or [True] * len(layer.blobs)
     lines += [f"    [Backward] Layer {name}, param blob {j} diff: {num(mean_abs(p.diff))}"
               for j, (p, need) in enumerate(zip(layer.blobs, propagate, strict=False)) if need]
@@ -119,45 +83,45 @@ def all_params_line(net: Any) -> str:
             f"{num(np.sqrt(sumsq_diff))})")
 
 
-def update_lines(net: Any) -> list[str]:
+def update_lines(plan: Plan) -> list[str]:
     """Caffe's UpdateDebugInfo for every parameter, after the update: data and the applied
     update (``diff``) of parameters that own themselves; for shared ones, the owner."""
-    display, owners = param_display_names(net), _owners(net)
     lines = []
-    for i, layer in enumerate(net.layers):
-        for j, p in enumerate(layer.blobs):
-            owner = owners[i][j]
+    for step, slots in zip(plan.steps, plan.slots, strict=True):
+        for slot, p in zip(slots, step.layer.blobs, strict=True):
             diff = num(mean_abs(p.diff))
-            if owner is None:
-                lines.append(f"    [Update] Layer {layer.name}, param {display[i][j]} data: "
+            if slot.owner is None:
+                lines.append(f"    [Update] Layer {step.name}, param {slot.display_name} data: "
                              f"{num(mean_abs(p.data))}; diff: {diff}")
             else:
-                oi, oj = owner
-                lines.append(f"    [Update] Layer {layer.name}, param blob {display[i][j]} "
-                             f"(owned by layer {net.layers[oi].name}, param {display[oi][oj]}) "
-                             f"diff: {diff}")
+                oi, oj = slot.owner
+                lines.append(f"    [Update] Layer {step.name}, param blob {slot.display_name} "
+                             f"(owned by layer {plan.steps[oi].name}, param "
+                             f"{plan.slots[oi][oj].display_name}) diff: {diff}")
     return lines
 
 
 def forward_backward(net: Any) -> float:
-    """One forward/backward pass of ``net``, layer by layer, logging Caffe's debug lines as it
-    goes; returns the loss, as ``net.forward_backward()`` does."""
-    display = param_display_names(net)
-    loss = np.float32(0)
-    n = len(net.layers)
-    for i in range(n):
-        loss += np.float32(net._forward(i, i))
-        for line in forward_lines(net, i, display):
+    """One forward/backward pass of ``net`` logging Caffe's debug lines as each layer runs
+    (so a ``[Forward]`` line shows a top before an in-place successor rewrote it); returns the
+    loss, as ``net.forward_backward()`` does."""
+    plan = net.plan
+
+    def after_forward(i: int) -> None:
+        for line in forward_lines(plan, i):
             log.info(line)
-    for i in range(n - 1, -1, -1):
-        if net.layer_need_backward[i]:
-            net._backward(i, i)
-            for line in backward_lines(net, i):
+
+    def after_backward(i: int) -> None:
+        if plan.steps[i].need_backward:
+            for line in backward_lines(plan, i):
                 log.info(line)
+
+    with net.hooked(after_forward=after_forward, after_backward=after_backward):
+        loss = net.forward_backward()
     log.error(all_params_line(net))  # Caffe logs this one at ERROR level
-    return float(loss)
+    return loss
 
 
 def log_update(net: Any) -> None:
-    for line in update_lines(net):
+    for line in update_lines(net.plan):
         log.info(line)

@@ -8,12 +8,16 @@ keeps that behaviour with a single warning.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any
+from itertools import groupby
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..backend import get_array_module
 from ..errors import SolverError
+
+if TYPE_CHECKING:
+    from ..net.plan import Step
 
 DIVERGENCE_MODES = ("stop", "continue")
 
@@ -61,57 +65,66 @@ def first_nonfinite(arrays: Iterable[Any]) -> int | None:
     return None
 
 
-def _names(net: Any, i: int) -> list[str]:
-    layer = net.layers[i]
-    names = net.top_names.get(layer.name) if hasattr(net, "top_names") else None
-    return list(names) if names else [f"#{j}" for j in range(len(net.top_vecs[i]))]
-
-
-def _scan_tops(net: Any) -> tuple[str, str, str] | None:
-    """(layer, layer type, top blob) of the first layer in net order whose top holds
-    non-finite values now, after the pass (an in-place successor may have written it)."""
-    for i, (layer, tops) in enumerate(zip(net.layers, net.top_vecs, strict=True)):
-        for name, top in zip(_names(net, i), tops, strict=True):
-            if not is_finite(top.data):
-                return layer.name, layer.type, name
+def _nonfinite_top(step: Step) -> tuple[str, str, str] | None:
+    """(layer, layer type, top blob) of the step's first top holding non-finite values."""
+    for name, top in zip(step.top_names, step.tops, strict=True):
+        if not is_finite(top.data):
+            return step.name, step.layer.type, name
     return None
 
 
+class _Found(Exception):
+    """Stops the replay at the first non-finite top, carrying where it is."""
+
+    def __init__(self, hit: tuple[str, str, str]):
+        super().__init__(hit)
+        self.hit = hit
+
+
 def _replay(net: Any) -> tuple[str, str, str] | None:
-    """Run the forward pass again one layer at a time, checking each layer's tops right after
-    it ran: exact even where in-place layers (BatchNorm, Scale, ReLU) rewrite a blob later.
+    """Run the forward pass again, checking each layer's tops as it finishes (an
+    after_forward hook): exact even where in-place layers (BatchNorm, Scale, ReLU) rewrite a
+    blob later.
 
     Layers without bottoms (data sources) are not rerun, so no batch is consumed; if a later
     layer works in place on a source's top, a replay would apply it twice, so None.
     """
-    source_tops = {id(t) for b, ts in zip(net.bottom_vecs, net.top_vecs, strict=True)
-                   if not b for t in ts}
-    for bottoms, tops in zip(net.bottom_vecs, net.top_vecs, strict=True):
-        if bottoms and any(id(t) in source_tops for t in tops):
-            return None
-    with np.errstate(all="ignore"):
-        for i, layer in enumerate(net.layers):
-            if net.bottom_vecs[i]:
-                net._forward(i, i)
-            for name, top in zip(_names(net, i), net.top_vecs[i], strict=True):
-                if not is_finite(top.data):
-                    return layer.name, layer.type, name
+    steps = net.plan.steps
+    source_tops = {id(t) for s in steps if not s.bottoms for t in s.tops}
+    if any(s.bottoms and any(id(t) in source_tops for t in s.tops) for s in steps):
+        return None
+
+    def check(i: int) -> None:
+        if (hit := _nonfinite_top(steps[i])) is not None:
+            raise _Found(hit)
+
+    with np.errstate(all="ignore"), net.hooked(after_forward=check):
+        try:  # in net order: sources' tops as the last pass left them, the rest rerun
+            for reruns, group in groupby(range(len(steps)), key=lambda i: bool(steps[i].bottoms)):
+                indices = list(group)
+                if reruns:
+                    net._forward(indices[0], indices[-1])
+                else:
+                    for i in indices:
+                        check(i)
+        except _Found as e:
+            return e.hit
     return None
 
 
 def locate_nonfinite_output(net: Any, replay: bool = True) -> tuple[str, str, str] | None:
     """(layer name, layer type, top blob) of the first layer, in net order, whose output is
-    non-finite; None when every top is finite (or the net exposes no layers).
+    non-finite; None when every top is finite (or the net has no plan).
 
     ``replay`` reruns the forward pass layer by layer for an exact answer; it draws random
     numbers (Dropout) and updates running statistics again, so only use it when the run is
     being abandoned. Without it (or when the replay cannot tell), the tops as the last pass
     left them are scanned.
     """
-    if not all(hasattr(net, a) for a in ("layers", "top_vecs", "bottom_vecs")):
+    if not hasattr(net, "plan"):
         return None
-    found = _scan_tops(net)
-    if replay and hasattr(net, "_forward"):
+    found = next(filter(None, map(_nonfinite_top, net.plan.steps)), None)
+    if replay:
         try:
             exact = _replay(net)
         except Exception:  # noqa: BLE001 - a layer choking on NaNs: keep the scan's answer
@@ -124,11 +137,13 @@ def locate_nonfinite_output(net: Any, replay: bool = True) -> tuple[str, str, st
 def param_owner_names(net: Any) -> list[str]:
     """For each learnable parameter, ``parameter j of layer 'name'`` (the layer owning it)."""
     names: dict[int, str] = {}
-    for layer in getattr(net, "layers", ()):
-        for j, blob in enumerate(layer.blobs):
-            names.setdefault(id(blob), f"parameter {j} of layer '{layer.name}' ({layer.type})")
-    return [names.get(id(p), f"learnable parameter {k}")
-            for k, p in enumerate(net.learnable_params)]
+    plan = getattr(net, "plan", None)
+    for step, slots in zip(plan.steps, plan.slots, strict=True) if plan else ():
+        for slot in slots:
+            if slot.owner is None:
+                names[slot.learnable] = (f"parameter {slot.index} of layer '{step.name}' "
+                                         f"({step.layer.type})")
+    return [names.get(k, f"learnable parameter {k}") for k in range(len(net.learnable_params))]
 
 
 def describe_bad_params(net: Any, params: Sequence[Any]) -> str | None:

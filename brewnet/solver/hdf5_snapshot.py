@@ -51,7 +51,7 @@ def _string_dataset(h5py: Any, group: Any, name: str, value: str) -> None:
 def write_model_hdf5(net: Any, filename: str, write_diff: bool) -> None:
     """The snapshot's .caffemodel.h5, logged as Caffe logs it."""
     log.info(f"Snapshotting to HDF5 file {filename}")
-    save_hdf5_weights(net, filename, write_diff)
+    save_hdf5_weights(net.plan, filename, write_diff)
 
 
 def write_state_hdf5(filename: str, iter: int, learned_net: str, current_step: int,

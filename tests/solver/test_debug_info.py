@@ -149,7 +149,7 @@ def test_shared_parameters_use_display_names_and_owner():
     w = net.params["ipA"][0]
     w.data[...] = np.arange(9, dtype=np.float32).reshape(3, 3) - 4
     w.diff[...] = 0.5
-    assert "    [Forward] Layer ipA, param blob w data: 2.22222" in forward_lines(net, 1)
-    assert update_lines(net) == [
+    assert "    [Forward] Layer ipA, param blob w data: 2.22222" in forward_lines(net.plan, 1)
+    assert update_lines(net.plan) == [
         "    [Update] Layer ipA, param w data: 2.22222; diff: 0.5",
         "    [Update] Layer ipB, param blob w (owned by layer ipA, param w) diff: 0.5"]

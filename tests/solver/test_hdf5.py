@@ -157,7 +157,7 @@ def test_weights_file_h5_loads_into_a_net_and_as_solver_weights(tmp_path):
     with h5py.File(model, "a") as f:
         f["data"].create_group("not_in_net").create_dataset("0", data=np.zeros(3, np.float32))
     net = Net(solver_param(tmp_path).net_param, TRAIN)
-    assert load_hdf5_weights(net, model) == ["not_in_net"]
+    assert load_hdf5_weights(net.plan, model) == ["not_in_net"]
     for name, arrays in weights(a.net).items():
         for b, v in zip(net.params[name], arrays, strict=True):
             np.testing.assert_array_equal(b.data, v)
@@ -180,7 +180,7 @@ def test_wrong_files_are_named(tmp_path):
     with pytest.raises(ShapeError, match=r"bad\.caffemodel\.h5: layer 'ip2' \(InnerProduct\): "
                                          r".*shape \(5, 3\) for parameter 0 but this net needs "
                                          r"\(2, 3\)") as info:
-        load_hdf5_weights(solver.net, bad)
+        load_hdf5_weights(solver.net.plan, bad)
     assert info.value.layer == "ip2" and info.value.file == str(bad)
     state = tmp_path / "s_iter_1.solverstate.h5"
     with h5py.File(state, "a") as f:
