@@ -1,7 +1,7 @@
 """Caffe's SGD step for one parameter in one pass over memory, instead of five NumPy passes.
 
 Per element, in float32 and in Caffe's order (``fastmath`` off, so no fused multiply-adds and
-the results are bit-identical to ``brewnet.solver.sgd``)::
+the results are bit-identical to ``brewnet.solver.rules.sgd``)::
 
     g ← diff + λ·w          (skipped when λ is 0, as the NumPy body skips it)
     V ← μ·V + rate·g ;  diff ← V ;  w ← w − V

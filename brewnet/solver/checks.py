@@ -3,7 +3,8 @@ would abort training, silently train nothing, or fail at the first snapshot, eac
 the solver file's line of the field at fault.
 
 ``solver_findings`` returns all of them (``brewnet check`` prints every one); the Solver raises
-the first error.
+the first error. The update rule's own settings are its ``validate``'s (solver/rules), so check
+and training refuse the same ones.
 """
 
 from __future__ import annotations
@@ -19,8 +20,10 @@ from ..net.hdf5_weights import require_h5py
 from ..proto import caffe_pb2
 from ..proto.positions import Node, read_positions
 from ..proto.textio import read_solver
+from .gradients import REGULARIZATION_TYPES, unknown_regularization
 from .lr_policy import LR_POLICIES
 from .netdefs import NetDef, test_net_defs, train_net_def
+from .rules import RULES, Report
 from .snapshot import upgrade_snapshot_prefix
 
 # What each schedule reads besides base_lr (caffe_facts: GetLearningRate), and what happens
@@ -60,9 +63,11 @@ def _at(root: Node | None, *fields: str) -> Node | None:
     return None
 
 
-def solver_findings(param: caffe_pb2.SolverParameter, source: str | None = None
-                    ) -> Findings:
-    """Check ``param`` (read from the prototxt ``source``, when there is one)."""
+def solver_findings(param: caffe_pb2.SolverParameter, source: str | None = None,
+                    rule: str | None = None) -> Findings:
+    """Check ``param`` (read from the prototxt ``source``, when there is one) for the update
+    rule named ``rule``; by default the one its ``type`` names (pycaffe's SGDSolver and its
+    siblings fix their own, whatever ``type`` says)."""
     file = source if source and os.path.isfile(source) else None
     root = read_positions(file) if file else None
     found = Findings()
@@ -74,6 +79,7 @@ def solver_findings(param: caffe_pb2.SolverParameter, source: str | None = None
                       line=node.line if node else None, col=node.col if node else None)
         (found.warnings if warning else found.errors).append(finding)
 
+    _check_update(param, rule, report)
     if param.average_loss < 1:
         report(f"average_loss must be >= 1, got {param.average_loss}", "average_loss")
     if param.iter_size < 1:
@@ -90,6 +96,21 @@ def solver_findings(param: caffe_pb2.SolverParameter, source: str | None = None
         report("base_lr is 0, so training will not change the net; set e.g. base_lr: 0.01",
                "base_lr", warning=True)
     return found
+
+
+def _check_update(param: caffe_pb2.SolverParameter, rule: str | None, report: Report
+                  ) -> None:
+    """The rule (``rule``, else the one ``type`` names) exists, the regularization of the
+    gradients is one Caffe knows, and the rule accepts its settings."""
+    name = rule or param.type
+    if name not in RULES:
+        close = difflib.get_close_matches(name, RULES, n=1)
+        hint = f"did you mean '{close[0]}'? " if close else ""
+        report(f"unknown solver type '{name}'; {hint}known types: " + ", ".join(RULES), "type")
+    if param.regularization_type not in REGULARIZATION_TYPES:
+        report(unknown_regularization(param.regularization_type), "regularization_type")
+    if name in RULES:
+        RULES[name]().validate(param, report)
 
 
 def _check_schedule(param: caffe_pb2.SolverParameter, report) -> None:

@@ -46,10 +46,10 @@ def normalize(blob: Blob, iter_size: int) -> None:
         blob.diff[...] *= np.float32(1) / np.float32(iter_size)
 
 
-def check_regularization(kind: str) -> None:
-    if kind not in REGULARIZATION_TYPES:
-        raise SolverError(f"unknown regularization_type '{kind}'; use one of: "
-                          + ", ".join(REGULARIZATION_TYPES))
+def unknown_regularization(kind: str) -> str:
+    """The message for a regularization_type Caffe does not know, which the solver's checks
+    report at the field and ``regularize`` raises if the setting changed after them."""
+    return f"unknown regularization_type '{kind}'; use one of: " + ", ".join(REGULARIZATION_TYPES)
 
 
 def regularize(blob: Blob, local_decay: Any, kind: str, scratch: Any) -> None:
@@ -64,5 +64,5 @@ def regularize(blob: Blob, local_decay: Any, kind: str, scratch: Any) -> None:
         xp.sign(blob.data, out=scratch)
         scratch *= local_decay
     else:
-        check_regularization(kind)
+        raise SolverError(unknown_regularization(kind))
     blob.diff[...] += scratch

@@ -1,6 +1,8 @@
 """The training loop shared by every solver type (Caffe's ``Solver``): build the train and test
 nets, step (test, forward/backward, display, update, snapshot), solve to ``max_iter``,
-snapshot and restore. Update rules subclass it and supply ``apply_update`` and their history.
+snapshot and restore. It composes one update rule (solver/rules), which names its history
+slots and supplies the formula; the loop prepares the gradients for it (Caffe's
+``SGDSolver::ApplyUpdate``) and applies its step.
 
 Resuming reproduces an uninterrupted run exactly: ``restore`` also moves every data layer to
 the batch the earlier run would read next (Caffe restarts them from the first record), and
@@ -24,6 +26,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from .. import kernels
 from ..backend import to_numpy
 from ..errors import DivergenceError, SolverError
 from ..log import log
@@ -38,8 +41,11 @@ from . import divergence as guard
 from . import hdf5_snapshot as h5snap
 from . import snapshot as snap
 from .checks import solver_findings
+from .gradients import clip_gradients, normalize, regularize
+from .lr_policy import learning_rate
 from .netdefs import NetDef, test_net_defs, train_net_def
 from .report import num, output_lines, output_values
+from .rules import RULES, SGD
 
 
 class SolverAction(enum.Enum):
@@ -59,13 +65,16 @@ class Solver:
     are built so they start from those weights. ``allow_python_layers``: let the nets build
     ``type: "Python"`` layers (which import and run the module the prototxt names).
 
-    Attributes as pycaffe: ``net``, ``test_nets``, ``iter``, ``param``; ``current_step`` is the
-    schedule state a .solverstate keeps. ``divergence``: ``"stop"`` (default) or
-    ``"continue"``, what a non-finite loss or parameter does.
+    Attributes as pycaffe: ``net``, ``test_nets``, ``iter``, ``param``, ``history`` (the
+    rule's arrays in SolverState order); ``current_step`` is the schedule state a .solverstate
+    keeps. ``rule``: the update rule; ``state``: its history by slot name, ``state[slot][i]``
+    for learnable parameter i (the arrays of ``history``); ``scratch``: one buffer per
+    parameter for the regularizer and the rule (Caffe's ``temp_``). ``divergence``:
+    ``"stop"`` (default) or ``"continue"``, what a non-finite loss or parameter does.
     """
 
-    # How many history blobs the update rule keeps per learnable parameter.
-    history_slots: ClassVar[int] = 0
+    # The rule's type name, for pycaffe's per-rule classes; None: the one ``type`` names.
+    rule_type: ClassVar[str | None] = None
 
     def __init__(self, param: caffe_pb2.SolverParameter | str | os.PathLike, *,
                  source: str | os.PathLike | None = None,
@@ -104,6 +113,7 @@ class Solver:
         self._last_snapshot: str | None = None
         train_def = train_net_def(param, solver_dir, self.source)  # first: is there a net?
         self._check_param()
+        self.rule = RULES[self.rule_type or param.type]()
         snap.check_snapshot_prefix(param)
         if param.random_seed >= 0:
             set_random_seed(param.random_seed)
@@ -126,7 +136,7 @@ class Solver:
         """Refuse settings Caffe would abort on (or would fail on later), naming the field and
         its line; log the suspicious ones."""
         findings = solver_findings(self.param, None if self.source == "<SolverParameter>"
-                                   else self.source)
+                                   else self.source, self.rule_type)
         for warning in findings.warnings:
             log.warning(str(warning))
         if findings.errors:
@@ -147,11 +157,15 @@ class Solver:
         return net
 
     def _pre_solve(self) -> None:
-        """Allocate the update rule's history: ``history_slots`` zero arrays per learnable
-        parameter, all of slot 0 first (Caffe's SolverState order)."""
+        """Allocate the update rule's history, one zero array per slot and learnable
+        parameter, all of the first slot first (Caffe's SolverState order), and the scratch."""
         params = self.net.learnable_params
-        self.history = [p.xp.zeros_like(p.data) for _ in range(self.history_slots)
-                        for p in params]
+        n = len(params)
+        self.history = [p.xp.zeros_like(p.data) for _ in self.rule.slots for p in params]
+        self.state = {slot: self.history[k * n:(k + 1) * n]
+                      for k, slot in enumerate(self.rule.slots)}
+        self.scratch = [p.xp.empty_like(p.data) for p in params]
+        self.rule.setup(params)
 
     # ------------------------------------------------------------------------------------
     # pycaffe API
@@ -202,9 +216,53 @@ class Solver:
         """Make ``net`` use the train net's parameter values."""
         net.share_with(self.net)
 
+    def get_learning_rate(self) -> float:
+        """Caffe's GetLearningRate (for ``multistep`` it may advance ``current_step``)."""
+        return learning_rate(self.param, self.iter, self)
+
+    @property
+    def lr(self) -> float:
+        """pycaffe's ``solver.lr``: the current rate, with GetLearningRate's side effect."""
+        return self.get_learning_rate()
+
     def apply_update(self) -> None:
-        """Turn the accumulated gradients into an update, apply it and count it."""
-        raise NotImplementedError(f"{type(self).__name__}.apply_update")
+        """Turn the accumulated gradients into an update, apply it and count it. Per learnable
+        parameter, with ``rate`` from the lr policy (Caffe's ``SGDSolver::ApplyUpdate``)::
+
+            g ← clip(g)              (global L2 norm over all parameters; before normalization)
+            g ← g / iter_size
+            g ← g + λ·w  (L2)  or  g + λ·sign(w)  (L1),   λ = weight_decay · decay_mult
+            diff ← the rule's step for g
+            w ← w − diff
+        """
+        p = self.param
+        rate = self.last_rate = self.get_learning_rate()
+        if p.display and self.iter % p.display == 0:
+            log.info(f"Iteration {self.iter}, lr = {num(rate)}")
+        params = self.net.learnable_params
+        clip_gradients(params, p.clip_gradients)
+        weight_decay = np.float32(p.weight_decay)
+        fused = self._fused_step_applies()
+        for i, blob in enumerate(params):
+            normalize(blob, p.iter_size)
+            local_decay = weight_decay * np.float32(self.net.params_weight_decay[i])
+            if fused:
+                self.rule.fused_step(self, i, local_decay, rate)
+                continue
+            regularize(blob, local_decay, p.regularization_type, self.scratch[i])
+            self.rule.compute_update_value(self, i, rate)
+        if not fused:
+            self.net.update()
+        self.iter += 1
+
+    def _fused_step_applies(self) -> bool:
+        """Plain SGD with L2 decay on NumPy arrays takes the compiled one-pass step
+        (brewnet.kernels.sgd), which also applies the update (``Net.update``'s w -= diff)."""
+        return (isinstance(self.rule, SGD)
+                and self.param.regularization_type == "L2"
+                and all(kernels.enabled(b.xp) and b.data.flags.c_contiguous
+                        and b.diff.flags.c_contiguous and v.flags.c_contiguous
+                        for b, v in zip(self.net.learnable_params, self.history, strict=True)))
 
     # ------------------------------------------------------------------------------------
     # the loop

@@ -143,3 +143,35 @@ def test_solver_nets_sharing_a_broken_layer_report_it_once(tmp_path, capsys, mon
         "so base_lr·gamma^iter is 0 from the second iteration on; add e.g. gamma: 0.1",
         "brewnet: error: net.prototxt:3:32: layer 'r' (ReLU): bottom 'dta' (index 0) is not "
         "produced by any layer; did you mean 'data'?"]
+
+
+@pytest.mark.parametrize("rule", ["RMSProp", "Adamm"])
+def test_update_rule_problems_are_located_and_refused_by_solve(tmp_path, capsys, monkeypatch,
+                                                               rule):
+    """RMSProp with momentum 0.9, rms_decay 1.5 and regularization_type "L3": check reports
+    each at its line (type "Adamm": the type, with a suggestion) and exits 1; `brewnet solve`
+    refuses the file with check's first error, located, before any net is built."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "net.prototxt").write_text(
+        'layer { name: "data" type: "Input" top: "data"\n'
+        "  input_param { shape { dim: 2 dim: 3 } } }\n")
+    (tmp_path / "solver.prototxt").write_text(
+        f'net: "net.prototxt"\nbase_lr: 0.01\nlr_policy: "fixed"\ntype: "{rule}"\n'
+        'momentum: 0.9\nrms_decay: 1.5\nregularization_type: "L3"\n')
+    assert main(["check", "solver.prototxt"]) == 1
+    out, err = capsys.readouterr()
+    first = "brewnet: error: solver.prototxt:"
+    if rule == "RMSProp":
+        assert err.splitlines() == [
+            f"{first}7:1: unknown regularization_type 'L3'; use one of: L2, L1",
+            f"{first}5:1: momentum cannot be used with RMSProp (got momentum: "
+            "0.8999999761581421); remove the momentum field",
+            f"{first}6:1: rms_decay must be in [0, 1), got 1.5"]
+    else:
+        assert err.splitlines() == [
+            f"{first}4:1: unknown solver type 'Adamm'; did you mean 'Adam'? known types: SGD, "
+            "Nesterov, AdaGrad, RMSProp, AdaDelta, Adam",
+            f"{first}7:1: unknown regularization_type 'L3'; use one of: L2, L1"]
+    assert out.rstrip().endswith(f"{len(err.splitlines())} error(s), 0 warning(s)")
+    assert main(["solve", "--solver", "solver.prototxt"]) == 1
+    assert capsys.readouterr().err.splitlines()[-1] == err.splitlines()[0]

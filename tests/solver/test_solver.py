@@ -229,11 +229,16 @@ def test_unwritable_snapshot_prefix(tmp_path):
     assert not list(tmp_path.iterdir())
 
 
-def test_solver_base_has_no_update_rule():
-    """The base Solver supplies the loop; apply_update comes from a rule subclass."""
-    solver = Solver(make_param())
-    with pytest.raises(NotImplementedError):
-        solver.apply_update()
+def test_solver_composes_the_rule_its_type_names():
+    """The one training loop composes an update rule: Solver(param) takes the rule `type`
+    names, with its history slots by name in SolverState order; pycaffe's SGDSolver fixes
+    SGD whatever `type` says."""
+    solver = Solver(make_param('type: "Adam"'))
+    assert type(solver.rule).__name__ == "Adam"
+    assert [id(a) for a in solver.state["m"] + solver.state["v"]] == list(map(id, solver.history))
+    solver.step(1)
+    assert solver.iter == 1
+    assert type(SGDSolver(make_param('type: "Adam"')).rule).__name__ == "SGD"
 
 
 def test_weights_are_loaded_into_train_and_test_nets(tmp_path, glog):
@@ -303,13 +308,14 @@ def test_close_never_raises(glog):
 
 
 def test_get_solver_builds_the_named_type(tmp_path):
-    """get_solver reads `type` (default SGD); an unknown type is an error naming the type and
-    the file (every Caffe type is built: tests/solver/test_rules.py)."""
+    """get_solver reads `type` (default SGD); an unknown type is an error at the `type`
+    field's line, with a suggestion (every Caffe type is built: tests/solver/test_rules.py)."""
     from brewnet.solver import get_solver
 
     f = tmp_path / "s.prototxt"
     f.write_text('net_param { name: "fake" } base_lr: 0.1 lr_policy: "fixed"')
     assert type(get_solver(str(f))) is SGDSolver
     f.write_text('net_param { name: "fake" } type: "Adamm" base_lr: 0.1 lr_policy: "fixed"')
-    with pytest.raises(SolverError, match=re.escape(f"{f}: unknown solver type 'Adamm'")):
+    with pytest.raises(SolverError, match=re.escape(f"{f}:1:28: unknown solver type 'Adamm'; "
+                                                    "did you mean 'Adam'?")):
         get_solver(str(f))

@@ -6,19 +6,22 @@ square::
     diff ← local_rate · √(1−β2ᵗ)/(1−β1ᵗ) · m / (√v + ε),   t = iter + 1
 
 with β1 = ``momentum``, β2 = ``momentum2`` (default 0.999) and ε = ``delta``. Two history
-arrays per parameter, in Caffe's SolverState order: every parameter's m, then every v. Weight
-decay is added to g beforehand (coupled, not AdamW).
+slots, m and v, in Caffe's SolverState order: every parameter's m, then every v. Weight decay
+is added to g beforehand (coupled, not AdamW).
 """
 
 from __future__ import annotations
 
 import math
-from typing import ClassVar
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..errors import SolverError
-from .sgd import SGDSolver
+from ...proto import caffe_pb2
+from .rule import Report, UpdateRule
+
+if TYPE_CHECKING:
+    from ..solver import Solver
 
 
 def bias_correction(beta1: np.float32, beta2: np.float32, t: int) -> np.float32:
@@ -28,31 +31,26 @@ def bias_correction(beta1: np.float32, beta2: np.float32, t: int) -> np.float32:
     return np.float32(math.sqrt(1.0 - b2 ** t) / (1.0 - b1 ** t))
 
 
-class AdamSolver(SGDSolver):
-    """``AdamSolver(path_or_param)`` as pycaffe's; ``history`` holds m for every parameter,
-    then v for every parameter."""
+class Adam(UpdateRule):
+    type_name = "Adam"
+    slots = ("m", "v")
 
-    history_slots: ClassVar[int] = 2
-
-    def _check_param(self) -> None:
+    def validate(self, param: caffe_pb2.SolverParameter, report: Report) -> None:
         """β1 = 1 divides by zero and β2 > 1 takes the root of a negative number in the bias
         correction: refuse them before training rather than at the first update."""
-        super()._check_param()
         for field, name in (("momentum", "beta1"), ("momentum2", "beta2")):
-            value = getattr(self.param, field)
+            value = getattr(param, field)
             if not 0 <= value < 1:
-                raise SolverError(f"Adam's {field} ({name}) must be in [0, 1), got {value}",
-                                  file=self.source)
+                report(f"Adam's {field} ({name}) must be in [0, 1), got {value}", field)
 
-    def compute_update_value(self, param_id: int, rate: float) -> None:
-        blob = self.net.learnable_params[param_id]
+    def compute_update_value(self, solver: Solver, param_id: int, rate: float) -> None:
+        blob = solver.net.learnable_params[param_id]
         xp, diff = blob.xp, blob.diff
-        n = len(self.net.learnable_params)
-        m, v = self.history[param_id], self.history[n + param_id]
-        scratch = self._scratch[param_id]
-        beta1, beta2 = np.float32(self.param.momentum), np.float32(self.param.momentum2)
-        local_rate = np.float32(rate) * np.float32(self.net.params_lr[param_id])
-        correction = bias_correction(beta1, beta2, self.iter + 1)
+        m, v = solver.state["m"][param_id], solver.state["v"][param_id]
+        scratch = solver.scratch[param_id]
+        beta1, beta2 = np.float32(solver.param.momentum), np.float32(solver.param.momentum2)
+        local_rate = np.float32(rate) * np.float32(solver.net.params_lr[param_id])
+        correction = bias_correction(beta1, beta2, solver.iter + 1)
         xp.multiply(diff, np.float32(1) - beta1, out=scratch)
         m *= beta1
         m += scratch
@@ -61,6 +59,6 @@ class AdamSolver(SGDSolver):
         v *= beta2
         v += scratch
         xp.sqrt(v, out=scratch)
-        scratch += np.float32(self.param.delta)
+        scratch += np.float32(solver.param.delta)
         xp.divide(m, scratch, out=scratch)
         xp.multiply(scratch, local_rate * correction, out=diff)
