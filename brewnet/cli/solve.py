@@ -48,7 +48,7 @@ def _batch_size(solver: Solver) -> int | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..proto.textio import read_solver  # noqa: PLC0415
+    from ..proto.textio import read_solver_located  # noqa: PLC0415
     from ..solver import get_solver  # noqa: PLC0415
     from ..tools.jsonlog import JsonLog  # noqa: PLC0415
     from ..tools.progress import progress_line  # noqa: PLC0415
@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
     if args.snapshot and args.weights:
         raise BrewnetError("give either --snapshot (resume training) or --weights (fine-tune), "
                            "not both")
-    param = read_solver(args.solver)
+    param, layout = read_solver_located(args.solver)
     # Caffe's train: the command line's level and stages go into the train net's state.
     if args.level is not None:
         param.train_state.level = args.level
@@ -68,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
     json_log = JsonLog(args.log_json) if args.log_json else None  # a bad path fails first
     solver = progress = restore_signals = None
     try:
-        solver = get_solver(param, source=args.solver, weights=weights,
+        solver = get_solver(param, source=args.solver, weights=weights, layout=layout,
                             allow_python_layers=args.allow_python_layers)
         solver.divergence = args.on_divergence
         restore_signals = install_signal_effects(solver, args.sigint_effect, args.sighup_effect)

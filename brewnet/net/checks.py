@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from ..errors import BrewnetError
 from ..proto import caffe_pb2
+from ..proto.positions import Node
 from .net import Net
 
 
@@ -36,8 +37,8 @@ class NetCheck:
 
 def check_net(model: str | os.PathLike | caffe_pb2.NetParameter, *, phase: int = caffe_pb2.TEST,
               level: int = 0, stages: Sequence[str] = (), state: caffe_pb2.NetState | None = None,
-              source: str | None = None, weights: Sequence[str] = (),
-              title: str | None = None) -> NetCheck:
+              source: str | None = None, layout: Node | None = None,
+              weights: Sequence[str] = (), title: str | None = None) -> NetCheck:
     """Compile ``model`` (for ``state``, or phase/level/stages) collecting every problem, then
     copy ``weights`` into it to check their shapes; the data threads are stopped again."""
     state = state or caffe_pb2.NetState(phase=phase, level=level, stage=list(stages))
@@ -47,7 +48,7 @@ def check_net(model: str | os.PathLike | caffe_pb2.NetParameter, *, phase: int =
         title = f"{where or 'net'} ({name})"
     try:
         if isinstance(model, caffe_pb2.NetParameter):
-            net = CheckedNet(model, state=state, source=source)
+            net = CheckedNet(model, state=state, source=source, layout=layout)
         else:
             net = CheckedNet(model, phase=state.phase, level=state.level,
                              stages=list(state.stage))

@@ -13,17 +13,16 @@ import re
 
 from ..errors import BrewnetError
 from ..proto import caffe_pb2
-from ..proto.positions import Node, layer_nodes, read_positions
+from ..proto.positions import Node, layer_nodes
 
 # "data_param.batch_size must be ..." names the field at fault.
 _FIELD_PATH = re.compile(r"\b([a-z0-9]+_param)(?:\.([a-z_]+))?")
 
 
-def source_nodes(param: caffe_pb2.NetParameter, path: str | None) -> list[Node | None]:
-    """For each layer of ``param`` (as read, already upgraded), its block in the prototxt at
-    ``path``; all None when there is no file or it does not match ``param``."""
+def source_nodes(param: caffe_pb2.NetParameter, root: Node | None) -> list[Node | None]:
+    """For each layer of ``param`` (as read, already upgraded), its block in the prototxt
+    whose field tree is ``root``; all None without one or when it does not match ``param``."""
     nothing: list[Node | None] = [None] * len(param.layer)
-    root = read_positions(path) if path else None
     if root is None:
         return nothing
     nodes: list[Node | None] = list(layer_nodes(root))

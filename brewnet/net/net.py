@@ -19,7 +19,8 @@ import numpy as np
 from ..errors import NetError, ShapeError
 from ..log import log
 from ..proto import caffe_pb2
-from ..proto.textio import read_net
+from ..proto.positions import Node, read_positions
+from ..proto.textio import read_net_located
 from ..proto.upgrade import upgrade_net
 from .batching import WholeDatasetPasses
 from .compiler import compile_net
@@ -57,7 +58,9 @@ class Net(PlanViews, WeightFiles, WholeDatasetPasses):
 
     ``Net(model, phase, level=0, stages=None, weights=None)`` or pycaffe's legacy
     ``Net(model, weights, phase)``; ``model`` is a prototxt path or a NetParameter. The
-    solver passes the complete NetState as ``state`` instead of phase/level/stages.
+    solver passes the complete NetState as ``state`` instead of phase/level/stages, and for
+    a NetParameter it read from the file ``source``, the file's field tree as ``layout`` (so
+    the file is not read again to locate errors).
     ``allow_python_layers=True`` lets ``type: "Python"`` layers import and run their module.
 
     Errors name the prototxt's ``file:line:col`` (``self.file``) of the layer or field at
@@ -71,7 +74,7 @@ class Net(PlanViews, WeightFiles, WholeDatasetPasses):
                  phase: int | None = None, level: int = 0, stages: Sequence[str] | None = None,
                  weights: str | os.PathLike | None = None,
                  state: caffe_pb2.NetState | None = None, source: str | None = None,
-                 allow_python_layers: bool = False):
+                 layout: Node | None = None, allow_python_layers: bool = False):
         # Opt-in for `type: "Python"` layers, which import and run the module the prototxt names.
         self.allow_python_layers = allow_python_layers
         # pycaffe's before_/after_ forward/backward callbacks, each called with a layer index.
@@ -88,11 +91,13 @@ class Net(PlanViews, WeightFiles, WholeDatasetPasses):
             upgrade_net(param, source or "<NetParameter>")
         else:
             source = source or os.fspath(model)
-            param = read_net(model)
+            param, layout = read_net_located(model)
         self.source = source or "<NetParameter>"
         # The prototxt the layers came from, for errors that name file:line:col.
         self.file = source if source and os.path.isfile(source) else None
-        nodes = source_nodes(param, self.file)
+        if layout is None and self.file:  # a NetParameter read from a file by the caller
+            layout = read_positions(self.file)
+        nodes = source_nodes(param, layout)
         if state is None:  # Caffe: the file's own state, with phase and level set, stages added
             state = caffe_pb2.NetState()
             state.CopyFrom(param.state)

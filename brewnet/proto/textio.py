@@ -19,12 +19,13 @@ from ..errors import ParseError
 from ..fileio import atomic_write
 from . import caffe_pb2
 from .binaryio import read_binary, read_net_binary, write_binary
-from .positions import parse_positions, read_positions
+from .positions import Node, parse_positions
 from .upgrade import V1_LAYER_TYPES, upgrade_net, upgrade_solver
 
 # The binary readers are re-exported so callers can take all file I/O from one module.
-__all__ = ["parse_text", "read_binary", "read_net", "read_net_binary", "read_solver",
-           "read_text", "to_text", "write_binary", "write_text"]
+__all__ = ["parse_text", "read_binary", "read_net", "read_net_binary", "read_net_located",
+           "read_solver", "read_solver_located", "read_text", "to_text", "write_binary",
+           "write_text"]
 
 M = TypeVar("M", bound=Message)
 
@@ -120,6 +121,11 @@ def _instance(message_cls_or_instance: type[M] | M) -> M:
 def read_text(path: str | os.PathLike, message_cls_or_instance: type[M] | M) -> M:
     """Read a prototxt file into a new message of the given class (or into the given message)."""
     path = os.fspath(path)
+    return parse_text(_read_source(path), _instance(message_cls_or_instance), path)
+
+
+def _read_source(path: str) -> str:
+    """The text of the prototxt at ``path``; ParseError if it cannot be read as text."""
     try:
         with open(path, "rb") as f:
             raw = f.read()
@@ -132,26 +138,40 @@ def read_text(path: str | os.PathLike, message_cls_or_instance: type[M] | M) -> 
     except UnicodeDecodeError:
         raise ParseError("not a text prototxt (the file holds binary data; a .caffemodel or "
                          ".binaryproto is read with read_binary)", path) from None
-    return parse_text(text, _instance(message_cls_or_instance), path)
+    return text
 
 
 def read_net(path: str | os.PathLike) -> caffe_pb2.NetParameter:
     """A net prototxt, upgraded from legacy forms (V1 layers, input fields) to current Caffe."""
+    return read_net_located(path)[0]
+
+
+def read_net_located(path: str | os.PathLike) -> tuple[caffe_pb2.NetParameter, Node]:
+    """``read_net``, with where each construct of the file sits (for located errors): the
+    file is opened and parsed once."""
     path = os.fspath(path)
-    param = read_text(path, caffe_pb2.NetParameter)
+    text = _read_source(path)
+    param = parse_text(text, caffe_pb2.NetParameter(), path)
+    root = parse_positions(text)
     try:
-        return upgrade_net(param, path)
+        return upgrade_net(param, path), root
     except ParseError as e:  # the legacy fields at fault: locate the first one named
-        root = read_positions(path)
         words = set(re.findall(r"\w+", e.message))
-        at = next((c for c in (root.children if root else ()) if c.name in words), None)
+        at = next((c for c in root.children if c.name in words), None)
         raise e.locate(line=at.line if at else None, col=at.col if at else None) from None
 
 
 def read_solver(path: str | os.PathLike) -> caffe_pb2.SolverParameter:
     """A solver prototxt, upgraded (``solver_type`` enum → ``type`` string, inline nets)."""
+    return read_solver_located(path)[0]
+
+
+def read_solver_located(path: str | os.PathLike) -> tuple[caffe_pb2.SolverParameter, Node]:
+    """``read_solver``, with where each field of the file sits: opened and parsed once."""
     path = os.fspath(path)
-    return upgrade_solver(read_text(path, caffe_pb2.SolverParameter), path)
+    text = _read_source(path)
+    param = parse_text(text, caffe_pb2.SolverParameter(), path)
+    return upgrade_solver(param, path), parse_positions(text)
 
 
 def to_text(message: Message) -> str:

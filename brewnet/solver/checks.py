@@ -19,10 +19,10 @@ from ..net.checks import NetCheck, check_net
 from ..net.hdf5_weights import require_h5py
 from ..proto import caffe_pb2
 from ..proto.positions import Node, read_positions
-from ..proto.textio import read_solver
+from ..proto.textio import read_solver_located
 from .gradients import REGULARIZATION_TYPES, unknown_regularization
 from .lr_policy import LR_POLICIES
-from .netdefs import NetDef, test_net_defs, train_net_def
+from .netdefs import NetDef, NetFiles, test_net_defs, train_net_def
 from .rules import RULES, Report
 from .snapshot import upgrade_snapshot_prefix
 
@@ -64,12 +64,13 @@ def _at(root: Node | None, *fields: str) -> Node | None:
 
 
 def solver_findings(param: caffe_pb2.SolverParameter, source: str | None = None,
-                    rule: str | None = None) -> Findings:
-    """Check ``param`` (read from the prototxt ``source``, when there is one) for the update
-    rule named ``rule``; by default the one its ``type`` names (pycaffe's SGDSolver and its
-    siblings fix their own, whatever ``type`` says)."""
+                    rule: str | None = None, layout: Node | None = None) -> Findings:
+    """Check ``param`` (read from the prototxt ``source``, when there is one, whose field
+    tree is ``layout`` if the caller has it) for the update rule named ``rule``; by default
+    the one its ``type`` names (pycaffe's SGDSolver and its siblings fix their own, whatever
+    ``type`` says)."""
     file = source if source and os.path.isfile(source) else None
-    root = read_positions(file) if file else None
+    root = layout if layout is not None or not file else read_positions(file)
     found = Findings()
 
     def report(message: str, *fields: str, warning: bool = False) -> None:
@@ -194,26 +195,27 @@ def check_solver(path: str, level: int | None = None, stages: Sequence[str] = ()
     """Check the solver prototxt at ``path``, then compile each net it describes (train net
     first, with the solver's ``weights`` copied in), collecting every problem. ``level`` and
     ``stages`` go into the train net's state, as ``brewnet solve`` puts them."""
-    param = read_solver(path)
+    param, layout = read_solver_located(path)
     upgrade_snapshot_prefix(param, path)
     if level is not None:
         param.train_state.level = level
     param.train_state.stage.extend(stages)
-    found = solver_findings(param, path)
+    found = solver_findings(param, path, layout=layout)
     solver_dir = os.path.dirname(os.path.abspath(path))
     weights = [w.strip() for models in param.weights for w in models.split(",") if w.strip()]
     defs: list[tuple[NetDef, str]] = []
+    files = NetFiles()
     try:
-        train = train_net_def(param, solver_dir, path)
+        train = train_net_def(param, solver_dir, path, files)
         defs.append((train, f"{train.source} (train net)"))
     except BrewnetError as e:
         found.errors.append(e.locate(file=path))
     if found.test_counts_agree:
         try:
             defs += [(d, f"{d.source} (test net #{i})")
-                     for i, d in enumerate(test_net_defs(param, solver_dir, path))]
+                     for i, d in enumerate(test_net_defs(param, solver_dir, path, files))]
         except BrewnetError as e:
             found.errors.append(e.locate(file=path))
-    checks = [check_net(d.param, state=d.state, source=d.source, weights=weights, title=title)
-              for d, title in defs]
+    checks = [check_net(d.param, state=d.state, source=d.source, layout=d.layout,
+                        weights=weights, title=title) for d, title in defs]
     return found, checks

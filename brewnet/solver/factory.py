@@ -9,7 +9,8 @@ import os
 from collections.abc import Sequence
 
 from ..proto import caffe_pb2
-from ..proto.textio import read_solver
+from ..proto.positions import Node
+from ..proto.textio import read_solver_located
 from .solver import Solver
 
 
@@ -59,14 +60,16 @@ SOLVER_CLASSES: dict[str, type[Solver]] = {
 def get_solver(param: str | os.PathLike | caffe_pb2.SolverParameter, *,
                source: str | os.PathLike | None = None,
                weights: Sequence[str] | None = None,
-               allow_python_layers: bool = False) -> Solver:
+               allow_python_layers: bool = False, layout: Node | None = None) -> Solver:
     """pycaffe's ``get_solver``: the solver its ``type`` names, built from a prototxt path (or
-    a SolverParameter, with ``source`` naming the file it came from). The file is read once.
+    a SolverParameter, with ``source`` naming the file it came from and ``layout`` its field
+    tree from ``read_solver_located``). The file is read once.
     ``weights`` replaces the solver's own ``weights`` list (see ``Solver``);
     ``allow_python_layers`` lets its nets run ``type: "Python"`` layers. An unknown ``type``
     is refused by the Solver's checks, at the field's line, as ``brewnet check`` reports it."""
     if not isinstance(param, caffe_pb2.SolverParameter):
         source = param
-        param = read_solver(source)
+        param, layout = read_solver_located(source)
     cls = SOLVER_CLASSES.get(param.type, Solver)
-    return cls(param, source=source, weights=weights, allow_python_layers=allow_python_layers)
+    return cls(param, source=source, weights=weights, allow_python_layers=allow_python_layers,
+               layout=layout)

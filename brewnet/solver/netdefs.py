@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from ..errors import SolverError
 from ..log import log
 from ..proto import caffe_pb2
-from ..proto.textio import read_net
+from ..proto.positions import Node
+from ..proto.textio import read_net_located
 
 TRAIN_FIELDS = ("net", "net_param", "train_net", "train_net_param")
 
@@ -23,11 +24,13 @@ TRAIN_FIELDS = ("net", "net_param", "train_net", "train_net_param")
 @dataclass
 class NetDef:
     """One net to build: its definition (``param.state`` is the complete NetState), the file
-    it came from (for messages) and how Caffe's log describes it."""
+    it came from (for messages), how Caffe's log describes it, and the file's field tree
+    (None for a net inside the solver), so errors are located without reading it again."""
 
     param: caffe_pb2.NetParameter
     source: str
     described: str = ""
+    layout: Node | None = None
 
     @property
     def state(self) -> caffe_pb2.NetState:
@@ -46,6 +49,24 @@ def resolve_net_path(path: str, solver_dir: str | None) -> str:
     return path
 
 
+class NetFiles:
+    """The net prototxts one solver names, each opened, parsed and upgraded once however many
+    nets (the train net and its test twins) are built from it."""
+
+    def __init__(self) -> None:
+        self._read: dict[str, tuple[caffe_pb2.NetParameter, Node]] = {}
+
+    def read(self, path: str) -> tuple[caffe_pb2.NetParameter, Node]:
+        """A fresh copy of the file's NetParameter (each net gets its own state), and its
+        field tree."""
+        if path not in self._read:
+            self._read[path] = read_net_located(path)
+        param, layout = self._read[path]
+        copy = caffe_pb2.NetParameter()
+        copy.CopyFrom(param)
+        return copy, layout
+
+
 def _with_state(param: caffe_pb2.NetParameter, phase: int,
                 override: caffe_pb2.NetState | None) -> caffe_pb2.NetParameter:
     """Caffe's precedence: the phase default, then the net's own ``state``, then the solver's
@@ -59,8 +80,9 @@ def _with_state(param: caffe_pb2.NetParameter, phase: int,
 
 
 def train_net_def(param: caffe_pb2.SolverParameter, solver_dir: str | None = None,
-                  where: str = "the solver") -> NetDef:
-    """The train net's definition; SolverError unless exactly one train-net field is set."""
+                  where: str = "the solver", files: NetFiles | None = None) -> NetDef:
+    """The train net's definition; SolverError unless exactly one train-net field is set.
+    ``files``: shared with ``test_net_defs`` so a file both name is read once."""
     given = [f for f in TRAIN_FIELDS if param.HasField(f)]
     if not given:
         raise SolverError(f"{where} names no train net; set one of: " + ", ".join(TRAIN_FIELDS))
@@ -72,20 +94,21 @@ def train_net_def(param: caffe_pb2.SolverParameter, solver_dir: str | None = Non
         log.info(f"Creating training net specified in {field}.")
         net_param = caffe_pb2.NetParameter()
         net_param.CopyFrom(getattr(param, field))
-        source = field
+        source, layout = field, None
     else:
         path = getattr(param, field)
         log.info(f"Creating training net from {field} file: {path}")
         source = resolve_net_path(path, solver_dir)
-        net_param = read_net(source)
+        net_param, layout = (files or NetFiles()).read(source)
     state = param.train_state if param.HasField("train_state") else None
-    return NetDef(_with_state(net_param, caffe_pb2.TRAIN, state), source)
+    return NetDef(_with_state(net_param, caffe_pb2.TRAIN, state), source, layout=layout)
 
 
 def test_net_defs(param: caffe_pb2.SolverParameter, solver_dir: str | None = None,
-                  where: str = "the solver") -> list[NetDef]:
+                  where: str = "the solver", files: NetFiles | None = None) -> list[NetDef]:
     """The test nets' definitions, in Caffe's order: test_net_param, test_net, then the generic
     net / net_param once per remaining test_iter."""
+    files = files or NetFiles()
     generic = [f for f in ("net", "net_param") if param.HasField(f)]
     if len(generic) > 1:
         raise SolverError(f"{where} sets both net and net_param; keep one")
@@ -94,18 +117,20 @@ def test_net_defs(param: caffe_pb2.SolverParameter, solver_dir: str | None = Non
     if (n_iter < explicit) if generic else (n_iter != explicit):
         raise SolverError(f"{where} defines {explicit} test net(s) (test_net/test_net_param) "
                           f"but {n_iter} test_iter value(s); give one test_iter per test net")
-    defs: list[tuple[caffe_pb2.NetParameter, str, str]] = []
+    defs: list[tuple[caffe_pb2.NetParameter, str, str, Node | None]] = []
     for p in param.test_net_param:
-        defs.append((p, "test_net_param", "test_net_param"))
+        defs.append((p, "test_net_param", "test_net_param", None))
     for path in param.test_net:
         resolved = resolve_net_path(path, solver_dir)
-        defs.append((read_net(resolved), f"test_net file: {path}", resolved))
+        net_param, layout = files.read(resolved)
+        defs.append((net_param, f"test_net file: {path}", resolved, layout))
     for _ in range(n_iter - explicit):
         if generic[0] == "net_param":
-            defs.append((param.net_param, "net_param", "net_param"))
+            defs.append((param.net_param, "net_param", "net_param", None))
         else:
             resolved = resolve_net_path(param.net, solver_dir)
-            defs.append((read_net(resolved), f"net file: {param.net}", resolved))
+            net_param, layout = files.read(resolved)
+            defs.append((net_param, f"net file: {param.net}", resolved, layout))
     if len(param.test_state) and len(param.test_state) != len(defs):
         raise SolverError(f"{where} gives {len(param.test_state)} test_state(s) for "
                           f"{len(defs)} test net(s); give none or one per test net")
@@ -113,9 +138,9 @@ def test_net_defs(param: caffe_pb2.SolverParameter, solver_dir: str | None = Non
         raise SolverError(f"{where} defines {len(defs)} test net(s) but test_interval is "
                           f"{param.test_interval}; set test_interval > 0")
     out = []
-    for i, (net_param, described, source) in enumerate(defs):
+    for i, (net_param, described, source, layout) in enumerate(defs):
         copy = caffe_pb2.NetParameter()
         copy.CopyFrom(net_param)
         state = param.test_state[i] if len(param.test_state) else None
-        out.append(NetDef(_with_state(copy, caffe_pb2.TEST, state), source, described))
+        out.append(NetDef(_with_state(copy, caffe_pb2.TEST, state), source, described, layout))
     return out

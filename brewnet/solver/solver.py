@@ -34,7 +34,8 @@ from ..net import Net
 from ..net.hdf5_weights import is_hdf5_path
 from ..net.scoring import average_outputs
 from ..proto import caffe_pb2
-from ..proto.textio import read_solver, to_text
+from ..proto.positions import Node
+from ..proto.textio import read_solver_located, to_text
 from ..rng import set_random_seed
 from . import debug_info as debug
 from . import divergence as guard
@@ -43,7 +44,7 @@ from . import snapshot as snap
 from .checks import solver_findings
 from .gradients import clip_gradients, normalize, regularize
 from .lr_policy import learning_rate
-from .netdefs import NetDef, test_net_defs, train_net_def
+from .netdefs import NetDef, NetFiles, test_net_defs, train_net_def
 from .report import num, output_lines, output_values
 from .rules import RULES, SGD
 
@@ -60,9 +61,11 @@ class Solver:
     """``Solver(param_or_path)``: a SolverParameter, or the path of a solver prototxt.
 
     ``source``: the file a SolverParameter was read from (relative net paths resolve from its
-    folder and messages name it), for callers that parsed it already. ``weights``: replaces
-    the solver's ``weights`` list (Caffe's ``-weights``/``-snapshot`` flags), before the nets
-    are built so they start from those weights. ``allow_python_layers``: let the nets build
+    folder and messages name it), for callers that parsed it already; ``layout``: that file's
+    field tree (``read_solver_located``), so errors are located without reading it again.
+    ``weights``: replaces the solver's ``weights`` list (Caffe's ``-weights``/``-snapshot``
+    flags), before the nets are built so they start from those weights.
+    ``allow_python_layers``: let the nets build
     ``type: "Python"`` layers (which import and run the module the prototxt names).
 
     Attributes as pycaffe: ``net``, ``test_nets``, ``iter``, ``param``, ``history`` (the
@@ -78,7 +81,8 @@ class Solver:
 
     def __init__(self, param: caffe_pb2.SolverParameter | str | os.PathLike, *,
                  source: str | os.PathLike | None = None,
-                 weights: Sequence[str] | None = None, allow_python_layers: bool = False):
+                 weights: Sequence[str] | None = None, allow_python_layers: bool = False,
+                 layout: Node | None = None):
         self.allow_python_layers = allow_python_layers  # passed to every net it builds
         if isinstance(param, caffe_pb2.SolverParameter):
             copy = caffe_pb2.SolverParameter()
@@ -86,7 +90,8 @@ class Solver:
             param = copy
         else:
             source = param
-            param = read_solver(source)
+            param, layout = read_solver_located(source)
+        self._layout = layout
         if source is not None:
             self.source = os.fspath(source)
             solver_dir = os.path.dirname(os.path.abspath(self.source))
@@ -111,7 +116,8 @@ class Solver:
         self._divergence = "stop"
         self._divergence_warned = False
         self._last_snapshot: str | None = None
-        train_def = train_net_def(param, solver_dir, self.source)  # first: is there a net?
+        files = NetFiles()  # each net prototxt is read once for the train and test nets
+        train_def = train_net_def(param, solver_dir, self.source, files)  # first: a net?
         self._check_param()
         self.rule = RULES[self.rule_type or param.type]()
         snap.check_snapshot_prefix(param)
@@ -120,7 +126,7 @@ class Solver:
         self.net = self._build_net(train_def)
         self.test_nets: list[Net] = []
         try:
-            for i, d in enumerate(test_net_defs(param, solver_dir, self.source)):
+            for i, d in enumerate(test_net_defs(param, solver_dir, self.source, files)):
                 log.info(f"Creating test net (#{i}) specified by {d.described}")
                 self.test_nets.append(self._build_net(d))
         except BaseException:
@@ -136,7 +142,7 @@ class Solver:
         """Refuse settings Caffe would abort on (or would fail on later), naming the field and
         its line; log the suspicious ones."""
         findings = solver_findings(self.param, None if self.source == "<SolverParameter>"
-                                   else self.source, self.rule_type)
+                                   else self.source, self.rule_type, self._layout)
         for warning in findings.warnings:
             log.warning(str(warning))
         if findings.errors:
@@ -144,7 +150,7 @@ class Solver:
 
     def _build_net(self, d: NetDef) -> Net:
         """A net from its definition, with the solver's ``weights`` copied in (finetuning)."""
-        net = Net(d.param, state=d.state, source=d.source,
+        net = Net(d.param, state=d.state, source=d.source, layout=d.layout,
                   allow_python_layers=self.allow_python_layers)
         try:
             for models in self.param.weights:

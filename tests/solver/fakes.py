@@ -28,7 +28,7 @@ class FakeNet:
     params_weight_decay = [1.0, 0.0]
     instances: list[FakeNet] = []
 
-    def __init__(self, param: caffe_pb2.NetParameter, state=None, source=None,
+    def __init__(self, param: caffe_pb2.NetParameter, state=None, source=None, layout=None,
                  allow_python_layers=False):
         self.name = param.name
         self.phase = state.phase
