@@ -25,6 +25,7 @@ class ReLU(Layer):
     exact_num_bottom = 1
     exact_num_top = 1
     can_run_in_place = True
+    keeps_coordinates = True
 
     def setup(self, bottom: list[Blob], top: list[Blob]) -> None:
         self.slope = np.float32(self.param.relu_param.negative_slope)
@@ -96,6 +97,7 @@ class Sigmoid(Layer):
     exact_num_bottom = 1
     exact_num_top = 1
     can_run_in_place = True
+    keeps_coordinates = True
 
     def setup(self, bottom: list[Blob], top: list[Blob]) -> None:
         self._scratch = None  # y·(1-y) in backward, sized in reshape
@@ -129,6 +131,7 @@ class TanH(Layer):
     exact_num_bottom = 1
     exact_num_top = 1
     can_run_in_place = True
+    keeps_coordinates = True
 
     def setup(self, bottom: list[Blob], top: list[Blob]) -> None:
         self._scratch = None  # 1-y² in backward, sized in reshape
@@ -162,6 +165,7 @@ class _Elementwise(Layer):
     exact_num_bottom = 1
     exact_num_top = 1
     can_run_in_place = True
+    keeps_coordinates = True
     keeps_input: ClassVar[bool] = False
 
     def setup(self, bottom: list[Blob], top: list[Blob]) -> None:

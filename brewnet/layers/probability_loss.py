@@ -106,6 +106,7 @@ class InfogainLoss(Layer):
     min_top = 1
     max_top = 2
     is_loss = True
+    param_fields = ("infogain_loss_param", "softmax_param", "loss_param")
 
     def setup(self, bottom: list[Blob], top: list[Blob]) -> None:
         self.ignore_label, self.mode = loss_settings(self.param.loss_param)

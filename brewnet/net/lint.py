@@ -11,18 +11,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ..errors import NetError
-from ..netspec.assign import param_field
+from ..layers.registry import param_fields
 from ..proto import caffe_pb2
 from .locate import locate_layer_error
 
 if TYPE_CHECKING:
     from .net import Net
-
-# Messages more than one layer type reads: the data layers' transform, the losses' settings.
-_DATA_FIELDS = {"transform_param"}
-_LOSS_FIELDS = {"loss_param", "softmax_param"}
-# Layer types that exist to report, so an unused top is their purpose.
-_METRICS = {"Accuracy"}
 
 
 class NetWarning(NetError):
@@ -32,18 +26,14 @@ class NetWarning(NetError):
 def foreign_param_fields(lp: caffe_pb2.LayerParameter, is_loss: bool) -> list[str]:
     """The ``*_param`` blocks set on ``lp`` that its type never reads (Caffe ignores them
     silently, so a pooling_param on a Convolution layer leaves the convolution unconfigured)."""
-    allowed = {param_field(lp.type)}
-    if lp.type.endswith("Data"):
-        allowed |= _DATA_FIELDS
-    if is_loss:
-        allowed |= _LOSS_FIELDS
+    allowed = param_fields(lp.type)
     return [f.name for f, _ in lp.ListFields()
             if f.name.endswith("_param") and f.name not in allowed]
 
 
 def foreign_param_message(lp: caffe_pb2.LayerParameter, field: str) -> str:
-    own = param_field(lp.type)
-    where = f"its settings go in {own}" if own else f"{lp.type} takes no *_param block"
+    fields = param_fields(lp.type)
+    where = f"its settings go in {fields[0]}" if fields else f"{lp.type} takes no *_param block"
     return f"{field} is ignored by {lp.type} layers; {where}"
 
 
@@ -82,7 +72,7 @@ def net_warnings(net: Net) -> list[NetWarning]:
                 continue
             layer = net.layers[i]
             weight = net._loss_weights[i][net._top_names[i].index(name)]
-            if (layer.is_loss or weight or not net.bottom_vecs[i] or layer.type in _METRICS
+            if (layer.is_loss or weight or not net.bottom_vecs[i] or layer.is_metric
                     or layer.type == "Split"):
                 continue
             warn(f"top '{name}' is used by no layer and adds no loss, so training computes it "
