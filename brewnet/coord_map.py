@@ -19,17 +19,11 @@ from typing import Any
 import numpy as np
 
 from .errors import NetError
+from .layers.registry import keeps_coordinates
 from .netspec import Top, layers
 from .netspec.spec import Function
 from .proto import caffe_pb2
 
-# Layers whose top positions are their bottoms' positions (pycaffe's list, plus the element-wise
-# layers Caffe gained since).
-PASS_THROUGH_LAYERS = frozenset({
-    "AbsVal", "BatchNorm", "Bias", "BNLL", "Clip", "Dropout", "Eltwise", "ELU", "Exp", "Log",
-    "LRN", "MVN", "Power", "PReLU", "ReLU", "Scale", "Sigmoid", "Split", "Swish", "TanH",
-    "Threshold",
-})
 _CONV_LIKE = ("Convolution", "Pooling", "Im2col")
 
 Map = tuple[Any, np.ndarray, np.ndarray]  # (axis or None, scale, shift)
@@ -113,7 +107,7 @@ def _exact_map(fn: Function) -> Map:
         if fn.type_name == "Deconvolution":
             return axis, _fraction(stride, 1), _fraction(extent - 1 - 2 * pad, 2)
         return axis, _fraction(1, stride), _fraction(2 * pad - (extent - 1), 2 * stride)
-    if fn.type_name in PASS_THROUGH_LAYERS:
+    if keeps_coordinates(fn.type_name):
         return None, _fraction(np.array([1]), 1), _fraction(np.array([0]), 1)
     if fn.type_name == "Crop":
         axis, offset = crop_params(fn)

@@ -17,11 +17,3 @@ def set_random_seed(seed: int) -> None:
 def generator() -> np.random.Generator:
     return _rng[0]
 
-
-def get_state() -> dict:
-    """The generator's state, to carry across a snapshot."""
-    return _rng[0].bit_generator.state
-
-
-def set_state(state: dict) -> None:
-    _rng[0].bit_generator.state = state

@@ -25,6 +25,7 @@ class Accuracy(Layer):
     exact_num_bottom = 2
     min_top = 1
     max_top = 2
+    is_metric = True
 
     def setup(self, bottom: list[Blob], top: list[Blob]) -> None:
         ap = self.param.accuracy_param

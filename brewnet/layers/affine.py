@@ -35,6 +35,7 @@ class _Broadcast(Layer):
     max_bottom = 2
     exact_num_top = 1
     can_run_in_place = True
+    keeps_coordinates = True
 
     def _operand(self, bottom: list[Blob]) -> Blob:
         raise NotImplementedError

@@ -40,6 +40,24 @@ class Layer:
     is_loss: ClassVar[bool] = False
     # Whether top[i] may be the same blob as bottom[i].
     can_run_in_place: ClassVar[bool] = False
+    # The LayerParameter ``*_param`` messages this type reads, its own first (lint flags the
+    # others, NetSpec routes keywords into the first). A class that sets its own ``type`` but
+    # not this reads the message named after the type, matched as pycaffe's param_name_dict
+    # matches them (Pooling → pooling_param), or none.
+    param_fields: ClassVar[tuple[str, ...]] = ()
+    # A metric (Accuracy) exists to report, so a top nobody reads is its purpose, not waste.
+    is_metric: ClassVar[bool] = False
+    # Every top position is the same position of the bottoms (element-wise and per-position
+    # layers), so coord_map passes through the layer unchanged.
+    keeps_coordinates: ClassVar[bool] = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "type" in vars(cls) and "param_fields" not in vars(cls):
+            cls.param_fields = tuple(
+                f.name for f in caffe_pb2.LayerParameter.DESCRIPTOR.fields
+                if f.name.endswith("_param") and f.message_type is not None
+                and f.message_type.name == f"{cls.type}Parameter")
 
     def __init__(self, param: caffe_pb2.LayerParameter, phase: int = caffe_pb2.TEST):
         self.param = param

@@ -56,6 +56,7 @@ class DataLayer(Layer):
     exact_num_bottom = 0
     min_top = 1
     max_top = 2
+    param_fields = ("data_param", "transform_param")
 
     def __init__(self, param: caffe_pb2.LayerParameter, phase: int = caffe_pb2.TEST):
         super().__init__(param, phase)

@@ -24,6 +24,7 @@ class DeconvolutionLayer(ConvolutionLayer):
     top (step ``stride``, cropped by ``pad``), per group, plus a bias per top channel."""
 
     type = "Deconvolution"
+    param_fields = ("convolution_param",)  # Caffe's Deconvolution shares Convolution's
 
     def _conv_channels(self, bottom_channels: int, num_output: int) -> tuple[int, int]:
         return num_output, bottom_channels

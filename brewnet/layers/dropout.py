@@ -25,6 +25,7 @@ class Dropout(Layer):
     exact_num_bottom = 1
     exact_num_top = 1
     can_run_in_place = True
+    keeps_coordinates = True
 
     def setup(self, bottom: list[Blob], top: list[Blob]) -> None:
         dp = self.param.dropout_param

@@ -25,6 +25,7 @@ class Eltwise(Layer):
     type = "Eltwise"
     min_bottom = 2
     exact_num_top = 1
+    keeps_coordinates = True
 
     def setup(self, bottom: list[Blob], top: list[Blob]) -> None:
         ep = self.param.eltwise_param

@@ -26,6 +26,7 @@ class Im2colLayer(Layer):
     type = "Im2col"
     exact_num_bottom = 1
     exact_num_top = 1
+    param_fields = ("convolution_param",)  # the kernel geometry of a convolution
 
     def setup(self, bottom: list[Blob], top: list[Blob]) -> None:
         p = self.param.convolution_param

@@ -109,6 +109,7 @@ class SoftmaxWithLoss(Layer):
     min_top = 1
     max_top = 2
     is_loss = True
+    param_fields = ("softmax_param", "loss_param")
 
     def setup(self, bottom: list[Blob], top: list[Blob]) -> None:
         self.ignore_label, self.mode = loss_settings(self.param.loss_param)
@@ -254,6 +255,7 @@ class SigmoidCrossEntropyLoss(Layer):
     exact_num_bottom = 2
     exact_num_top = 1
     is_loss = True
+    param_fields = ("loss_param",)
 
     def setup(self, bottom: list[Blob], top: list[Blob]) -> None:
         self.ignore_label, self.mode = loss_settings(self.param.loss_param,

@@ -47,6 +47,7 @@ class LRNLayer(Layer):
     type = "LRN"
     exact_num_bottom = 1
     exact_num_top = 1
+    keeps_coordinates = True
 
     def setup(self, bottom: list[Blob], top: list[Blob]) -> None:
         p = self.param.lrn_param

@@ -25,6 +25,7 @@ class ReLU(Layer):
     exact_num_bottom = 1
     exact_num_top = 1
     can_run_in_place = True
+    keeps_coordinates = True
 
     def setup(self, bottom: list[Blob], top: list[Blob]) -> None:
         self.slope = np.float32(self.param.relu_param.negative_slope)
@@ -85,72 +86,6 @@ def sigmoid_into(x: Any, out: Any, xp: Any) -> Any:
     return out
 
 
-@register
-class Sigmoid(Layer):
-    """y = 1/(1+exp(-x)), any shape; backward dx = dy·y·(1-y).
-
-    Backward reads only the output, so in-place Sigmoid is safe as in Caffe.
-    """
-
-    type = "Sigmoid"
-    exact_num_bottom = 1
-    exact_num_top = 1
-    can_run_in_place = True
-
-    def setup(self, bottom: list[Blob], top: list[Blob]) -> None:
-        self._scratch = None  # y·(1-y) in backward, sized in reshape
-
-    def reshape(self, bottom: list[Blob], top: list[Blob]) -> None:
-        if top[0] is not bottom[0]:
-            top[0].reshape_like(bottom[0])
-        self._scratch = _scratch_like(self._scratch, bottom[0].data, bottom[0].xp)
-
-    def forward(self, bottom: list[Blob], top: list[Blob]) -> None:
-        sigmoid_into(bottom[0].data, top[0].data, bottom[0].xp)
-
-    def backward(self, top: list[Blob], propagate_down: list[bool],
-                 bottom: list[Blob]) -> None:
-        if not propagate_down[0]:
-            return
-        xp, y, slope = bottom[0].xp, top[0].data, self._scratch
-        xp.subtract(np.float32(1), y, out=slope)
-        slope *= y
-        xp.multiply(top[0].diff, slope, out=bottom[0].diff)
-
-
-@register
-class TanH(Layer):
-    """y = tanh(x), any shape; backward dx = dy·(1-y²).
-
-    Backward reads only the output, so in-place TanH is safe as in Caffe.
-    """
-
-    type = "TanH"
-    exact_num_bottom = 1
-    exact_num_top = 1
-    can_run_in_place = True
-
-    def setup(self, bottom: list[Blob], top: list[Blob]) -> None:
-        self._scratch = None  # 1-y² in backward, sized in reshape
-
-    def reshape(self, bottom: list[Blob], top: list[Blob]) -> None:
-        if top[0] is not bottom[0]:
-            top[0].reshape_like(bottom[0])
-        self._scratch = _scratch_like(self._scratch, bottom[0].data, bottom[0].xp)
-
-    def forward(self, bottom: list[Blob], top: list[Blob]) -> None:
-        bottom[0].xp.tanh(bottom[0].data, out=top[0].data)
-
-    def backward(self, top: list[Blob], propagate_down: list[bool],
-                 bottom: list[Blob]) -> None:
-        if not propagate_down[0]:
-            return
-        xp, y, slope = bottom[0].xp, top[0].data, self._scratch
-        xp.multiply(y, y, out=slope)
-        xp.subtract(np.float32(1), slope, out=slope)
-        xp.multiply(top[0].diff, slope, out=bottom[0].diff)
-
-
 class _Elementwise(Layer):
     """Shared plumbing for the one-bottom, one-top element-wise neurons.
 
@@ -162,6 +97,7 @@ class _Elementwise(Layer):
     exact_num_bottom = 1
     exact_num_top = 1
     can_run_in_place = True
+    keeps_coordinates = True
     keeps_input: ClassVar[bool] = False
 
     def setup(self, bottom: list[Blob], top: list[Blob]) -> None:
@@ -205,6 +141,40 @@ class _Elementwise(Layer):
     def slope(self, x: Any, y: Any, out: Any, xp: Any) -> None:
         """out = dy/dx elementwise, from the input ``x`` and the output ``y``."""
         raise NotImplementedError
+
+
+@register
+class Sigmoid(_Elementwise):
+    """y = 1/(1+exp(-x)), any shape; backward dx = dy·y·(1-y).
+
+    Backward reads only the output, so in-place Sigmoid is safe as in Caffe.
+    """
+
+    type = "Sigmoid"
+
+    def compute(self, x: Any, y: Any, xp: Any) -> None:
+        sigmoid_into(x, y, xp)
+
+    def slope(self, x: Any, y: Any, out: Any, xp: Any) -> None:
+        xp.subtract(np.float32(1), y, out=out)
+        out *= y
+
+
+@register
+class TanH(_Elementwise):
+    """y = tanh(x), any shape; backward dx = dy·(1-y²).
+
+    Backward reads only the output, so in-place TanH is safe as in Caffe.
+    """
+
+    type = "TanH"
+
+    def compute(self, x: Any, y: Any, xp: Any) -> None:
+        xp.tanh(x, out=y)
+
+    def slope(self, x: Any, y: Any, out: Any, xp: Any) -> None:
+        xp.multiply(y, y, out=out)
+        xp.subtract(np.float32(1), out, out=out)
 
 
 @register

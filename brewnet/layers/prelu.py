@@ -24,6 +24,7 @@ class PReLU(Layer):
     exact_num_bottom = 1
     exact_num_top = 1
     can_run_in_place = True
+    keeps_coordinates = True
 
     def setup(self, bottom: list[Blob], top: list[Blob]) -> None:
         shape = tuple(bottom[0].data.shape)

@@ -13,6 +13,7 @@ from ..blob import Blob
 from ..errors import WeightsError
 from ..proto import caffe_pb2
 from ..proto.binaryio import read_binary
+from ..proto.blobproto import blobproto_to_array
 from .base import Layer
 from .loss import (
     FLT_MIN,
@@ -75,18 +76,6 @@ class MultinomialLogisticLoss(Layer):
         diff.reshape(-1)[self._index] = scale / self._picked
 
 
-def _blobproto_array(bp: caffe_pb2.BlobProto) -> np.ndarray:
-    """The values of a BlobProto as float32, shaped by ``shape`` or the legacy 4-D fields."""
-    values = np.asarray(bp.data if len(bp.data) else bp.double_data, dtype=np.float32)
-    if bp.HasField("shape"):
-        shape = tuple(int(d) for d in bp.shape.dim)
-    else:
-        shape = (bp.num, bp.channels, bp.height, bp.width)
-    if int(np.prod(shape)) != values.size:
-        raise ValueError(f"it holds {values.size} values but its shape says {shape}")
-    return values.reshape(shape)
-
-
 @register
 class InfogainLoss(Layer):
     """loss = -Σ_{n valid} Σ_c H[label_n, c] · log max(p[n, c], FLT_MIN) / normalizer, with
@@ -106,6 +95,7 @@ class InfogainLoss(Layer):
     min_top = 1
     max_top = 2
     is_loss = True
+    param_fields = ("infogain_loss_param", "softmax_param", "loss_param")
 
     def setup(self, bottom: list[Blob], top: list[Blob]) -> None:
         self.ignore_label, self.mode = loss_settings(self.param.loss_param)
@@ -127,10 +117,11 @@ class InfogainLoss(Layer):
                              "binaryproto holding H, or give H as a third bottom")
         try:
             bp = read_binary(path, caffe_pb2.BlobProto)
-            return _blobproto_array(bp)
         except WeightsError as e:
             raise self.error(f"infogain_loss_param.source: {e}") from None
-        except ValueError as e:
+        try:
+            return blobproto_to_array(bp)
+        except WeightsError as e:
             raise self.error(f"infogain_loss_param.source {os.fspath(path)}: malformed "
                              f"BlobProto ({e})") from None
 

@@ -206,6 +206,7 @@ class RNN(_Recurrent):
     type = "RNN"
     max_bottom = 4
     max_top = 2
+    param_fields = ("recurrent_param",)
     num_states = 1
     gate_mult = 1
 
@@ -291,6 +292,7 @@ class LSTM(_Recurrent):
     type = "LSTM"
     max_bottom = 5
     max_top = 3
+    param_fields = ("recurrent_param",)
     num_states = 2
     gate_mult = 4
 

@@ -44,3 +44,22 @@ def layer_type_list() -> list[str]:
     """Registered type names, sorted (pycaffe's layer_type_list)."""
     _load_builtin()
     return sorted(_LAYERS)
+
+
+def _known(type_name: str) -> type[Layer] | None:
+    _load_builtin()
+    return _LAYERS.get(type_name)
+
+
+def param_fields(type_name: str) -> tuple[str, ...]:
+    """The ``*_param`` messages layers of ``type_name`` read, their own first; none for a type
+    brewnet does not implement (NetSpec may still write one for Caffe)."""
+    cls = _known(type_name)
+    return cls.param_fields if cls else ()
+
+
+def keeps_coordinates(type_name: str) -> bool:
+    """Whether a ``type_name`` layer's top positions are its bottoms' positions; false for a
+    type brewnet does not implement, whose geometry it cannot know."""
+    cls = _known(type_name)
+    return cls is not None and cls.keeps_coordinates

@@ -33,6 +33,7 @@ class Split(Layer):
     type = "Split"
     exact_num_bottom = 1
     min_top = 1
+    keeps_coordinates = True
 
     def reshape(self, bottom: list[Blob], top: list[Blob]) -> None:
         for i, t in enumerate(top):

@@ -14,6 +14,7 @@ class WindowDataLayer(Layer):
     """Always refuses at setup, naming the layer and the alternatives."""
 
     type = "WindowData"
+    param_fields = ("window_data_param", "transform_param")  # Caffe's, refused whole
 
     def setup(self, bottom: list[Blob], top: list[Blob]) -> None:
         raise self.error("WindowData (R-CNN window sampling) is not supported by brewnet; "

@@ -18,6 +18,7 @@ from ..layers.python_layer import PYTHON_TYPE, python_layer_refusal
 from ..layers.registry import layer_class
 from ..log import log
 from ..proto import caffe_pb2
+from ..proto.blobproto import blobproto_to_array
 from ..proto.positions import Node
 from .backward import plan_backward
 from .lint import explain_foreign_params, net_warnings
@@ -26,7 +27,6 @@ from .params import ParamTable
 from .plan import Plan, Step
 from .splits import insert_splits_traced
 from .state import filter_net, included_layers
-from .weights import blobproto_to_array
 
 AUTOMATIC = "(automatic)"  # Caffe's name for a loss layer's unnamed top
 
@@ -93,7 +93,7 @@ class _Compiler:
                 names_seen.add(lp.name)
                 self._append(lp, cls, available, node, origin)
             except BrewnetError as e:
-                explain_foreign_params(e, lp, cls.is_loss)
+                explain_foreign_params(e, lp)
                 self._failed(locate_layer_error(e, lp, node, self.file))
                 broken.update(lp.top)
                 for name in list(plan.blobs)[known:]:

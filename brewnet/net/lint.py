@@ -11,47 +11,36 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ..errors import NetError
-from ..netspec.assign import param_field
+from ..layers.registry import param_fields
 from ..proto import caffe_pb2
 from .locate import locate_layer_error
 
 if TYPE_CHECKING:
     from .plan import Plan
 
-# Messages more than one layer type reads: the data layers' transform, the losses' settings.
-_DATA_FIELDS = {"transform_param"}
-_LOSS_FIELDS = {"loss_param", "softmax_param"}
-# Layer types that exist to report, so an unused top is their purpose.
-_METRICS = {"Accuracy"}
-
 
 class NetWarning(NetError):
     """A legal but suspicious construct; never raised, rendered like an error with its place."""
 
 
-def foreign_param_fields(lp: caffe_pb2.LayerParameter, is_loss: bool) -> list[str]:
+def foreign_param_fields(lp: caffe_pb2.LayerParameter) -> list[str]:
     """The ``*_param`` blocks set on ``lp`` that its type never reads (Caffe ignores them
     silently, so a pooling_param on a Convolution layer leaves the convolution unconfigured)."""
-    allowed = {param_field(lp.type)}
-    if lp.type.endswith("Data"):
-        allowed |= _DATA_FIELDS
-    if is_loss:
-        allowed |= _LOSS_FIELDS
+    allowed = param_fields(lp.type)
     return [f.name for f, _ in lp.ListFields()
             if f.name.endswith("_param") and f.name not in allowed]
 
 
 def foreign_param_message(lp: caffe_pb2.LayerParameter, field: str) -> str:
-    own = param_field(lp.type)
-    where = f"its settings go in {own}" if own else f"{lp.type} takes no *_param block"
+    fields = param_fields(lp.type)
+    where = f"its settings go in {fields[0]}" if fields else f"{lp.type} takes no *_param block"
     return f"{field} is ignored by {lp.type} layers; {where}"
 
 
-def explain_foreign_params(error: NetError, lp: caffe_pb2.LayerParameter, is_loss: bool
-                           ) -> None:
+def explain_foreign_params(error: NetError, lp: caffe_pb2.LayerParameter) -> None:
     """Add to the error of a layer that failed to set up the likely cause: settings written in
     another type's ``*_param`` block (a Convolution given pooling_param lacks kernel_size)."""
-    for name in foreign_param_fields(lp, is_loss):
+    for name in foreign_param_fields(lp):
         error.message += f"; note: {foreign_param_message(lp, name)}"
 
 
@@ -71,7 +60,7 @@ def net_warnings(plan: Plan) -> list[NetWarning]:
     last_producer: dict[str, int] = {}
     for i, step in enumerate(plan.steps):
         layer = step.layer
-        for field in foreign_param_fields(layer.param, layer.is_loss):
+        for field in foreign_param_fields(layer.param):
             w = NetWarning(foreign_param_message(layer.param, field))
             out.append(locate_layer_error(w, layer.param, step.origin, plan.file))
         for name in step.top_names:
@@ -84,7 +73,7 @@ def net_warnings(plan: Plan) -> list[NetWarning]:
             step = plan.steps[i]
             layer = step.layer
             weight = step.loss_weights[step.top_names.index(name)]
-            if (layer.is_loss or weight or not step.bottoms or layer.type in _METRICS
+            if (layer.is_loss or weight or not step.bottoms or layer.is_metric
                     or layer.type == "Split"):
                 continue
             warn(f"top '{name}' is used by no layer and adds no loss, so training computes it "

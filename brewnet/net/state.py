@@ -51,8 +51,3 @@ def filter_net(param: caffe_pb2.NetParameter, state: caffe_pb2.NetState,
     out.state.CopyFrom(state)
     return out
 
-
-def make_state(phase: int, level: int = 0, stages=()) -> caffe_pb2.NetState:
-    state = caffe_pb2.NetState(phase=phase, level=level)
-    state.stage.extend(stages)
-    return state

@@ -14,15 +14,6 @@ from google.protobuf.message import Message
 from ..errors import NetError
 from ..proto import caffe_pb2
 
-# Layer types whose parameter message is not named after the type (Caffe's own exceptions).
-_SHARED_PARAMS = {
-    "Deconvolution": "convolution_param",
-    "Im2col": "convolution_param",
-    "SoftmaxWithLoss": "softmax_param",
-    "RNN": "recurrent_param",
-    "LSTM": "recurrent_param",
-}
-
 
 def param_name_dict() -> dict[str, str]:
     """Layer type → stem of its ``*_param`` field (``"InnerProduct"`` → ``"inner_product"``),
@@ -33,14 +24,6 @@ def param_name_dict() -> dict[str, str]:
             type_name = field.message_type.name.removesuffix("Parameter")
             out[type_name] = field.name.removesuffix("_param")
     return out
-
-
-_PARAM_FIELDS = {t: f"{stem}_param" for t, stem in param_name_dict().items()} | _SHARED_PARAMS
-
-
-def param_field(type_name: str) -> str | None:
-    """The LayerParameter field holding ``type_name``'s parameters, or None if it has none."""
-    return _PARAM_FIELDS.get(type_name)
 
 
 def suggest(word: str, choices) -> str:

@@ -8,8 +8,9 @@ from collections import Counter
 from typing import Any
 
 from ..errors import NetError
+from ..layers.registry import param_fields
 from ..proto import caffe_pb2
-from .assign import assign_proto, param_field, suggest
+from .assign import assign_proto, suggest
 
 _LAYER_FIELDS = caffe_pb2.LayerParameter.DESCRIPTOR.fields_by_name
 
@@ -57,10 +58,12 @@ class Function:
         self._fill_params(caffe_pb2.LayerParameter())  # fail now on a bad keyword
 
     def _fill_params(self, layer: caffe_pb2.LayerParameter) -> None:
-        """Route each keyword: ``*param`` keys to the layer, others to ``<type>_param`` first
-        and to the layer's own fields (``include``, ``loss_weight``) second."""
+        """Route each keyword: ``*param`` keys to the layer, others to the type's own
+        ``*_param`` message first (``<type>_param`` as a rule) and to the layer's own fields
+        (``include``, ``loss_weight``) second."""
         where = f"{self.type_name} layer: "
-        own = param_field(self.type_name)
+        fields = param_fields(self.type_name)
+        own = fields[0] if fields else None
         own_fields = getattr(layer, own).DESCRIPTOR.fields_by_name if own else {}
         for key, value in self.params.items():
             if key in own_fields and not key.endswith("param"):

@@ -1,28 +1,45 @@
 """The layer catalogue covers the schema: every `*_param` message of LayerParameter is read by
 a registered layer type (or a named refusal such as WindowData), so no Caffe net meets
-'unknown layer type' for a type the schema describes."""
+'unknown layer type' for a type the schema describes; and each type states which messages it
+reads."""
 
-from brewnet.layers.registry import layer_type_list
+from brewnet.layers.base import Layer
+from brewnet.layers.registry import layer_class, layer_type_list, param_fields
 from brewnet.proto import caffe_pb2
 
-# Messages that are not one layer type's own: shared by every layer, or by a family.
-SHARED = {"transform_param": {"Data", "ImageData", "MemoryData"},
-          "loss_param": {"SoftmaxWithLoss", "SigmoidCrossEntropyLoss", "InfogainLoss"},
-          "recurrent_param": {"RNN", "LSTM"}}
+PARAM_FIELDS = {f.name for f in caffe_pb2.LayerParameter.DESCRIPTOR.fields
+                if f.name.endswith("_param")}
 
 
 def test_every_layer_parameter_message_has_a_layer():
-    """For each LayerParameter field `<x>_param` of type `<Type>Parameter`, layer type
-    `<Type>` is registered (or the family that reads it, for the shared messages)."""
-    types = set(layer_type_list())
-    missing = []
-    for field in caffe_pb2.LayerParameter.DESCRIPTOR.fields:
-        if not field.name.endswith("_param"):
-            continue
-        readers = SHARED.get(field.name, {field.message_type.name[:-len("Parameter")]})
-        if not readers <= types:
-            missing.append(f"{field.name}: {sorted(readers - types)}")
-    assert not missing, missing
+    """Each LayerParameter field `<x>_param` is among the messages some registered type reads."""
+    read = {field for t in layer_type_list() for field in param_fields(t)}
+    assert sorted(PARAM_FIELDS - read) == []
+
+
+def test_types_read_only_schema_messages():
+    """A type's param_fields name `*_param` fields of LayerParameter, none twice."""
+    for t in layer_type_list():
+        fields = param_fields(t)
+        assert set(fields) <= PARAM_FIELDS and len(set(fields)) == len(fields), t
+
+
+def test_a_type_reads_the_message_named_after_it_unless_it_says():
+    """The default is pycaffe's param_name_dict rule (Tile → tile_param, no message for a name
+    the schema lacks); Deconvolution, whose class derives from Convolution's, says it reads
+    convolution_param, and a data layer adds transform_param after its own."""
+
+    class Tiling(Layer):
+        type = "Tile"
+
+    class Unheard(Layer):
+        type = "NoSuchType"
+
+    assert Tiling.param_fields == ("tile_param",)
+    assert Unheard.param_fields == ()
+    assert layer_class("Deconvolution").param_fields == ("convolution_param",)
+    assert param_fields("Data") == ("data_param", "transform_param")
+    assert param_fields("NoSuchType") == ()
 
 
 def test_layer_type_list_is_sorted_and_complete():

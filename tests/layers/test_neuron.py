@@ -194,35 +194,42 @@ def _bnll(v):
     return v + math.log1p(math.exp(-v)) if v > 0 else math.log1p(math.exp(v))
 
 
-# type, parameter text, float64 reference of one value, input scale/offset
+# case (the layer type, or type/variant), parameter text, float64 reference of one value,
+# input scale/offset
 ELEMENTWISE = {
     "AbsVal": ("", abs, 1.0, 0.0),
     "BNLL": ("", _bnll, 2.0, 0.0),
     "ELU": ("elu_param { alpha: 0.7 }", lambda v: v if v > 0 else 0.7 * math.expm1(v), 1.0,
             0.0),
     "Exp": ("", math.exp, 1.0, 0.0),
-    "Exp2": ("exp_param { base: 2 scale: 0.5 shift: 1 }", lambda v: 2 ** (1 + 0.5 * v), 1.0,
-             0.0),
+    "Exp/base2": ("exp_param { base: 2 scale: 0.5 shift: 1 }", lambda v: 2 ** (1 + 0.5 * v),
+                  1.0, 0.0),
     "Log": ("", math.log, 0.3, 2.0),
-    "Log10": ("log_param { base: 10 scale: 2 shift: 3 }", lambda v: math.log10(3 + 2 * v),
-              0.3, 1.0),
+    "Log/base10": ("log_param { base: 10 scale: 2 shift: 3 }", lambda v: math.log10(3 + 2 * v),
+                   0.3, 1.0),
     "Power": ("power_param { power: 3 scale: 0.5 shift: 1 }", lambda v: (1 + 0.5 * v) ** 3,
               1.0, 0.0),
-    "Power2": ("power_param { power: 2 scale: -1 shift: 0.5 }", lambda v: (0.5 - v) ** 2, 1.0,
-               0.0),
-    "PowerHalf": ("power_param { power: 0.5 scale: 2 shift: 1 }",
-                  lambda v: math.sqrt(1 + 2 * v), 0.2, 1.0),
-    "Power1": ("power_param { power: 1 scale: 3 shift: -2 }", lambda v: 3 * v - 2, 1.0, 0.0),
-    "Power0": ("power_param { power: 0 scale: 3 shift: 2 }", lambda v: 1.0, 1.0, 0.0),
-    "PowerScale0": ("power_param { power: 2 scale: 0 shift: 3 }", lambda v: 9.0, 1.0, 0.0),
+    "Power/square": ("power_param { power: 2 scale: -1 shift: 0.5 }", lambda v: (0.5 - v) ** 2,
+                     1.0, 0.0),
+    "Power/sqrt": ("power_param { power: 0.5 scale: 2 shift: 1 }",
+                   lambda v: math.sqrt(1 + 2 * v), 0.2, 1.0),
+    "Power/linear": ("power_param { power: 1 scale: 3 shift: -2 }", lambda v: 3 * v - 2, 1.0,
+                     0.0),
+    "Power/zero": ("power_param { power: 0 scale: 3 shift: 2 }", lambda v: 1.0, 1.0, 0.0),
+    "Power/scale0": ("power_param { power: 2 scale: 0 shift: 3 }", lambda v: 9.0, 1.0, 0.0),
     "Clip": ("clip_param { min: -0.5 max: 0.8 }", lambda v: min(max(v, -0.5), 0.8), 1.0, 0.0),
     "Swish": ("swish_param { beta: 1.5 }", lambda v: v / (1 + math.exp(-1.5 * v)), 2.0, 0.0),
 }
 KINKS = {"AbsVal": [0.0], "ELU": [0.0], "Clip": [-0.5, 0.8]}
 
 
+def layer_type(key: str) -> str:
+    """The type a case tests: the key up to its "/" variant, so no type name is guessed."""
+    return key.partition("/")[0]
+
+
 def elementwise_layer(key: str):
-    kind = key.rstrip("0123456789").replace("Half", "").replace("Scale", "")
+    kind = layer_type(key)
     text, *_ = ELEMENTWISE[key]
     return make_layer(f'type: "{kind}" {text}')
 
@@ -230,7 +237,7 @@ def elementwise_layer(key: str):
 def elementwise_input(key: str, shape=(2, 3, 4), seed=0) -> np.ndarray:
     _, _, spread, offset = ELEMENTWISE[key]
     x = np.random.default_rng(seed).standard_normal(shape) * spread + offset
-    for k in KINKS.get(key.rstrip("0123456789"), []):  # keep clear of kinks
+    for k in KINKS.get(layer_type(key), []):  # keep clear of kinks
         x[np.abs(x - k) < 0.05] += 0.1
     return x.astype(np.float32)
 

@@ -159,6 +159,20 @@ def test_infogain_source_file_and_prob_top(tmp_path, legacy):
     np.testing.assert_allclose(top[1].data, e / e.sum(axis=1, keepdims=True), rtol=1e-5)
 
 
+def test_infogain_source_reads_double_data_first(tmp_path):
+    """An H file holding both float and double values is read as Caffe's FromProto reads it:
+    the double values."""
+    scores, labels, _ = infogain_case(1)
+    h = np.eye(4, dtype=np.float32)
+    bp = caffe_pb2.BlobProto(shape={"dim": [4, 4]}, data=np.ones(16).tolist(),
+                             double_data=h.reshape(-1).tolist())
+    write_binary(tmp_path / "h.binaryproto", bp)
+    layer = make_layer(f'type: "InfogainLoss" infogain_loss_param {{ '
+                       f'source: "{tmp_path / "h.binaryproto"}" }}')
+    _, top = run(layer, scores, labels)
+    assert float(top[0].data) == pytest.approx(infogain_reference(scores, labels, h), rel=1e-5)
+
+
 def test_infogain_axis_two():
     """infogain_loss_param.axis 2: classes run along axis 2 (outer = N·C, inner = W)."""
     r = np.random.default_rng(2)

@@ -12,7 +12,7 @@ from brewnet.data.lmdb_source import write_lmdb
 from brewnet.errors import NetError
 from brewnet.layers.registry import layer_type_list
 from brewnet.net import TEST, TRAIN, Net
-from brewnet.net.state import filter_net, make_state
+from brewnet.net.state import filter_net
 from brewnet.proto import caffe_pb2
 from brewnet.proto.binaryio import write_binary
 from brewnet.proto.textio import read_net
@@ -113,7 +113,7 @@ def test_corpus_net_compiles_with_caffes_shapes(path, phase, tmp_path, monkeypat
     param = read_net(path)
     rel = str(path.relative_to(CORPUS))
     stages = TEST_STAGES.get(rel, []) if phase == TEST else []
-    filtered = filter_net(param, make_state(phase, stages=stages))
+    filtered = filter_net(param, caffe_pb2.NetState(phase=phase, stage=stages))
     missing = sorted({lp.type for lp in filtered.layer} - set(layer_type_list()))
     monkeypatch.chdir(tmp_path)
     if missing:

@@ -65,6 +65,19 @@ def test_param_block_of_another_type(tmp_path):
                              "is ignored by ReLU layers; its settings go in relu_param"]
 
 
+def test_shared_message_only_on_the_types_that_read_it(tmp_path):
+    """loss_param configures SoftmaxWithLoss but EuclideanLoss reads no *_param block, so
+    there (only) it is flagged."""
+    pair = 'layer { name: "e" type: "EuclideanLoss" bottom: "ip" bottom: "ip2" top: "e"\n' \
+        '  loss_param { normalization: VALID } }\n'
+    ip2 = IP.replace("{spec}", "").replace('"ip"', '"ip2"')
+    softmax = LOSS.replace('top: "loss"', 'top: "loss" loss_param { ignore_label: 0 }')
+    net = build(tmp_path, INPUTS + IP.replace("{spec}", "") + ip2 + softmax + pair)
+    assert messages(net) == [f"{tmp_path / 'net.prototxt'}:7:3: layer 'e' (EuclideanLoss): "
+                             "loss_param is ignored by EuclideanLoss layers; EuclideanLoss "
+                             "takes no *_param block"]
+
+
 def test_weights_that_match_no_layer_and_layers_without_weights(tmp_path):
     """Fine-tuning: source layers with weights that match no layer are listed by name; net
     layers with parameters that got nothing are warned about at their line."""

@@ -4,7 +4,7 @@ import pytest
 from google.protobuf import text_format
 
 from brewnet.errors import NetError
-from brewnet.net.state import filter_net, make_state, state_meets_rule
+from brewnet.net.state import filter_net, state_meets_rule
 from brewnet.proto import caffe_pb2
 
 TRAIN, TEST = caffe_pb2.TRAIN, caffe_pb2.TEST
@@ -17,7 +17,7 @@ def rule(text: str) -> caffe_pb2.NetStateRule:
 def test_phase_level_and_stage_rules():
     """A rule is met iff phase matches (if set), min_level <= level <= max_level, every stage
     is present and no not_stage is."""
-    s = make_state(TRAIN, level=2, stages=["a", "b"])
+    s = caffe_pb2.NetState(phase=TRAIN, level=2, stage=["a", "b"])
     assert state_meets_rule(s, rule(""))
     assert state_meets_rule(s, rule("phase: TRAIN"))
     assert not state_meets_rule(s, rule("phase: TEST"))
@@ -47,11 +47,11 @@ def names(param, state):
 def test_filter_net_include_exclude():
     """No rule: kept; include: kept if any rule is met; exclude: dropped if any is met."""
     param = text_format.Parse(NET, caffe_pb2.NetParameter())
-    assert names(param, make_state(TRAIN)) == ["always", "train_only", "not_deploy"]
-    assert names(param, make_state(TEST, stages=["deploy"])) == ["always", "test_only"]
-    assert names(param, make_state(TEST, stages=["s1"])) == [
+    assert names(param, caffe_pb2.NetState(phase=TRAIN)) == ["always", "train_only", "not_deploy"]
+    assert names(param, caffe_pb2.NetState(phase=TEST, stage=["deploy"])) == ["always", "test_only"]
+    assert names(param, caffe_pb2.NetState(phase=TEST, stage=["s1"])) == [
         "always", "test_only", "not_deploy", "either"]
-    assert names(param, make_state(TEST, level=3)) == [
+    assert names(param, caffe_pb2.NetState(phase=TEST, level=3)) == [
         "always", "test_only", "not_deploy", "either"]
 
 
@@ -61,4 +61,4 @@ def test_include_and_exclude_together_is_an_error():
         'layer { name: "bad" type: "ReLU" include { phase: TRAIN } exclude { phase: TEST } }',
         caffe_pb2.NetParameter())
     with pytest.raises(NetError, match="'bad'.*both include and exclude"):
-        filter_net(param, make_state(TRAIN))
+        filter_net(param, caffe_pb2.NetState(phase=TRAIN))
