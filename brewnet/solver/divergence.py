@@ -14,7 +14,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..backend import get_array_module
-from ..errors import SolverError
+from ..errors import DivergenceError, SolverError
+from ..log import log
+from .report import num
 
 if TYPE_CHECKING:
     from ..net.plan import Step
@@ -176,3 +178,43 @@ def output_location(found: tuple[str, str, str] | None) -> str:
         return "every top blob is finite (the weighted sum of the losses overflowed)"
     layer, layer_type, blob = found
     return f"the first non-finite output is top blob '{blob}' of layer '{layer}' ({layer_type})"
+
+
+class DivergenceGuard:
+    """The Solver's side of the guard: checks after each pass and each update, and what a
+    divergence does (``divergence`` mode ``stop`` or ``continue``). Needs the Solver's
+    ``net``, ``iter``, ``_divergence``, ``_divergence_warned`` and ``_last_snapshot``."""
+
+    net: Any
+    iter: int
+    _divergence: str
+    _divergence_warned: bool
+    _last_snapshot: str | None
+
+    def _guarding(self) -> bool:
+        return self._divergence == "stop" or not self._divergence_warned
+
+    def _diverged(self, iteration: int, detail: str) -> None:
+        """Raise (``stop``) or warn once (``continue``) about a divergence."""
+        if self._divergence == "stop":
+            raise DivergenceError(diverged_message(iteration, detail,
+                                                         self._last_snapshot))
+        self._divergence_warned = True
+        log.warning(f"Iteration {iteration}: training diverged: {detail}; continuing as Caffe "
+                    "does (divergence = continue); this warning is not repeated")
+
+    def _check_loss(self, loss: np.float32) -> None:
+        """After each forward/backward pass: a NaN/inf loss is a divergence; find the first
+        layer whose output went non-finite (replaying the pass only when stopping)."""
+        if not self._guarding() or np.isfinite(loss):
+            return
+        found = locate_nonfinite_output(self.net, replay=self._divergence == "stop")
+        self._diverged(self.iter, f"the loss is {num(loss)}; {output_location(found)}")
+
+    def _check_params(self) -> None:
+        """After each update: one fused finiteness test over every learnable parameter."""
+        if not self._guarding():
+            return
+        bad = describe_bad_params(self.net, self.net.learnable_params)
+        if bad is not None:
+            self._diverged(self.iter - 1, bad)

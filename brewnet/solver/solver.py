@@ -1,8 +1,9 @@
 """The training loop shared by every solver type (Caffe's ``Solver``): build the train and test
 nets, step (test, forward/backward, display, update, snapshot), solve to ``max_iter``,
 snapshot and restore. It composes one update rule (solver/rules), which names its history
-slots and supplies the formula; the loop prepares the gradients for it (Caffe's
-``SGDSolver::ApplyUpdate``) and applies its step.
+slots and supplies the formula; update.py prepares the gradients for it (Caffe's
+``SGDSolver::ApplyUpdate``) and applies its step. Test passes (testing.py), snapshots
+(snapshotting.py) and the divergence guard (divergence.py) are mixed in from their modules.
 
 Resuming reproduces an uninterrupted run exactly: ``restore`` also moves every data layer to
 the batch the earlier run would read next (Caffe restarts them from the first record), and
@@ -18,7 +19,6 @@ does, after one warning.
 
 from __future__ import annotations
 
-import enum
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -26,38 +26,29 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from .. import kernels
 from ..backend import to_numpy
-from ..errors import DivergenceError, SolverError
+from ..errors import SolverError
 from ..log import log
 from ..net import Net
-from ..net.hdf5_weights import is_hdf5_path
-from ..net.scoring import average_outputs
 from ..proto import caffe_pb2
 from ..proto.positions import Node
 from ..proto.textio import read_solver_located, to_text
 from ..rng import set_random_seed
 from . import debug_info as debug
 from . import divergence as guard
-from . import hdf5_snapshot as h5snap
 from . import snapshot as snap
+from .actions import SolverAction
 from .checks import solver_findings
-from .gradients import clip_gradients, normalize, regularize
-from .lr_policy import learning_rate
+from .divergence import DivergenceGuard
 from .netdefs import NetDef, NetFiles, test_net_defs, train_net_def
 from .report import num, output_lines, output_values
-from .rules import RULES, SGD
+from .rules import RULES
+from .snapshotting import Snapshots
+from .testing import PeriodicTests
+from .update import UpdateStep
 
 
-class SolverAction(enum.Enum):
-    """What an action callback (the CLI's signal handlers) asks of the loop."""
-
-    NONE = "none"
-    STOP = "stop"
-    SNAPSHOT = "snapshot"
-
-
-class Solver:
+class Solver(UpdateStep, PeriodicTests, Snapshots, DivergenceGuard):
     """``Solver(param_or_path)``: a SolverParameter, or the path of a solver prototxt.
 
     ``source``: the file a SolverParameter was read from (relative net paths resolve from its
@@ -222,54 +213,6 @@ class Solver:
         """Make ``net`` use the train net's parameter values."""
         net.share_with(self.net)
 
-    def get_learning_rate(self) -> float:
-        """Caffe's GetLearningRate (for ``multistep`` it may advance ``current_step``)."""
-        return learning_rate(self.param, self.iter, self)
-
-    @property
-    def lr(self) -> float:
-        """pycaffe's ``solver.lr``: the current rate, with GetLearningRate's side effect."""
-        return self.get_learning_rate()
-
-    def apply_update(self) -> None:
-        """Turn the accumulated gradients into an update, apply it and count it. Per learnable
-        parameter, with ``rate`` from the lr policy (Caffe's ``SGDSolver::ApplyUpdate``)::
-
-            g ← clip(g)              (global L2 norm over all parameters; before normalization)
-            g ← g / iter_size
-            g ← g + λ·w  (L2)  or  g + λ·sign(w)  (L1),   λ = weight_decay · decay_mult
-            diff ← the rule's step for g
-            w ← w − diff
-        """
-        p = self.param
-        rate = self.last_rate = self.get_learning_rate()
-        if p.display and self.iter % p.display == 0:
-            log.info(f"Iteration {self.iter}, lr = {num(rate)}")
-        params = self.net.learnable_params
-        clip_gradients(params, p.clip_gradients)
-        weight_decay = np.float32(p.weight_decay)
-        fused = self._fused_step_applies()
-        for i, blob in enumerate(params):
-            normalize(blob, p.iter_size)
-            local_decay = weight_decay * np.float32(self.net.params_weight_decay[i])
-            if fused:
-                self.rule.fused_step(self, i, local_decay, rate)
-                continue
-            regularize(blob, local_decay, p.regularization_type, self.scratch[i])
-            self.rule.compute_update_value(self, i, rate)
-        if not fused:
-            self.net.update()
-        self.iter += 1
-
-    def _fused_step_applies(self) -> bool:
-        """Plain SGD with L2 decay on NumPy arrays takes the compiled one-pass step
-        (brewnet.kernels.sgd), which also applies the update (``Net.update``'s w -= diff)."""
-        return (isinstance(self.rule, SGD)
-                and self.param.regularization_type == "L2"
-                and all(kernels.enabled(b.xp) and b.data.flags.c_contiguous
-                        and b.diff.flags.c_contiguous and v.flags.c_contiguous
-                        for b, v in zip(self.net.learnable_params, self.history, strict=True)))
-
     # ------------------------------------------------------------------------------------
     # the loop
     # ------------------------------------------------------------------------------------
@@ -348,37 +291,6 @@ class Solver:
                 self.requested_early_exit = True
                 break
 
-    # ------------------------------------------------------------------------------------
-    # divergence
-    # ------------------------------------------------------------------------------------
-    def _guarding(self) -> bool:
-        return self._divergence == "stop" or not self._divergence_warned
-
-    def _diverged(self, iteration: int, detail: str) -> None:
-        """Raise (``stop``) or warn once (``continue``) about a divergence."""
-        if self._divergence == "stop":
-            raise DivergenceError(guard.diverged_message(iteration, detail,
-                                                         self._last_snapshot))
-        self._divergence_warned = True
-        log.warning(f"Iteration {iteration}: training diverged: {detail}; continuing as Caffe "
-                    "does (divergence = continue); this warning is not repeated")
-
-    def _check_loss(self, loss: np.float32) -> None:
-        """After each forward/backward pass: a NaN/inf loss is a divergence; find the first
-        layer whose output went non-finite (replaying the pass only when stopping)."""
-        if not self._guarding() or np.isfinite(loss):
-            return
-        found = guard.locate_nonfinite_output(self.net, replay=self._divergence == "stop")
-        self._diverged(self.iter, f"the loss is {num(loss)}; {guard.output_location(found)}")
-
-    def _check_params(self) -> None:
-        """After each update: one fused finiteness test over every learnable parameter."""
-        if not self._guarding():
-            return
-        bad = guard.describe_bad_params(self.net, self.net.learnable_params)
-        if bad is not None:
-            self._diverged(self.iter - 1, bad)
-
     def solve(self, resume_file: str | os.PathLike | None = None) -> None:
         """Train to ``max_iter`` (resuming from a .solverstate if given), snapshot at the end
         (``snapshot_after_train``), then one last display and test pass as Caffe."""
@@ -403,107 +315,6 @@ class Solver:
         if p.test_interval and self.iter % p.test_interval == 0:
             self.test_all()
         log.info("Optimization Done.")
-
-    # ------------------------------------------------------------------------------------
-    # testing
-    # ------------------------------------------------------------------------------------
-    def test_all(self) -> None:
-        for k in range(len(self.test_nets)):
-            if self.requested_early_exit:
-                break
-            self.test(k)
-
-    def test(self, k: int) -> None:
-        """Test net ``k``: share the train weights, run ``test_iter[k]`` forward passes and log
-        the mean of every output element (and the mean loss if ``test_compute_loss``)."""
-        p = self.param
-        log.info(f"Iteration {self.iter}, Testing net (#{k})")
-        net = self.test_nets[k]
-        net.share_with(self.net)
-        n = p.test_iter[k]
-
-        def interrupted() -> bool:
-            """Serve the signals that arrived; True once one asked to stop."""
-            request = self._requested_action()
-            while request is not SolverAction.NONE:
-                if request is SolverAction.SNAPSHOT:
-                    self.snapshot()
-                elif request is SolverAction.STOP:
-                    self.requested_early_exit = True
-                request = self._requested_action()
-            return self.requested_early_exit
-
-        score = average_outputs(net, n, stop=interrupted)
-        if score is None:
-            log.info("Test interrupted.")
-            return
-        if p.test_compute_loss:
-            log.info(f"Test loss: {num(np.float32(score.loss))}")
-        means = score.outputs
-        for line in output_lines("Test", means):
-            log.info(line)
-        if self._reporters:
-            record = {"kind": "test", "iteration": self.iter, "net": k,
-                      "outputs": output_values(means)}
-            if p.test_compute_loss:
-                record["loss"] = score.loss
-            self._report(record)
-
-    # ------------------------------------------------------------------------------------
-    # snapshots
-    # ------------------------------------------------------------------------------------
-    def snapshot_filename(self, extension: str) -> str:
-        return snap.snapshot_filename(self.param.snapshot_prefix, self.iter, extension)
-
-    def snapshot(self) -> tuple[str, str]:
-        """Write ``<prefix>_iter_<N>.caffemodel`` and ``.solverstate`` (``.caffemodel.h5`` and
-        ``.solverstate.h5`` with ``snapshot_format: HDF5``); return both paths."""
-        p = self.param
-        if p.snapshot_format == caffe_pb2.SolverParameter.HDF5:
-            model = self.snapshot_filename(h5snap.H5_MODEL_EXT)
-            h5snap.write_model_hdf5(self.net, model, p.snapshot_diff)
-            state = self.snapshot_filename(h5snap.H5_STATE_EXT)
-            h5snap.write_state_hdf5(state, self.iter, model, self.current_step, self.history)
-        else:
-            model = self.snapshot_filename(snap.MODEL_EXT)
-            snap.write_model(self.net, model, p.snapshot_diff)
-            state = self.snapshot_filename(snap.STATE_EXT)
-            snap.write_state(state, self.iter, model, self.current_step, self.history)
-        self._last_snapshot = state
-        return model, state
-
-    def restore(self, path: str | os.PathLike) -> None:
-        """Resume from a .solverstate (or, by its ``.h5`` suffix, a .solverstate.h5): weights,
-        iteration, schedule step and history, and every data layer advanced past the batches
-        already consumed."""
-        path = os.fspath(path)
-        if is_hdf5_path(path):
-            h5state = h5snap.read_state_hdf5(path)
-            history = snap.place_history(h5state.history, path, self.history)
-            learned_net, it, step = h5state.learned_net, h5state.iter, h5state.current_step
-        else:
-            state = snap.read_state(path)
-            history = snap.history_arrays(state, path, self.history)
-            learned_net = state.learned_net if state.HasField("learned_net") else None
-            it, step = state.iter, state.current_step
-        if learned_net is not None:
-            self.net.copy_from(snap.resolve_learned_net(learned_net, path))
-        self.iter = it
-        self.current_step = step
-        self._last_snapshot = path
-        log.info(f"{type(self).__name__}: restoring history")
-        for mine, saved in zip(self.history, history, strict=True):
-            mine[...] = saved
-        self._skip_consumed_batches()
-
-    def _skip_consumed_batches(self) -> None:
-        """Point every data layer at the batch an uninterrupted run would read next: absolute
-        batch numbers, so restoring works whatever the layers had delivered before."""
-        p = self.param
-        self.net.seek_data(self.iter * p.iter_size)
-        tests = snap.count_test_passes(self.iter, p.test_interval, p.test_initialization)
-        for k, net in enumerate(self.test_nets):
-            net.seek_data(tests * p.test_iter[k])
 
     def close(self) -> None:
         """Stop the nets' background threads (data prefetch). Never raises: it runs in

@@ -1,0 +1,82 @@
+"""Writing and restoring a solver's snapshots (Caffe's ``Solver::Snapshot`` and
+``Restore``), in either format, with the data layers moved to where an uninterrupted run
+would be. The file formats themselves live in snapshot.py and hdf5_snapshot.py. Mixed into
+:class:`brewnet.solver.Solver`."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from ..log import log
+from ..net import Net
+from ..net.hdf5_weights import is_hdf5_path
+from ..proto import caffe_pb2
+from . import hdf5_snapshot as h5snap
+from . import snapshot as snap
+
+
+class Snapshots:
+    """Needs the Solver's ``param``, ``net``, ``test_nets``, ``iter``, ``current_step`` and
+    ``history``."""
+
+    param: caffe_pb2.SolverParameter
+    net: Net
+    test_nets: list[Net]
+    iter: int
+    current_step: int
+    history: list[Any]
+    _last_snapshot: str | None
+
+    def snapshot_filename(self, extension: str) -> str:
+        return snap.snapshot_filename(self.param.snapshot_prefix, self.iter, extension)
+
+    def snapshot(self) -> tuple[str, str]:
+        """Write ``<prefix>_iter_<N>.caffemodel`` and ``.solverstate`` (``.caffemodel.h5`` and
+        ``.solverstate.h5`` with ``snapshot_format: HDF5``); return both paths."""
+        p = self.param
+        if p.snapshot_format == caffe_pb2.SolverParameter.HDF5:
+            model = self.snapshot_filename(h5snap.H5_MODEL_EXT)
+            h5snap.write_model_hdf5(self.net, model, p.snapshot_diff)
+            state = self.snapshot_filename(h5snap.H5_STATE_EXT)
+            h5snap.write_state_hdf5(state, self.iter, model, self.current_step, self.history)
+        else:
+            model = self.snapshot_filename(snap.MODEL_EXT)
+            snap.write_model(self.net, model, p.snapshot_diff)
+            state = self.snapshot_filename(snap.STATE_EXT)
+            snap.write_state(state, self.iter, model, self.current_step, self.history)
+        self._last_snapshot = state
+        return model, state
+
+    def restore(self, path: str | os.PathLike) -> None:
+        """Resume from a .solverstate (or, by its ``.h5`` suffix, a .solverstate.h5): weights,
+        iteration, schedule step and history, and every data layer advanced past the batches
+        already consumed."""
+        path = os.fspath(path)
+        if is_hdf5_path(path):
+            h5state = h5snap.read_state_hdf5(path)
+            history = snap.place_history(h5state.history, path, self.history)
+            learned_net, it, step = h5state.learned_net, h5state.iter, h5state.current_step
+        else:
+            state = snap.read_state(path)
+            history = snap.history_arrays(state, path, self.history)
+            learned_net = state.learned_net if state.HasField("learned_net") else None
+            it, step = state.iter, state.current_step
+        if learned_net is not None:
+            self.net.copy_from(snap.resolve_learned_net(learned_net, path))
+        self.iter = it
+        self.current_step = step
+        self._last_snapshot = path
+        log.info(f"{type(self).__name__}: restoring history")
+        for mine, saved in zip(self.history, history, strict=True):
+            mine[...] = saved
+        self._skip_consumed_batches()
+
+    def _skip_consumed_batches(self) -> None:
+        """Point every data layer at the batch an uninterrupted run would read next: absolute
+        batch numbers, so restoring works whatever the layers had delivered before."""
+        p = self.param
+        self.net.seek_data(self.iter * p.iter_size)
+        tests = snap.count_test_passes(self.iter, p.test_interval, p.test_initialization)
+        for k, net in enumerate(self.test_nets):
+            net.seek_data(tests * p.test_iter[k])
