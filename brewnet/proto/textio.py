@@ -143,7 +143,9 @@ def _read_source(path: str) -> str:
 
 def read_net(path: str | os.PathLike) -> caffe_pb2.NetParameter:
     """A net prototxt, upgraded from legacy forms (V1 layers, input fields) to current Caffe."""
-    return read_net_located(path)[0]
+    path = os.fspath(path)
+    text = _read_source(path)
+    return _upgraded_net(parse_text(text, caffe_pb2.NetParameter(), path), text, path)
 
 
 def read_net_located(path: str | os.PathLike) -> tuple[caffe_pb2.NetParameter, Node]:
@@ -152,12 +154,16 @@ def read_net_located(path: str | os.PathLike) -> tuple[caffe_pb2.NetParameter, N
     path = os.fspath(path)
     text = _read_source(path)
     param = parse_text(text, caffe_pb2.NetParameter(), path)
-    root = parse_positions(text)
+    return _upgraded_net(param, text, path), parse_positions(text)
+
+
+def _upgraded_net(param: caffe_pb2.NetParameter, text: str, path: str
+                  ) -> caffe_pb2.NetParameter:
     try:
-        return upgrade_net(param, path), root
+        return upgrade_net(param, path)
     except ParseError as e:  # the legacy fields at fault: locate the first one named
         words = set(re.findall(r"\w+", e.message))
-        at = next((c for c in root.children if c.name in words), None)
+        at = next((c for c in parse_positions(text).children if c.name in words), None)
         raise e.locate(line=at.line if at else None, col=at.col if at else None) from None
 
 
