@@ -193,10 +193,10 @@ def blob_shapes(net: caffe_pb2.NetParameter, phase: int) -> dict[tuple[int, int]
 
     The compiler sets the net up, with constant weights, collecting its problems; nothing
     runs forward and the global random generator is left as it was. Data layers read their
-    first record (their prefetch threads are stopped as soon as the net is set up); ImageData
-    and HDF5Data read their first file, as in a net. A layer that cannot be set up (a missing
-    source, a definition error) and a Python layer (never imported here) leave their tops,
-    and whatever is computed from them, without a shape; the log says why.
+    first record and no batch (their threads read from the first forward; the net is closed
+    at once); ImageData and HDF5Data read their first file, as in a net. A layer that cannot
+    be set up (a missing source, a definition error) and a Python layer (never imported here)
+    leave their tops, and whatever is computed from them, without a shape; the log says why.
     """
     param = _shapes_only(net)
     saved = rng.get_state()
