@@ -15,15 +15,11 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from .blob import Blob
+from . import rng
 from .errors import BrewnetError, ParseError
 from .fileio import atomic_write
-from .layers.data import open_source, transformed_shape
-from .layers.python_layer import PYTHON_TYPE
-from .layers.registry import layer_class
 from .log import log
+from .net.compiler import compile_net
 from .net.state import layer_included
 from .proto import caffe_pb2
 from .proto.textio import read_net, read_solver
@@ -166,79 +162,58 @@ def _constant_fillers(message: Any) -> None:
                 _constant_fillers(item)
 
 
-def _data_top_shapes(lp: caffe_pb2.LayerParameter, phase: int) -> list[tuple[int, ...]]:
-    """A Data layer's tops from one record of its database: no reading thread, no batch."""
-    with open_source(lp.data_param) as source:
-        _, (c, h, w) = transformed_shape(source, lp.transform_param, phase)
-    n = int(lp.data_param.batch_size)
-    return [(n, c, h, w), (n,)][:len(lp.top)]
-
-
-def _set_up(lp: caffe_pb2.LayerParameter, phase: int, bottoms: list[Blob]) -> list[Blob]:
-    """Set one layer up on ``bottoms`` as the compiler would; its tops, shaped."""
-    spec = caffe_pb2.LayerParameter()
-    spec.CopyFrom(lp)
-    del spec.blobs[:]
-    _constant_fillers(spec)
-    if not spec.HasField("phase"):
-        spec.phase = phase
-    cls = layer_class(lp.type)
-    layer = cls(spec, spec.phase)
-    tops = [bottoms[j] if j < len(lp.bottom) and lp.bottom[j] == name else Blob(xp=np)
-            for j, name in enumerate(lp.top)]
-    if cls.is_loss and not tops:
-        tops = [Blob(xp=np)]
-    try:
-        layer.setup(bottoms, tops)
-        layer.reshape(bottoms, tops)
-    finally:
-        layer.close()
-    return tops[:len(lp.top)]
+def _shapes_only(net: caffe_pb2.NetParameter) -> caffe_pb2.NetParameter:
+    """A copy of ``net`` to compile for its shapes alone: constant fillers, no stored blobs
+    (whose shapes the layers would otherwise check)."""
+    copy = caffe_pb2.NetParameter()
+    copy.CopyFrom(net)
+    for lp in copy.layer:
+        del lp.blobs[:]
+    _constant_fillers(copy)
+    return copy
 
 
 def _layers_in(net: caffe_pb2.NetParameter, phase: int) -> set[int]:
     """Indices of the layers that exist in ``phase`` under the net's own level and stages."""
+    state = _state(net, phase)
+    return {i for i, lp in enumerate(net.layer) if layer_included(lp, state)}
+
+
+def _state(net: caffe_pb2.NetParameter, phase: int) -> caffe_pb2.NetState:
+    """The net's own NetState (level, stages) with ``phase`` set."""
     state = caffe_pb2.NetState()
     state.CopyFrom(net.state)
     state.phase = phase
-    return {i for i, lp in enumerate(net.layer) if layer_included(lp, state)}
+    return state
 
 
 def blob_shapes(net: caffe_pb2.NetParameter, phase: int) -> dict[tuple[int, int], tuple[int, ...]]:
     """The shape of every top of the layers that exist in ``phase``, keyed by (index of the
     layer in ``net.layer``, index of the top).
 
-    Each layer is set up on blobs of its bottoms' shapes, as the compiler does, with constant
-    weights. A Data layer reads one record of its database (no batch, no reading thread);
-    ImageData and HDF5Data read their first file, as in a net. A layer that cannot be set up
-    (a missing source, a definition error) and a Python layer (never imported here) leave
-    their tops, and whatever is computed from them, without a shape; the log says why.
+    The compiler sets the net up, with constant weights, collecting its problems; nothing
+    runs forward and the global random generator is left as it was. Data layers read their
+    first record and no batch (their threads read from the first forward; the net is closed
+    at once); ImageData and HDF5Data read their first file, as in a net. A layer that cannot
+    be set up (a missing source, a definition error) and a Python layer (never imported here)
+    leave their tops, and whatever is computed from them, without a shape; the log says why.
     """
-    members = _layers_in(net, phase)
-    blobs: dict[str, Blob] = {}
-    shapes: dict[tuple[int, int], tuple[int, ...]] = {}
-    for i, lp in enumerate(net.layer):
-        if i not in members:
+    param = _shapes_only(net)
+    saved = rng.get_state()
+    try:
+        plan = compile_net(param, _state(net, phase), [None] * len(param.layer),
+                           collect_problems=True, log_warnings=False)
+    finally:
+        rng.set_state(saved)
+    plan.close()
+    shaped = {step.name for step in plan.steps}
+    for e in plan.problems:
+        if e.layer in shaped:  # planning backward failed: the layers still have their shapes
             continue
-        top_shapes = None
-        if lp.type != PYTHON_TYPE and all(b in blobs for b in lp.bottom):
-            try:
-                if lp.type == "Data":
-                    top_shapes = _data_top_shapes(lp, phase)
-                    tops = [Blob(shape, xp=np) for shape in top_shapes]
-                else:
-                    tops = _set_up(lp, phase, [blobs[b] for b in lp.bottom])
-                    top_shapes = [tuple(t.shape) for t in tops]
-            except Exception as e:  # noqa: BLE001 - shapes are an annotation; say why, go on
-                who = f"layer '{lp.name}' ({lp.type})"
-                log.warning(f"draw: no blob shapes below {who}: {str(e).removeprefix(who + ': ')}")
-        for name in lp.top:
-            blobs.pop(name, None)
-        if top_shapes is not None:
-            for j, (name, blob) in enumerate(zip(lp.top, tops, strict=True)):
-                blobs[name] = blob
-                shapes[(i, j)] = top_shapes[j]
-    return shapes
+        who = f"layer '{e.layer}' ({e.layer_type})" if e.layer is not None else "a layer"
+        log.warning(f"draw: no blob shapes below {who}: {str(e).removeprefix(who + ': ')}")
+    return {(step.source_index, j): tuple(step.tops[j].shape) for step in plan.steps
+            if step.source_index is not None for j in range(len(step.layer.param.top))}
 
 
 def format_shapes(shapes: list[tuple[int, ...]]) -> str:

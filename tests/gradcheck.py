@@ -37,9 +37,11 @@ def blobs_from(*arrays: np.ndarray) -> list[Blob]:
 
 
 def setup_layer(layer, bottom: list[Blob], num_top: int = 1) -> list[Blob]:
+    """``num_top`` new tops for ``layer``, set up on ``bottom`` by the layer's own contract
+    (blob counts, setup, reshape, loss weights) as the compiler does; every parameter
+    gradient wanted."""
     top = [Blob() for _ in range(num_top)]
-    layer.setup(bottom, top)
-    layer.reshape(bottom, top)
+    layer.set_up(bottom, top)
     layer.param_propagate_down = [True] * len(layer.blobs)
     return top
 
@@ -59,8 +61,7 @@ def check_gradient(layer, bottom: list[Blob], top: list[Blob],
 
     def run_forward() -> None:
         rng.set_random_seed(seed)  # same dropout masks etc. on every evaluation
-        layer.reshape(bottom, top)
-        layer.forward(bottom, top)
+        layer.run_forward(bottom, top)  # its loss is ignored: the objective is weighted here
 
     run_forward()
     weights = [weights_rng.standard_normal(t.data.shape).astype(np.float32) for t in top]

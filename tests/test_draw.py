@@ -5,14 +5,15 @@ tests needing them skip, and their absence is a one-line error."""
 
 import shutil
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from brewnet import draw
+from brewnet import draw, rng
 from brewnet.data.datum import array_to_datum
-from brewnet.data.lmdb_source import write_lmdb
+from brewnet.data.lmdb_source import LMDBSource, write_lmdb
 from brewnet.errors import BrewnetError
 from brewnet.net import TEST, TRAIN, Net
 from brewnet.proto import caffe_pb2
@@ -125,6 +126,25 @@ def test_missing_source_leaves_downstream_unshaped(tmp_path, monkeypatch, caplog
     net = read_net(LENET_TRAIN_TEST)
     assert draw.blob_shapes(net, TRAIN) == {}
     assert "does not exist" in caplog.text
+
+
+def test_shapes_read_one_record_and_leave_the_random_generator(mnist_lmdbs, monkeypatch):
+    """A Data layer with a random transform gives its shapes from the record it peeks: no
+    batch is read, no thread is left, and the global random generator is as it was."""
+    reads = []
+    real_read = LMDBSource.read
+    monkeypatch.setattr(LMDBSource, "read", lambda self, n: reads.append(n) or real_read(self, n))
+    net = parse_text('layer { name: "d" type: "Data" top: "x" top: "y" transform_param { '
+                     'mirror: true crop_size: 20 } data_param { source: '
+                     '"examples/mnist/mnist_train_lmdb" backend: LMDB batch_size: 2 } }',
+                     caffe_pb2.NetParameter())
+    rng.set_random_seed(3)
+    expected = rng.generator().random()
+    rng.set_random_seed(3)
+    assert shapes_by_top(net, TRAIN) == {"x": (2, 1, 20, 20), "y": (2,)}
+    assert rng.generator().random() == expected
+    assert reads == []
+    assert not [t for t in threading.enumerate() if t.name.startswith("brewnet-data")]
 
 
 def test_python_layers_are_not_run(pydot):

@@ -51,12 +51,14 @@ class DatumFeed:
         self._free: queue.SimpleQueue[Batch] = queue.SimpleQueue()
         self._prefetcher: Prefetcher[Batch] | None = None
         self._closed = False
-        self._start()
+        # Lazy: a net that is only set up (drawn, checked) reads no batch, just the record
+        # its Data layer peeked for the shapes; reading starts with the first get or seek.
+        self._start(lazy=True)
 
-    def _start(self) -> None:
+    def _start(self, lazy: bool = False) -> None:
         self.source.seek(self.start_record + self.next_batch * self.batch_size)
         self._prefetcher = Prefetcher(self._produce, self.depth, start=self.next_batch,
-                                      name=self.name)
+                                      name=self.name, lazy=lazy)
 
     def _buffer(self, shape: tuple[int, ...]) -> Batch:
         try:

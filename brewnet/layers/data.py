@@ -3,8 +3,9 @@
 Caffe's DataLayer; ``data_param.backend`` picks the database (LEVELDB when unset, as Caffe).
 
 Tops: data (N, C, H', W') and optionally label (N,). Records are read in key order, wrapping
-around at the end, in both phases. The reading happens in a daemon thread; ``close`` (which
-``Net.close`` calls) stops it, and so does garbage collection of the layer.
+around at the end, in both phases. The reading happens in a daemon thread, from the first
+forward (setup reads only the record that gives the shapes); ``close`` (which ``Net.close``
+calls) stops it, and so does garbage collection of the layer.
 """
 
 from __future__ import annotations

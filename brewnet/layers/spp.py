@@ -64,8 +64,7 @@ class SPPLayer(Layer):
             layer = PoolingLayer(param, self.phase)
             out = Blob(xp=bottom.xp)
             try:
-                layer.setup([bottom], [out])
-                layer.reshape([bottom], [out])
+                layer.set_up([bottom], [out])
             except NetError as e:
                 raise self.shape_error(f"pyramid level {level} does not fit a {height}x{width} "
                                        f"input ({e.message}); lower pyramid_height") from None
@@ -91,7 +90,7 @@ class SPPLayer(Layer):
         flat = top[0].data.reshape(n, -1)
         start = 0
         for layer, out in zip(self._levels, self._outputs, strict=True):
-            layer.forward(bottom, [out])
+            layer.run_forward(bottom, [out])  # Caffe's Layer::Forward: reshape, then forward
             size = out.count // n
             flat[:, start:start + size] = out.data.reshape(n, size)
             start += size

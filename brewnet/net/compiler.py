@@ -33,21 +33,26 @@ AUTOMATIC = "(automatic)"  # Caffe's name for a loss layer's unnamed top
 
 def compile_net(param: caffe_pb2.NetParameter, state: caffe_pb2.NetState,
                 nodes: list[Node | None], *, file: str | None = None,
-                allow_python_layers: bool = False, collect_problems: bool = False) -> Plan:
+                allow_python_layers: bool = False, collect_problems: bool = False,
+                log_warnings: bool = True) -> Plan:
     """Compile ``param`` (already upgraded; ``nodes``: each layer's prototxt block in
     ``file``) for ``state``. The first error is raised, with the layers set up so far
     stopped; with ``collect_problems`` every error is kept in ``plan.problems`` instead, the
-    failed layers and everything downstream of them left out."""
-    return _Compiler(param, state, nodes, file, allow_python_layers, collect_problems).run()
+    failed layers and everything downstream of them left out. ``log_warnings=False`` keeps
+    the net's warnings (``plan.warnings``, a reused layer name) out of the log, for readers
+    that only want shapes, such as draw."""
+    return _Compiler(param, state, nodes, file, allow_python_layers, collect_problems,
+                     log_warnings).run()
 
 
 class _Compiler:
     def __init__(self, param: caffe_pb2.NetParameter, state: caffe_pb2.NetState,
                  nodes: list[Node | None], file: str | None, allow_python_layers: bool,
-                 collect_problems: bool):
+                 collect_problems: bool, log_warnings: bool):
         self.defined, self.state, self.nodes, self.file = param, state, nodes, file
         self.allow_python_layers = allow_python_layers
         self.collect_problems = collect_problems
+        self.log_warnings = log_warnings
         self.plan: Plan | None = None
         self.compiled: list[tuple[caffe_pb2.LayerParameter, Node | None]] = []
         self.ids: dict[str, int] = {}  # blob name -> its index in plan.blobs
@@ -87,7 +92,8 @@ class _Compiler:
                 if not lp.name:
                     raise NetError("a layer has no name; every layer needs a unique `name:`",
                                    layer_type=lp.type)
-                if lp.name in names_seen:  # Caffe allows it (BVLC's autoencoder does it)
+                # Caffe allows a reused name (BVLC's autoencoder does it).
+                if lp.name in names_seen and self.log_warnings:
                     log.warning(f"layer name '{lp.name}' is used twice; net.params and weight "
                                 "files address the later layer by that name")
                 names_seen.add(lp.name)
@@ -112,7 +118,7 @@ class _Compiler:
                     break
             self._failed(e)
         plan.warnings = net_warnings(plan)
-        for warning in plan.warnings:
+        for warning in plan.warnings if self.log_warnings else ():
             log.warning(str(warning))
         log.debug(f"Network initialization done ({len(plan.steps)} layers).")
         return plan

@@ -93,3 +93,20 @@ def test_close_waits_for_the_item_in_progress():
     inside.wait(1)
     p.close()
     assert not p.alive
+
+
+def test_lazy_produces_nothing_before_the_first_get():
+    """With lazy=True the thread waits for the first get (a net only set up reads nothing);
+    closing one that was never asked ends it promptly."""
+    calls = []
+    p = Prefetcher(lambda i: calls.append(i) or i, depth=2, lazy=True)
+    try:
+        time.sleep(0.1)
+        assert calls == [] and p.alive
+        assert p.get() == 0
+    finally:
+        p.close()
+    idle = Prefetcher(lambda i: calls.append(i) or i, depth=2, lazy=True)
+    started = time.perf_counter()
+    idle.close()
+    assert not idle.alive and time.perf_counter() - started < 1.0

@@ -92,7 +92,8 @@ def test_probability_top_and_tiny_probabilities():
     the loss stays finite."""
     scores = np.array([[0.0, 200.0], [3.0, 1.0]], np.float32)
     labels = np.array([0, 0], np.float32)
-    _, top = run(loss_layer(), scores, labels, num_top=2)
+    two_tops = make_layer('type: "SoftmaxWithLoss" loss_weight: 1 loss_weight: 0')  # one per top
+    _, top = run(two_tops, scores, labels, num_top=2)
     e = np.exp(scores - scores.max(1, keepdims=True))
     np.testing.assert_allclose(top[1].data, e / e.sum(1, keepdims=True), rtol=1e-6)
     assert float(top[0].data) == pytest.approx(reference(scores, labels, "VALID"), rel=1e-5)

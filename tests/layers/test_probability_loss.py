@@ -151,7 +151,8 @@ def test_infogain_source_file_and_prob_top(tmp_path, legacy):
     scores, labels, _ = infogain_case(1)
     h = np.eye(4, dtype=np.float32)
     src = write_h(tmp_path / "h.binaryproto", h, legacy)
-    layer = make_layer(f'type: "InfogainLoss" infogain_loss_param {{ source: "{src}" }}')
+    layer = make_layer(f'type: "InfogainLoss" infogain_loss_param {{ source: "{src}" }} '
+                       "loss_weight: 1 loss_weight: 0")  # two tops: a weight for each
     _, top = run(layer, scores, labels, num_top=2)
     assert float(top[0].data) == pytest.approx(infogain_reference(scores, labels, h),
                                                rel=1e-5)
