@@ -199,12 +199,9 @@ def blob_shapes(net: caffe_pb2.NetParameter, phase: int) -> dict[tuple[int, int]
     leave their tops, and whatever is computed from them, without a shape; the log says why.
     """
     param = _shapes_only(net)
-    saved = rng.get_state()
-    try:
+    with rng.left_as_it_was():
         plan = compile_net(param, _state(net, phase), [None] * len(param.layer),
                            collect_problems=True, log_warnings=False)
-    finally:
-        rng.set_state(saved)
     plan.close()
     shaped = {step.name for step in plan.steps}
     for e in plan.problems:
