@@ -1,0 +1,36 @@
+"""Fixtures for every test: brewnet's log captured as glog-formatted text."""
+
+from __future__ import annotations
+
+import io
+import logging
+from collections.abc import Iterator
+
+import pytest
+
+from brewnet.log import GlogFormatter, get_logger
+
+
+class GlogCapture(io.StringIO):
+    """Brewnet's log lines in glog format, as Caffe's log files hold them."""
+
+    def messages(self) -> list[str]:
+        """The lines without their glog prefix, for tests that check what was said."""
+        return [line.split("] ", 1)[-1] for line in self.getvalue().splitlines()]
+
+
+@pytest.fixture
+def glog() -> Iterator[GlogCapture]:
+    """Capture brewnet's log at INFO while the test runs; the logger's level is restored."""
+    stream = GlogCapture()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(GlogFormatter())
+    logger = get_logger()
+    logger.addHandler(handler)
+    level = logger.level
+    logger.setLevel(logging.INFO)
+    try:
+        yield stream
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
