@@ -1,10 +1,14 @@
-"""Fixtures for every test: brewnet's log captured as glog-formatted text."""
+"""Fixtures for every test: brewnet's log captured as glog-formatted text; the LeNet tutorial
+example loaded as a module."""
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import logging
 from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -34,3 +38,14 @@ def glog() -> Iterator[GlogCapture]:
     finally:
         logger.removeHandler(handler)
         logger.setLevel(level)
+
+
+@pytest.fixture(scope="session")
+def tutorial() -> ModuleType:
+    """examples/mnist/tutorial.py as a module, so tests build the example's own LeNet instead
+    of a copy of it."""
+    path = Path(__file__).resolve().parents[1] / "examples" / "mnist" / "tutorial.py"
+    spec = importlib.util.spec_from_file_location("lenet_tutorial", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
