@@ -1,8 +1,9 @@
 """Fixtures for every test: brewnet's log captured as glog-formatted text; the LeNet tutorial
-example loaded as a module."""
+example loaded as a module; Pillow made unimportable."""
 
 from __future__ import annotations
 
+import builtins
 import importlib.util
 import io
 import logging
@@ -49,3 +50,17 @@ def tutorial() -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+@pytest.fixture
+def no_pillow(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make ``import PIL`` (and its submodules) fail while the test runs, as on a machine
+    without Pillow, to check the install hint each image reader gives."""
+    real_import = builtins.__import__
+
+    def no_pil(name, *args, **kwargs):
+        if name == "PIL" or name.startswith("PIL."):
+            raise ImportError("no PIL")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_pil)
