@@ -46,6 +46,43 @@ def setup_layer(layer, bottom: list[Blob], num_top: int = 1) -> list[Blob]:
     return top
 
 
+
+def forward_backward(layer, bottom: list[Blob], top_diff) -> list[Blob]:
+    """Set ``layer`` up on ``bottom``, run forward, then backward from ``top_diff`` into the
+    bottom diff; returns the top. The one pass that tests checking a gradient by hand need."""
+    top = setup_layer(layer, bottom)
+    layer.forward(bottom, top)
+    top[0].diff[...] = top_diff
+    layer.backward(top, [True], bottom)
+    return top
+
+
+def run_in_place(layer, x: np.ndarray, top_diff: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``layer`` with top == bottom on ``x``: its output, and its bottom diff from
+    ``top_diff``, to compare with the out-of-place pass."""
+    (blob,) = blobs_from(x)
+    layer.setup([blob], [blob])
+    layer.reshape([blob], [blob])
+    layer.forward([blob], [blob])
+    output = blob.data.copy()
+    blob.diff[...] = top_diff
+    layer.backward([blob], [True], [blob])
+    return output, blob.diff
+
+
+def check_flat_order(layer, shape: tuple[int, ...]) -> None:
+    """Assert that ``layer`` (Reshape, Flatten) turns a (2, 3, 4, 5) bottom into ``shape``
+    with the values in their flat order, and passes the top diff back in that order."""
+    x = np.arange(120, dtype=np.float32).reshape(2, 3, 4, 5)
+    bottom = blobs_from(x)
+    top = setup_layer(layer, bottom)
+    layer.forward(bottom, top)
+    assert top[0].data.shape == shape
+    np.testing.assert_array_equal(top[0].data.reshape(-1), x.reshape(-1))
+    top[0].diff[...] = -top[0].data
+    layer.backward(top, [True], bottom)
+    np.testing.assert_array_equal(bottom[0].diff, -x)
+
 def check_gradient(layer, bottom: list[Blob], top: list[Blob],
                    check_bottom: Sequence[int] | None = None, check_params: bool = True,
                    stepsize: float = 1e-2, threshold: float = 1e-2, seed: int = 1701,

@@ -1,9 +1,6 @@
 """The classic pycaffe LeNet tutorial flow runs unchanged with ``import brewnet as caffe``
 (the snippet of the core issue), on a small LMDB the test builds."""
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
 
@@ -11,17 +8,8 @@ import brewnet as caffe
 from tests.data.helpers import make_lmdb
 
 
-def load_tutorial():
-    """examples/mnist/tutorial.py as a module: the test runs the example's own NetSpec."""
-    path = Path(__file__).resolve().parents[1] / "examples" / "mnist" / "tutorial.py"
-    spec = importlib.util.spec_from_file_location("lenet_tutorial", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.mark.slow  # the solver's initial test runs 100 batches of 100, as in the tutorial
-def test_tutorial_flow(tmp_path):
+def test_tutorial_flow(tmp_path, tutorial):
     """NetSpec → prototxt → SolverParameter → get_solver/SGDSolver → forward, step, params'
     diffs, 0-d loss, partial forward, argmax accuracy, blob/param tables as pycaffe."""
     rng = np.random.default_rng(0)
@@ -29,7 +17,7 @@ def test_tutorial_flow(tmp_path):
     train_db = make_lmdb(tmp_path / "train_lmdb", images, rng.integers(0, 10, 96))
     test_db = make_lmdb(tmp_path / "test_lmdb", images[:50], rng.integers(0, 10, 50))
     train, test = tmp_path / "train.prototxt", tmp_path / "test.prototxt"
-    lenet = load_tutorial().lenet
+    lenet = tutorial.lenet
     open(train, 'w').write(str(lenet(str(train_db), 64)))
     open(test, 'w').write(str(lenet(str(test_db), 100)))
 

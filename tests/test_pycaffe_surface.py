@@ -7,7 +7,6 @@ import re
 import subprocess
 import sys
 import time
-from io import StringIO
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +16,7 @@ import brewnet as caffe
 from brewnet import backend
 from brewnet import layers as L
 from brewnet.errors import BrewnetError, NetError, ShapeError
-from brewnet.log import GlogFormatter, get_logger
+from brewnet.log import get_logger
 
 
 # ----------------------------------------------------------------------------------------
@@ -46,22 +45,6 @@ def mlp_spec(batch: int = 4, loss: bool = False, force_backward: bool = False):
 def softmax(z):
     e = np.exp(z - z.max(1, keepdims=True))
     return e / e.sum(1, keepdims=True)
-
-
-@pytest.fixture
-def log_text():
-    """brewnet's log lines (glog format) written while the test runs."""
-    stream = StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(GlogFormatter())
-    logger = get_logger()
-    level = logger.level
-    logger.addHandler(handler)
-    try:
-        yield stream
-    finally:
-        logger.removeHandler(handler)
-        logger.setLevel(level)
 
 
 # ----------------------------------------------------------------------------------------
@@ -96,11 +79,11 @@ def test_version():
         pass
 
 
-def test_timer_start_stop_ms(log_text):
+def test_timer_start_stop_ms(glog):
     """Timer: ms is the last start→stop in milliseconds; reading ms stops a running timer;
     a second start while running is ignored; never run reads 0 with a warning (Caffe)."""
     t = caffe.Timer()
-    assert t.ms == 0.0 and "never been run" in log_text.getvalue()
+    assert t.ms == 0.0 and "never been run" in glog.getvalue()
     t.start()
     time.sleep(0.02)
     t.start()  # ignored: still timing from the first start
@@ -116,7 +99,7 @@ def test_timer_start_stop_ms(log_text):
     assert running >= 4 and not t.running
 
 
-def test_init_log_three_forms(tmp_path, monkeypatch, log_text):
+def test_init_log_three_forms(tmp_path, monkeypatch, glog):
     """init_log() keeps the level; init_log(level) sets glog's minimum level; init_log(level,
     False) logs to a glog-named file in GLOG_log_dir (errors also on stderr)."""
     logger = get_logger()
@@ -125,7 +108,7 @@ def test_init_log_three_forms(tmp_path, monkeypatch, log_text):
         assert logger.level == logging.INFO
         caffe.init_log(1)
         caffe.log("dropped at WARNING level")
-        assert "dropped" not in log_text.getvalue()
+        assert "dropped" not in glog.getvalue()
         monkeypatch.setenv("GLOG_log_dir", str(tmp_path))
         path = caffe.init_log(0, False)
         caffe.log("into the file")
@@ -139,10 +122,10 @@ def test_init_log_three_forms(tmp_path, monkeypatch, log_text):
     assert len(own) == 1 and isinstance(own[0], logging.StreamHandler)
 
 
-def test_log_writes_one_info_line(log_text):
+def test_log_writes_one_info_line(glog):
     """caffe.log(s) is LOG(INFO) << s: one glog INFO line naming the caller's file."""
     caffe.log("hello from pycaffe")
-    line = log_text.getvalue().strip()
+    line = glog.getvalue().strip()
     assert re.fullmatch(r"I\d{4} [\d:.]+ \d+ test_pycaffe_surface\.py:\d+\] hello from pycaffe",
                         line)
     assert caffe.log.get_logger() is get_logger()  # still the module as well
@@ -183,14 +166,14 @@ def test_set_mode_and_device():
         caffe.set_mode_cpu()
 
 
-def test_solver_count_rank_multiprocess_nccl(log_text):
+def test_solver_count_rank_multiprocess_nccl(glog):
     """One process, no NCCL: count 1 and rank 0 by default, settable and read back (a count
     above 1 warns that solvers will not share gradients); has_nccl() is False."""
     assert caffe.solver_count() == 1 and caffe.solver_rank() == 0
     assert caffe.has_nccl() is False
     try:
         caffe.set_solver_count(2)
-        assert "not share gradients" in log_text.getvalue()
+        assert "not share gradients" in glog.getvalue()
         caffe.set_solver_rank(1)
         caffe.set_multiprocess(True)
         assert (caffe.solver_count(), caffe.solver_rank(), backend.multiprocess()) == (2, 1, True)
@@ -289,7 +272,7 @@ def test_layer_base_class_and_blobvec_add_blob():
 # ----------------------------------------------------------------------------------------
 # Net
 # ----------------------------------------------------------------------------------------
-def test_net_constructor_forms(tmp_path, log_text):
+def test_net_constructor_forms(tmp_path, glog):
     """Net(file, phase), Net(file, phase, weights=w), the legacy Net(file, w, phase), and
     level/stages selecting layers by NetStateRule; a missing file is an error naming it."""
     spec = mlp_spec()
@@ -306,7 +289,7 @@ def test_net_constructor_forms(tmp_path, log_text):
     for loaded in (caffe.Net(path, caffe.TEST, weights=str(tmp_path / "w.caffemodel")),
                    caffe.Net(path, str(tmp_path / "w.caffemodel"), caffe.TEST)):
         assert (loaded.params["ip"][0].data == 7).all()
-    assert log_text.getvalue().count("DEPRECATION WARNING") == 1  # the legacy form only
+    assert glog.getvalue().count("DEPRECATION WARNING") == 1  # the legacy form only
     with pytest.raises(BrewnetError, match="nothere.prototxt"):
         caffe.Net(str(tmp_path / "nothere.prototxt"), caffe.TEST)
 

@@ -18,6 +18,7 @@ from google.protobuf.message import Message
 from ..errors import DataError
 from ..fileio import atomic_folder
 from ..log import log
+from .record_source import RecordSource, encoded, require_path
 from .shared_handles import SharedHandles
 
 _WRITE_CHUNK = 1000  # records per write batch
@@ -60,11 +61,7 @@ def _fill_leveldb(plyvel: ModuleType, path: Path,
     try:
         batch = db.write_batch(sync=True)
         pending = 0
-        for key, value in records:
-            if isinstance(key, str):
-                key = key.encode()
-            if isinstance(value, Message):
-                value = value.SerializeToString()
+        for key, value in encoded(records):
             batch.put(key, value)
             pending += 1
             if pending >= _WRITE_CHUNK:
@@ -87,7 +84,7 @@ def _text(e: Exception) -> str:
     return arg.decode(errors="replace") if isinstance(arg, bytes) else str(arg)
 
 
-class LevelDBSource:
+class LevelDBSource(RecordSource):
     """Sequential reader over a LevelDB in key order, wrapping around at the end.
 
     Reads come from one snapshot taken at open, so the record count stays true. One thread at
@@ -100,10 +97,8 @@ class LevelDBSource:
         self.where = (f"{owner}: " if owner else "") + f"LevelDB '{self.path}'"
         self._closed = True  # until the database is open
         plyvel = _plyvel(owner or self.where)
-        self._error = plyvel.Error
-        if not os.path.exists(self.path):
-            raise DataError(f"{self.where} does not exist (relative paths are resolved from "
-                            f"the working directory {os.getcwd()})")
+        self._errors = (plyvel.Error, StopIteration)
+        require_path(self.path, self.where)
         try:
             self._db = _DBS.acquire(self.path,
                                     lambda: plyvel.DB(self.path, create_if_missing=False))
@@ -123,9 +118,6 @@ class LevelDBSource:
             raise
         log.info(f"Opened leveldb {self.path}")
         self._closed = False
-
-    def __len__(self) -> int:
-        return self.entries
 
     def _failed(self, e: Exception) -> DataError:
         return DataError(f"{self.where}: reading failed at record {self.position}: {_text(e)}")
@@ -156,33 +148,16 @@ class LevelDBSource:
             for _ in range(count):
                 out.append(self._current)
                 self._advance()
-        except self._error as e:
+        except self._errors as e:
             raise self._failed(e) from None
         return out
 
-    def seek(self, index: int) -> None:
-        """Put the reader on record ``index`` (modulo the record count) in key order."""
-        index %= self.entries
+    def _step(self) -> None:
+        self._current = next(self._iter)
+
+    def _release(self) -> None:
         try:
-            if index < self.position:
-                self._rewind()
-            for _ in range(index - self.position):
-                self._current = next(self._iter)
-                self.position += 1
-        except (self._error, StopIteration) as e:
-            raise self._failed(e) from None
-
-    def close(self) -> None:
-        if not self._closed:
-            self._closed = True
-            try:
-                self._iter.close()
-                self._snapshot.close()
-            finally:
-                _DBS.release(self.path)
-
-    def __enter__(self) -> LevelDBSource:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+            self._iter.close()
+            self._snapshot.close()
+        finally:
+            _DBS.release(self.path)

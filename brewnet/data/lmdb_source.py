@@ -17,6 +17,7 @@ from google.protobuf.message import Message
 from ..errors import DataError
 from ..fileio import atomic_folder
 from ..log import log
+from .record_source import RecordSource, encoded, require_path
 from .shared_handles import SharedHandles
 
 _INITIAL_MAP_SIZE = 1 << 26  # 64 MiB; doubled on demand
@@ -47,12 +48,8 @@ def _fill_lmdb(path: Path, records: Iterable[tuple[bytes | str, Message | bytes]
     count = 0
     try:
         pending: list[tuple[bytes, bytes]] = []
-        for key, value in records:
-            if isinstance(key, str):
-                key = key.encode()
-            if isinstance(value, Message):
-                value = value.SerializeToString()
-            pending.append((key, value))
+        for item in encoded(records):
+            pending.append(item)
             if len(pending) >= _CHUNK:
                 _commit(env, pending)
                 count += len(pending)
@@ -96,7 +93,7 @@ def _commit(env: lmdb.Environment, items: list[tuple[bytes, bytes]]) -> None:
 _ENVS = SharedHandles()  # one Environment per database per process
 
 
-class LMDBSource:
+class LMDBSource(RecordSource):
     """Sequential reader over an LMDB in key order, wrapping around at the end.
 
     One thread at a time may use it (LMDB read transactions may move between threads).
@@ -104,13 +101,13 @@ class LMDBSource:
     failure (at open or while reading, in the prefetch thread too) is a DataError naming it.
     """
 
+    _errors = (lmdb.Error,)
+
     def __init__(self, path: str | os.PathLike, owner: str = ""):
         self.path = str(path)
         self.where = (f"{owner}: " if owner else "") + f"LMDB '{self.path}'"
         self._closed = True  # until the database is open
-        if not os.path.exists(self.path):
-            raise DataError(f"{self.where} does not exist (relative paths are resolved from "
-                            f"the working directory {os.getcwd()})")
+        require_path(self.path, self.where)
         try:
             self._env = _ENVS.acquire(self.path, lambda: lmdb.open(
                 self.path, readonly=True, lock=False, subdir=os.path.isdir(self.path)))
@@ -136,9 +133,6 @@ class LMDBSource:
         log.info(f"Opened lmdb {self.path}")
         self.position = 0  # index (in key order) of the record the cursor is on
         self._closed = False
-
-    def __len__(self) -> int:
-        return self.entries
 
     def _failed(self, e: lmdb.Error) -> DataError:
         return DataError(f"{self.where}: reading failed at record {self.position}: {e}")
@@ -166,29 +160,15 @@ class LMDBSource:
             raise self._failed(e) from None
         return out
 
-    def seek(self, index: int) -> None:
-        """Put the cursor on record ``index`` (modulo the record count) in key order."""
-        index %= self.entries
+    def _rewind(self) -> None:
+        self._cursor.first()
+        self.position = 0
+
+    def _step(self) -> None:
+        self._cursor.next()
+
+    def _release(self) -> None:
         try:
-            if index < self.position:
-                self._cursor.first()
-                self.position = 0
-            for _ in range(index - self.position):
-                self._cursor.next()
-                self.position += 1
-        except lmdb.Error as e:
-            raise self._failed(e) from None
-
-    def close(self) -> None:
-        if not self._closed:
-            self._closed = True
-            try:
-                self._txn.abort()
-            finally:
-                _ENVS.release(self.path)
-
-    def __enter__(self) -> LMDBSource:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+            self._txn.abort()
+        finally:
+            _ENVS.release(self.path)

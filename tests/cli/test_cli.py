@@ -1,8 +1,6 @@
 """The ``brewnet`` command end to end: MNIST-format IDX files the test writes → LMDB →
 LeNet-shaped training with Caffe's flags → snapshots → resume; bad input → one line."""
 
-import io
-import logging
 import os
 import re
 import signal
@@ -25,7 +23,6 @@ from brewnet.data.datum import array_to_datum, decode_batch
 from brewnet.data.idx import write_idx
 from brewnet.data.lmdb_source import LMDBSource, write_lmdb
 from brewnet.errors import BrewnetError
-from brewnet.log import GlogFormatter, get_logger
 from brewnet.net import TEST, Net
 from brewnet.proto import caffe_pb2
 
@@ -194,18 +191,6 @@ def tiny(tmp_path, monkeypatch):
     return tmp_path
 
 
-@pytest.fixture
-def glog():
-    """brewnet's log lines (messages only) while the test runs."""
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(GlogFormatter())
-    get_logger().addHandler(handler)
-    try:
-        yield lambda: [line.split("] ", 1)[-1] for line in stream.getvalue().splitlines()]
-    finally:
-        get_logger().removeHandler(handler)
-
 
 def test_weights_flag_replaces_and_snapshot_clears_solver_weights(tiny, glog):
     """Caffe's train: --weights replaces the solver file's `weights` (loaded by the solver
@@ -213,16 +198,16 @@ def test_weights_flag_replaces_and_snapshot_clears_solver_weights(tiny, glog):
     `Starting Optimization` then `Resuming from`; images/s counts only iterations run."""
     assert cli.main(["train", "--solver", "solver.prototxt"]) == 0
     (tiny / "s2.prototxt").write_text(TINY_SOLVER + 'weights: "missing.caffemodel"\n')
-    start = len(glog())
+    start = len(glog.messages())
     assert cli.main(["train", "-solver=s2.prototxt", "-weights=tiny_iter_2.caffemodel"]) == 0
-    msgs = glog()[start:]
+    msgs = glog.messages()[start:]
     assert msgs.count("Finetuning from tiny_iter_2.caffemodel") == 1  # train net only
     assert not any("missing" in m for m in msgs)
     assert any(re.fullmatch(r"Training took \S+ s for 4 iterations: \d+ training images/s "
                             r"\(including tests\)", m) for m in msgs)
-    start = len(glog())
+    start = len(glog.messages())
     assert cli.main(["train", "-solver=s2.prototxt", "-snapshot=tiny_iter_4.solverstate"]) == 0
-    msgs = glog()[start:]
+    msgs = glog.messages()[start:]
     assert not any("Finetuning" in m or "missing" in m for m in msgs)
     assert msgs.index("Starting Optimization") < msgs.index(
         "Resuming from tiny_iter_4.solverstate") < msgs.index("Solving tiny")
@@ -268,7 +253,7 @@ def test_choose_device(monkeypatch, glog):
     monkeypatch.setattr(backend, "cupy_or_none", lambda: None)
     assert choose_device(None, caffe_pb2.SolverParameter()) is None
     assert choose_device(None, gpu_mode) is None
-    assert any("solver_mode: GPU but CuPy" in m and "on the CPU" in m for m in glog())
+    assert any("solver_mode: GPU but CuPy" in m and "on the CPU" in m for m in glog.messages())
     with pytest.raises(BrewnetError, match="needs CuPy and a CUDA device"):
         choose_device("0", caffe_pb2.SolverParameter())
     assert choose_device("-1", gpu_mode) is None
@@ -280,7 +265,7 @@ def test_choose_device(monkeypatch, glog):
     monkeypatch.setattr(backend, "set_device", used.append)
     assert choose_device(None, gpu_mode) == 1 and used == ["gpu", 1]
     assert choose_device("all", caffe_pb2.SolverParameter()) == 0
-    assert any("GPUs 0,1 requested; brewnet uses one device: GPU 0" in m for m in glog())
+    assert any("GPUs 0,1 requested; brewnet uses one device: GPU 0" in m for m in glog.messages())
     with pytest.raises(BrewnetError, match="GPU 5 does not exist: 2 device"):
         choose_device("5", caffe_pb2.SolverParameter())
 

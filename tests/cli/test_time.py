@@ -1,8 +1,6 @@
 """``brewnet time``: Caffe's time command — its log lines, per-layer averages that add up to
 the pass times, each layer's share and memory — and the timing module behind it."""
 
-import io
-import logging
 import re
 import threading
 
@@ -13,7 +11,6 @@ from brewnet.cli import main as cli
 from brewnet.cli.time import size_text
 from brewnet.data.datum import array_to_datum
 from brewnet.data.lmdb_source import write_lmdb
-from brewnet.log import GlogFormatter, get_logger
 from brewnet.net import TEST, TRAIN, Net
 from brewnet.net.timing import layer_memory, time_net
 
@@ -36,22 +33,6 @@ layer { name: "loss" type: "SoftmaxWithLoss" bottom: "ip" bottom: "label" top: "
 NUMBER = r"[-+0-9.e]+"
 
 
-@pytest.fixture
-def glog():
-    """brewnet's log messages (without the glog prefix) while the test runs, at INFO."""
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(GlogFormatter())
-    logger = get_logger()
-    logger.addHandler(handler)
-    level = logger.level
-    logger.setLevel(logging.INFO)
-    try:
-        yield lambda: [line.split("] ", 1)[-1] for line in stream.getvalue().splitlines()]
-    finally:
-        logger.removeHandler(handler)
-        logger.setLevel(level)
-
 
 @pytest.fixture
 def model(tmp_path):
@@ -72,7 +53,7 @@ def test_log_lines_are_caffe_time_lines(model, glog):
     iteration, `%10s\\tforward: X ms.` and `\\tbackward` per layer in net order, the four
     averages/totals, and the begin/end markers; Caffe's -flag spellings are accepted."""
     assert cli.main(["time", f"-model={model}", "-iterations", "3"]) == 0
-    lines = glog()
+    lines = glog.messages()
     assert lines[lines.index("Performing Forward") + 1].startswith("Initial loss: ")
     assert lines.index("*** Benchmark begins ***") < lines.index("Testing for 3 iterations.")
     iters = [line for line in lines if line.startswith("Iteration: ")]
@@ -98,7 +79,7 @@ def test_shares_sum_to_one_and_memory_counts_tops_and_params(model, glog):
     """brewnet's extra table: shares add up to 100%, and each layer holds its new tops'
     data+diff plus its parameters' data+diff in float32 (an in-place top holds nothing)."""
     assert cli.main(["time", "--model", str(model), "--iterations", "2"]) == 0
-    lines = glog()
+    lines = glog.messages()
     shares = {line.split("\t")[0].strip(): line for line in lines if "\tshare: " in line}
     total = sum(float(re.search(r"share: ([0-9.]+)%", v).group(1)) for v in shares.values())
     assert total == pytest.approx(100, abs=0.5)
@@ -171,7 +152,7 @@ def test_test_phase_and_data_layer_net(tmp_path, glog):
     for phase in ("TRAIN", "TEST"):
         assert cli.main(["time", "--model", str(tmp_path / "net.prototxt"), "--iterations",
                          "2", "--phase", phase]) == 0
-    assert glog().count("*** Benchmark ends ***") == 2
+    assert glog.messages().count("*** Benchmark ends ***") == 2
     assert threading.active_count() == threads
 
 
@@ -195,5 +176,5 @@ def test_gpu_flag_times_on_the_device(model, glog):
         assert cli.main(["time", "--model", str(model), "--iterations", "2", "--gpu", "0"]) == 0
     finally:
         backend.set_mode_cpu()
-    assert "Using GPU 0" in glog()
-    assert glog()[-1] == "*** Benchmark ends ***"
+    assert "Using GPU 0" in glog.messages()
+    assert glog.messages()[-1] == "*** Benchmark ends ***"

@@ -144,18 +144,8 @@ def test_encoded_lmdb_feeds_the_data_layer(tmp_path):
         layer.close()
 
 
-def test_missing_pillow_message(monkeypatch):
+def test_missing_pillow_message(no_pillow):
     """Without Pillow, an encoded record is a DataError naming it and the install command."""
-    import builtins
-
-    real_import = builtins.__import__
-
-    def no_pil(name, *args, **kwargs):
-        if name == "PIL" or name.startswith("PIL."):
-            raise ImportError("no PIL")
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", no_pil)
     d = caffe_pb2.Datum(data=b"\x89PNG", encoded=True, channels=3)
     with pytest.raises(DataError, match=r"db: record 'k' needs Pillow .*brewnet\[image\]"):
         parse_datum(d.SerializeToString(), "db", b"k")

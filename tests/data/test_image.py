@@ -62,17 +62,7 @@ def test_errors_name_what_failed(tmp_path):
         read_image(str(tmp_path / "nope.png"), True, what="L")
 
 
-def test_missing_pillow_message(monkeypatch):
+def test_missing_pillow_message(no_pillow):
     """Without Pillow the error names what needed it and says pip install 'brewnet[image]'."""
-    import builtins
-
-    real_import = builtins.__import__
-
-    def no_pil(name, *args, **kwargs):
-        if name == "PIL" or name.startswith("PIL."):
-            raise ImportError("no PIL")
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", no_pil)
     with pytest.raises(DataError, match=r"pic needs Pillow .*pip install 'brewnet\[image\]'"):
         decode_image(png(RGB), True, what="pic")

@@ -1,6 +1,5 @@
-"""LMDB of Datum records: writer, key-order reader with wrap-around and seeking."""
-
-import logging
+"""LMDB of Datum records: what only the LMDB backend does (growing the map, shared
+environments, refusals); reading, seeking and writing are in test_record_source.py."""
 
 import lmdb
 import numpy as np
@@ -13,56 +12,6 @@ from brewnet.proto import caffe_pb2
 from tests.data.helpers import image_stack, make_lmdb
 
 
-def test_round_trip_in_key_order(tmp_path):
-    """Records come back in key (byte) order, whatever order they were written in."""
-    keys = [b"%08d" % i for i in (3, 0, 2, 1)]
-    count = write_lmdb(tmp_path / "db", [(k, b"v" + k) for k in keys])
-    assert count == 4
-    with LMDBSource(tmp_path / "db") as src:
-        assert len(src) == 4
-        got = src.read(4)
-    assert got == [(k, b"v" + k) for k in sorted(keys)]
-
-
-def test_datum_values_are_serialized(tmp_path):
-    """A Datum value is stored serialized and parses back equal."""
-    datum = caffe_pb2.Datum(channels=1, height=1, width=2, data=b"\x01\x02", label=7)
-    write_lmdb(tmp_path / "db", [("k", datum)])
-    with LMDBSource(tmp_path / "db") as src:
-        key, raw = src.peek()
-    assert key == b"k" and caffe_pb2.Datum.FromString(raw) == datum
-
-
-def test_wraps_around_and_logs_restart(tmp_path, caplog):
-    """Reading past the last record starts over at the first and logs Caffe's message."""
-    make_lmdb(tmp_path / "db", image_stack(3, (1, 2, 2)))
-    logger = logging.getLogger("brewnet")
-    logger.addHandler(caplog.handler)
-    try:
-        with LMDBSource(tmp_path / "db") as src:
-            keys = [k for k, _ in src.read(7)]
-    finally:
-        logger.removeHandler(caplog.handler)
-    assert keys == [b"%08d" % (i % 3) for i in range(7)]
-    restarts = [r for r in caplog.records
-                if r.getMessage() == "Restarting data prefetching from start."]
-    assert len(restarts) == 2
-
-
-def test_seek(tmp_path):
-    """seek(i) puts the cursor on record i mod count, forwards or backwards."""
-    make_lmdb(tmp_path / "db", image_stack(5, (1, 1, 1)))
-    with LMDBSource(tmp_path / "db") as src:
-        src.seek(3)
-        assert src.read(1)[0][0] == b"00000003"
-        src.seek(1)  # backwards
-        assert src.read(1)[0][0] == b"00000001"
-        src.seek(8)  # 8 mod 5 = 3
-        assert src.position == 3 and src.read(1)[0][0] == b"00000003"
-        src.seek(12)
-        assert src.read(1)[0][0] == b"00000002"
-
-
 def test_writer_grows_the_map(tmp_path):
     """A map far too small for the data is grown instead of failing with MDB_MAP_FULL."""
     values = [(b"%08d" % i, bytes(5000)) for i in range(300)]  # 1.5 MB into a 64 KiB map
@@ -71,17 +20,6 @@ def test_writer_grows_the_map(tmp_path):
         assert len(src) == 300
 
 
-def test_writer_refuses_existing_path(tmp_path):
-    """Like Caffe's tools, the writer does not write into an existing database."""
-    (tmp_path / "db").mkdir()
-    with pytest.raises(DataError, match="already exists"):
-        write_lmdb(tmp_path / "db", [])
-
-
-def test_missing_database_names_path(tmp_path):
-    """A missing source is a DataError naming the path and the owner."""
-    with pytest.raises(DataError, match=r"layer 'x': LMDB '.*nope' does not exist"):
-        LMDBSource(tmp_path / "nope", owner="layer 'x'")
 
 
 def test_empty_database_is_an_error(tmp_path):

@@ -9,7 +9,14 @@ from brewnet.net import TRAIN
 from brewnet.proto import caffe_pb2
 from brewnet.proto.textio import parse_text
 from brewnet.solver import SGDSolver
-from tests.gradcheck import blobs_from, check_gradient, make_layer, setup_layer
+from tests.gradcheck import (
+    blobs_from,
+    check_gradient,
+    forward_backward,
+    make_layer,
+    run_in_place,
+    setup_layer,
+)
 
 
 def sample(shape=(3, 2, 2, 2), seed=0) -> np.ndarray:
@@ -135,23 +142,11 @@ def test_in_place_matches_out_of_place():
     """top == bottom gives the same output and gradient (backward reads the kept y)."""
     x = sample()
     dy = sample(seed=4)
-    results = []
-    for in_place in (False, True):
-        layer = make_layer('type: "BatchNorm"')
-        (blob,) = blobs_from(x)
-        top = [blob] if in_place else [None]
-        if in_place:
-            layer.setup([blob], top)
-            layer.reshape([blob], top)
-        else:
-            top = setup_layer(layer, [blob])
-        layer.forward([blob], top)
-        out = top[0].data.copy()
-        top[0].diff[...] = dy
-        layer.backward(top, [True], [blob])
-        results.append((out, blob.diff.copy()))
-    for a, b in zip(*results, strict=True):
-        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    bottom = blobs_from(x)
+    top = forward_backward(make_layer('type: "BatchNorm"'), bottom, dy)
+    output, grad = run_in_place(make_layer('type: "BatchNorm"'), x, dy)
+    np.testing.assert_allclose(output, top[0].data, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(grad, bottom[0].diff, rtol=1e-5, atol=1e-6)
 
 
 NET = """

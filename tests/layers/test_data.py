@@ -103,7 +103,13 @@ def test_test_phase_key_order_centre_crop(db):
 def run_random(source, seed, plan):
     """Batches from a TRAIN layer with random crop and mirror; plan: 'f' forward, int seek."""
     rng.set_random_seed(seed)
-    layer = data_layer(source, "batch_size: 3 prefetch: 2", "crop_size: 3 mirror: true")
+    return run_plan(data_layer(source, "batch_size: 3 prefetch: 2", "crop_size: 3 mirror: true"),
+                    plan)
+
+
+def run_plan(layer, plan):
+    """The (data, label) batches ``layer`` gives for ``plan`` ('f' forward, int seek_batch),
+    closing the layer after."""
     out = []
     try:
         top = setup_layer(layer, [], 2)
@@ -275,19 +281,7 @@ def test_leveldb_batches_match_lmdb(db, ldb, backend):
                        ("leveldb", lambda: leveldb_layer(ldb, "batch_size: 4 prefetch: 2",
                                                          "crop_size: 3 mirror: true", backend))):
         rng.set_random_seed(5)
-        layer = make()
-        out = []
-        try:
-            top = setup_layer(layer, [], 2)
-            for step in plan:
-                if step == "f":
-                    layer.forward([], top)
-                    out.append((top[0].data.copy(), top[1].data.copy()))
-                else:
-                    layer.seek_batch(step)
-        finally:
-            layer.close()
-        got[name] = out
+        got[name] = run_plan(make(), plan)
     for (da, la), (dl, ll) in zip(got["lmdb"], got["leveldb"], strict=True):
         np.testing.assert_array_equal(da, dl)
         np.testing.assert_array_equal(la, ll)

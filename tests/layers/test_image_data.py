@@ -161,17 +161,7 @@ def test_errors_name_layer_and_path(listing, tmp_path):
         setup_layer(image_layer(source, root, "new_height: 3"), [], 2)
 
 
-def test_missing_pillow_message(listing, monkeypatch):
+def test_missing_pillow_message(listing, no_pillow):
     """Without Pillow, setup is a NetError naming the layer and pip install 'brewnet[image]'."""
-    import builtins
-
-    real_import = builtins.__import__
-
-    def no_pil(name, *args, **kwargs):
-        if name == "PIL" or name.startswith("PIL."):
-            raise ImportError("no PIL")
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", no_pil)
     with pytest.raises(NetError, match=r"img.*needs Pillow .*pip install 'brewnet\[image\]'"):
         setup_layer(image_layer(*listing, "batch_size: 1"), [], 2)

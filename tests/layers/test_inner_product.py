@@ -5,7 +5,7 @@ import pytest
 
 from brewnet.blob import Blob
 from brewnet.errors import NetError, ShapeError
-from tests.gradcheck import blobs_from, check_gradient, make_layer, setup_layer
+from tests.gradcheck import blobs_from, check_gradient, forward_backward, make_layer, setup_layer
 
 GAUSS = 'weight_filler { type: "gaussian" std: 1 } bias_filler { type: "gaussian" std: 1 }'
 
@@ -87,10 +87,7 @@ def test_param_gradients_accumulate_and_respect_param_propagate_down():
     x = np.random.default_rng(3).standard_normal((3, 4)).astype(np.float32)
     layer = ip_layer(f"num_output: 2 {GAUSS}")
     bottom = blobs_from(x)
-    top = setup_layer(layer, bottom)
-    layer.forward(bottom, top)
-    top[0].diff[...] = np.random.default_rng(4).standard_normal((3, 2))
-    layer.backward(top, [True], bottom)
+    top = forward_backward(layer, bottom, np.random.default_rng(4).standard_normal((3, 2)))
     once_w, once_b = layer.blobs[0].diff.copy(), layer.blobs[1].diff.copy()
     np.testing.assert_allclose(once_w, top[0].diff.T @ x, rtol=1e-5)
     np.testing.assert_allclose(once_b, top[0].diff.sum(0), rtol=1e-5)

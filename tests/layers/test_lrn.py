@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from brewnet.errors import NetError
-from tests.gradcheck import blobs_from, check_gradient, make_layer, setup_layer
+from tests.gradcheck import blobs_from, check_gradient, forward_backward, make_layer, setup_layer
 
 
 def lrn_reference(x, size, alpha, beta, k, across):
@@ -71,10 +71,7 @@ def test_backward_twice_is_stable():
     x = np.random.default_rng(2).standard_normal((1, 4, 3, 3)).astype(np.float32)
     layer = make_layer('type: "LRN" lrn_param { local_size: 3 norm_region: WITHIN_CHANNEL }')
     bottom = blobs_from(x)
-    top = setup_layer(layer, bottom)
-    layer.forward(bottom, top)
-    top[0].diff[...] = 1
-    layer.backward(top, [True], bottom)
+    top = forward_backward(layer, bottom, 1)
     first = bottom[0].diff.copy()
     layer.backward(top, [True], bottom)
     np.testing.assert_array_equal(bottom[0].diff, first)

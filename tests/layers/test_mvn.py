@@ -6,7 +6,14 @@ import math
 import numpy as np
 import pytest
 
-from tests.gradcheck import blobs_from, check_gradient, make_layer, setup_layer
+from tests.gradcheck import (
+    blobs_from,
+    check_gradient,
+    forward_backward,
+    make_layer,
+    run_in_place,
+    setup_layer,
+)
 
 
 def sample(shape=(2, 3, 2, 2), seed=0) -> np.ndarray:
@@ -70,20 +77,8 @@ def test_gradient(variance, across):
 def test_in_place_matches_out_of_place():
     """top == bottom: backward reads only y and the kept std, so results match."""
     x, dy = sample(), sample(seed=3)
-    results = []
-    for in_place in (False, True):
-        layer = mvn_layer(True, False)
-        (blob,) = blobs_from(x)
-        if in_place:
-            top = [blob]
-            layer.setup([blob], top)
-            layer.reshape([blob], top)
-        else:
-            top = setup_layer(layer, [blob])
-        layer.forward([blob], top)
-        out = top[0].data.copy()
-        top[0].diff[...] = dy
-        layer.backward(top, [True], [blob])
-        results.append((out, blob.diff.copy()))
-    for a, b in zip(*results, strict=True):
-        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    bottom = blobs_from(x)
+    top = forward_backward(mvn_layer(True, False), bottom, dy)
+    output, grad = run_in_place(mvn_layer(True, False), x, dy)
+    np.testing.assert_allclose(output, top[0].data, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(grad, bottom[0].diff, rtol=1e-5, atol=1e-6)

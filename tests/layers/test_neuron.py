@@ -6,7 +6,14 @@ import math
 import numpy as np
 import pytest
 
-from tests.gradcheck import blobs_from, check_gradient, make_layer, setup_layer
+from tests.gradcheck import (
+    blobs_from,
+    check_gradient,
+    forward_backward,
+    make_layer,
+    run_in_place,
+    setup_layer,
+)
 
 
 def relu_layer(slope: float = 0.0):
@@ -53,20 +60,11 @@ def test_in_place_matches_out_of_place(slope):
     dy = np.random.default_rng(1).standard_normal(x.shape).astype(np.float32)
     layer = relu_layer(slope)
     bottom = blobs_from(x)
-    top = setup_layer(layer, bottom)
-    layer.forward(bottom, top)
-    top[0].diff[...] = dy
-    layer.backward(top, [True], bottom)
+    top = forward_backward(layer, bottom, dy)
 
-    inplace = relu_layer(slope)
-    (blob,) = blobs_from(x)
-    inplace.setup([blob], [blob])
-    inplace.reshape([blob], [blob])
-    inplace.forward([blob], [blob])
-    np.testing.assert_array_equal(blob.data, top[0].data)
-    blob.diff[...] = dy
-    inplace.backward([blob], [True], [blob])
-    np.testing.assert_array_equal(blob.diff, bottom[0].diff)
+    output, grad = run_in_place(relu_layer(slope), x, dy)
+    np.testing.assert_array_equal(output, top[0].data)
+    np.testing.assert_array_equal(grad, bottom[0].diff)
     assert relu_layer().can_run_in_place
 
 
@@ -138,10 +136,7 @@ def test_smooth_backward_formula(kind):
     dy = np.random.default_rng(2).standard_normal(x.shape).astype(np.float32)
     layer = make_layer(f'type: "{kind}"')
     bottom = blobs_from(x)
-    top = setup_layer(layer, bottom)
-    layer.forward(bottom, top)
-    top[0].diff[...] = dy
-    layer.backward(top, [True], bottom)
+    top = forward_backward(layer, bottom, dy)
     y = top[0].data.astype(np.float64)
     np.testing.assert_allclose(bottom[0].diff, dy * SMOOTH_SLOPE[kind](y), rtol=1e-5,
                                atol=1e-7)
@@ -154,10 +149,7 @@ def test_smooth_in_place_matches_out_of_place(kind):
     dy = np.random.default_rng(3).standard_normal(x.shape).astype(np.float32)
     layer = make_layer(f'type: "{kind}"')
     bottom = blobs_from(x)
-    top = setup_layer(layer, bottom)
-    layer.forward(bottom, top)
-    top[0].diff[...] = dy
-    layer.backward(top, [True], bottom)
+    top = forward_backward(layer, bottom, dy)
 
     inplace = make_layer(f'type: "{kind}"')
     (blob,) = blobs_from(x)
@@ -274,21 +266,13 @@ def test_elementwise_in_place_matches_out_of_place(key):
     dy = np.random.default_rng(5).standard_normal(x.shape).astype(np.float32)
     layer = elementwise_layer(key)
     bottom = blobs_from(x)
-    top = setup_layer(layer, bottom)
-    layer.forward(bottom, top)
-    top[0].diff[...] = dy
-    layer.backward(top, [True], bottom)
+    top = forward_backward(layer, bottom, dy)
 
     inplace = elementwise_layer(key)
     assert inplace.can_run_in_place
-    (blob,) = blobs_from(x)
-    inplace.setup([blob], [blob])
-    inplace.reshape([blob], [blob])
-    inplace.forward([blob], [blob])
-    np.testing.assert_array_equal(blob.data, top[0].data)
-    blob.diff[...] = dy
-    inplace.backward([blob], [True], [blob])
-    np.testing.assert_allclose(blob.diff, bottom[0].diff, rtol=1e-6)
+    output, grad = run_in_place(inplace, x, dy)
+    np.testing.assert_array_equal(output, top[0].data)
+    np.testing.assert_allclose(grad, bottom[0].diff, rtol=1e-6)
 
 
 def test_absval_refuses_in_place():
@@ -312,10 +296,7 @@ def test_clip_gradient_is_inclusive_at_the_bounds():
     x = np.array([-2, -1, 0, 1, 2], np.float32)
     layer = make_layer('type: "Clip" clip_param { min: -1 max: 1 }')
     bottom = blobs_from(x)
-    top = setup_layer(layer, bottom)
-    layer.forward(bottom, top)
-    top[0].diff[...] = 3
-    layer.backward(top, [True], bottom)
+    forward_backward(layer, bottom, 3)
     np.testing.assert_array_equal(bottom[0].diff, [0, 3, 3, 3, 0])
 
 

@@ -9,7 +9,7 @@ from brewnet import rng
 from brewnet.errors import NetError
 from brewnet.layers.pooling import pooled_size
 from brewnet.proto import caffe_pb2
-from tests.gradcheck import blobs_from, check_gradient, make_layer, setup_layer
+from tests.gradcheck import blobs_from, check_gradient, forward_backward, make_layer, setup_layer
 
 
 def pool_reference(x, kernel, stride, pad, method, ceil=True):
@@ -151,10 +151,7 @@ def test_global_max_backward_needs_no_put_along_axis(monkeypatch):
     layer = make_layer('type: "Pooling" pooling_param { pool: MAX global_pooling: true }')
     x = distinct((2, 3, 4, 5))
     bottom = blobs_from(x)
-    top = setup_layer(layer, bottom)
-    layer.forward(bottom, top)
-    top[0].diff[...] = np.arange(6, dtype=np.float32).reshape(2, 3, 1, 1) + 1
-    layer.backward(top, [True], bottom)
+    forward_backward(layer, bottom, np.arange(6, dtype=np.float32).reshape(2, 3, 1, 1) + 1)
     flat = x.reshape(6, -1)
     want = np.zeros_like(flat)
     want[np.arange(6), flat.argmax(axis=1)] = np.arange(6) + 1

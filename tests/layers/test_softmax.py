@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from brewnet.errors import ShapeError
-from tests.gradcheck import blobs_from, check_gradient, make_layer, setup_layer
+from tests.gradcheck import blobs_from, check_gradient, forward_backward, make_layer, setup_layer
 
 
 def softmax_layer(axis: int = 1):
@@ -64,10 +64,7 @@ def test_in_place():
     dy = np.random.default_rng(3).standard_normal((3, 4)).astype(np.float32)
     layer = softmax_layer()
     bottom = blobs_from(x)
-    top = setup_layer(layer, bottom)
-    layer.forward(bottom, top)
-    top[0].diff[...] = dy
-    layer.backward(top, [True], bottom)
+    top = forward_backward(layer, bottom, dy)
     (blob,) = blobs_from(x)
     layer.reshape([blob], [blob])
     layer.forward([blob], [blob])

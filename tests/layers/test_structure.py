@@ -5,7 +5,7 @@ import pytest
 
 from brewnet.blob import Blob
 from brewnet.errors import NetError, ShapeError
-from tests.gradcheck import blobs_from, check_gradient, make_layer, setup_layer
+from tests.gradcheck import blobs_from, check_flat_order, check_gradient, make_layer, setup_layer
 
 
 @pytest.mark.parametrize("num_top", [1, 2, 3])
@@ -44,16 +44,7 @@ def test_split_gradient_and_no_in_place():
 ])
 def test_flatten_shapes(params, shape):
     """Axes axis..end_axis (inclusive, negative from the end) collapse into one."""
-    x = np.arange(120, dtype=np.float32).reshape(2, 3, 4, 5)
-    layer = make_layer(f'type: "Flatten" flatten_param {{ {params} }}')
-    bottom = blobs_from(x)
-    top = setup_layer(layer, bottom)
-    layer.forward(bottom, top)
-    assert top[0].data.shape == shape
-    np.testing.assert_array_equal(top[0].data.reshape(-1), x.reshape(-1))
-    top[0].diff[...] = -top[0].data
-    layer.backward(top, [True], bottom)
-    np.testing.assert_array_equal(bottom[0].diff, -x)
+    check_flat_order(make_layer(f'type: "Flatten" flatten_param {{ {params} }}'), shape)
 
 
 def test_flatten_errors():

@@ -12,28 +12,10 @@ from brewnet.proto import caffe_pb2
 from brewnet.proto.textio import parse_text
 
 
-def lenet(lmdb: str, batch_size: int) -> NetSpec:
-    """The LeNet of Caffe's "Learning LeNet" notebook, written with NetSpec."""
-    n = NetSpec()
-    n.data, n.label = L.Data(batch_size=batch_size, backend=P.Data.LMDB, source=lmdb,
-                             transform_param=dict(scale=1.0 / 255), ntop=2)
-    n.conv1 = L.Convolution(n.data, kernel_size=5, num_output=20,
-                            weight_filler=dict(type="xavier"))
-    n.pool1 = L.Pooling(n.conv1, kernel_size=2, stride=2, pool=P.Pooling.MAX)
-    n.conv2 = L.Convolution(n.pool1, kernel_size=5, num_output=50,
-                            weight_filler=dict(type="xavier"))
-    n.pool2 = L.Pooling(n.conv2, kernel_size=2, stride=2, pool=P.Pooling.MAX)
-    n.fc1 = L.InnerProduct(n.pool2, num_output=500, weight_filler=dict(type="xavier"))
-    n.relu1 = L.ReLU(n.fc1, in_place=True)
-    n.score = L.InnerProduct(n.relu1, num_output=10, weight_filler=dict(type="xavier"))
-    n.loss = L.SoftmaxWithLoss(n.score, n.label)
-    return n
-
-
-def test_lenet_layers_tops_and_params():
+def test_lenet_layers_tops_and_params(tutorial):
     """Layers come out in dependency order, named after their attributes, with kwargs routed
     to <type>_param and *param keys to the layer; in-place ReLU reuses its bottom's name."""
-    net = lenet("mnist/mnist_train_lmdb", 64).to_proto()
+    net = tutorial.lenet("mnist/mnist_train_lmdb", 64)
     got = [(layer.name, layer.type, list(layer.bottom), list(layer.top)) for layer in net.layer]
     assert got == [
         ("data", "Data", [], ["data", "label"]),
@@ -58,9 +40,9 @@ def test_lenet_layers_tops_and_params():
     assert net.layer[5].inner_product_param.num_output == 500
 
 
-def test_printed_proto_parses_back():
+def test_printed_proto_parses_back(tutorial):
     """str(n.to_proto()) is valid prototxt that parses back to the same NetParameter."""
-    net = lenet("train_lmdb", 64).to_proto()
+    net = tutorial.lenet("train_lmdb", 64)
     assert parse_text(str(net), caffe_pb2.NetParameter()) == net
 
 

@@ -10,17 +10,9 @@ import numpy as np
 import pytest
 from google.protobuf import text_format
 
+from brewnet import solver as solvers
 from brewnet.errors import SolverError
 from brewnet.proto import caffe_pb2
-from brewnet.solver import (
-    AdaDeltaSolver,
-    AdaGradSolver,
-    AdamSolver,
-    NesterovSolver,
-    RMSPropSolver,
-    SGDSolver,
-    get_solver,
-)
 
 N, D, K = 6, 5, 3
 LR_MULT = (1.0, 2.0)
@@ -44,11 +36,11 @@ Y = np.array([0, 1, 2, 1, 0, 2], np.float32)
 
 # Each rule's own settings (base_lr chosen so the steps are of a sensible size).
 RULES = {
-    "Nesterov": (NesterovSolver, {"base_lr": 0.1, "momentum": 0.9}),
-    "AdaGrad": (AdaGradSolver, {"base_lr": 0.1}),
-    "RMSProp": (RMSPropSolver, {"base_lr": 0.05, "rms_decay": 0.9, "delta": 1e-6}),
-    "AdaDelta": (AdaDeltaSolver, {"base_lr": 1.0, "momentum": 0.95, "delta": 1e-4}),
-    "Adam": (AdamSolver, {"base_lr": 0.05, "momentum": 0.9, "momentum2": 0.99}),
+    "Nesterov": (solvers.NesterovSolver, {"base_lr": 0.1, "momentum": 0.9}),
+    "AdaGrad": (solvers.AdaGradSolver, {"base_lr": 0.1}),
+    "RMSProp": (solvers.RMSPropSolver, {"base_lr": 0.05, "rms_decay": 0.9, "delta": 1e-6}),
+    "AdaDelta": (solvers.AdaDeltaSolver, {"base_lr": 1.0, "momentum": 0.95, "delta": 1e-4}),
+    "Adam": (solvers.AdamSolver, {"base_lr": 0.05, "momentum": 0.9, "momentum2": 0.99}),
 }
 DECAY = {"none": {}, "L2": {"weight_decay": 0.05},
          "L1": {"weight_decay": 0.05, "regularization_type": "L1"}}
@@ -66,7 +58,7 @@ def make_param(rule: str, **extra) -> caffe_pb2.SolverParameter:
 
 
 def build(param: caffe_pb2.SolverParameter):
-    solver = get_solver(param)
+    solver = solvers.get_solver(param)
     solver.net.blobs["x"].data[...] = X
     solver.net.blobs["y"].data[...] = Y
     return solver
@@ -163,7 +155,7 @@ def test_rules_differ_from_sgd():
     """Sanity for the reference: each rule's first steps differ from plain SGD's."""
     sgd = build(make_param("Nesterov", type="SGD"))
     try:
-        assert type(sgd) is SGDSolver
+        assert type(sgd) is solvers.SGDSolver
         sgd.step(2)
         for rule in RULES:
             solver = build(make_param(rule))
@@ -190,9 +182,10 @@ def test_adam_bias_correction_at_t1():
         solver.close()
 
 
-LEGACY = {"SGD": ("SGD", SGDSolver), "NESTEROV": ("Nesterov", NesterovSolver),
-          "ADAGRAD": ("AdaGrad", AdaGradSolver), "RMSPROP": ("RMSProp", RMSPropSolver),
-          "ADADELTA": ("AdaDelta", AdaDeltaSolver), "ADAM": ("Adam", AdamSolver)}
+LEGACY = {"SGD": ("SGD", solvers.SGDSolver), "NESTEROV": ("Nesterov", solvers.NesterovSolver),
+          "ADAGRAD": ("AdaGrad", solvers.AdaGradSolver),
+          "RMSPROP": ("RMSProp", solvers.RMSPropSolver),
+          "ADADELTA": ("AdaDelta", solvers.AdaDeltaSolver), "ADAM": ("Adam", solvers.AdamSolver)}
 
 
 @pytest.mark.parametrize("enum_name", LEGACY)
@@ -204,7 +197,7 @@ def test_type_string_and_legacy_enum_pick_the_class(enum_name, tmp_path):
     for line in (f'type: "{type_name}"', f"solver_type: {enum_name}"):
         path = tmp_path / "solver.prototxt"
         path.write_text(f'net: "net.prototxt"\nbase_lr: 0.1\nlr_policy: "fixed"\n{line}\n')
-        solver = get_solver(str(path))
+        solver = solvers.get_solver(str(path))
         try:
             assert type(solver) is cls
             assert solver.param.type == type_name
@@ -216,14 +209,14 @@ def test_type_string_and_legacy_enum_pick_the_class(enum_name, tmp_path):
 def test_momentum_is_refused(rule):
     """AdaGrad and RMSProp refuse a non-zero momentum (Caffe CHECK-fails), naming the field."""
     with pytest.raises(SolverError, match=f"momentum cannot be used with {rule}"):
-        get_solver(make_param(rule, momentum=0.9))
+        solvers.get_solver(make_param(rule, momentum=0.9))
 
 
 @pytest.mark.parametrize("rms_decay", [1.0, -0.1])
 def test_rms_decay_out_of_range_is_refused(rms_decay):
     """RMSProp needs 0 ≤ rms_decay < 1."""
     with pytest.raises(SolverError, match="rms_decay must be in"):
-        get_solver(make_param("RMSProp", rms_decay=rms_decay))
+        solvers.get_solver(make_param("RMSProp", rms_decay=rms_decay))
 
 
 @pytest.mark.parametrize("rule", RULES)

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ...blob import Blob
-from .rule import UpdateRule
+from .rule import UpdateRule, decaying_mean, local_rate
 
 if TYPE_CHECKING:
     from ..solver import Solver
@@ -39,20 +39,14 @@ class AdaDelta(UpdateRule):
         update_sq = solver.state["update_sq"][param_id]
         scratch, ratio = solver.scratch[param_id], self._ratio[param_id]
         momentum = np.float32(solver.param.momentum)
-        keep = np.float32(1) - momentum
         delta = np.float32(solver.param.delta)
-        local_rate = np.float32(rate) * np.float32(solver.net.params_lr[param_id])
         xp.multiply(diff, diff, out=scratch)
-        scratch *= keep
-        grad_sq *= momentum
-        grad_sq += scratch
+        decaying_mean(grad_sq, scratch, momentum)
         xp.add(update_sq, delta, out=ratio)
         xp.add(grad_sq, delta, out=scratch)
         ratio /= scratch
         xp.sqrt(ratio, out=ratio)
         diff *= ratio  # diff now holds u
         xp.multiply(diff, diff, out=scratch)
-        scratch *= keep
-        update_sq *= momentum
-        update_sq += scratch
-        diff *= local_rate
+        decaying_mean(update_sq, scratch, momentum)
+        diff *= local_rate(solver, param_id, rate)

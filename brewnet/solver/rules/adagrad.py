@@ -11,10 +11,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import numpy as np
-
 from ...proto import caffe_pb2
-from .rule import Report, UpdateRule
+from .rule import Report, UpdateRule, local_rate, root_plus_delta
 
 if TYPE_CHECKING:
     from ..solver import Solver
@@ -33,10 +31,8 @@ class AdaGrad(UpdateRule):
         blob = solver.net.learnable_params[param_id]
         xp, diff = blob.xp, blob.diff
         history, scratch = solver.state["grad_sq_sum"][param_id], solver.scratch[param_id]
-        local_rate = np.float32(rate) * np.float32(solver.net.params_lr[param_id])
         xp.multiply(diff, diff, out=scratch)
         history += scratch
-        xp.sqrt(history, out=scratch)
-        scratch += np.float32(solver.param.delta)
+        root_plus_delta(xp, history, solver.param.delta, out=scratch)
         diff /= scratch
-        diff *= local_rate
+        diff *= local_rate(solver, param_id, rate)

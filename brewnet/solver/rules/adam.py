@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ...proto import caffe_pb2
-from .rule import Report, UpdateRule
+from .rule import Report, UpdateRule, decaying_mean, local_rate, root_plus_delta
 
 if TYPE_CHECKING:
     from ..solver import Solver
@@ -49,16 +49,12 @@ class Adam(UpdateRule):
         m, v = solver.state["m"][param_id], solver.state["v"][param_id]
         scratch = solver.scratch[param_id]
         beta1, beta2 = np.float32(solver.param.momentum), np.float32(solver.param.momentum2)
-        local_rate = np.float32(rate) * np.float32(solver.net.params_lr[param_id])
         correction = bias_correction(beta1, beta2, solver.iter + 1)
         xp.multiply(diff, np.float32(1) - beta1, out=scratch)
         m *= beta1
         m += scratch
         xp.multiply(diff, diff, out=scratch)
-        scratch *= np.float32(1) - beta2
-        v *= beta2
-        v += scratch
-        xp.sqrt(v, out=scratch)
-        scratch += np.float32(solver.param.delta)
+        decaying_mean(v, scratch, beta2)
+        root_plus_delta(xp, v, solver.param.delta, out=scratch)
         xp.divide(m, scratch, out=scratch)
-        xp.multiply(scratch, local_rate * correction, out=diff)
+        xp.multiply(scratch, local_rate(solver, param_id, rate) * correction, out=diff)

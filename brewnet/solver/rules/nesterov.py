@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .rule import UpdateRule
+from .rule import UpdateRule, local_rate
 
 if TYPE_CHECKING:
     from ..solver import Solver
@@ -29,8 +29,7 @@ class Nesterov(UpdateRule):
         xp, diff = blob.xp, blob.diff
         history, scratch = solver.state["velocity"][param_id], solver.scratch[param_id]
         momentum = np.float32(solver.param.momentum)
-        local_rate = np.float32(rate) * np.float32(solver.net.params_lr[param_id])
-        xp.multiply(diff, local_rate, out=scratch)
+        xp.multiply(diff, local_rate(solver, param_id, rate), out=scratch)
         diff[...] = history  # g is used up: diff keeps the old V until the step is formed
         history *= momentum
         history += scratch

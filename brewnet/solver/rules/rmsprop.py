@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ...proto import caffe_pb2
-from .rule import Report, UpdateRule
+from .rule import Report, UpdateRule, decaying_mean, local_rate, root_plus_delta
 
 if TYPE_CHECKING:
     from ..solver import Solver
@@ -37,13 +37,8 @@ class RMSProp(UpdateRule):
         blob = solver.net.learnable_params[param_id]
         xp, diff = blob.xp, blob.diff
         history, scratch = solver.state["grad_sq_mean"][param_id], solver.scratch[param_id]
-        decay = np.float32(solver.param.rms_decay)
-        local_rate = np.float32(rate) * np.float32(solver.net.params_lr[param_id])
         xp.multiply(diff, diff, out=scratch)
-        scratch *= np.float32(1) - decay
-        history *= decay
-        history += scratch
-        xp.sqrt(history, out=scratch)
-        scratch += np.float32(solver.param.delta)
+        decaying_mean(history, scratch, np.float32(solver.param.rms_decay))
+        root_plus_delta(xp, history, solver.param.delta, out=scratch)
         diff /= scratch
-        diff *= local_rate
+        diff *= local_rate(solver, param_id, rate)

@@ -6,7 +6,9 @@ finds everything training would refuse."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+
+import numpy as np
 
 from ...blob import Blob
 from ...proto import caffe_pb2
@@ -45,3 +47,24 @@ class UpdateRule:
         """Turn learnable parameter ``param_id``'s regularized gradient (its diff) into the
         step that ``w ← w − diff`` applies, advancing the rule's history."""
         raise NotImplementedError(f"{type(self).__name__} has no update formula")
+
+
+# The formula pieces several rules share, each one line of Caffe's update; float32 throughout.
+
+def local_rate(solver: Solver, param_id: int, rate: float) -> np.float32:
+    """Caffe's ``local_rate``: the schedule's rate times parameter ``param_id``'s lr_mult."""
+    return np.float32(rate) * np.float32(solver.net.params_lr[param_id])
+
+
+def decaying_mean(history: Any, value: Any, decay: np.float32) -> None:
+    """H ← ρ·H + (1−ρ)·x in place (the decaying means of RMSProp, AdaDelta and Adam);
+    ``value`` holds x and is left holding (1−ρ)·x."""
+    value *= np.float32(1) - decay
+    history *= decay
+    history += value
+
+
+def root_plus_delta(xp: Any, history: Any, delta: float, out: Any) -> None:
+    """out ← √H + δ: the denominator of AdaGrad, RMSProp and Adam (δ keeps it off zero)."""
+    xp.sqrt(history, out=out)
+    out += np.float32(delta)

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .rule import UpdateRule
+from .rule import UpdateRule, local_rate
 
 if TYPE_CHECKING:
     from ..solver import Solver
@@ -31,9 +31,8 @@ class SGD(UpdateRule):
         """V ← μ·V + local_rate·g; diff ← V, with local_rate = rate·lr_mult."""
         blob = solver.net.learnable_params[param_id]
         history, scratch = solver.state["velocity"][param_id], solver.scratch[param_id]
-        local_rate = np.float32(rate) * np.float32(solver.net.params_lr[param_id])
         history *= np.float32(solver.param.momentum)
-        blob.xp.multiply(blob.diff, local_rate, out=scratch)
+        blob.xp.multiply(blob.diff, local_rate(solver, param_id, rate), out=scratch)
         history += scratch
         blob.diff[...] = history
 
@@ -42,6 +41,6 @@ class SGD(UpdateRule):
         (brewnet.kernels.sgd), bit-identical to ``regularize``, this rule and ``Net.update``."""
         from ...kernels.sgd import sgd_step  # imports numba: only when it is used
         blob = solver.net.learnable_params[param_id]
-        local_rate = np.float32(rate) * np.float32(solver.net.params_lr[param_id])
         sgd_step(blob.data, blob.diff, solver.state["velocity"][param_id],
-                 np.float32(local_decay), np.float32(solver.param.momentum), local_rate)
+                 np.float32(local_decay), np.float32(solver.param.momentum),
+                 local_rate(solver, param_id, rate))
