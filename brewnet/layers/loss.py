@@ -170,7 +170,7 @@ def refuse_label_gradient(layer: Layer, propagate_down: list[bool], index: int,
     """Loss layers give no gradient to their labels/targets: asking for one is an error."""
     if len(propagate_down) > index and propagate_down[index]:
         raise layer.error(f"cannot backpropagate to the {what} (bottom {index}); set "
-                          "propagate_down: false for it")
+                          "propagate_down: false for it", field="propagate_down")
 
 
 def check_same_batch(layer: Layer, a: Any, b: Any) -> None:

@@ -365,9 +365,10 @@ class Clip(_Elementwise):
     def read_params(self) -> None:
         p = self.param.clip_param
         if not (p.HasField("min") and p.HasField("max")):
-            raise self.error("clip_param needs both min and max")
+            raise self.error("clip_param needs both min and max", field="clip_param")
         if p.min > p.max:
-            raise self.error(f"clip_param min {p.min:g} is above max {p.max:g}; swap them")
+            raise self.error(f"clip_param min {p.min:g} is above max {p.max:g}; swap them",
+                             field="clip_param")
         self.low, self.high = np.float32(p.min), np.float32(p.max)
 
     def compute(self, x: Any, y: Any, xp: Any) -> None:

@@ -104,7 +104,7 @@ class InfogainLoss(Layer):
         if sp.HasField("axis") and sp.axis != self.axis:
             raise self.error(f"softmax_param.axis {sp.axis} differs from infogain_loss_param."
                              f"axis {self.axis}; the softmax runs over the class axis, so "
-                             "set only infogain_loss_param.axis")
+                             "set only infogain_loss_param.axis", field="softmax_param.axis")
         self._file_h = None
         if len(bottom) < 3:
             self._file_h = self._read_source()
@@ -114,16 +114,18 @@ class InfogainLoss(Layer):
         path = self.param.infogain_loss_param.source
         if not path:
             raise self.error("no infogain matrix: set infogain_loss_param.source to a "
-                             "binaryproto holding H, or give H as a third bottom")
+                             "binaryproto holding H, or give H as a third bottom",
+                             field="infogain_loss_param.source")
         try:
             bp = read_binary(path, caffe_pb2.BlobProto)
         except WeightsError as e:
-            raise self.error(f"infogain_loss_param.source: {e}") from None
+            raise self.error(f"infogain_loss_param.source: {e}",
+                             field="infogain_loss_param.source") from None
         try:
             return blobproto_to_array(bp)
         except WeightsError as e:
             raise self.error(f"infogain_loss_param.source {os.fspath(path)}: malformed "
-                             f"BlobProto ({e})") from None
+                             f"BlobProto ({e})", field="infogain_loss_param.source") from None
 
     def reshape(self, bottom: list[Blob], top: list[Blob]) -> None:
         scores, labels = bottom[0].data, bottom[1].data
@@ -136,7 +138,8 @@ class InfogainLoss(Layer):
             where = "bottom 2" if len(bottom) > 2 else "infogain_loss_param.source"
             raise self.shape_error(f"infogain matrix from {where} has shape {tuple(h.shape)} "
                                    f"({h.size} values); {channels} classes need "
-                                   f"{channels}x{channels}")
+                                   f"{channels}x{channels}",
+                                   field=None if len(bottom) > 2 else "infogain_loss_param.source")
         top[0].reshape(())
         if len(top) > 1:
             top[1].reshape(scores.shape)

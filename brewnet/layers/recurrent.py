@@ -85,7 +85,8 @@ class _Recurrent(Layer):
     def setup(self, bottom: list[Blob], top: list[Blob]) -> None:
         rp = self.param.recurrent_param
         if rp.num_output == 0:
-            raise self.error("recurrent_param.num_output must be set to a positive number")
+            raise self.error("recurrent_param.num_output must be set to a positive number",
+                             field="recurrent_param.num_output")
         self.hidden = int(rp.num_output)
         self.expose_hidden = bool(rp.expose_hidden)
         n_extra = len(bottom) - 2 - (self.num_states if self.expose_hidden else 0)
@@ -190,9 +191,10 @@ class _Recurrent(Layer):
                 xp.matmul(dsum, self.blobs[ws_idx].data,
                           out=bottom[2].diff.reshape(self.n, self.static_dim))
         if propagate_down[1]:
+            cont = self.param.bottom[1] if len(self.param.bottom) > 1 else None
             raise self.error("cannot backpropagate to the sequence indicators (bottom cont); "
-                             "set propagate_down: false for it", blob=self.param.bottom[1]
-                             if len(self.param.bottom) > 1 else None)
+                             "set propagate_down: false for it", blob=cont,
+                             field="propagate_down")
 
     def allow_force_backward(self, bottom_index: int) -> bool:
         return bottom_index != 1
@@ -410,7 +412,7 @@ class LSTMUnit(Layer):
                  bottom: list[Blob]) -> None:
         if propagate_down[2]:
             raise self.error("cannot backpropagate to the sequence indicators (bottom cont); "
-                             "set propagate_down: false for it")
+                             "set propagate_down: false for it", field="propagate_down")
         if not (propagate_down[0] or propagate_down[1]):
             return
         xp = bottom[0].xp
