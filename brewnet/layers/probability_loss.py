@@ -17,16 +17,16 @@ from ..proto.blobproto import blobproto_to_array
 from .base import Layer
 from .loss import (
     FLT_MIN,
+    SoftmaxLoss,
     check_label_count,
     check_same_batch,
     label_indices,
     loss_settings,
-    normalizer,
     read_labels,
     refuse_label_gradient,
 )
 from .registry import register
-from .softmax import softmax_into, split_axis
+from .softmax import split_axis
 
 # Caffe's kLOG_THRESHOLD: probabilities are clipped to it before the log.
 LOG_THRESHOLD = np.float32(1e-20)
@@ -77,7 +77,7 @@ class MultinomialLogisticLoss(Layer):
 
 
 @register
-class InfogainLoss(Layer):
+class InfogainLoss(SoftmaxLoss):
     """loss = -Σ_{n valid} Σ_c H[label_n, c] · log max(p[n, c], FLT_MIN) / normalizer, with
     p = softmax(scores) along ``infogain_loss_param.axis`` (Caffe's InfogainLoss since 2017
     takes scores, not probabilities).
@@ -140,13 +140,7 @@ class InfogainLoss(Layer):
                                    f"({h.size} values); {channels} classes need "
                                    f"{channels}x{channels}",
                                    field=None if len(bottom) > 2 else "infogain_loss_param.source")
-        top[0].reshape(())
-        if len(top) > 1:
-            top[1].reshape(scores.shape)
-        xp = bottom[0].xp
-        prob = self._prob
-        if prob is None or prob.shape != self._dims or not isinstance(prob, type(scores)):
-            self._prob = xp.empty(self._dims, dtype=np.float32)
+        self.shape_tops(bottom, top)
 
     def _matrix(self, bottom: list[Blob]) -> Any:
         channels = self._dims[1]
@@ -157,23 +151,16 @@ class InfogainLoss(Layer):
 
     def forward(self, bottom: list[Blob], top: list[Blob]) -> None:
         xp = bottom[0].xp
-        prob = self._prob
-        softmax_into(bottom[0].data.reshape(self._dims), prob, xp)
-        label, valid = read_labels(self, bottom[1].data, self._dims, self.ignore_label, xp)
+        label, valid = self.softmax_and_labels(bottom)
         cls = xp.where(valid, label, 0)
         h = self._matrix(bottom)
         rows = h[cls].transpose(0, 2, 1)  # H[label, c] as (outer, C, inner)
-        logp = xp.log(xp.maximum(prob, FLT_MIN))
+        logp = xp.log(xp.maximum(self._prob, FLT_MIN))
         # where, not a multiply: an ignored position adds exactly 0 (Caffe skips it)
         terms = xp.where(valid[:, None, :], rows * logp, np.float32(0))
         total = -xp.sum(terms, dtype=np.float32)
-        outer, _, inner = self._dims
-        valid_count = int(valid.sum()) if self.ignore_label is not None else outer * inner
-        self._norm = normalizer(self.mode, outer, inner, valid_count)
         self._rows, self._row_sums, self._valid = rows, h.sum(axis=1)[cls], valid
-        top[0].data[...] = total / np.float32(self._norm)
-        if len(top) > 1:
-            xp.copyto(top[1].data, prob.reshape(top[1].data.shape))
+        self.write_loss(total, valid, top, xp)
 
     def backward(self, top: list[Blob], propagate_down: list[bool],
                  bottom: list[Blob]) -> None:
@@ -185,9 +172,7 @@ class InfogainLoss(Layer):
         dx = bottom[0].diff.reshape(self._dims)
         xp.multiply(self._prob, self._row_sums[:, None, :], out=dx)
         dx -= self._rows
-        if self.ignore_label is not None:
-            xp.copyto(dx, np.float32(0), where=~self._valid[:, None, :])
-        dx *= top[0].diff / np.float32(self._norm)
+        self.scale_gradient(dx, top, xp)
 
     def allow_force_backward(self, bottom_index: int) -> bool:
         """Only the scores: neither the labels nor H can take a gradient."""
