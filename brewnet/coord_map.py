@@ -50,7 +50,7 @@ def _nonnegative_axis(axis: int, fn: Function, field: str) -> int:
     if axis < 0:
         raise NetError(f"{field} is {axis}; coordinate maps need it counted from the front "
                        "(e.g. 1 for N×C×H×W) since NetSpec does not know the number of axes",
-                       layer_type=fn.type_name)
+                       layer_type=fn.type_name, field=field)
     return axis
 
 

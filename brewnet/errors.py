@@ -12,18 +12,22 @@ class BrewnetError(Exception):
     """Base of every error brewnet raises on purpose.
 
     Where the fact is known, the error carries the location at fault as attributes: ``file``,
-    ``line`` and ``col`` (1-based, of the prototxt construct), ``layer`` and ``layer_type``, and
-    ``blob``; each is None when unknown. ``str()`` is one line:
+    ``line`` and ``col`` (1-based, of the prototxt construct), ``layer`` and ``layer_type``,
+    ``blob``, and ``field``: the layer's field at fault as a dotted path
+    (``"data_param.batch_size"``, ``"top"``), which the compiler turns into a line without
+    reading the message; each is None when unknown. ``str()`` is one line:
     ``file:line:col: layer 'name' (Type): message``. ``message`` is the text without location.
     """
 
     def __init__(self, message: str, *, file: str | None = None, line: int | None = None,
                  col: int | None = None, layer: str | None = None,
-                 layer_type: str | None = None, blob: str | None = None):
+                 layer_type: str | None = None, blob: str | None = None,
+                 field: str | None = None):
         self.message = message
         self.file = None if file is None else str(file)
         self.line, self.col = line, col
         self.layer, self.layer_type, self.blob = layer, layer_type, blob
+        self.field = field
         super().__init__(self._render())
 
     def _render(self) -> str:
@@ -76,8 +80,9 @@ class NetError(BrewnetError):
     """A net that cannot be compiled or run: names the layer (and blob) at fault."""
 
     def __init__(self, message: str, layer: str | None = None, layer_type: str | None = None,
-                 blob: str | None = None, **where: int | str | None):
-        super().__init__(message, layer=layer, layer_type=layer_type, blob=blob, **where)
+                 blob: str | None = None, field: str | None = None, **where: int | str | None):
+        super().__init__(message, layer=layer, layer_type=layer_type, blob=blob, field=field,
+                         **where)
 
 
 class ShapeError(NetError):

@@ -62,7 +62,7 @@ class DataTransformer:
         self.mean_image: np.ndarray | None = None
         if param.mean_file and self.mean_values:
             raise DataError(f"{self._at}transform_param sets both mean_file and mean_value; "
-                            "keep one of them")
+                            "keep one of them", field="transform_param")
         if param.mean_file:
             self.mean_image = load_mean_file(param.mean_file, where)
         self._mean_by_channels: dict[int, np.ndarray] = {}

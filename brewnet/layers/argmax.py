@@ -28,18 +28,20 @@ class ArgMax(Layer):
         self.out_max_val = bool(ap.out_max_val)
         self.top_k = int(ap.top_k)
         if self.top_k < 1:
-            raise self.error("argmax_param.top_k must be at least 1")
+            raise self.error("argmax_param.top_k must be at least 1", field="argmax_param.top_k")
         shape = tuple(bottom[0].data.shape)
         if ap.HasField("axis"):
             self.axis = canonical_axis(self, ap.axis, len(shape))
             if self.top_k > shape[self.axis]:
                 raise self.shape_error(f"argmax_param.top_k {self.top_k} exceeds the "
-                                       f"{shape[self.axis]} entries of axis {self.axis}")
+                                       f"{shape[self.axis]} entries of axis {self.axis}",
+                                       field="argmax_param.top_k")
         else:
             self.axis = None
             if self.top_k > count(shape, 1):
                 raise self.shape_error(f"argmax_param.top_k {self.top_k} exceeds the "
-                                       f"{count(shape, 1)} values per sample of {shape}")
+                                       f"{count(shape, 1)} values per sample of {shape}",
+                                       field="argmax_param.top_k")
 
     def reshape(self, bottom: list[Blob], top: list[Blob]) -> None:
         if top[0] is bottom[0]:

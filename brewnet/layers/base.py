@@ -121,7 +121,8 @@ class Layer:
             hint = (" (a loss layer's default is one weight for its first top; write e.g. "
                     "loss_weight: 1 loss_weight: 0)" if not len(lp.loss_weight) else "")
             raise NetError(f"has {len(weights)} loss_weight values for {len(top)} tops; give "
-                           f"one per top or none{hint}", layer=lp.name, layer_type=lp.type)
+                           f"one per top or none{hint}", layer=lp.name, layer_type=lp.type,
+                           field="loss_weight")
         for blob, w in zip(top, weights, strict=True):
             if w:
                 blob.diff[...] = w
@@ -143,7 +144,8 @@ class Layer:
         """Default for layers without gradients (data, accuracy): refuse only if asked."""
         if any(propagate_down):
             raise self.error("this layer type has no backward pass; set propagate_down: false "
-                             "on its bottoms or remove the loss that depends on it")
+                             "on its bottoms or remove the loss that depends on it",
+                             field="propagate_down")
 
     def allow_force_backward(self, bottom_index: int) -> bool:
         """Whether ``force_backward`` may ask for this bottom's gradient: not a loss's label,
@@ -187,11 +189,14 @@ class Layer:
         for shape, filler, what in specs:
             self.blobs.append(self.fill_blob(filler, shape, what, xp))
 
-    def error(self, message: str, blob: str | None = None) -> NetError:
-        return NetError(message, layer=self.name, layer_type=self.type, blob=blob)
+    def error(self, message: str, blob: str | None = None, field: str | None = None
+              ) -> NetError:
+        """A NetError naming this layer, and the blob and field (dotted path) at fault."""
+        return NetError(message, layer=self.name, layer_type=self.type, blob=blob, field=field)
 
-    def shape_error(self, message: str) -> ShapeError:
-        return ShapeError(message, layer=self.name, layer_type=self.type)
+    def shape_error(self, message: str, field: str | None = None) -> ShapeError:
+        """A ShapeError naming this layer and the field (dotted path) at fault."""
+        return ShapeError(message, layer=self.name, layer_type=self.type, field=field)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} '{self.name}'>"

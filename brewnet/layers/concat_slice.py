@@ -88,7 +88,8 @@ class Slice(Layer):
         if points:
             if len(points) != len(top) - 1:
                 raise self.error(f"slice_param has {len(points)} slice_point(s) for {len(top)} "
-                                 f"tops; give exactly one fewer than the number of tops")
+                                 f"tops; give exactly one fewer than the number of tops",
+                                 field="slice_param")
             edges = [0, *points, length]
             if any(b <= a for a, b in zip(edges, edges[1:], strict=False)):
                 raise self.shape_error(f"slice_point {points} must increase strictly within "

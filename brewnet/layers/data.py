@@ -77,15 +77,17 @@ class DataLayer(Layer):
     def setup(self, bottom: list[Blob], top: list[Blob]) -> None:
         p = self.param.data_param
         if p.batch_size == 0:
-            raise self.error("data_param.batch_size must be positive; set batch_size")
+            raise self.error("data_param.batch_size must be positive; set batch_size",
+                             field="data_param.batch_size")
         if not p.source:
-            raise self.error("data_param.source is empty; name the database folder to read")
+            raise self.error("data_param.source is empty; name the database folder to read",
+                             field="data_param.source")
         leveldb = p.backend == caffe_pb2.DataParameter.LEVELDB
         if leveldb and os.path.isfile(os.path.join(p.source, "data.mdb")):
             how = ("data_param sets no backend and Caffe's default is LEVELDB"
                    if not p.HasField("backend") else "data_param sets backend: LEVELDB")
             raise self.error(f"source '{p.source}' is an LMDB folder but {how}; add "
-                             "`backend: LMDB` to data_param")
+                             "`backend: LMDB` to data_param", field="data_param.backend")
         self.close()  # a second setup replaces the first feed
         self._warn_legacy_fields()
         with self._located():

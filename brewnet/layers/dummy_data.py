@@ -30,7 +30,8 @@ class DummyData(Layer):
         num_top = len(top)
         if len(dp.data_filler) not in (0, 1, num_top):
             raise self.error(f"dummy_data_param gives {len(dp.data_filler)} data_filler for "
-                             f"{num_top} tops; give none, one, or one per top")
+                             f"{num_top} tops; give none, one, or one per top",
+                             field="dummy_data_param")
         if not dp.data_filler:
             self.fillers = [caffe_pb2.FillerParameter(type="constant", value=0)] * num_top
         elif len(dp.data_filler) == 1:
@@ -43,7 +44,7 @@ class DummyData(Layer):
         self.shapes = self._shapes(num_top)
         for i, (t, shape, filler, refill) in enumerate(zip(top, self.shapes, self.fillers,
                                                             self.refill, strict=True)):
-            check_shape(self, shape, f"dummy_data_param shape for top {i}")
+            check_shape(self, shape, f"dummy_data_param shape for top {i}", "dummy_data_param")
             t.reshape(shape)
             if not refill:
                 self._fill_top(t, filler)
@@ -66,17 +67,19 @@ class DummyData(Layer):
         if any(legacy):
             if dp.shape:
                 raise self.error("dummy_data_param sets both shape and the legacy "
-                                 "num/channels/height/width; use shape only")
+                                 "num/channels/height/width; use shape only",
+                                 field="dummy_data_param")
             names = ("num", "channels", "height", "width")
             for name, field in zip(names, legacy, strict=True):
                 if len(field) not in (1, num_top):
                     raise self.error(f"dummy_data_param gives {len(field)} {name} values for "
-                                     f"{num_top} tops; give one, or one per top")
+                                     f"{num_top} tops; give one, or one per top",
+                                     field="dummy_data_param")
             return [tuple(int(f[i if len(f) > 1 else 0]) for f in legacy)
                     for i in range(num_top)]
         if len(dp.shape) not in (1, num_top):
             raise self.error(f"dummy_data_param gives {len(dp.shape)} shapes for {num_top} "
-                             "tops; give one, or one per top")
+                             "tops; give one, or one per top", field="dummy_data_param")
         return [tuple(int(d) for d in dp.shape[i if len(dp.shape) > 1 else 0].dim)
                 for i in range(num_top)]
 

@@ -32,9 +32,11 @@ class Eltwise(Layer):
         self.op = ep.operation
         if ep.coeff and len(ep.coeff) != len(bottom):
             raise self.error(f"eltwise_param has {len(ep.coeff)} coeff values for "
-                             f"{len(bottom)} bottoms; give one per bottom or none")
+                             f"{len(bottom)} bottoms; give one per bottom or none",
+                             field="eltwise_param")
         if ep.coeff and self.op == _OP.PROD:
-            raise self.error("eltwise_param.coeff applies only to operation SUM")
+            raise self.error("eltwise_param.coeff applies only to operation SUM",
+                             field="eltwise_param.coeff")
         self.coeff = [float(c) for c in ep.coeff] or [1.0] * len(bottom)
         self.stable_prod_grad = bool(ep.stable_prod_grad)
         self.max_idx = None

@@ -21,9 +21,11 @@ class Embed(Layer):
     def setup(self, bottom: list[Blob], top: list[Blob]) -> None:
         ep = self.param.embed_param
         if ep.num_output == 0:
-            raise self.error("embed_param.num_output must be set to a positive number")
+            raise self.error("embed_param.num_output must be set to a positive number",
+                             field="embed_param.num_output")
         if ep.input_dim == 0:
-            raise self.error("embed_param.input_dim must be set to the number of indices")
+            raise self.error("embed_param.input_dim must be set to the number of indices",
+                             field="embed_param.input_dim")
         self.num_output = int(ep.num_output)
         self.input_dim = int(ep.input_dim)
         self.bias_term = bool(ep.bias_term)
@@ -49,7 +51,8 @@ class Embed(Layer):
         if x.size and not bool(((idx == x) & (idx >= 0) & (idx < self.input_dim)).all()):
             bad = x[(idx != x) | (idx < 0) | (idx >= self.input_dim)][0]
             raise self.error(f"bottom value {float(bad)} is not an integer index in "
-                             f"[0, {self.input_dim}); fix the input or embed_param.input_dim")
+                             f"[0, {self.input_dim}); fix the input or embed_param.input_dim",
+                             field="embed_param.input_dim")
         return idx
 
     def forward(self, bottom: list[Blob], top: list[Blob]) -> None:
@@ -63,7 +66,7 @@ class Embed(Layer):
                  bottom: list[Blob]) -> None:
         if propagate_down[0]:
             raise self.error("cannot backpropagate to the indices of an Embed layer; set "
-                             "propagate_down: false on its bottom")
+                             "propagate_down: false on its bottom", field="propagate_down")
         xp = bottom[0].xp
         dy = top[0].diff.reshape(-1, self.num_output)
         want = self.param_propagate_down

@@ -47,9 +47,11 @@ class HDF5Data(Layer):
     def setup(self, bottom: list[Blob], top: list[Blob]) -> None:
         p = self.param.hdf5_data_param
         if self.param.HasField("transform_param"):
-            raise self.error("HDF5Data does not transform data; remove transform_param")
+            raise self.error("HDF5Data does not transform data; remove transform_param",
+                             field="transform_param")
         if p.batch_size == 0:
-            raise self.error("hdf5_data_param.batch_size must be positive; set batch_size")
+            raise self.error("hdf5_data_param.batch_size must be positive; set batch_size",
+                             field="hdf5_data_param.batch_size")
         if len(self.param.top) != len(top):
             raise self.error("each top must be named after the dataset it reads "
                              "(e.g. top: \"data\" top: \"label\")")
@@ -71,7 +73,7 @@ class HDF5Data(Layer):
     def _read_list(self, source: str) -> list[str]:
         if not source:
             raise self.error("hdf5_data_param.source is empty; name a text file listing "
-                             "the .h5 files to read")
+                             "the .h5 files to read", field="hdf5_data_param.source")
         try:
             with open(source, encoding="utf-8") as f:
                 names = f.read().split()
@@ -92,7 +94,7 @@ class HDF5Data(Layer):
                     if name not in f:
                         raise self.error(f"HDF5 file '{path}' has no dataset '{name}' (it has "
                                          f"{', '.join(sorted(f.keys())) or 'none'}); name "
-                                         "each top after a dataset", blob=name)
+                                         "each top after a dataset", blob=name, field="top")
                     arrays.append(self._as_rows(f[name][()], path, name))
         except OSError as e:
             raise self.error(f"cannot open HDF5 file '{path}' ({e}); relative paths resolve "
@@ -101,7 +103,7 @@ class HDF5Data(Layer):
         for name, arr in zip(self.names, arrays, strict=True):
             if arr.shape[0] != rows:
                 raise self.error(f"HDF5 file '{path}': dataset '{name}' has {arr.shape[0]} "
-                                 f"rows but '{self.names[0]}' has {rows}", blob=name)
+                                 f"rows but '{self.names[0]}' has {rows}", blob=name, field="top")
         if rows == 0:
             raise self.error(f"HDF5 file '{path}' has no rows")
         shapes = [arr.shape[1:] for arr in arrays]
@@ -110,7 +112,8 @@ class HDF5Data(Layer):
         for name, shape, first in zip(self.names, shapes, self._row_shapes, strict=True):
             if shape != first:
                 raise self.error(f"HDF5 file '{path}': dataset '{name}' rows have shape "
-                                 f"{shape} but the first file's have {first}", blob=name)
+                                 f"{shape} but the first file's have {first}", blob=name,
+                                 field="top")
         self._arrays = arrays
         self._rows = rows
         self._row = 0
@@ -123,7 +126,7 @@ class HDF5Data(Layer):
         if arr.ndim == 0 or arr.dtype.kind not in "biuf":
             raise self.error(f"HDF5 file '{path}': dataset '{name}' must be a numeric array "
                              f"with a row axis, got {arr.dtype} of shape {arr.shape}",
-                             blob=name)
+                             blob=name, field="top")
         return np.ascontiguousarray(arr, dtype=np.float32)
 
     def _next_pass(self) -> None:

@@ -35,7 +35,7 @@ class HDF5Output(Layer):
         self.file_name = self.param.hdf5_output_param.file_name
         if not self.file_name:
             raise self.error("hdf5_output_param.file_name is empty; name the .h5 file to "
-                             "write")
+                             "write", field="hdf5_output_param.file_name")
         try:
             with self._h5py.File(self.file_name, "w"):
                 pass
@@ -75,7 +75,8 @@ class HDF5Output(Layer):
         ds = f[name]
         if ds.shape[1:] != arr.shape[1:]:
             raise self.error(f"bottom {name} rows have shape {arr.shape[1:]} but "
-                             f"'{self.file_name}' holds rows of {ds.shape[1:]}", blob=name)
+                             f"'{self.file_name}' holds rows of {ds.shape[1:]}", blob=name,
+                             field="bottom")
         start = ds.shape[0]
         ds.resize(start + arr.shape[0], axis=0)
         ds[start:] = arr

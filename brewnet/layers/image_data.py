@@ -44,10 +44,11 @@ class ImageData(Layer):
     def setup(self, bottom: list[Blob], top: list[Blob]) -> None:
         p = self.param.image_data_param
         if p.batch_size == 0:
-            raise self.error("image_data_param.batch_size must be positive; set batch_size")
+            raise self.error("image_data_param.batch_size must be positive; set batch_size",
+                             field="image_data_param.batch_size")
         if (p.new_height > 0) != (p.new_width > 0):
             raise self.error("image_data_param needs new_height and new_width set together "
-                             f"(got {p.new_height}×{p.new_width})")
+                             f"(got {p.new_height}×{p.new_width})", field="image_data_param")
         self._owner = f"layer '{self.name}' (ImageData)"
         try:
             import_pillow(self._owner)
@@ -86,7 +87,7 @@ class ImageData(Layer):
     def _read_list(self, source: str) -> tuple[list[str], np.ndarray]:
         if not source:
             raise self.error("image_data_param.source is empty; name a text file of "
-                             "'path label' lines")
+                             "'path label' lines", field="image_data_param.source")
         try:
             with open(source, encoding="utf-8") as f:
                 lines = [line.strip() for line in f]

@@ -51,7 +51,7 @@ class BatchReindex(Layer):
                  bottom: list[Blob]) -> None:
         if propagate_down[1]:
             raise self.error("cannot backpropagate to the index bottom; set propagate_down: "
-                             "false on it")
+                             "false on it", field="propagate_down")
         if not propagate_down[0]:
             return
         xp = bottom[0].xp
@@ -109,7 +109,7 @@ class Filter(Layer):
                  bottom: list[Blob]) -> None:
         if propagate_down[-1]:
             raise self.error("cannot backpropagate to the selector (last bottom); set "
-                             "propagate_down: false on it")
+                             "propagate_down: false on it", field="propagate_down")
         for want, b, t in zip(propagate_down, bottom, top, strict=False):
             if want:
                 b.diff[...] = 0

@@ -7,13 +7,15 @@ from .base import Layer
 from .registry import register
 
 
-def check_shape(layer: Layer, dims: tuple[int, ...], what: str) -> None:
-    """Caffe's Blob::Reshape checks as a NetError naming the layer: every dim >= 0 (0 is an
-    empty blob) and at most 32 axes."""
+def check_shape(layer: Layer, dims: tuple[int, ...], what: str, field: str) -> None:
+    """Caffe's Blob::Reshape checks as a NetError naming the layer and the ``*_param`` block
+    (``field``) that gave the shape: every dim >= 0 (0 is an empty blob) and at most 32 axes."""
     if any(d < 0 for d in dims):
-        raise layer.error(f"{what} {list(dims)} has a negative dim; every dim must be >= 0")
+        raise layer.error(f"{what} {list(dims)} has a negative dim; every dim must be >= 0",
+                          field=field)
     if len(dims) > MAX_AXES:
-        raise layer.error(f"{what} has {len(dims)} axes; a blob has at most {MAX_AXES}")
+        raise layer.error(f"{what} has {len(dims)} axes; a blob has at most {MAX_AXES}",
+                          field=field)
 
 
 @register
@@ -30,11 +32,11 @@ class Input(Layer):
         shapes = self.param.input_param.shape
         if len(shapes) not in (0, 1, len(top)):
             raise self.error(f"input_param gives {len(shapes)} shapes for {len(top)} tops; "
-                             "give one shape, one per top, or none")
+                             "give one shape, one per top, or none", field="input_param")
         for i, t in enumerate(top):
             if shapes:
                 dims = tuple(int(d) for d in shapes[i if len(shapes) > 1 else 0].dim)
-                check_shape(self, dims, f"input_param shape for top {i}")
+                check_shape(self, dims, f"input_param shape for top {i}", "input_param")
                 t.reshape(dims)
 
     def reshape(self, bottom: list[Blob], top: list[Blob]) -> None:

@@ -96,8 +96,48 @@ def label_indices(label: Any, valid: Any, dims: tuple[int, int, int], xp: Any) -
     return base + cls * inner
 
 
+class SoftmaxLoss(Layer):
+    """What SoftmaxWithLoss and InfogainLoss share (in Caffe both run an inner softmax and one
+    get_normalizer): the probabilities as (outer, C, inner) and the optional top holding them,
+    the loss divided by the normalizer over the valid positions, and the gradient zeroed where
+    ignored and scaled by loss_weight / normalizer. Subclasses set ``_dims``, ``ignore_label``,
+    ``mode`` and, in forward, ``_valid``."""
+
+    def shape_tops(self, bottom: list[Blob], top: list[Blob]) -> None:
+        """The loss top (shape ()), the probabilities top (shaped as the scores) and buffer."""
+        scores = bottom[0].data
+        top[0].reshape(())
+        if len(top) > 1:
+            top[1].reshape(scores.shape)
+        prob = self._prob
+        if prob is None or prob.shape != self._dims or not isinstance(prob, type(scores)):
+            self._prob = bottom[0].xp.empty(self._dims, dtype=np.float32)
+
+    def softmax_and_labels(self, bottom: list[Blob]) -> tuple[Any, Any]:
+        """Fill the probabilities from the scores; the labels and where they are valid."""
+        xp = bottom[0].xp
+        softmax_into(bottom[0].data.reshape(self._dims), self._prob, xp)
+        return read_labels(self, bottom[1].data, self._dims, self.ignore_label, xp)
+
+    def write_loss(self, total: Any, valid: Any, top: list[Blob], xp: Any) -> None:
+        """Top 0: ``total`` / the normalizer; top 1, if present, the probabilities."""
+        outer, _, inner = self._dims
+        valid_count = int(valid.sum()) if self.ignore_label is not None else outer * inner
+        self._norm = normalizer(self.mode, outer, inner, valid_count)
+        top[0].data[...] = total / np.float32(self._norm)
+        if len(top) > 1:
+            xp.copyto(top[1].data, self._prob.reshape(top[1].data.shape))
+
+    def scale_gradient(self, dx: Any, top: list[Blob], xp: Any) -> None:
+        """``dx`` (outer, C, inner): exactly 0 where ignored, even where the probabilities are
+        NaN; then times loss_weight / normalizer, computed in float32 as Caffe does."""
+        if self.ignore_label is not None:
+            xp.copyto(dx, np.float32(0), where=~self._valid[:, None, :])
+        dx *= top[0].diff / np.float32(self._norm)
+
+
 @register
-class SoftmaxWithLoss(Layer):
+class SoftmaxWithLoss(SoftmaxLoss):
     """loss = -Σ log max(p[label], FLT_MIN) / normalizer, p = softmax(scores, axis).
 
     Bottoms: scores (outer, C, inner...) and labels (outer·inner values). Tops: the loss,
@@ -122,30 +162,18 @@ class SoftmaxWithLoss(Layer):
                                    f"{tuple(labels.shape)} must have the same first dimension")
         self._dims = split_axis(self, tuple(scores.shape), self.param.softmax_param.axis)
         check_label_count(self, scores, labels, self.param.softmax_param.axis, self._dims)
-        top[0].reshape(())
-        if len(top) > 1:
-            top[1].reshape(scores.shape)
-        prob = self._prob
-        if prob is None or prob.shape != self._dims or not isinstance(prob, type(scores)):
-            self._prob = bottom[0].xp.empty(self._dims, dtype=np.float32)
+        self.shape_tops(bottom, top)
 
     def forward(self, bottom: list[Blob], top: list[Blob]) -> None:
         xp = bottom[0].xp
-        prob = self._prob
-        softmax_into(bottom[0].data.reshape(self._dims), prob, xp)
-        label, valid = read_labels(self, bottom[1].data, self._dims, self.ignore_label, xp)
+        label, valid = self.softmax_and_labels(bottom)
         self._index = label_indices(label, valid, self._dims, xp)
         self._valid = valid
-        picked = xp.maximum(prob.reshape(-1)[self._index], FLT_MIN)
+        picked = xp.maximum(self._prob.reshape(-1)[self._index], FLT_MIN)
         # where, not a multiply: an ignored position adds exactly 0 even if its scores are
         # inf/NaN (Caffe skips it)
         total = -xp.sum(xp.where(valid, xp.log(picked), np.float32(0)), dtype=np.float32)
-        outer, _, inner = self._dims
-        valid_count = int(valid.sum()) if self.ignore_label is not None else outer * inner
-        self._norm = normalizer(self.mode, outer, inner, valid_count)
-        top[0].data[...] = total / np.float32(self._norm)
-        if len(top) > 1:
-            xp.copyto(top[1].data, prob.reshape(top[1].data.shape))
+        self.write_loss(total, valid, top, xp)
 
     def backward(self, top: list[Blob], propagate_down: list[bool],
                  bottom: list[Blob]) -> None:
@@ -158,11 +186,7 @@ class SoftmaxWithLoss(Layer):
         xp.copyto(dx, self._prob)
         flat = dx.reshape(-1)
         flat[self._index] -= 1
-        if self.ignore_label is not None:
-            # exactly 0 where ignored, even where the probabilities are NaN
-            xp.copyto(dx, np.float32(0), where=~self._valid[:, None, :])
-        # Caffe scales by loss_weight / normalizer, computed in float32
-        dx *= top[0].diff / np.float32(self._norm)
+        self.scale_gradient(dx, top, xp)
 
 
 def refuse_label_gradient(layer: Layer, propagate_down: list[bool], index: int,
@@ -170,7 +194,7 @@ def refuse_label_gradient(layer: Layer, propagate_down: list[bool], index: int,
     """Loss layers give no gradient to their labels/targets: asking for one is an error."""
     if len(propagate_down) > index and propagate_down[index]:
         raise layer.error(f"cannot backpropagate to the {what} (bottom {index}); set "
-                          "propagate_down: false for it")
+                          "propagate_down: false for it", field="propagate_down")
 
 
 def check_same_batch(layer: Layer, a: Any, b: Any) -> None:

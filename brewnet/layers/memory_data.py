@@ -36,7 +36,8 @@ class MemoryData(Layer):
         if self.batch_size * self.channels * self.height * self.width == 0:
             raise self.error(f"memory_data_param batch_size ({self.batch_size}), channels "
                              f"({self.channels}), height ({self.height}) and width "
-                             f"({self.width}) must all be set and positive")
+                             f"({self.width}) must all be set and positive",
+                             field="memory_data_param")
         top[0].reshape(self.batch_size, self.channels, self.height, self.width)
         top[1].reshape(self.batch_size)
         self._data: np.ndarray | None = None

@@ -268,25 +268,30 @@ class Exp(_Elementwise):
         xp.multiply(y, self.inner, out=out)
 
 
-@register
-class Log(_Elementwise):
-    """y = log_base(shift + scale·x) (base -1 means e); backward
-    dy·scale / ((shift + scale·x)·ln(base))."""
+class _OfShiftScale(_Elementwise):
+    """Log and Power apply their function to shift + scale·x (``read_params`` sets both)."""
 
-    type = "Log"
     keeps_input = True
-
-    def read_params(self) -> None:
-        p = self.param.log_param
-        self.base_scale = np.float32(1.0 / _log_base(self, p.base))
-        self.scale = np.float32(p.scale)
-        self.shift = np.float32(p.shift)
 
     def _inner(self, x: Any, out: Any, xp: Any) -> Any:
         xp.multiply(x, self.scale, out=out)
         if self.shift != 0:
             out += self.shift
         return out
+
+
+@register
+class Log(_OfShiftScale):
+    """y = log_base(shift + scale·x) (base -1 means e); backward
+    dy·scale / ((shift + scale·x)·ln(base))."""
+
+    type = "Log"
+
+    def read_params(self) -> None:
+        p = self.param.log_param
+        self.base_scale = np.float32(1.0 / _log_base(self, p.base))
+        self.scale = np.float32(p.scale)
+        self.shift = np.float32(p.shift)
 
     def compute(self, x: Any, y: Any, xp: Any) -> None:
         xp.log(self._inner(x, y, xp), out=y)
@@ -298,13 +303,12 @@ class Log(_Elementwise):
 
 
 @register
-class Power(_Elementwise):
+class Power(_OfShiftScale):
     """y = (shift + scale·x)^power. When power·scale == 0 the output is the constant
     1 (power 0) or shift^power and the gradient is 0; power 1 has the constant slope scale;
     otherwise dy·power·scale·(shift + scale·x)^(power−1)."""
 
     type = "Power"
-    keeps_input = True
 
     def read_params(self) -> None:
         p = self.param.power_param
@@ -312,12 +316,6 @@ class Power(_Elementwise):
         self.scale = np.float32(p.scale)
         self.shift = np.float32(p.shift)
         self.diff_scale = np.float32(p.power * p.scale)
-
-    def _inner(self, x: Any, out: Any, xp: Any) -> Any:
-        xp.multiply(x, self.scale, out=out)
-        if self.shift != 0:
-            out += self.shift
-        return out
 
     def compute(self, x: Any, y: Any, xp: Any) -> None:
         if self.diff_scale == 0:
@@ -365,9 +363,10 @@ class Clip(_Elementwise):
     def read_params(self) -> None:
         p = self.param.clip_param
         if not (p.HasField("min") and p.HasField("max")):
-            raise self.error("clip_param needs both min and max")
+            raise self.error("clip_param needs both min and max", field="clip_param")
         if p.min > p.max:
-            raise self.error(f"clip_param min {p.min:g} is above max {p.max:g}; swap them")
+            raise self.error(f"clip_param min {p.min:g} is above max {p.max:g}; swap them",
+                             field="clip_param")
         self.low, self.high = np.float32(p.min), np.float32(p.max)
 
     def compute(self, x: Any, y: Any, xp: Any) -> None:

@@ -24,7 +24,8 @@ class Parameter(Layer):
             learnable_shape_check(self, 0, self.shape)
             return
         if any(d < 0 for d in self.shape):
-            raise self.error(f"parameter_param.shape {list(self.shape)} has a negative dim")
+            raise self.error(f"parameter_param.shape {list(self.shape)} has a negative dim",
+                             field="parameter_param.shape")
         # Caffe allocates the blob without a filler, so it starts at zero.
         self.blobs.append(Blob(self.shape, xp=top[0].xp))
 

@@ -263,7 +263,8 @@ class PoolingLayer(Layer):
         (overlapping windows that drew the same cell add up)."""
         if self.phase != caffe_pb2.TRAIN:
             raise self.error("STOCHASTIC pooling has a gradient only in the TRAIN phase (as in "
-                             "Caffe); set propagate_down: false or use MAX/AVE")
+                             "Caffe); set propagate_down: false or use MAX/AVE",
+                             field="propagate_down")
         _, _, h, w = self._shape
         if self._grad is None:
             self._grad = xp.empty_like(self._sto_buffer)

@@ -17,16 +17,16 @@ from ..proto.blobproto import blobproto_to_array
 from .base import Layer
 from .loss import (
     FLT_MIN,
+    SoftmaxLoss,
     check_label_count,
     check_same_batch,
     label_indices,
     loss_settings,
-    normalizer,
     read_labels,
     refuse_label_gradient,
 )
 from .registry import register
-from .softmax import softmax_into, split_axis
+from .softmax import split_axis
 
 # Caffe's kLOG_THRESHOLD: probabilities are clipped to it before the log.
 LOG_THRESHOLD = np.float32(1e-20)
@@ -77,7 +77,7 @@ class MultinomialLogisticLoss(Layer):
 
 
 @register
-class InfogainLoss(Layer):
+class InfogainLoss(SoftmaxLoss):
     """loss = -Σ_{n valid} Σ_c H[label_n, c] · log max(p[n, c], FLT_MIN) / normalizer, with
     p = softmax(scores) along ``infogain_loss_param.axis`` (Caffe's InfogainLoss since 2017
     takes scores, not probabilities).
@@ -104,7 +104,7 @@ class InfogainLoss(Layer):
         if sp.HasField("axis") and sp.axis != self.axis:
             raise self.error(f"softmax_param.axis {sp.axis} differs from infogain_loss_param."
                              f"axis {self.axis}; the softmax runs over the class axis, so "
-                             "set only infogain_loss_param.axis")
+                             "set only infogain_loss_param.axis", field="softmax_param.axis")
         self._file_h = None
         if len(bottom) < 3:
             self._file_h = self._read_source()
@@ -114,16 +114,18 @@ class InfogainLoss(Layer):
         path = self.param.infogain_loss_param.source
         if not path:
             raise self.error("no infogain matrix: set infogain_loss_param.source to a "
-                             "binaryproto holding H, or give H as a third bottom")
+                             "binaryproto holding H, or give H as a third bottom",
+                             field="infogain_loss_param.source")
         try:
             bp = read_binary(path, caffe_pb2.BlobProto)
         except WeightsError as e:
-            raise self.error(f"infogain_loss_param.source: {e}") from None
+            raise self.error(f"infogain_loss_param.source: {e}",
+                             field="infogain_loss_param.source") from None
         try:
             return blobproto_to_array(bp)
         except WeightsError as e:
             raise self.error(f"infogain_loss_param.source {os.fspath(path)}: malformed "
-                             f"BlobProto ({e})") from None
+                             f"BlobProto ({e})", field="infogain_loss_param.source") from None
 
     def reshape(self, bottom: list[Blob], top: list[Blob]) -> None:
         scores, labels = bottom[0].data, bottom[1].data
@@ -136,14 +138,9 @@ class InfogainLoss(Layer):
             where = "bottom 2" if len(bottom) > 2 else "infogain_loss_param.source"
             raise self.shape_error(f"infogain matrix from {where} has shape {tuple(h.shape)} "
                                    f"({h.size} values); {channels} classes need "
-                                   f"{channels}x{channels}")
-        top[0].reshape(())
-        if len(top) > 1:
-            top[1].reshape(scores.shape)
-        xp = bottom[0].xp
-        prob = self._prob
-        if prob is None or prob.shape != self._dims or not isinstance(prob, type(scores)):
-            self._prob = xp.empty(self._dims, dtype=np.float32)
+                                   f"{channels}x{channels}",
+                                   field=None if len(bottom) > 2 else "infogain_loss_param.source")
+        self.shape_tops(bottom, top)
 
     def _matrix(self, bottom: list[Blob]) -> Any:
         channels = self._dims[1]
@@ -154,23 +151,16 @@ class InfogainLoss(Layer):
 
     def forward(self, bottom: list[Blob], top: list[Blob]) -> None:
         xp = bottom[0].xp
-        prob = self._prob
-        softmax_into(bottom[0].data.reshape(self._dims), prob, xp)
-        label, valid = read_labels(self, bottom[1].data, self._dims, self.ignore_label, xp)
+        label, valid = self.softmax_and_labels(bottom)
         cls = xp.where(valid, label, 0)
         h = self._matrix(bottom)
         rows = h[cls].transpose(0, 2, 1)  # H[label, c] as (outer, C, inner)
-        logp = xp.log(xp.maximum(prob, FLT_MIN))
+        logp = xp.log(xp.maximum(self._prob, FLT_MIN))
         # where, not a multiply: an ignored position adds exactly 0 (Caffe skips it)
         terms = xp.where(valid[:, None, :], rows * logp, np.float32(0))
         total = -xp.sum(terms, dtype=np.float32)
-        outer, _, inner = self._dims
-        valid_count = int(valid.sum()) if self.ignore_label is not None else outer * inner
-        self._norm = normalizer(self.mode, outer, inner, valid_count)
         self._rows, self._row_sums, self._valid = rows, h.sum(axis=1)[cls], valid
-        top[0].data[...] = total / np.float32(self._norm)
-        if len(top) > 1:
-            xp.copyto(top[1].data, prob.reshape(top[1].data.shape))
+        self.write_loss(total, valid, top, xp)
 
     def backward(self, top: list[Blob], propagate_down: list[bool],
                  bottom: list[Blob]) -> None:
@@ -182,9 +172,7 @@ class InfogainLoss(Layer):
         dx = bottom[0].diff.reshape(self._dims)
         xp.multiply(self._prob, self._row_sums[:, None, :], out=dx)
         dx -= self._rows
-        if self.ignore_label is not None:
-            xp.copyto(dx, np.float32(0), where=~self._valid[:, None, :])
-        dx *= top[0].diff / np.float32(self._norm)
+        self.scale_gradient(dx, top, xp)
 
     def allow_force_backward(self, bottom_index: int) -> bool:
         """Only the scores: neither the labels nor H can take a gradient."""

@@ -44,7 +44,7 @@ def _user_layer(lp: caffe_pb2.LayerParameter) -> UserLayer:
 
     if not pp.module or not pp.layer:
         raise error("python_param needs both `module` (the Python module to import) and "
-                    "`layer` (the class in it)")
+                    "`layer` (the class in it)", field="python_param")
     try:
         module = importlib.import_module(pp.module)
     except Exception as e:  # ImportError, or the module's own code failing at import time

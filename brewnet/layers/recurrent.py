@@ -85,7 +85,8 @@ class _Recurrent(Layer):
     def setup(self, bottom: list[Blob], top: list[Blob]) -> None:
         rp = self.param.recurrent_param
         if rp.num_output == 0:
-            raise self.error("recurrent_param.num_output must be set to a positive number")
+            raise self.error("recurrent_param.num_output must be set to a positive number",
+                             field="recurrent_param.num_output")
         self.hidden = int(rp.num_output)
         self.expose_hidden = bool(rp.expose_hidden)
         n_extra = len(bottom) - 2 - (self.num_states if self.expose_hidden else 0)
@@ -104,10 +105,21 @@ class _Recurrent(Layer):
             raise self.shape_error(f"bottom x has shape {xs}; it needs axes (T, N, ...)")
         self.input_dim = count(xs, 2)
         self.static_dim = count(tuple(bottom[2].data.shape), 1) if self.static else 0
-        self.init_params(self.param_specs(rp), bottom[0].xp)
+        self.init_params(self.input_specs(rp) + self.param_specs(rp), bottom[0].xp)
         self._carry: list[Any] = []
 
+    def input_specs(self, rp: Any) -> list:
+        """The input transform's parameters, first in Caffe's blob order: W (gate_mult·H, x's
+        size), b (gate_mult·H,) and, with a static input, W_static (gate_mult·H, its size)."""
+        g = self.gate_mult * self.hidden
+        specs = [((g, self.input_dim), rp.weight_filler, "weight_filler"),
+                 ((g,), rp.bias_filler, "bias_filler")]
+        if self.static:
+            specs.append(((g, self.static_dim), rp.weight_filler, "weight_filler"))
+        return specs
+
     def param_specs(self, rp: Any) -> list:
+        """The parameters after the input transform's, in Caffe's blob order."""
         raise NotImplementedError
 
     def reshape(self, bottom: list[Blob], top: list[Blob]) -> None:
@@ -190,9 +202,10 @@ class _Recurrent(Layer):
                 xp.matmul(dsum, self.blobs[ws_idx].data,
                           out=bottom[2].diff.reshape(self.n, self.static_dim))
         if propagate_down[1]:
+            cont = self.param.bottom[1] if len(self.param.bottom) > 1 else None
             raise self.error("cannot backpropagate to the sequence indicators (bottom cont); "
-                             "set propagate_down: false for it", blob=self.param.bottom[1]
-                             if len(self.param.bottom) > 1 else None)
+                             "set propagate_down: false for it", blob=cont,
+                             field="propagate_down")
 
     def allow_force_backward(self, bottom_index: int) -> bool:
         return bottom_index != 1
@@ -212,14 +225,9 @@ class RNN(_Recurrent):
 
     def param_specs(self, rp: Any) -> list:
         h = self.hidden
-        specs = [((h, self.input_dim), rp.weight_filler, "weight_filler"),
-                 ((h,), rp.bias_filler, "bias_filler")]
-        if self.static:
-            specs.append(((h, self.static_dim), rp.weight_filler, "weight_filler"))
-        specs += [((h, h), rp.weight_filler, "weight_filler"),
-                  ((h, h), rp.weight_filler, "weight_filler"),
-                  ((h,), rp.bias_filler, "bias_filler")]
-        return specs
+        return [((h, h), rp.weight_filler, "weight_filler"),
+                ((h, h), rp.weight_filler, "weight_filler"),
+                ((h,), rp.bias_filler, "bias_filler")]
 
     def _idx(self) -> tuple[int, int, int | None, int, int, int]:
         s = int(self.static)
@@ -297,13 +305,7 @@ class LSTM(_Recurrent):
     gate_mult = 4
 
     def param_specs(self, rp: Any) -> list:
-        h4 = 4 * self.hidden
-        specs = [((h4, self.input_dim), rp.weight_filler, "weight_filler"),
-                 ((h4,), rp.bias_filler, "bias_filler")]
-        if self.static:
-            specs.append(((h4, self.static_dim), rp.weight_filler, "weight_filler"))
-        specs.append(((h4, self.hidden), rp.weight_filler, "weight_filler"))
-        return specs
+        return [((4 * self.hidden, self.hidden), rp.weight_filler, "weight_filler")]
 
     def reshape(self, bottom: list[Blob], top: list[Blob]) -> None:
         super().reshape(bottom, top)
@@ -410,7 +412,7 @@ class LSTMUnit(Layer):
                  bottom: list[Blob]) -> None:
         if propagate_down[2]:
             raise self.error("cannot backpropagate to the sequence indicators (bottom cont); "
-                             "set propagate_down: false for it")
+                             "set propagate_down: false for it", field="propagate_down")
         if not (propagate_down[0] or propagate_down[1]):
             return
         xp = bottom[0].xp

@@ -27,10 +27,10 @@ class Reshape(ReshapedCopy):
         inferred = [i for i, d in enumerate(dims) if d == -1]
         if len(inferred) > 1:
             raise self.error(f"reshape_param.shape {dims} has {len(inferred)} dims of -1; at "
-                             f"most one may be inferred")
+                             f"most one may be inferred", field="reshape_param.shape")
         if any(d < -1 for d in dims):
             raise self.error(f"reshape_param.shape {dims} has a dim below -1; use positive "
-                             f"sizes, 0 (copy) or -1 (infer)")
+                             f"sizes, 0 (copy) or -1 (infer)", field="reshape_param.shape")
         self.inferred_axis = inferred[0] if inferred else None
         self.constant_count = math.prod(d for d in dims if d > 0)
 
@@ -43,18 +43,22 @@ class Reshape(ReshapedCopy):
         start = rp.axis if rp.axis >= 0 else n + rp.axis + 1  # -1 means "after the last axis"
         if not 0 <= start <= n:
             raise self.shape_error(f"reshape_param.axis {rp.axis} is out of range for a bottom "
-                                   f"with {n} axes; use a value in [{-n - 1}, {n}]")
+                                   f"with {n} axes; use a value in [{-n - 1}, {n}]",
+                                   field="reshape_param.axis")
         if rp.num_axes < -1:
-            raise self.shape_error(f"reshape_param.num_axes {rp.num_axes} must be >= -1")
+            raise self.shape_error(f"reshape_param.num_axes {rp.num_axes} must be >= -1",
+                                   field="reshape_param.num_axes")
         end = n if rp.num_axes == -1 else start + rp.num_axes
         if end > n:
             raise self.shape_error(f"reshape_param axis {rp.axis} + num_axes {rp.num_axes} "
-                                   f"reaches past the {n} axes of bottom shape {shape}")
+                                   f"reaches past the {n} axes of bottom shape {shape}",
+                                   field="reshape_param")
         new = list(self.dims)
         for i in self.copy_axes:
             if start + i >= n:
                 raise self.shape_error(f"reshape_param.shape has a 0 at position {i} but bottom "
-                                       f"shape {shape} has no axis {start + i} to copy")
+                                       f"shape {shape} has no axis {start + i} to copy",
+                                       field="reshape_param.shape")
             new[i] = shape[start + i]
         total = math.prod(shape)
         if self.inferred_axis is not None:
@@ -63,11 +67,12 @@ class Reshape(ReshapedCopy):
             if explicit == 0 or total % explicit:
                 raise self.shape_error(f"bottom count {total} (shape {shape}) is not divisible "
                                        f"by the {explicit} elements the fixed dims of "
-                                       f"reshape_param.shape {self.dims} give")
+                                       f"reshape_param.shape {self.dims} give",
+                                       field="reshape_param.shape")
             new[self.inferred_axis] = total // explicit
         out = shape[:start] + tuple(new) + shape[end:]
         if math.prod(out) != total:
             raise self.shape_error(f"reshape_param.shape {self.dims} gives shape {out} with "
                                    f"{math.prod(out)} elements but the bottom {shape} has "
-                                   f"{total}")
+                                   f"{total}", field="reshape_param.shape")
         top[0].reshape(out)

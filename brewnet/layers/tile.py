@@ -25,7 +25,8 @@ class Tile(Layer):
         shape = tuple(bottom[0].data.shape)
         self.axis = canonical_axis(self, tp.axis, len(shape))
         if tp.tiles <= 0:
-            raise self.error(f"tile_param.tiles is {tp.tiles}; give a positive number of tiles")
+            raise self.error(f"tile_param.tiles is {tp.tiles}; give a positive number of tiles",
+                             field="tile_param.tiles")
         self.tiles = int(tp.tiles)
         self.outer = count(shape, 0, self.axis)
         self.inner = count(shape, self.axis)

@@ -19,7 +19,7 @@ def plan_backward(steps: list[Step], force_backward: bool) -> None:
         if len(lp.propagate_down) not in (0, len(step.bottoms)):
             raise NetError(f"propagate_down has {len(lp.propagate_down)} values for "
                            f"{len(step.bottoms)} bottoms; give one per bottom",
-                           layer=lp.name, layer_type=lp.type)
+                           layer=lp.name, layer_type=lp.type, field="propagate_down")
         need = False
         flags = []
         for j, b in enumerate(step.bottoms):

@@ -152,7 +152,7 @@ class _Compiler:
         for j, name in enumerate(lp.bottom):
             if name not in plan.blobs:
                 raise NetError(self._unknown_bottom_message(name, j), layer=lp.name,
-                               layer_type=lp.type, blob=name)
+                               layer_type=lp.type, blob=name, field="bottom")
             bottoms.append(plan.blobs[name])
             available.pop(name, None)
         top_names = list(lp.top)
@@ -164,13 +164,13 @@ class _Compiler:
                 if not cls.can_run_in_place:
                     raise NetError(f"top '{name}' is computed in place (top == bottom) but "
                                    f"{lp.type} cannot run in place; give the top another name",
-                                   layer=lp.name, layer_type=lp.type, blob=name)
+                                   layer=lp.name, layer_type=lp.type, blob=name, field="top")
                 tops.append(plan.blobs[name])
                 top_ids.append(ids[name])
             elif name in plan.blobs:
                 raise NetError(f"top '{name}' is produced by more than one layer; rename "
                                "one of them (only top == bottom at the same index is in-place)",
-                               layer=lp.name, layer_type=lp.type, blob=name)
+                               layer=lp.name, layer_type=lp.type, blob=name, field="top")
             else:
                 blob = Blob()
                 tops.append(blob)
@@ -211,7 +211,8 @@ def _blob_from_proto(lp: caffe_pb2.LayerParameter, j: int, bp: caffe_pb2.BlobPro
     try:
         values = blobproto_to_array(bp)
     except WeightsError as e:
-        raise NetError(f"blobs[{j}]: {e}", layer=lp.name, layer_type=lp.type) from None
+        raise NetError(f"blobs[{j}]: {e}", layer=lp.name, layer_type=lp.type,
+                       field="blobs") from None
     blob = Blob(values.shape)
     blob.data[...] = blob.xp.asarray(values)
     return blob

@@ -42,15 +42,17 @@ def explain_foreign_params(error: NetError, lp: caffe_pb2.LayerParameter) -> Non
     another type's ``*_param`` block (a Convolution given pooling_param lacks kernel_size)."""
     for name in foreign_param_fields(lp):
         error.message += f"; note: {foreign_param_message(lp, name)}"
+        if error.field is None:  # the note names the likeliest place to look
+            error.field = name
 
 
 def net_warnings(plan: Plan) -> list[NetWarning]:
     """The suspicious constructs of a compiled net, in layer order."""
     out: list[NetWarning] = []
 
-    def warn(message: str, lp: caffe_pb2.LayerParameter | None, node, blob: str | None = None
-             ) -> None:
-        w = NetWarning(message, blob=blob)
+    def warn(message: str, lp: caffe_pb2.LayerParameter | None, node, blob: str | None = None,
+             field: str | None = None) -> None:
+        w = NetWarning(message, blob=blob, field=field)
         if lp is None:
             w.locate(file=plan.file)
         else:
@@ -61,7 +63,7 @@ def net_warnings(plan: Plan) -> list[NetWarning]:
     for i, step in enumerate(plan.steps):
         layer = step.layer
         for field in foreign_param_fields(layer.param):
-            w = NetWarning(foreign_param_message(layer.param, field))
+            w = NetWarning(foreign_param_message(layer.param, field), field=field)
             out.append(locate_layer_error(w, layer.param, step.origin, plan.file))
         for name in step.top_names:
             last_producer[name] = i
@@ -78,7 +80,7 @@ def net_warnings(plan: Plan) -> list[NetWarning]:
                 continue
             warn(f"top '{name}' is used by no layer and adds no loss, so training computes it "
                  "for nothing; feed it to a loss, remove the layer, or end it in a Silence "
-                 "layer", layer.param, step.origin, blob=name)
+                 "layer", layer.param, step.origin, blob=name, field="top")
         if plan.learnable and not any(p.lr_mult for p in plan.learnable):
             warn("every parameter has lr_mult 0, so training will not change the net; set "
                  "lr_mult > 0 (the default is 1) on the layers to learn", None, None)

@@ -9,14 +9,9 @@ index through phase filtering and split insertion (added Splits have no text of 
 
 from __future__ import annotations
 
-import re
-
 from ..errors import BrewnetError
 from ..proto import caffe_pb2
 from ..proto.positions import Node, layer_nodes
-
-# "data_param.batch_size must be ..." names the field at fault.
-_FIELD_PATH = re.compile(r"\b([a-z0-9]+_param)(?:\.([a-z_]+))?")
 
 
 def source_nodes(param: caffe_pb2.NetParameter, root: Node | None) -> list[Node | None]:
@@ -37,18 +32,24 @@ def source_nodes(param: caffe_pb2.NetParameter, root: Node | None) -> list[Node 
 
 
 def field_node(node: Node, lp: caffe_pb2.LayerParameter, error: BrewnetError) -> Node:
-    """The construct inside layer block ``node`` that ``error`` is about."""
-    if error.blob is not None:
-        first = ("top", "bottom") if f"top '{error.blob}'" in error.message else ("bottom", "top")
-        for field in first:
-            names = list(getattr(lp, field))
-            if error.blob in names:
-                return node.find(field, names.index(error.blob)) or node
-    if m := _FIELD_PATH.search(error.message):
-        block = node.find(m[1])
-        if block is not None:
-            return (block.find(m[2]) if m[2] else None) or block
-    return node
+    """The construct inside layer block ``node`` that ``error`` is about, from its ``field``:
+    the occurrence of ``top``/``bottom`` naming its blob, the sub-field of a ``*_param``
+    block (or the block where the sub-field is not written), else the layer block. A list
+    field (``loss_weight``, ``param``) names the whole list, so it stays on the layer."""
+    if error.field is None:
+        return node
+    name, _, sub = error.field.partition(".")
+    if name in ("top", "bottom"):
+        names = list(getattr(lp, name))
+        at = node.find(name, names.index(error.blob)) if error.blob in names else None
+        return at or node
+    descriptor = lp.DESCRIPTOR.fields_by_name.get(name)
+    if descriptor is None or descriptor.is_repeated:
+        return node
+    block = node.find(name)
+    if block is None:
+        return node
+    return (block.find(sub) if sub else None) or block
 
 
 def locate_layer_error(error: BrewnetError, lp: caffe_pb2.LayerParameter, node: Node | None,

@@ -32,7 +32,7 @@ class ParamTable:
         if len(lp.param) > len(layer.blobs):
             raise NetError(f"has {len(lp.param)} `param` specs but {lp.type} has only "
                            f"{len(layer.blobs)} parameter blobs", layer=lp.name,
-                           layer_type=lp.type)
+                           layer_type=lp.type, field="param")
         layer.param_propagate_down = []
         row: list[ParamSlot] = []
         for j in range(len(layer.blobs)):
@@ -62,7 +62,8 @@ class ParamTable:
         if (strict and theirs.shape != mine.shape) or theirs.count != mine.count:
             raise ShapeError(f"shares parameter '{name}' with layer '{owner_name}' but the "
                              f"shapes differ: {tuple(theirs.shape)} there, "
-                             f"{tuple(mine.shape)} here", layer=lp.name, layer_type=lp.type)
+                             f"{tuple(mine.shape)} here", layer=lp.name, layer_type=lp.type,
+                             field="param")
         for field in ("lr_mult", "decay_mult"):
             if not spec.HasField(field):
                 continue
@@ -70,7 +71,7 @@ class ParamTable:
             if self._set[(name, field)] and current != value:
                 raise NetError(f"shared parameter '{name}' has {field} {value:g} here but "
                                f"{current:g} in its owner layer '{owner_name}'; make them "
-                               "equal", layer=lp.name, layer_type=lp.type)
+                               "equal", layer=lp.name, layer_type=lp.type, field="param")
             setattr(learnable, field, value)
             self._set[(name, field)] = True
         if strict:
