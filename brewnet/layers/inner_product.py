@@ -26,7 +26,8 @@ class InnerProduct(Layer):
     def setup(self, bottom: list[Blob], top: list[Blob]) -> None:
         ip = self.param.inner_product_param
         if ip.num_output == 0:
-            raise self.error("inner_product_param.num_output must be set to a positive number")
+            raise self.error("inner_product_param.num_output must be set to a positive number",
+                             field="inner_product_param.num_output")
         self.num_output = int(ip.num_output)
         self.bias_term = bool(ip.bias_term)
         self.transpose = bool(ip.transpose)

@@ -66,11 +66,12 @@ def test_building_a_solver_opens_each_prototxt_once(tmp_path, monkeypatch):
 
 def test_errors_in_a_net_read_once_are_still_located(tmp_path):
     """The net file's positions travel with its NetParameter: a bad layer setting in it is
-    reported at its file:line, though the solver did not read the file again."""
+    reported at its file:line:col (the num_output field), though the solver did not read the
+    file again."""
     net = tmp_path / "net.prototxt"
     net.write_text(NET.replace("num_output: 2", "num_output: 0"))
     solver_file = tmp_path / "solver.prototxt"
     solver_file.write_text(SOLVER.format(net=net))
     with pytest.raises(BrewnetError) as caught:
         brewnet.get_solver(str(solver_file))
-    assert caught.value.file == str(net) and caught.value.line == 4
+    assert (caught.value.file, caught.value.line, caught.value.col) == (str(net), 5, 25)
