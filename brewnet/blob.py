@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from .backend import default_xp
-from .errors import ShapeError
+from .errors import ShapeError, pycaffe_kind
 
 MAX_AXES = 32
 MAX_COUNT = 2**31 - 1  # Caffe counts values in an int
@@ -103,10 +103,17 @@ class Blob:
     def reshape(self, *dims: int | Sequence[int]) -> None:
         """Change the shape; the arrays are reallocated (zeroed) only when it changes.
 
-        Accepts ``reshape(64, 1, 28, 28)`` (pycaffe) and ``reshape((64, 1, 28, 28))``.
+        Accepts ``reshape(64, 1, 28, 28)`` (pycaffe) and ``reshape((64, 1, 28, 28))``. A
+        dimension that is not an integer (2.5, "2") is a TypeError, as in pycaffe, rather
+        than a size silently truncated.
         """
-        if len(dims) == 1 and not isinstance(dims[0], int | np.integer):
+        if len(dims) == 1 and hasattr(dims[0], "__len__"):
             dims = tuple(dims[0])
+        for d in dims:
+            if not isinstance(d, int | np.integer):
+                raise pycaffe_kind(ShapeError, TypeError)(
+                    f"Blob.reshape{tuple(dims)}: dimension {d!r} is a {type(d).__name__}; "
+                    "give whole numbers (int(...) a computed size first)")
         shape = checked_shape(dims)
         if shape != self._data.shape:
             self._data = self._xp.zeros(shape, dtype=np.float32)

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import NetError
+from .errors import NetError, pycaffe_kind
 from .layers.registry import keeps_coordinates
 from .netspec import Top, layers
 from .netspec.spec import Function
@@ -178,9 +178,10 @@ def _exact_from_to(top_from: Top, top_to: Top) -> Map:
     for ancestor, to_map in _maps_to(top_to).items():  # nearest common ancestor first
         if ancestor in from_maps:
             return compose(to_map, inverse(from_maps[ancestor]))
-    raise NetError(f"no coordinate map from {_describe(top_from)} to {_describe(top_to)}: they "
-                   "share no input reachable through Convolution, Deconvolution, Pooling, Crop "
-                   "and element-wise layers")
+    raise pycaffe_kind(NetError, RuntimeError)(  # as pycaffe's coord_map_from_to
+        f"no coordinate map from {_describe(top_from)} to {_describe(top_to)}: they share no "
+        "input reachable through Convolution, Deconvolution, Pooling, Crop and element-wise "
+        "layers")
 
 
 def coord_map_from_to(top_from: Top, top_to: Top) -> Map:
@@ -195,15 +196,16 @@ def crop(top_from: Top, top_to: Top) -> Top:
     ``crop(upscore, data)``): the offsets are where ``top_to``'s origin lies in ``top_from``."""
     axis, scale, shift = _exact_from_to(top_from, top_to)
     what = f"cannot crop {_describe(top_from)} to {_describe(top_to)}"
+    refused = pycaffe_kind(NetError, AssertionError)  # pycaffe's crop asserts these three
     if any(a != 1 for a in scale):
-        raise NetError(f"{what}: their scales differ (factor {_text(scale)}); upsample or "
-                       "downsample one of them first")
+        raise refused(f"{what}: their scales differ (factor {_text(scale)}); upsample or "
+                      "downsample one of them first")
     if any(b > 0 for b in shift):
-        raise NetError(f"{what}: it would need a negative offset ({_text(-shift)}); the top to "
-                       "crop must cover the other, so pad its input more")
+        raise refused(f"{what}: it would need a negative offset ({_text(-shift)}); the top to "
+                      "crop must cover the other, so pad its input more")
     if any(b.denominator != 1 for b in shift):
-        raise NetError(f"{what}: the offset {_text(-shift)} is not a whole number of pixels; "
-                       "adjust kernel sizes or padding so the centres align")
+        raise refused(f"{what}: the offset {_text(-shift)} is not a whole number of pixels; "
+                      "adjust kernel sizes or padding so the centres align")
     offsets = [int(-b) for b in shift]
     return layers.Crop(top_from, top_to,
                        crop_param=dict(axis=2 if axis is None else axis + 1, offset=offsets))

@@ -16,7 +16,7 @@ import numpy as np
 
 from . import io
 from .classifier import input_transformer
-from .errors import BrewnetError
+from .errors import BrewnetError, pycaffe_kind
 from .net import TEST, Net
 
 
@@ -57,11 +57,12 @@ class Detector(Net):
                 for (name, window), prediction in zip(found, predictions, strict=True)]
 
     def detect_selective_search(self, image_fnames: Sequence[str]) -> list[dict[str, Any]]:
-        """Refused: pycaffe runs the MATLAB selective_search_ijcv_with_python package here."""
-        raise BrewnetError("detect_selective_search needs selective_search_ijcv_with_python "
-                           "(MATLAB), which brewnet does not support; compute windows with a "
-                           "proposal method of your choice and call detect_windows([(file, "
-                           "windows), ...])")
+        """Refused: pycaffe runs the MATLAB selective_search_ijcv_with_python package here
+        (an ImportError there without it, so this is one too)."""
+        raise pycaffe_kind(BrewnetError, ImportError)(
+            "detect_selective_search needs selective_search_ijcv_with_python (MATLAB), which "
+            "brewnet does not support; compute windows with a proposal method of your choice "
+            "and call detect_windows([(file, windows), ...])")
 
     def crop(self, im: np.ndarray, window: Sequence[int]) -> np.ndarray:
         """The H×W×K crop of ``window`` (ymin, xmin, ymax, xmax; max exclusive). With

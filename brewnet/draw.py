@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from . import rng
-from .errors import BrewnetError, ParseError
+from .errors import BrewnetError, NetError, ParseError, pycaffe_kind
 from .fileio import atomic_write
 from .log import log
 from .net.compiler import compile_net
@@ -61,16 +61,22 @@ def get_edge_label(layer: caffe_pb2.LayerParameter) -> str:
 
 
 def get_layer_lr_mult(layer: caffe_pb2.LayerParameter) -> tuple[float, float]:
-    """The (weight, bias) learning-rate multipliers of a layer's first two parameters; each is
-    1 unless its ParamSpec says otherwise, and the bias one is 0 when the layer has no bias."""
+    """The (weight, bias) learning-rate multipliers of a Convolution, Deconvolution or
+    InnerProduct layer; each is 1 unless its ParamSpec says otherwise, and the bias one is 0
+    when the layer has no bias. Other layers are a ValueError, as in pycaffe's draw.py."""
+    not_parametric = pycaffe_kind(NetError, ValueError)
+    if layer.type not in _PARAMETRIC:
+        raise not_parametric(f"{layer.type} layers do not have a learning rate multiplier; "
+                             f"only {', '.join(_PARAMETRIC)} layers do",
+                             layer=layer.name, layer_type=layer.type)
+    if len(layer.param) > 2:
+        raise not_parametric(f"has {len(layer.param)} param specs; a {layer.type} layer has "
+                             "two parameters (weights, bias), so give at most two",
+                             layer=layer.name, layer_type=layer.type)
     weight = layer.param[0].lr_mult if len(layer.param) > 0 else 1.0
     bias = layer.param[1].lr_mult if len(layer.param) > 1 else 1.0
-    if layer.type in ("Convolution", "Deconvolution"):
-        has_bias = layer.convolution_param.bias_term
-    elif layer.type == "InnerProduct":
-        has_bias = layer.inner_product_param.bias_term
-    else:
-        has_bias = True
+    has_bias = (layer.inner_product_param if layer.type == "InnerProduct"
+                else layer.convolution_param).bias_term
     return float(weight), float(bias) if has_bias else 0.0
 
 

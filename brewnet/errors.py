@@ -7,6 +7,8 @@ prints ``str(error)`` as one line.
 
 from __future__ import annotations
 
+import functools
+
 
 class BrewnetError(Exception):
     """Base of every error brewnet raises on purpose.
@@ -104,3 +106,12 @@ class SolverError(BrewnetError):
 class DivergenceError(SolverError):
     """Training produced a non-finite loss or parameter: names the iteration and the first
     layer whose output went non-finite."""
+
+
+@functools.cache
+def pycaffe_kind(kind: type[BrewnetError], builtin: type[Exception]) -> type[BrewnetError]:
+    """``kind`` that is also ``builtin``, for the places where pycaffe raises a built-in
+    exception: code written for pycaffe (``except TypeError``, ``assertRaises(ValueError)``)
+    keeps catching it, and brewnet code catching ``kind`` does too. One class per pair."""
+    return type(f"{kind.__name__}({builtin.__name__})", (kind, builtin),
+                {"__module__": __name__, "__doc__": kind.__doc__})

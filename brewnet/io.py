@@ -17,7 +17,7 @@ from google.protobuf.message import DecodeError
 
 from .data.datum import array_to_datum, datum_to_array
 from .data.image import import_pillow
-from .errors import BrewnetError, DataError, WeightsError
+from .errors import BrewnetError, DataError, WeightsError, pycaffe_kind
 from .net import weights as _weights
 from .proto import caffe_pb2
 
@@ -225,17 +225,18 @@ class Transformer:
         resized to the input when its size differs."""
         shape = self._check_input(in_)
         mean = np.asarray(mean, dtype=np.float32)
+        bad_mean = pycaffe_kind(BrewnetError, ValueError)  # pycaffe's set_mean: ValueError
         if mean.ndim == 1:
             if mean.shape[0] != shape[1]:
-                raise BrewnetError(f"mean has {mean.shape[0]} channels but the input has "
-                                   f"{shape[1]}", blob=in_)
+                raise bad_mean(f"mean has {mean.shape[0]} channels but the input has "
+                               f"{shape[1]}", blob=in_)
             mean = mean[:, None, None]
         else:
             if mean.ndim == 2:
                 mean = mean[None]
             if mean.ndim != 3 or mean.shape[0] != shape[1]:
-                raise BrewnetError(f"mean of shape {mean.shape} does not fit the input "
-                                   f"{shape}: give (channels,) or (channels, H, W)", blob=in_)
+                raise bad_mean(f"mean of shape {mean.shape} does not fit the input "
+                               f"{shape}: give (channels,) or (channels, H, W)", blob=in_)
             if mean.shape[1:] != shape[2:]:
                 mean = _resize(mean, shape[2:], 1, 1)
         self.mean[in_] = mean

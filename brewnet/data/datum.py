@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 from google.protobuf.message import DecodeError
 
-from ..errors import DataError
+from ..errors import DataError, pycaffe_kind
 from ..proto import caffe_pb2
 from .image import decode_image, image_is_color
 
@@ -110,7 +110,8 @@ def decode_batch(records: list[tuple[bytes, bytes]], where: str
 def array_to_datum(array: np.ndarray, label: int | None = None) -> caffe_pb2.Datum:
     """A Datum from a (C, H, W) array: uint8 arrays as bytes, anything else as float_data."""
     if array.ndim != 3:
-        raise ValueError(f"a Datum holds a (C, H, W) array; got shape {array.shape}")
+        raise pycaffe_kind(DataError, ValueError)(
+            f"a Datum holds a (C, H, W) array; got shape {array.shape}")
     datum = caffe_pb2.Datum(channels=array.shape[0], height=array.shape[1],
                             width=array.shape[2])
     if array.dtype == np.uint8:

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from ..blob import Blob
+from ..errors import NetError, pycaffe_kind
 from ..log import log
 from .base import Layer
 from .registry import register
@@ -52,11 +53,11 @@ class MemoryData(Layer):
         self._check_array(data, "data", (self.channels, self.height, self.width))
         self._check_array(labels, "labels", (1, 1, 1))
         if data.shape[0] != labels.shape[0]:
-            raise self.error(f"data and labels arrays must have the same first dimension "
-                             f"({data.shape[0]} vs {labels.shape[0]})")
+            raise self._refused(f"data and labels arrays must have the same first dimension "
+                                f"({data.shape[0]} vs {labels.shape[0]})")
         if data.shape[0] == 0 or data.shape[0] % self.batch_size:
-            raise self.error(f"the arrays' first dimension {data.shape[0]} must be a positive "
-                             f"multiple of batch_size {self.batch_size}")
+            raise self._refused(f"the arrays' first dimension {data.shape[0]} must be a positive "
+                                f"multiple of batch_size {self.batch_size}")
         if self.param.HasField("transform_param"):
             log.warning(f"layer '{self.name}' (MemoryData) does not transform array data on "
                         "reset; transform_param is ignored")
@@ -67,16 +68,21 @@ class MemoryData(Layer):
         if not isinstance(arr, np.ndarray):
             raise self.error(f"{what} array must be a numpy.ndarray, not {type(arr).__name__}")
         if arr.ndim != 4:
-            raise self.error(f"{what} array must be 4-d, got shape {arr.shape}")
+            raise self._refused(f"{what} array must be 4-d, got shape {arr.shape}")
         if arr.dtype != np.float32:
-            raise self.error(f"{what} array must be float32, got {arr.dtype}; use "
-                             ".astype(numpy.float32)")
+            raise self._refused(f"{what} array must be float32, got {arr.dtype}; use "
+                                ".astype(numpy.float32)")
         if not arr.flags.c_contiguous:
-            raise self.error(f"{what} array must be C contiguous; use "
-                             "numpy.ascontiguousarray")
+            raise self._refused(f"{what} array must be C contiguous; use "
+                                "numpy.ascontiguousarray")
         if arr.shape[1:] != trailing:
-            raise self.error(f"{what} array has shape {arr.shape}; its (channels, height, "
-                             f"width) must be {trailing}")
+            raise self._refused(f"{what} array has shape {arr.shape}; its (channels, height, "
+                                f"width) must be {trailing}")
+
+    def _refused(self, message: str) -> NetError:
+        """set_input_arrays' refusal, a RuntimeError too, as pycaffe's (_caffe.cpp)."""
+        return pycaffe_kind(NetError, RuntimeError)(message, layer=self.name,
+                                                    layer_type=self.type)
 
     def reshape(self, bottom: list[Blob], top: list[Blob]) -> None:
         """Nothing: the shapes are fixed by memory_data_param."""

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import NetError, ShapeError
+from ..errors import NetError, ShapeError, pycaffe_kind
 from ..log import log
 from ..proto import caffe_pb2
 from ..proto.positions import Node, read_positions
@@ -207,24 +207,40 @@ class Net(PlanViews, WeightFiles, WholeDatasetPasses):
         if set(arrays) != set(allowed):
             raise NetError(f"the keyword arrays {sorted(arrays)} must name exactly the net's "
                            f"{what} {sorted(allowed)}")
+        # pycaffe copies with ``blob.data[...] = array``, where numpy raises ValueError.
+        misfit = pycaffe_kind(ShapeError, ValueError)
         for name, value in arrays.items():
             blob = self.blobs[name]
+            target = getattr(blob, field)
+            value = value if hasattr(value, "dtype") else np.asarray(value)
+            if value.dtype.kind not in "biuf":  # bool, int, unsigned, float
+                raise pycaffe_kind(NetError, ValueError)(
+                    f"array for '{name}' has dtype {value.dtype} and shape "
+                    f"{tuple(value.shape)}; the blob holds float32 numbers of shape "
+                    f"{tuple(target.shape)}: give a numeric array (np.asarray(x, np.float32))",
+                    blob=name)
             value = np.asarray(value) if blob.xp is np else blob.xp.asarray(value)
-            if value.shape[:1] != tuple(blob.data.shape[:1]):
-                raise ShapeError(f"array for '{name}' has batch size {value.shape[:1]} but "
-                                 f"the blob has shape {tuple(blob.data.shape)}; reshape the "
-                                 "blob first (net.blobs[name].reshape(...); net.reshape())",
-                                 blob=name)
-            getattr(blob, field)[...] = value
+            if value.shape[:1] != tuple(target.shape[:1]):
+                raise misfit(f"array for '{name}' has batch size {value.shape[:1]} but "
+                             f"the blob has shape {tuple(blob.data.shape)}; reshape the "
+                             "blob first (net.blobs[name].reshape(...); net.reshape())",
+                             blob=name)
+            try:
+                target[...] = value
+            except ValueError:  # numpy could not broadcast the array to the blob's shape
+                raise misfit(f"array for '{name}' has shape {tuple(value.shape)} but the blob "
+                             f"has shape {tuple(target.shape)}; give an array of the blob's "
+                             "shape, or reshape the blob first (net.blobs[name].reshape(...); "
+                             "net.reshape())", blob=name) from None
 
     def set_input_arrays(self, data: Any, labels: Any) -> None:
         """pycaffe's: give the net's first layer, which must be MemoryData, the arrays it
         serves batch by batch."""
         first = self.layers[0] if self.layers else None
         if first is None or first.type != "MemoryData":
-            raise NetError("set_input_arrays needs a MemoryData layer as the net's first "
-                           f"layer; net '{self.name}' starts with "
-                           f"{first.type if first else 'no layer'}")
+            raise pycaffe_kind(NetError, RuntimeError)(  # as pycaffe's (_caffe.cpp)
+                "set_input_arrays needs a MemoryData layer as the net's first layer; net "
+                f"'{self.name}' starts with {first.type if first else 'no layer'}")
         first.reset(data, labels)
 
     def reshape(self) -> None:

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from ..errors import NetError
+from ..errors import NetError, pycaffe_kind
 from ..proto import caffe_pb2
 
 
@@ -27,8 +27,9 @@ def layer_included(layer: caffe_pb2.LayerParameter, state: caffe_pb2.NetState) -
     """Caffe's rule: no include rules means included; any met exclude rule drops the layer;
     any met include rule keeps it."""
     if len(layer.include) and len(layer.exclude):
-        raise NetError("has both include and exclude rules; Caffe allows only one kind "
-                       "per layer", layer=layer.name, layer_type=layer.type)
+        raise pycaffe_kind(NetError, ValueError)(  # pycaffe's draw.py: ValueError
+            "has both include and exclude rules; Caffe allows only one kind per layer",
+            layer=layer.name, layer_type=layer.type)
     if len(layer.include):
         return any(state_meets_rule(state, r) for r in layer.include)
     return not any(state_meets_rule(state, r) for r in layer.exclude)

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from ..errors import NetError
+from ..errors import NetError, pycaffe_kind
 from ..layers.registry import param_fields
 from ..proto import caffe_pb2
 from .assign import assign_proto, suggest
@@ -44,8 +44,12 @@ class Function:
         self.type_name = type_name
         for i, bottom in enumerate(inputs):
             if not isinstance(bottom, Top):
-                raise NetError(f"{type_name} layer: bottom {i} is a {type(bottom).__name__}, "
-                               "not a Top (pass layer outputs, or unpack ntop>1 tuples)")
+                fix = ("unpack the tuple of Tops a layer with ntop>1 returns (a, b = ...)"
+                       if isinstance(bottom, tuple) else
+                       "pass a layer's output (a Top such as n.data), not its name or value")
+                # pycaffe's text (net_spec.py, Function.__init__), then the fix
+                raise pycaffe_kind(NetError, TypeError)(
+                    f"{type_name} input {i} is not a Top (type is {type(bottom)}); {fix}")
         self.inputs = tuple(inputs)
         params = dict(params)
         self.ntop = int(params.pop("ntop", 1))

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import WeightsError
+from ..errors import WeightsError, pycaffe_kind
 from . import caffe_pb2
 
 _LEGACY = ("num", "channels", "height", "width")
@@ -44,7 +44,10 @@ def blobproto_to_array(bp: caffe_pb2.BlobProto, diff: bool = False) -> np.ndarra
     single, double = (bp.diff, bp.double_diff) if diff else (bp.data, bp.double_data)
     values = np.asarray(double if len(double) else single, dtype=np.float32)
     expected = int(np.prod(shape, dtype=np.int64))
-    if values.size != expected:
-        raise WeightsError(f"blob declares shape {shape} ({expected} values) but holds "
-                           f"{values.size}")
+    if values.size != expected:  # pycaffe's reshape raises ValueError here
+        error = pycaffe_kind(WeightsError, ValueError)
+        if not shape and not bp.HasField("shape"):
+            raise error(f"blob holds {values.size} values but declares no shape; set its "
+                        "shape.dim (or legacy num/channels/height/width)")
+        raise error(f"blob declares shape {shape} ({expected} values) but holds {values.size}")
     return values.reshape(shape)

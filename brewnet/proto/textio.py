@@ -15,7 +15,7 @@ from typing import TypeVar
 from google.protobuf import text_format
 from google.protobuf.message import Message
 
-from ..errors import ParseError
+from ..errors import ParseError, pycaffe_kind
 from ..fileio import atomic_write
 from . import caffe_pb2
 from .binaryio import read_binary, read_net_binary, write_binary
@@ -126,13 +126,15 @@ def read_text(path: str | os.PathLike, message_cls_or_instance: type[M] | M) -> 
 
 def _read_source(path: str) -> str:
     """The text of the prototxt at ``path``; ParseError if it cannot be read as text."""
+    # pycaffe's Net raises RuntimeError("Could not open file ...") (_caffe.cpp, CheckFile)
+    unopened = pycaffe_kind(ParseError, RuntimeError)
     try:
         with open(path, "rb") as f:
             raw = f.read()
     except OSError as e:
-        raise ParseError(f"cannot open file: {e.strerror or e}", path) from None
+        raise unopened(f"cannot open file: {e.strerror or e}", path) from None
     except ValueError:  # open() refuses a path with a NUL byte before asking the system
-        raise ParseError("cannot open file: the path holds a NUL byte", path) from None
+        raise unopened("cannot open file: the path holds a NUL byte", path) from None
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:

@@ -27,7 +27,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ..backend import to_numpy
-from ..errors import SolverError
+from ..errors import SolverError, pycaffe_kind
 from ..log import log
 from ..net import Net
 from ..proto import caffe_pb2
@@ -241,6 +241,10 @@ class Solver(UpdateStep, PeriodicTests, Snapshots, DivergenceGuard):
 
     def step(self, iters: int) -> None:
         """Run ``iters`` iterations, with the tests, display and snapshots that fall in them."""
+        if not isinstance(iters, int | np.integer):  # pycaffe's step(int) raises TypeError
+            raise pycaffe_kind(SolverError, TypeError)(
+                f"step({iters!r}): the number of iterations is a {type(iters).__name__}; "
+                "give an int, e.g. step(2)")
         p = self.param
         start_iter, stop_iter = self.iter, self.iter + int(iters)
         self._losses, self._smoothed_loss = [], np.float32(0)

@@ -155,7 +155,8 @@ def test_unknown_kwarg_names_layer_type_and_suggests():
         L.Pooling(pool="MAXX")
     with pytest.raises(NetError, match="weight_filler is a FillerParameter message"):
         L.InnerProduct(weight_filler="xavier")
-    with pytest.raises(NetError, match="bottom 0 is a str"):
+    with pytest.raises(TypeError, match=r"ReLU input 0 is not a Top \(type is <class 'str'>\); "
+                                        "pass a layer's output"):
         L.ReLU("data")
 
 
