@@ -5,6 +5,7 @@ This module is pycaffe's facade, so ``import brewnet as caffe`` runs pycaffe cod
 (``L``/``P``) and ``to_proto``, ``Layer`` for Python layers, ``io``, ``Classifier``,
 ``Detector``, ``draw``, ``coord_map``, ``proto.caffe_pb2``, ``Timer``, ``init_log``/``log``
 and the global settings (``set_mode_cpu``, ``set_random_seed``, ``set_solver_count``...).
+brewnet adds ``allow_python_layers(True)``, the process-wide opt-in for Python layers.
 """
 
 from importlib import import_module
@@ -26,6 +27,7 @@ from .blob import Blob
 from .classifier import Classifier
 from .detector import Detector
 from .errors import BrewnetError
+from .layers.python_layer import allow_python_layers
 from .layers.registry import layer_type_list
 from .log import init_log
 from .net import TEST, TRAIN, Net
@@ -59,8 +61,9 @@ def __getattr__(name: str) -> ModuleType:
 __all__ = [
     "AdaDeltaSolver", "AdaGradSolver", "AdamSolver", "Blob", "BrewnetError", "Classifier",
     "Detector", "Layer", "Net", "NesterovSolver", "NetSpec", "RMSPropSolver", "SGDSolver",
-    "Solver", "TEST", "TRAIN", "Timer", "__version__", "coord_map", "draw", "get_solver",
-    "has_nccl", "init_log", "io", "layer_type_list", "layers", "log", "params", "proto",
-    "set_device", "set_mode_cpu", "set_mode_gpu", "set_multiprocess", "set_random_seed",
-    "set_solver_count", "set_solver_rank", "solver_count", "solver_rank", "to_proto",
+    "Solver", "TEST", "TRAIN", "Timer", "__version__", "allow_python_layers", "coord_map",
+    "draw", "get_solver", "has_nccl", "init_log", "io", "layer_type_list", "layers", "log",
+    "params", "proto", "set_device", "set_mode_cpu", "set_mode_gpu", "set_multiprocess",
+    "set_random_seed", "set_solver_count", "set_solver_rank", "solver_count", "solver_rank",
+    "to_proto",
 ]

@@ -3,17 +3,19 @@ the class with ``python_param { module layer param_str }``; the class subclasses
 ``brewnet.Layer`` (pycaffe's ``caffe.Layer``) and this wrapper drives it through the net.
 
 A prototxt naming a Python layer runs arbitrary code when it is loaded, so the net builds one
-only when the caller opts in (``allow_python_layers=True``); :func:`python_layer_refusal`
-is the error otherwise.
+only when the caller opts in: per net or solver (``allow_python_layers=True``), for the whole
+process (:func:`allow_python_layers`, or ``BREWNET_ALLOW_PYTHON_LAYERS=1`` in the environment,
+for scripts one cannot edit); :func:`python_layer_refusal` is the error otherwise.
 """
 
 from __future__ import annotations
 
 import importlib
+import os
 from typing import Any
 
 from ..blob import Blob
-from ..errors import NetError
+from ..errors import BrewnetError, NetError
 from ..proto import caffe_pb2
 from ..pylayer import BlobVec
 from ..pylayer import Layer as UserLayer
@@ -22,8 +24,29 @@ from .registry import register
 
 PYTHON_TYPE = "Python"
 
-OPT_IN = ("Net(..., allow_python_layers=True), get_solver(..., allow_python_layers=True) "
-          "or `brewnet solve --allow-python-layers`")
+ENV_VAR = "BREWNET_ALLOW_PYTHON_LAYERS"
+OPT_IN = ("Net(..., allow_python_layers=True), get_solver(..., allow_python_layers=True), "
+          "`brewnet solve --allow-python-layers`, or for a whole script "
+          f"brewnet.allow_python_layers(True) or the environment variable {ENV_VAR}=1")
+
+_granted = False  # allow_python_layers(True) was called
+
+
+def allow_python_layers(allow: bool = True) -> None:
+    """Let every net this process builds run Python layers (``False`` withdraws it), for a
+    script whose Net and get_solver calls should stay as pycaffe wrote them."""
+    global _granted
+    _granted = bool(allow)
+
+
+def python_layers_allowed() -> bool:
+    """Whether the process granted Python layers: :func:`allow_python_layers` or
+    ``BREWNET_ALLOW_PYTHON_LAYERS=1``; any value but 1, 0 or empty is an error."""
+    value = os.environ.get(ENV_VAR, "").strip()
+    if value not in ("", "0", "1"):
+        raise BrewnetError(f"the environment variable {ENV_VAR} is {value!r}; set it to 1 to "
+                           "allow Python layers, or to 0 (or unset it) to refuse them")
+    return _granted or value == "1"
 
 
 def python_layer_refusal(lp: caffe_pb2.LayerParameter) -> NetError:

@@ -14,7 +14,7 @@ import difflib
 from ..blob import Blob
 from ..errors import BrewnetError, NetError, WeightsError
 from ..layers.base import Layer
-from ..layers.python_layer import PYTHON_TYPE, python_layer_refusal
+from ..layers.python_layer import PYTHON_TYPE, python_layer_refusal, python_layers_allowed
 from ..layers.registry import layer_class
 from ..log import log
 from ..proto import caffe_pb2
@@ -131,7 +131,8 @@ class _Compiler:
         self.plan.problems.append(error)
 
     def _layer_class(self, lp: caffe_pb2.LayerParameter) -> type[Layer]:
-        if lp.type == PYTHON_TYPE and not self.allow_python_layers:
+        if lp.type == PYTHON_TYPE and not (self.allow_python_layers
+                                           or python_layers_allowed()):
             raise python_layer_refusal(lp)
         try:
             return layer_class(lp.type)

@@ -12,7 +12,7 @@ from google.protobuf import text_format
 
 import brewnet
 from brewnet.cli import main as cli
-from brewnet.errors import NetError
+from brewnet.errors import BrewnetError, NetError
 from brewnet.layers.python_layer import PythonLayer
 from brewnet.net import TEST, TRAIN, Net
 from brewnet.proto import caffe_pb2
@@ -150,9 +150,50 @@ def test_refused_without_the_opt_in(pymodule):
     with pytest.raises(NetError) as e:
         Net(net_param(), TRAIN)
     msg = str(e.value)
-    for part in ("scale", MODULE, "Scale", "allow_python_layers=True", "--allow-python-layers"):
+    for part in ("scale", MODULE, "Scale", "allow_python_layers=True", "--allow-python-layers",
+                 "brewnet.allow_python_layers(True)", "BREWNET_ALLOW_PYTHON_LAYERS=1"):
         assert part in msg
     assert MODULE not in sys.modules
+
+
+@pytest.fixture
+def process_grant(monkeypatch):
+    """No process-wide grant before the test, and none left after it."""
+    monkeypatch.delenv("BREWNET_ALLOW_PYTHON_LAYERS", raising=False)
+    brewnet.allow_python_layers(False)
+    yield
+    brewnet.allow_python_layers(False)
+
+
+def test_environment_variable_grants_the_whole_process(pymodule, process_grant, monkeypatch):
+    """BREWNET_ALLOW_PYTHON_LAYERS=1 lets unchanged pycaffe code (Net(file, phase), no
+    keyword) build Python layers; 0 refuses, as unset does."""
+    monkeypatch.setenv("BREWNET_ALLOW_PYTHON_LAYERS", "1")
+    assert Net(net_param(), TRAIN).layers[2].type == "Python"
+    monkeypatch.setenv("BREWNET_ALLOW_PYTHON_LAYERS", "0")
+    with pytest.raises(NetError, match="BREWNET_ALLOW_PYTHON_LAYERS=1"):
+        Net(net_param(), TRAIN)
+
+
+def test_environment_variable_with_another_value_is_an_error(pymodule, process_grant,
+                                                              monkeypatch):
+    """A value other than 1, 0 or empty ("yes") is neither silently a grant nor a refusal:
+    the error names the variable, its value and the values it takes."""
+    monkeypatch.setenv("BREWNET_ALLOW_PYTHON_LAYERS", "yes")
+    with pytest.raises(BrewnetError, match="BREWNET_ALLOW_PYTHON_LAYERS is 'yes'; set it to 1"):
+        Net(net_param(), TRAIN)
+    assert MODULE not in sys.modules
+
+
+def test_allow_python_layers_grants_until_withdrawn(pymodule, process_grant):
+    """brewnet.allow_python_layers(True) grants every later net and solver of the process;
+    allow_python_layers(False) withdraws it (a net's own keyword still grants)."""
+    brewnet.allow_python_layers(True)
+    assert Net(net_param(), TRAIN).layers[2].type == "Python"
+    brewnet.allow_python_layers(False)
+    with pytest.raises(NetError, match="opt in"):
+        Net(net_param(), TRAIN)
+    assert Net(net_param(), TRAIN, allow_python_layers=True).layers[2].type == "Python"
 
 
 @pytest.mark.parametrize(("module", "cls", "needle"), [
