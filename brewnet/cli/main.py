@@ -15,6 +15,7 @@ import sys
 from collections.abc import Sequence
 
 from ..errors import BrewnetError
+from ..log import also_log_to_stderr
 
 _CAFFE_FLAG = re.compile(r"^-([A-Za-z][A-Za-z0-9_]+)(=.*)?$")
 
@@ -45,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = normalize_flags(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    also_log_to_stderr()  # as Caffe's tool: with GLOG_log_dir, the terminal still shows all
     try:
         return args.func(args)
     except BrewnetError as e:
