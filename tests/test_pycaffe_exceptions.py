@@ -84,7 +84,29 @@ def test_transformer_mean_that_does_not_fit_is_value_error():
                                     np.zeros((1, 1, 3, 4, 4)))
 
 
+def test_transformer_refusals_are_exceptions():
+    """io.py:119, io.py:200 and io.py:218 raise plain Exception (an unknown input, a
+    transpose or channel swap of the wrong length): a BrewnetError is one."""
+    t = caffe.io.Transformer({"data": (1, 3, 4, 4)})
+    for call in (lambda: t.set_raw_scale("image", 255), lambda: t.set_transpose("data", (1, 0)),
+                 lambda: t.set_channel_swap("data", (1, 0))):
+        with pytest.raises(Exception) as info:  # noqa: B017 - pycaffe's own type
+            call()
+        assert isinstance(info.value, BrewnetError)
+
+
 # -- pycaffe.py ----------------------------------------------------------------------------
+def test_forward_keywords_that_are_not_the_inputs_are_exceptions(tmp_path):
+    """pycaffe.py:123 and pycaffe.py:171 raise plain Exception when the keyword arrays are
+    not exactly the net's inputs (outputs for backward): a BrewnetError is one."""
+    net = input_net(tmp_path)
+    with pytest.raises(Exception, match="must name exactly") as info:
+        net.forward(image=np.zeros((2, 1, 3, 3), np.float32))
+    assert isinstance(info.value, NetError)
+    with pytest.raises(Exception, match="must name exactly"):
+        net.backward(data=np.zeros((2, 1, 3, 3), np.float32))
+
+
 def input_net(tmp_path: Path) -> caffe.Net:
     n = caffe.NetSpec()
     n.data = L.Input(shape=dict(dim=[2, 1, 3, 3]))
