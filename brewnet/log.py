@@ -102,14 +102,18 @@ def in_notebook_kernel() -> bool:
 class NotebookConsole(logging.StreamHandler):
     """The console in a notebook kernel, where glog's lines land with pycaffe: INFO lines to
     the process's stderr descriptor (the notebook server's terminal; the kernel redirects
-    ``sys.stderr`` into the cell), warnings and errors to ``sys.stderr``, so into the cell."""
+    ``sys.stderr`` into the cell), warnings and errors to ``sys.stderr``, so into the cell.
+    ipykernel 6 and later also pipe descriptor 2 into the cell and keep the terminal's as
+    ``_original_stdstream_copy`` on their stream; INFO lines go there then."""
 
     def emit(self, record: logging.LogRecord) -> None:
         if record.levelno >= logging.WARNING:
             super().emit(record)
             return
+        terminal = getattr(self.stream, "_original_stdstream_copy", None)
         try:
-            os.write(2, (self.format(record) + "\n").encode("utf-8", "replace"))
+            os.write(2 if terminal is None else terminal,
+                     (self.format(record) + "\n").encode("utf-8", "replace"))
         except Exception:  # logging's rule: a failed write never raises
             self.handleError(record)
 

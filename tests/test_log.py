@@ -181,6 +181,30 @@ def test_notebook_kernel_sends_info_to_fd_2_and_warnings_to_the_cell(
     assert severities(terminal) == "I" and "Creating layer conv1" in terminal
 
 
+def test_notebook_kernel_that_pipes_fd_2_into_the_cell(monkeypatch, capfd, own_handlers):
+    """ipykernel >= 6 pipes descriptor 2 into the cell too and keeps the terminal's
+    descriptor as ``sys.stderr._original_stdstream_copy``: INFO lines go to that one."""
+    monkeypatch.setitem(sys.modules, "ipykernel", types.ModuleType("ipykernel"))
+    ipython = types.ModuleType("IPython")
+    ipython.get_ipython = ZMQInteractiveShell
+    monkeypatch.setitem(sys.modules, "IPython", ipython)
+    read_end, write_end = os.pipe()
+    cell = io.StringIO()
+    cell._original_stdstream_copy = write_end
+    monkeypatch.setattr(sys, "stderr", cell)
+    try:
+        init_log(0, True)
+        own_handlers.info("Creating layer conv1")
+        own_handlers.warning("a warning for the cell")
+        os.close(write_end)
+        with os.fdopen(read_end) as terminal:
+            assert severities(terminal.read()) == "I"
+    finally:
+        monkeypatch.undo()
+        init_log(0, True)
+    assert severities(cell.getvalue()) == "W" and capfd.readouterr().err == ""
+
+
 def test_ipykernel_without_a_kernel_shell_is_not_a_notebook(monkeypatch):
     """ipykernel imported by a plain script, or IPython's terminal shell, is not a kernel."""
     monkeypatch.setitem(sys.modules, "ipykernel", types.ModuleType("ipykernel"))
