@@ -214,3 +214,42 @@ def test_ipykernel_without_a_kernel_shell_is_not_a_notebook(monkeypatch):
     ipython.get_ipython = lambda: type("TerminalInteractiveShell", (), {})()
     monkeypatch.setitem(sys.modules, "IPython", ipython)
     assert not in_notebook_kernel()
+
+
+
+KERNEL_CELL = """
+import brewnet as caffe
+caffe.log("INFO-LINE")
+caffe.log.get_logger().warning("WARN-LINE")
+"""
+
+
+@pytest.mark.slow
+def test_in_a_real_jupyter_kernel(tmp_path):
+    """End to end, in an ipykernel kernel (where installed; ipykernel 7 pipes fd 2 into the
+    cell): the cell shows the warning and not the INFO line, which the kernel process's
+    terminal gets."""
+    manager_module = pytest.importorskip("jupyter_client.manager")
+    pytest.importorskip("ipykernel")
+    terminal = tmp_path / "kernel_stderr.txt"
+    environ = {**os.environ, "PYTHONPATH": os.pathsep.join([*sys.path[1:], str(ROOT)])}
+    cell: list[str] = []
+
+    def shown(message: dict) -> None:
+        if message["msg_type"] == "stream":
+            cell.append(message["content"]["text"])
+
+    with terminal.open("w") as out:
+        manager = manager_module.KernelManager()
+        manager.start_kernel(env=environ, stdout=out, stderr=out)
+        client = manager.client()
+        try:
+            client.start_channels()
+            client.wait_for_ready(timeout=60)
+            reply = client.execute_interactive(KERNEL_CELL, timeout=60, output_hook=shown)
+        finally:
+            client.stop_channels()
+            manager.shutdown_kernel(now=True)
+    assert reply["content"]["status"] == "ok"
+    assert "WARN-LINE" in "".join(cell) and "INFO-LINE" not in "".join(cell)
+    assert "INFO-LINE" in terminal.read_text()
