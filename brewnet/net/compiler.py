@@ -68,6 +68,9 @@ class _Compiler:
             raise
         param_def, traced = insert_splits_traced(filter_net(param, state, kept))
         plan = self.plan = Plan(param.name, state.phase, self.file, param_def)
+        if not len(param.layer):  # Caffe would train it: two iterations of nothing
+            self._failed(NetError("the net defines no layers; is this the right (or a "
+                                  "complete) prototxt?", file=self.file))
         self.table = ParamTable(plan.slots, plan.learnable)
         # Each compiled layer's index in ``param`` (None for an added Split), and its block.
         self.origins = [kept[k] if k is not None else None for k in traced]
