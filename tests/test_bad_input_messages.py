@@ -9,9 +9,10 @@ import pytest
 
 from brewnet import TEST, Net
 from brewnet.cli.main import main
-from brewnet.errors import NetError
+from brewnet.errors import NetError, WeightsError
 from brewnet.proto import caffe_pb2
 from brewnet.solver import get_solver
+from brewnet.solver.snapshot import write_state
 
 NET = 'layer { name: "x" type: "Input" top: "x" input_param { shape { dim: 1 dim: 2 } } }\n'
 EMPTY = re.escape("defines no layers; is this the right (or a complete) prototxt?")
@@ -45,6 +46,31 @@ def test_solver_on_an_empty_net_does_not_train(files):
 def test_check_reports_an_empty_net(files, capsys):
     assert main(["check", "empty.prototxt"]) == 1
     assert re.search(f"brewnet: error: empty.prototxt: the net {EMPTY}", capsys.readouterr().err)
+
+
+def test_folder_as_weights_says_it_is_a_folder(files, capsys):
+    (files / "models").mkdir()
+    with pytest.raises(WeightsError, match="^models: is a folder, not a weights file; pass "
+                       "the .caffemodel inside it$"):
+        Net("net.prototxt", TEST, weights="models")
+    assert main(["test", "--model", "net.prototxt", "--weights", "models",
+                 "--iterations", "1"]) == 1
+    assert "models: is a folder" in capsys.readouterr().err
+
+
+def test_solverstate_as_weights_says_to_use_snapshot(files, capsys):
+    write_state("s_iter_7.solverstate", 7, "s_iter_7.caffemodel", 0, [])
+    message = ("s_iter_7.solverstate: this is a .solverstate (training state at iteration 7), "
+               "not weights; resume from it with --snapshot (Solver.restore) (or its weights, "
+               "s_iter_7.caffemodel, as weights)")
+    with pytest.raises(WeightsError) as info:
+        Net("net.prototxt", TEST, weights="s_iter_7.solverstate")
+    assert str(info.value) == message
+    (files / "solver.prototxt").write_text(
+        'net: "net.prototxt" base_lr: 0.1 lr_policy: "fixed" max_iter: 2 snapshot_prefix: "s"')
+    assert main(["solve", "--solver", "solver.prototxt", "--weights",
+                 "s_iter_7.solverstate"]) == 1
+    assert message in capsys.readouterr().err
 
 
 def test_a_caffemodel_still_loads(files):
