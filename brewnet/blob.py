@@ -7,7 +7,9 @@ a scalar loss is a 0-d blob, as in pycaffe.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 import numpy as np
@@ -31,6 +33,41 @@ def checked_shape(dims: Sequence[int]) -> tuple[int, ...]:
     return shape
 
 
+class AllocationBudget:
+    """Bytes the Blobs created or reshaped while it is ``active`` may hold (data and diff).
+    Once they would exceed ``limit``, every later Blob gets zero-cost stand-ins of its shape
+    (``allocated`` False) instead of arrays: the compiler builds a net under one, so a net
+    that cannot fit is measured rather than allocated (brewnet.net.memory)."""
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        self.used = 0
+        self.exceeded = False
+        self._held: dict[Blob, int] = {}
+
+    def admit(self, blob: Blob, nbytes: int) -> bool:
+        """Whether ``blob`` may allocate ``nbytes`` (replacing what it held)."""
+        held = self._held.get(blob, 0)
+        if self.exceeded or self.used - held + nbytes > self.limit:
+            self.exceeded = True
+            return False
+        self.used += nbytes - held
+        self._held[blob] = nbytes
+        return True
+
+    @contextmanager
+    def active(self) -> Iterator[AllocationBudget]:
+        """Apply the budget to the Blobs this thread allocates within the block."""
+        token = _BUDGET.set(self)
+        try:
+            yield self
+        finally:
+            _BUDGET.reset(token)
+
+
+_BUDGET: ContextVar[AllocationBudget | None] = ContextVar("brewnet_blob_budget", default=None)
+
+
 class Blob:
     """A named pair of arrays of one shape; ``data`` and ``diff`` are the arrays themselves,
     so writes into them (``blob.data[...] = x``) land in the net."""
@@ -39,8 +76,23 @@ class Blob:
 
     def __init__(self, shape: Sequence[int] = (), xp: Any = None):
         self._xp = xp if xp is not None else default_xp()
-        self._data = self._xp.zeros(checked_shape(shape), dtype=np.float32)
-        self._diff = self._xp.zeros(self._data.shape, dtype=np.float32)
+        self._data, self._diff = self._zeros(checked_shape(shape))
+
+    def _zeros(self, shape: tuple[int, ...]) -> tuple[Any, Any]:
+        """Zeroed data and diff arrays of ``shape``, or, past an active AllocationBudget,
+        writable stand-ins of that shape that hold one value each."""
+        budget = _BUDGET.get()
+        if budget is None or budget.admit(self, 2 * 4 * math.prod(shape)):
+            return (self._xp.zeros(shape, dtype=np.float32),
+                    self._xp.zeros(shape, dtype=np.float32))
+        strides = (0,) * len(shape)
+        return tuple(self._xp.lib.stride_tricks.as_strided(
+            self._xp.zeros(1, dtype=np.float32), shape, strides) for _ in range(2))
+
+    @property
+    def allocated(self) -> bool:
+        """False for the stand-in of a blob refused by an AllocationBudget."""
+        return self._data.size <= 1 or any(self._data.strides)
 
     # -- arrays -------------------------------------------------------------------------
     @property
@@ -116,8 +168,7 @@ class Blob:
                     "give whole numbers (int(...) a computed size first)")
         shape = checked_shape(dims)
         if shape != self._data.shape:
-            self._data = self._xp.zeros(shape, dtype=np.float32)
-            self._diff = self._xp.zeros(self._data.shape, dtype=np.float32)
+            self._data, self._diff = self._zeros(shape)
 
     def reshape_like(self, other: Blob) -> None:
         self.reshape(other._data.shape)

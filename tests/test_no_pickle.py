@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from google.protobuf import text_format
 
 from brewnet.data import cifar10, mnist
 from brewnet.data.transform import load_mean_file
@@ -135,7 +136,8 @@ def test_object_array_npy_never_unpickled(tmp_path):
         np.load(evil, allow_pickle=False)
     with pytest.raises(DataError, match="evil.npy"):
         load_mean_file(str(evil))
-    net = Net(caffe_pb2.NetParameter(), caffe_pb2.TEST)
+    one_input = 'layer { name: "x" type: "Input" top: "x" input_param { shape { dim: 1 } } }'
+    net = Net(text_format.Parse(one_input, caffe_pb2.NetParameter()), caffe_pb2.TEST)
     with pytest.raises(BrewnetError, match="evil.npy"):
         net.copy_from(evil)
     with pytest.raises(BrewnetError, match="evil.npy"):

@@ -1,8 +1,9 @@
 """``brewnet check NET_OR_SOLVER``: compile without running and list every problem.
 
 Prints each error and warning on stderr as one located line, then, on stdout, the blob shape
-table and the parameter count of each net; the exit status is 0 when no error was found
-(warnings allowed) and 1 otherwise. A solver file is checked itself, then each of its nets.
+table, the parameter count and the memory (with the largest blobs) of each net; the exit
+status is 0 when no error was found (warnings allowed) and 1 otherwise. A solver file is
+checked itself, then each of its nets.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from ..errors import BrewnetError
 from ..log import get_logger
 from ..proto import caffe_pb2
 from ..proto.positions import read_positions
-from .netargs import PHASES, split_list
+from .netargs import PHASES, add_memory_flag, split_list
 
 
 def _is_solver(path: str) -> bool:
@@ -77,6 +78,9 @@ def run(args: argparse.Namespace) -> int:
         for row in shape_table(c.net):
             print("  " + row)
         print(f"  parameters: {parameter_count(c.net):,}")
+        print(f"  memory: {c.memory.summary()}")
+        if c.memory.largest:
+            print(f"  largest: {c.memory.largest_text()}")
     print(f"{len(errors)} error(s), {len(warnings)} warning(s)")
     return 1 if errors else 0
 
@@ -92,4 +96,5 @@ def register(sub: argparse._SubParsersAction) -> None:
     check.add_argument("--stage", help="comma-separated NetState stages (a solver's train net)")
     check.add_argument("--weights", action="append", help="a .caffemodel to load into a net "
                        "file's net, checking its shapes (a solver uses its own `weights`)")
+    add_memory_flag(check)
     check.set_defaults(func=run)

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import pkgutil
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 from ..errors import BrewnetError
 from ..log import also_log_to_stderr
@@ -48,7 +50,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     also_log_to_stderr()  # as Caffe's tool: with GLOG_log_dir, the terminal still shows all
     try:
-        return args.func(args)
+        with _memory_limit_ignored(getattr(args, "ignore_memory_limit", False)):
+            return args.func(args)
     except BrewnetError as e:
         if args.debug:
             raise
@@ -68,6 +71,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"brewnet: internal error: {type(e).__name__}: {e} (run with --debug for the "
               "traceback)", file=sys.stderr)
         return 1
+
+
+@contextmanager
+def _memory_limit_ignored(ignored: bool) -> Iterator[None]:
+    """Run a command given ``--ignore-memory-limit`` with the environment variable that
+    every net it builds reads (the solver's nets too), restored afterwards."""
+    if not ignored:
+        yield
+        return
+    from ..net.memory import IGNORE_ENV  # noqa: PLC0415
+
+    before = os.environ.get(IGNORE_ENV)
+    os.environ[IGNORE_ENV] = "1"
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ[IGNORE_ENV]
+        else:
+            os.environ[IGNORE_ENV] = before
 
 
 if __name__ == "__main__":

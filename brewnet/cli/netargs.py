@@ -33,6 +33,15 @@ def add_net_arguments(p: argparse.ArgumentParser, default_phase: str) -> None:
     p.add_argument("--allow-python-layers", "--allow_python_layers",
                    dest="allow_python_layers", action="store_true",
                    help="let `type: \"Python\"` layers import and run the modules they name")
+    add_memory_flag(p)
+
+
+def add_memory_flag(p: argparse.ArgumentParser) -> None:
+    """``--ignore-memory-limit``: build nets that need more memory than is available (the
+    command runs with BREWNET_IGNORE_MEMORY_LIMIT set; see cli/main.py)."""
+    p.add_argument("--ignore-memory-limit", "--ignore_memory_limit", dest="ignore_memory_limit",
+                   action="store_true", help="build the nets even when they need more memory "
+                   "than the machine has available (refused by default, before allocating)")
 
 
 def open_net(args: argparse.Namespace, weights: str | None = None) -> tuple[Net, int | None]:

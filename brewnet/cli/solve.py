@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from ..errors import BrewnetError
 from ..log import log
 from .devices import choose_device
-from .netargs import split_list
+from .netargs import add_memory_flag, split_list
 
 if TYPE_CHECKING:
     from ..solver import Solver
@@ -135,4 +135,5 @@ def register(sub: argparse._SubParsersAction) -> None:
                        help="also write the training log as JSON lines to FILE: one record "
                        "per display (iteration, loss, outputs, lr, seconds, images/s) and per "
                        "test (iteration, test net, outputs), flushed as written")
+    add_memory_flag(solve)
     solve.set_defaults(func=run)

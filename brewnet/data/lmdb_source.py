@@ -93,6 +93,45 @@ def _commit(env: lmdb.Environment, items: list[tuple[bytes, bytes]]) -> None:
 _ENVS = SharedHandles()  # one Environment per database per process
 
 
+def _lock_file_writable(path: str, subdir: bool) -> bool:
+    """Whether LMDB's lock file for ``path`` exists writable or can be created beside it
+    (False on read-only media or a folder this user may not write)."""
+    lock = os.path.join(path, "lock.mdb") if subdir else path + "-lock"
+    if os.path.exists(lock):
+        return os.access(lock, os.W_OK)
+    return os.access(os.path.dirname(os.path.abspath(lock)), os.W_OK)
+
+
+def _open_for_reading(path: str, where: str) -> lmdb.Environment:
+    """Open ``path`` read-only with LMDB's lock table, as Caffe does: readers never block
+    each other and a process writing meanwhile never reuses the pages they read. Without a
+    lock file to write, read lock-free (safe only while nobody writes) and say so. A
+    truncated data file is refused here, before any page of it is read."""
+    subdir = os.path.isdir(path)
+    lock = _lock_file_writable(path, subdir)
+    if not lock:
+        log.info(f"LMDB '{path}': its lock file cannot be created (read-only media?); reading "
+                 "without locks, so no process may write this database meanwhile")
+    env = lmdb.open(path, readonly=True, lock=lock, subdir=subdir)
+    try:
+        _require_whole_file(env, path, where)
+    except BaseException:
+        env.close()
+        raise
+    return env
+
+
+def _require_whole_file(env: lmdb.Environment, path: str, where: str) -> None:
+    """Refuse a data file shorter than the environment's last page (a partial copy): mapped,
+    reading past its end kills the process with SIGBUS instead of raising."""
+    data = os.path.join(path, "data.mdb") if os.path.isdir(path) else path
+    needed = (int(env.info()["last_pgno"]) + 1) * int(env.stat()["psize"])
+    size = os.path.getsize(data)
+    if size < needed:
+        raise DataError(f"{where}: '{data}' is truncated ({size} bytes, but its pages reach "
+                        f"{needed}); a partial copy? copy or convert the database again")
+
+
 class LMDBSource(RecordSource):
     """Sequential reader over an LMDB in key order, wrapping around at the end.
 
@@ -109,8 +148,8 @@ class LMDBSource(RecordSource):
         self._closed = True  # until the database is open
         require_path(self.path, self.where)
         try:
-            self._env = _ENVS.acquire(self.path, lambda: lmdb.open(
-                self.path, readonly=True, lock=False, subdir=os.path.isdir(self.path)))
+            self._env = _ENVS.acquire(self.path,
+                                      lambda: _open_for_reading(self.path, self.where))
         except lmdb.Error as e:
             raise DataError(f"{self.where} cannot be opened as an LMDB: {e}") from None
         try:

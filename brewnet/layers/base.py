@@ -167,6 +167,8 @@ class Layer:
         """A new parameter blob of ``shape`` filled by ``filler``; a bad filler is an error
         naming this layer and the field (``what``, e.g. ``"weight_filler"``)."""
         blob = Blob(shape, xp=xp)
+        if not blob.allocated:  # the net is being refused for its memory: draw nothing
+            return blob
         try:
             blob.data[...] = fill(filler, tuple(shape), xp)
         except NetError as e:

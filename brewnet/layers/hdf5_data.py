@@ -19,6 +19,8 @@ from ..log import log
 from .base import Layer
 from .registry import register
 
+_HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"  # the first bytes of every HDF5 file
+
 
 def import_h5py(layer: Layer) -> Any:
     """The h5py module, or a NetError naming ``layer`` and the install command."""
@@ -75,11 +77,21 @@ class HDF5Data(Layer):
             raise self.error("hdf5_data_param.source is empty; name a text file listing "
                              "the .h5 files to read", field="hdf5_data_param.source")
         try:
-            with open(source, encoding="utf-8") as f:
-                names = f.read().split()
+            with open(source, "rb") as f:
+                raw = f.read()
         except OSError as e:
             raise self.error(f"cannot open the HDF5 file list '{source}' ({e.strerror or e}); "
                              f"relative paths resolve from {os.getcwd()}") from None
+        try:
+            names = None if b"\0" in raw else raw.decode("utf-8").split()
+        except UnicodeDecodeError:
+            names = None
+        if names is None:  # Caffe would read garbage names from it
+            what = "an HDF5 file itself" if raw.startswith(_HDF5_SIGNATURE) else "binary data"
+            raise self.error(f"'{source}' is {what}, but hdf5_data_param.source must be a "
+                             "text file listing .h5 paths, one a line; write the path of "
+                             "the .h5 into such a list and name the list",
+                             field="hdf5_data_param.source")
         if not names:
             raise self.error(f"the HDF5 file list '{source}' names no files; list at least "
                              "one .h5 file")

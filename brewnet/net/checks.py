@@ -1,5 +1,6 @@
 """Compile a net without running it and keep going after a problem, to list every problem at
-once (``brewnet check``), with the blob shape table and the parameter count of what compiled.
+once (``brewnet check``), with the blob shape table, the parameter count and the memory of
+what compiled.
 
 A layer that fails is left out and so is everything downstream of it (a consumer of a missing
 blob would only repeat the same fault). Data layers read their first record, as they do when a
@@ -15,6 +16,7 @@ from dataclasses import dataclass, field
 from ..errors import BrewnetError
 from ..proto import caffe_pb2
 from ..proto.positions import Node
+from .memory import MemoryUse, net_memory
 from .net import Net
 
 
@@ -33,14 +35,18 @@ class NetCheck:
     net: Net | None
     errors: list[BrewnetError] = field(default_factory=list)
     warnings: list[BrewnetError] = field(default_factory=list)
+    memory: MemoryUse | None = None
 
 
 def check_net(model: str | os.PathLike | caffe_pb2.NetParameter, *, phase: int = caffe_pb2.TEST,
               level: int = 0, stages: Sequence[str] = (), state: caffe_pb2.NetState | None = None,
               source: str | None = None, layout: Node | None = None,
-              weights: Sequence[str] = (), title: str | None = None) -> NetCheck:
+              weights: Sequence[str] = (), title: str | None = None,
+              history_slots: int = 0) -> NetCheck:
     """Compile ``model`` (for ``state``, or phase/level/stages) collecting every problem, then
-    copy ``weights`` into it to check their shapes; the data threads are stopped again."""
+    copy ``weights`` into it to check their shapes; the data threads are stopped again. The
+    memory of what compiled is measured with ``history_slots`` solver arrays per learnable
+    parameter (a net too large for the available memory is one of the problems)."""
     state = state or caffe_pb2.NetState(phase=phase, level=level, stage=list(stages))
     name = "TRAIN" if state.phase == caffe_pb2.TRAIN else "TEST"
     if title is None:
@@ -48,14 +54,16 @@ def check_net(model: str | os.PathLike | caffe_pb2.NetParameter, *, phase: int =
         title = f"{where or 'net'} ({name})"
     try:
         if isinstance(model, caffe_pb2.NetParameter):
-            net = CheckedNet(model, state=state, source=source, layout=layout)
+            net = CheckedNet(model, state=state, source=source, layout=layout,
+                             history_slots=history_slots)
         else:
             net = CheckedNet(model, phase=state.phase, level=state.level,
-                             stages=list(state.stage))
+                             stages=list(state.stage), history_slots=history_slots)
     except BrewnetError as e:
         return NetCheck(title, None, [e])
     try:
-        result = NetCheck(title, net, list(net.problems))
+        result = NetCheck(title, net, list(net.problems),
+                          memory=net_memory(net.plan, history_slots))
         if not result.errors:
             for path in weights:
                 try:

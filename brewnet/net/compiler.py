@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import difflib
 
-from ..blob import Blob
+from ..blob import AllocationBudget, Blob
 from ..errors import BrewnetError, NetError, WeightsError
 from ..layers.base import Layer
 from ..layers.python_layer import PYTHON_TYPE, python_layer_refusal, python_layers_allowed
@@ -23,6 +23,7 @@ from ..proto.positions import Node
 from .backward import plan_backward
 from .lint import explain_foreign_params, net_warnings
 from .locate import locate_layer_error
+from .memory import OVERRIDES, memory_error, net_memory
 from .params import ParamTable
 from .plan import Plan, Step
 from .splits import insert_splits_traced
@@ -34,30 +35,45 @@ AUTOMATIC = "(automatic)"  # Caffe's name for a loss layer's unnamed top
 def compile_net(param: caffe_pb2.NetParameter, state: caffe_pb2.NetState,
                 nodes: list[Node | None], *, file: str | None = None,
                 allow_python_layers: bool = False, collect_problems: bool = False,
-                log_warnings: bool = True) -> Plan:
+                log_warnings: bool = True, memory_limit: int | None = None,
+                history_slots: int = 0) -> Plan:
     """Compile ``param`` (already upgraded; ``nodes``: each layer's prototxt block in
     ``file``) for ``state``. The first error is raised, with the layers set up so far
     stopped; with ``collect_problems`` every error is kept in ``plan.problems`` instead, the
     failed layers and everything downstream of them left out. ``log_warnings=False`` keeps
     the net's warnings (``plan.warnings``, a reused layer name) out of the log, for readers
-    that only want shapes, such as draw."""
+    that only want shapes, such as draw. A net needing more than ``memory_limit`` bytes
+    (with ``history_slots`` solver arrays per learnable parameter) is an error, found
+    before more than the limit is allocated (net/memory.py)."""
     return _Compiler(param, state, nodes, file, allow_python_layers, collect_problems,
-                     log_warnings).run()
+                     log_warnings, memory_limit, history_slots).run()
 
 
 class _Compiler:
     def __init__(self, param: caffe_pb2.NetParameter, state: caffe_pb2.NetState,
                  nodes: list[Node | None], file: str | None, allow_python_layers: bool,
-                 collect_problems: bool, log_warnings: bool):
+                 collect_problems: bool, log_warnings: bool, memory_limit: int | None,
+                 history_slots: int):
         self.defined, self.state, self.nodes, self.file = param, state, nodes, file
         self.allow_python_layers = allow_python_layers
         self.collect_problems = collect_problems
         self.log_warnings = log_warnings
+        self.memory_limit, self.history_slots = memory_limit, history_slots
         self.plan: Plan | None = None
         self.compiled: list[tuple[caffe_pb2.LayerParameter, Node | None]] = []
         self.ids: dict[str, int] = {}  # blob name -> its index in plan.blobs
 
     def run(self) -> Plan:
+        if self.memory_limit is None:
+            return self._compile()
+        with AllocationBudget(self.memory_limit).active() as budget:
+            plan = self._compile()
+        use = net_memory(plan, self.history_slots)
+        if budget.exceeded or use.total > self.memory_limit:
+            self._failed(memory_error(plan, use, self.memory_limit))
+        return plan
+
+    def _compile(self) -> Plan:
         param, state = self.defined, self.state
         try:
             kept = included_layers(param, state)
@@ -68,6 +84,9 @@ class _Compiler:
             raise
         param_def, traced = insert_splits_traced(filter_net(param, state, kept))
         plan = self.plan = Plan(param.name, state.phase, self.file, param_def)
+        if not len(param.layer):  # Caffe would train it: two iterations of nothing
+            self._failed(NetError("the net defines no layers; is this the right (or a "
+                                  "complete) prototxt?", file=self.file))
         self.table = ParamTable(plan.slots, plan.learnable)
         # Each compiled layer's index in ``param`` (None for an added Split), and its block.
         self.origins = [kept[k] if k is not None else None for k in traced]
@@ -182,7 +201,12 @@ class _Compiler:
             if name != AUTOMATIC:
                 available[name] = None
         log.debug(f"Creating Layer {lp.name}")
-        layer.set_up(bottoms, tops)
+        try:
+            layer.set_up(bottoms, tops)
+        except MemoryError as e:  # a scratch buffer the estimate does not count
+            raise NetError(f"out of memory setting the layer up ({e}); reduce the batch size "
+                           f"or the layer's sizes, or override with {OVERRIDES}",
+                           layer=lp.name, layer_type=lp.type) from None
         self.table.append(len(plan.steps), layer)
         if cls.type == "Input":
             plan.inputs.extend(top_names)

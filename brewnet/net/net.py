@@ -25,6 +25,7 @@ from ..proto.upgrade import upgrade_net
 from .batching import WholeDatasetPasses
 from .compiler import compile_net
 from .locate import source_nodes
+from .memory import memory_limit
 from .views import PlanViews
 from .weight_files import WeightFiles
 
@@ -62,6 +63,9 @@ class Net(PlanViews, WeightFiles, WholeDatasetPasses):
     a NetParameter it read from the file ``source``, the file's field tree as ``layout`` (so
     the file is not read again to locate errors).
     ``allow_python_layers=True`` lets ``type: "Python"`` layers import and run their module.
+    A net needing more memory than is available is refused before it is allocated, unless
+    ``ignore_memory_limit=True`` (or BREWNET_IGNORE_MEMORY_LIMIT=1); a solver passes the
+    arrays it keeps per learnable parameter as ``history_slots``, counted too.
 
     Errors name the prototxt's ``file:line:col`` (``self.file``) of the layer or field at
     fault; ``warnings`` lists what is legal but suspicious (brewnet.net.lint).
@@ -74,7 +78,8 @@ class Net(PlanViews, WeightFiles, WholeDatasetPasses):
                  phase: int | None = None, level: int = 0, stages: Sequence[str] | None = None,
                  weights: str | os.PathLike | None = None,
                  state: caffe_pb2.NetState | None = None, source: str | None = None,
-                 layout: Node | None = None, allow_python_layers: bool = False):
+                 layout: Node | None = None, allow_python_layers: bool = False,
+                 ignore_memory_limit: bool = False, history_slots: int = 0):
         # Opt-in for `type: "Python"` layers, which import and run the module the prototxt names.
         self.allow_python_layers = allow_python_layers
         # pycaffe's before_/after_ forward/backward callbacks, each called with a layer index.
@@ -108,7 +113,9 @@ class Net(PlanViews, WeightFiles, WholeDatasetPasses):
         self.name = param.name
         self.plan = compile_net(param, state, nodes, file=self.file,
                                 allow_python_layers=allow_python_layers,
-                                collect_problems=self.collects_problems)
+                                collect_problems=self.collects_problems,
+                                memory_limit=memory_limit(ignore_memory_limit),
+                                history_slots=history_slots)
         if weights is not None:
             self.copy_from(weights)
 

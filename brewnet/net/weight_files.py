@@ -6,7 +6,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ..errors import BrewnetError, NetError, ShapeError
+from google.protobuf.message import DecodeError
+
+from ..errors import BrewnetError, NetError, ShapeError, WeightsError
 from ..proto import caffe_pb2
 from ..proto.binaryio import read_net_binary, write_binary
 from ..proto.upgrade import upgrade_net
@@ -42,12 +44,19 @@ class WeightFiles:
         """Load weights from a .caffemodel (binary NetParameter) or, by its ``.h5`` suffix as
         Caffe decides, a .caffemodel.h5."""
         path = os.fspath(path)
+        if Path(path).is_dir():
+            raise WeightsError("is a folder, not a weights file; pass the .caffemodel inside "
+                               "it", file=path)
         if not Path(path).is_file():
             raise BrewnetError(f"{path}: weights file not found")
         if is_hdf5_path(path):
             load_hdf5_weights(self.plan, path)
-        else:
-            self.copy_trained_layers_from(read_net_binary(path), path)
+            return
+        try:
+            param = read_net_binary(path)
+        except WeightsError as e:
+            raise _solver_state_instead(path) or e from None
+        self.copy_trained_layers_from(param, path)
 
     def save_hdf5(self, path: str | os.PathLike) -> None:
         """Write the weights as a .caffemodel.h5 (pycaffe's save_hdf5; needs h5py)."""
@@ -79,3 +88,19 @@ class WeightFiles:
                                      f"the source net, {tuple(d.shape)} here", layer=name,
                                      layer_type=dst.type)
                 d.share_data(s)
+
+
+def _solver_state_instead(path: str) -> WeightsError | None:
+    """The error for a .solverstate given as weights (it does not decode as a net), or None
+    when the file is no solver state either."""
+    try:
+        with open(path, "rb") as f:
+            state = caffe_pb2.SolverState.FromString(f.read())
+    except (OSError, DecodeError):
+        return None
+    if not state.HasField("iter"):
+        return None
+    weights = f" (or its weights, {state.learned_net}, as weights)" if state.learned_net else ""
+    return WeightsError(f"this is a .solverstate (training state at iteration {state.iter}), "
+                        f"not weights; resume from it with --snapshot (Solver.restore)"
+                        f"{weights}", file=path)

@@ -1,23 +1,34 @@
 """Where each construct of a prototxt sits (line and column), which protobuf's Python parser
-does not record: a light pass over the text, after it has parsed, builds a tree of fields so
-the compiler can say ``lenet.prototxt:57:3`` of the layer (or the ``bottom:`` line) at fault.
+does not record: a light pass over the text builds a tree of fields so the compiler can say
+``lenet.prototxt:57:3`` of the layer (or the ``bottom:`` line) at fault.
 
-The pass trusts the text to be valid (it runs only on text that ``text_format`` accepted), so
-it needs no error handling of its own; on anything odd it just records less.
+The pass runs before protobuf parses the text, so it streams: one token at a time, linear in
+time, its memory bounded by the text's structure (a message's repeated scalar fields are
+recorded up to ``MAX_RECORDED`` times: only the first occurrences are ever located). It
+applies the limits protobuf would only meet after gigabytes (a shape of more than 32 axes,
+a name of absurd length) as located ParseErrors; on anything else odd it just records less,
+and protobuf's parse reports the fault.
 """
 
 from __future__ import annotations
 
-import bisect
 import os
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-# Whitespace, comments, quoted strings, punctuation, and any other run of characters (names,
-# numbers such as -1.5e-3, enum values).
-_TOKEN = re.compile(r"""\s+|\#[^\n]*|"(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*'|[{}<>\[\]:;,]"""
-                    r"""|[^\s{}<>\[\]:;,"'\#]+""")
+from ..errors import ParseError
+
+# Newlines (counted for line numbers), other whitespace, comments, quoted strings (unrolled,
+# so a long one costs no backtracking state), punctuation, and any other run of characters
+# (names, numbers such as -1.5e-3, enum values).
+_TOKEN = re.compile(r"""\n|[^\S\n]+|\#[^\n]*|'[^'\\\n]*(?:\\.[^'\\\n]*)*'"""
+                    r"""|"[^"\\\n]*(?:\\.[^"\\\n]*)*"|[{}<>\[\]:;,]|[^\s{}<>\[\]:;,"'\#]+""")
 _OPEN, _CLOSE = "{<", "}>"
+MAX_AXES = 32  # Caffe's kMaxBlobAxes: a BlobShape holds at most this many ``dim`` fields
+MAX_NAME = 4096  # characters in a layer, blob or type name; anything longer is a mistake
+MAX_RECORDED = 4096  # occurrences of one scalar field per message kept in the tree
+_NAMES = frozenset({"name", "type", "top", "bottom"})
 
 
 @dataclass
@@ -57,68 +68,87 @@ class Where:
     col: int
 
 
-def _tokens(text: str) -> list[tuple[str, int, int]]:
-    starts = [0] + [m.end() for m in re.finditer("\n", text)]
-    out = []
+def _tokens(text: str) -> Iterator[tuple[str, int, int]]:
+    """Each token with its 1-based line and column, whitespace and comments left out."""
+    line, line_start = 1, 0
     for m in _TOKEN.finditer(text):
         tok = m.group()
-        if tok[0].isspace() or tok[0] == "#":
-            continue
-        line = bisect.bisect_right(starts, m.start())
-        out.append((tok, line, m.start() - starts[line - 1] + 1))
-    return out
+        if tok == "\n":
+            line, line_start = line + 1, m.end()
+        elif not (tok[0].isspace() or tok[0] == "#"):
+            yield tok, line, m.start() - line_start + 1
 
 
-def parse_positions(text: str) -> Node:
-    """The field tree of prototxt ``text``; the root node stands for the whole message."""
+class _Stream:
+    """The tokens with one of lookahead (``head``; None at the end)."""
+
+    def __init__(self, text: str):
+        self._tokens = _tokens(text)
+        self.head = next(self._tokens, None)
+
+    def take(self) -> str:
+        tok = self.head[0]
+        self.head = next(self._tokens, None)
+        return tok
+
+
+def parse_positions(text: str, path: str | None = None) -> Node:
+    """The field tree of prototxt ``text`` (read from ``path``, which errors name); the root
+    node stands for the whole message. A shape of more than ``MAX_AXES`` dims or a name
+    longer than ``MAX_NAME`` is a ParseError at its line and column."""
     root = Node("", 1, 1)
     stack = [root]
-    toks = _tokens(text)
-    i, n = 0, len(toks)
-    while i < n:
-        tok, line, col = toks[i]
+    seen: dict[tuple[int, str], int] = {}  # (id of message node, field name) -> occurrences
+    s = _Stream(text)
+    while s.head is not None:
+        tok, line, col = s.head
+        s.take()
         if tok in _CLOSE:
             if len(stack) > 1:
                 stack.pop()
-            i += 1
             continue
         if tok in ";,":
-            i += 1
             continue
         if tok == "[":  # extension or Any type URL: [pkg.name]
-            j = i
-            while j < n and toks[j][0] != "]":
-                j += 1
-            tok = "".join(t for t, _, _ in toks[i:j + 1])
-            i = j
+            parts = [tok]
+            while s.head is not None and parts[-1] != "]":
+                parts.append(s.take())
+            tok = "".join(parts)
         node = Node(tok, line, col)
-        stack[-1].children.append(node)
-        i += 1
-        if i < n and toks[i][0] == ":":
-            i += 1
-        if i >= n:
+        parent = stack[-1]
+        key = (id(parent), tok)
+        seen[key] = count = seen.get(key, 0) + 1
+        if tok == "dim" and count > MAX_AXES:
+            raise ParseError(f"a shape with more than {MAX_AXES} dims; Caffe's blobs have at "
+                             f"most {MAX_AXES} axes", path, line, col)
+        if s.head is not None and s.head[0] == ":":
+            s.take()
+        if s.head is None:
+            parent.children.append(node)
             break
-        nxt = toks[i][0]
+        nxt = s.head[0]
         if nxt in _OPEN:
+            s.take()
+            parent.children.append(node)
             stack.append(node)
-            i += 1
-        elif nxt == "[":  # a list value: skip to its closing bracket
+            continue
+        if nxt == "[":  # a list value: skip to its closing bracket
             depth = 0
-            while i < n:
-                t = toks[i][0]
+            while s.head is not None:
+                t = s.take()
                 depth += t in "[{<"
                 depth -= t in "]}>"
-                i += 1
                 if depth == 0:
                     break
-        elif nxt[0] in "\"'":  # adjacent strings concatenate
-            node.value = nxt
-            i += 1
-            while i < n and toks[i][0][0] in "\"'":
-                i += 1
-        else:
-            node.value = nxt
-            i += 1
+        else:  # a scalar; adjacent strings concatenate
+            node.value = s.take()
+            while nxt[0] in "\"'" and s.head is not None and s.head[0][0] in "\"'":
+                s.take()
+            if tok in _NAMES and len(node.value) > MAX_NAME + 2:
+                raise ParseError(f"the {tok} is {len(node.value) - 2:,} characters long; a "
+                                 f"name has at most {MAX_NAME:,}", path, line, col)
+        if count <= MAX_RECORDED:
+            parent.children.append(node)
     return root
 
 
@@ -126,7 +156,7 @@ def read_positions(path: str | os.PathLike) -> Node | None:
     """The field tree of the prototxt file at ``path``, or None if it cannot be read."""
     try:
         with open(path, encoding="utf-8") as f:
-            return parse_positions(f.read())
+            return parse_positions(f.read(), os.fspath(path))
     except (OSError, UnicodeDecodeError):
         return None
 

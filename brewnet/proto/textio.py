@@ -106,7 +106,10 @@ def _enclosing_layer(text: str, line: int | None, message: Message) -> dict[str,
     """The name and type of the net layer whose block holds ``line``, for the error message."""
     if line is None or message.DESCRIPTOR.name != "NetParameter":
         return {}
-    above = [c for c in parse_positions(text).children if c.line <= line]
+    try:
+        above = [c for c in parse_positions(text).children if c.line <= line]
+    except ParseError:  # the text breaks a limit too: report protobuf's error, unlocated
+        return {}
     if not above or above[-1].name not in ("layer", "layers"):
         return {}
     return {"layer": above[-1].text("name"), "layer_type": above[-1].text("type")}
@@ -152,11 +155,13 @@ def read_net(path: str | os.PathLike) -> caffe_pb2.NetParameter:
 
 def read_net_located(path: str | os.PathLike) -> tuple[caffe_pb2.NetParameter, Node]:
     """``read_net``, with where each construct of the file sits (for located errors): the
-    file is opened and parsed once."""
+    file is opened and parsed once. The positions come first: they refuse a huge shape or
+    name before protobuf's parser spends gigabytes on it."""
     path = os.fspath(path)
     text = _read_source(path)
+    layout = parse_positions(text, path)
     param = parse_text(text, caffe_pb2.NetParameter(), path)
-    return _upgraded_net(param, text, path), parse_positions(text)
+    return _upgraded_net(param, text, path), layout
 
 
 def _upgraded_net(param: caffe_pb2.NetParameter, text: str, path: str
@@ -165,7 +170,7 @@ def _upgraded_net(param: caffe_pb2.NetParameter, text: str, path: str
         return upgrade_net(param, path)
     except ParseError as e:  # the legacy fields at fault: locate the first one named
         words = set(re.findall(r"\w+", e.message))
-        at = next((c for c in parse_positions(text).children if c.name in words), None)
+        at = next((c for c in parse_positions(text, path).children if c.name in words), None)
         raise e.locate(line=at.line if at else None, col=at.col if at else None) from None
 
 
@@ -178,8 +183,9 @@ def read_solver_located(path: str | os.PathLike) -> tuple[caffe_pb2.SolverParame
     """``read_solver``, with where each field of the file sits: opened and parsed once."""
     path = os.fspath(path)
     text = _read_source(path)
+    layout = parse_positions(text, path)
     param = parse_text(text, caffe_pb2.SolverParameter(), path)
-    return upgrade_solver(param, path), parse_positions(text)
+    return upgrade_solver(param, path), layout
 
 
 def to_text(message: Message) -> str:

@@ -203,19 +203,23 @@ def check_solver(path: str, level: int | None = None, stages: Sequence[str] = ()
     found = solver_findings(param, path, layout=layout)
     solver_dir = os.path.dirname(os.path.abspath(path))
     weights = [w.strip() for models in param.weights for w in models.split(",") if w.strip()]
-    defs: list[tuple[NetDef, str]] = []
+    # The train net's memory counts the rule's history and its scratch, one array each.
+    rule = RULES.get(param.type)
+    slots = len(rule.slots) + 1 if rule is not None else 0
+    defs: list[tuple[NetDef, str, int]] = []
     files = NetFiles()
     try:
         train = train_net_def(param, solver_dir, path, files)
-        defs.append((train, f"{train.source} (train net)"))
+        defs.append((train, f"{train.source} (train net)", slots))
     except BrewnetError as e:
         found.errors.append(e.locate(file=path))
     if found.test_counts_agree:
         try:
-            defs += [(d, f"{d.source} (test net #{i})")
+            defs += [(d, f"{d.source} (test net #{i})", 0)
                      for i, d in enumerate(test_net_defs(param, solver_dir, path, files))]
         except BrewnetError as e:
             found.errors.append(e.locate(file=path))
     checks = [check_net(d.param, state=d.state, source=d.source, layout=d.layout,
-                        weights=weights, title=title) for d, title in defs]
+                        weights=weights, title=title, history_slots=history)
+              for d, title, history in defs]
     return found, checks

@@ -6,8 +6,11 @@ would be. The file formats themselves live in snapshot.py and hdf5_snapshot.py. 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
+from ..errors import SolverError
 from ..log import log
 from ..net import Net
 from ..net.hdf5_weights import is_hdf5_path
@@ -37,16 +40,34 @@ class Snapshots:
         p = self.param
         if p.snapshot_format == caffe_pb2.SolverParameter.HDF5:
             model = self.snapshot_filename(h5snap.H5_MODEL_EXT)
-            h5snap.write_model_hdf5(self.net, model, p.snapshot_diff)
+            with self._writing(model):
+                h5snap.write_model_hdf5(self.net, model, p.snapshot_diff)
             state = self.snapshot_filename(h5snap.H5_STATE_EXT)
-            h5snap.write_state_hdf5(state, self.iter, model, self.current_step, self.history)
+            with self._writing(state):
+                h5snap.write_state_hdf5(state, self.iter, model, self.current_step, self.history)
         else:
             model = self.snapshot_filename(snap.MODEL_EXT)
-            snap.write_model(self.net, model, p.snapshot_diff)
+            with self._writing(model):
+                snap.write_model(self.net, model, p.snapshot_diff)
             state = self.snapshot_filename(snap.STATE_EXT)
-            snap.write_state(state, self.iter, model, self.current_step, self.history)
+            with self._writing(state):
+                snap.write_state(state, self.iter, model, self.current_step, self.history)
         self._last_snapshot = state
         return model, state
+
+    @contextmanager
+    def _writing(self, path: str) -> Iterator[None]:
+        """An OSError writing ``path`` (disk full, RLIMIT_FSIZE: its text names no file) as a
+        SolverError naming it and the snapshot a resumed run can still use (files are written
+        atomically, so none is left half-written)."""
+        try:
+            yield
+        except OSError as e:
+            kept = (f"the last complete snapshot, {self._last_snapshot}, is intact (resume "
+                    "with --snapshot)" if self._last_snapshot else "no earlier snapshot exists")
+            raise SolverError(f"cannot write this snapshot file at iteration {self.iter}: "
+                              f"{e.strerror or e}; {kept}; free space or raise the file size "
+                              "limit", file=path) from None
 
     def restore(self, path: str | os.PathLike) -> None:
         """Resume from a .solverstate (or, by its ``.h5`` suffix, a .solverstate.h5): weights,

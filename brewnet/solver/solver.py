@@ -114,7 +114,7 @@ class Solver(UpdateStep, PeriodicTests, Snapshots, DivergenceGuard):
         snap.check_snapshot_prefix(param)
         if param.random_seed >= 0:
             set_random_seed(param.random_seed)
-        self.net = self._build_net(train_def)
+        self.net = self._build_net(train_def, len(self.rule.slots) + 1)  # + the scratch
         self.test_nets: list[Net] = []
         try:
             for i, d in enumerate(test_net_defs(param, solver_dir, self.source, files)):
@@ -139,10 +139,11 @@ class Solver(UpdateStep, PeriodicTests, Snapshots, DivergenceGuard):
         if findings.errors:
             raise findings.errors[0]
 
-    def _build_net(self, d: NetDef) -> Net:
-        """A net from its definition, with the solver's ``weights`` copied in (finetuning)."""
+    def _build_net(self, d: NetDef, history_slots: int = 0) -> Net:
+        """A net from its definition, with the solver's ``weights`` copied in (finetuning);
+        its memory check counts ``history_slots`` arrays per learnable parameter."""
         net = Net(d.param, state=d.state, source=d.source, layout=d.layout,
-                  allow_python_layers=self.allow_python_layers)
+                  allow_python_layers=self.allow_python_layers, history_slots=history_slots)
         try:
             for models in self.param.weights:
                 for path in (m.strip() for m in models.split(",")):

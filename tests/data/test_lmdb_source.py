@@ -118,3 +118,75 @@ def test_lmdb_errors_while_reading_name_the_path(tmp_path):
                 call()
         src._cursor = good
     assert not lmdb_source._ENVS
+
+
+_WRITER = """
+import sys, lmdb
+env = lmdb.open(sys.argv[1], map_size=1 << 24)
+with env.begin(write=True) as txn:
+    for i in range(5):
+        txn.put(b"%08d" % i, b"committed")
+txn = env.begin(write=True)  # held open: its records are never committed while we read
+for i in range(5, 50):
+    txn.put(b"%08d" % i, b"uncommitted")
+print("ready", flush=True)
+sys.stdin.readline()
+print(" ".join(r.split()[0] for r in env.readers().splitlines()[1:]), flush=True)
+txn.abort()
+"""
+
+
+def test_reader_uses_the_lock_table_beside_a_writer(tmp_path):
+    """While another process holds a write transaction open, a reader opens the database,
+    sees only the committed records, and is registered in LMDB's reader table (Caffe's
+    locking), so the writer never reuses the pages it reads."""
+    import os
+    import subprocess
+    import sys
+
+    path = tmp_path / "db"
+    path.mkdir()
+    writer = subprocess.Popen([sys.executable, "-c", _WRITER, str(path)], text=True,
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    try:
+        assert writer.stdout.readline().strip() == "ready"
+        with LMDBSource(path) as src:
+            assert len(src) == 5
+            assert {v for _, v in src.read(5)} == {b"committed"}
+            writer.stdin.write("readers?\n")
+            writer.stdin.flush()
+            reader_pids = writer.stdout.readline().split()
+        assert str(os.getpid()) in reader_pids
+    finally:
+        writer.kill()
+        writer.wait()
+
+
+def test_read_only_media_fall_back_to_lock_free_reading(tmp_path, monkeypatch, caplog):
+    """Where LMDB's lock file cannot be created, the database is read without locks and the
+    log says so (no lock file appears)."""
+    make_lmdb(tmp_path / "db", image_stack(2, (1, 2, 2)))
+    (tmp_path / "db" / "lock.mdb").unlink()
+    monkeypatch.setattr(lmdb_source, "_lock_file_writable", lambda path, subdir: False)
+    with caplog.at_level("INFO", logger="brewnet"), LMDBSource(tmp_path / "db") as src:
+        assert len(src) == 2
+    assert "reading without locks" in caplog.text
+    assert not (tmp_path / "db" / "lock.mdb").exists()
+
+
+def test_truncated_data_file_is_refused_not_a_sigbus(tmp_path):
+    """A partial copy of data.mdb is refused at open, naming the file; reading it (in a child
+    process, so a SIGBUS could not take pytest down) never gets to map the missing pages."""
+    import subprocess
+    import sys
+
+    write_lmdb(tmp_path / "db", [(b"%08d" % i, bytes(3000)) for i in range(200)])
+    data = tmp_path / "db" / "data.mdb"
+    with open(data, "r+b") as f:
+        f.truncate(data.stat().st_size // 2)
+    code = ("import sys\nfrom brewnet.data.lmdb_source import LMDBSource\n"
+            "src = LMDBSource(sys.argv[1])\nsrc.read(len(src))\n")
+    run = subprocess.run([sys.executable, "-c", code, str(tmp_path / "db")],
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 1, run.stderr
+    assert f"'{data}' is truncated" in run.stderr

@@ -40,6 +40,19 @@ def layer_for(batch, shuffle=False, source="list.txt", tops=("data", "label"), e
                       f'batch_size: {batch} shuffle: {flag} }} {extra}')
 
 
+def test_source_naming_the_h5_itself_or_any_binary_file_says_it_must_be_a_list(two_files,
+                                                                                 tmp_path):
+    """``source: "a.h5"`` (the data instead of the list) or any binary list file is refused
+    naming the file and what the source must be, not an internal UnicodeDecodeError."""
+    with pytest.raises(NetError, match="'a.h5' is an HDF5 file itself, but "
+                       "hdf5_data_param.source must be a text file listing .h5 paths") as info:
+        setup_layer(layer_for(2, source="a.h5"), [], 2)
+    assert info.value.field == "hdf5_data_param.source"
+    (tmp_path / "bin.txt").write_bytes(b"a.h5\n\x00\x01")
+    with pytest.raises(NetError, match="'bin.txt' is binary data, but"):
+        setup_layer(layer_for(2, source="bin.txt"), [], 2)
+
+
 def test_rows_in_order_across_files_wrapping(two_files):
     """Caffe: rows follow each other across files (batches may span two files) and wrap to
     the first file after the last; top shapes are (batch, *row shape); int labels → float."""

@@ -29,7 +29,7 @@ class FakeNet:
     instances: list[FakeNet] = []
 
     def __init__(self, param: caffe_pb2.NetParameter, state=None, source=None, layout=None,
-                 allow_python_layers=False):
+                 allow_python_layers=False, history_slots=0):
         self.name = param.name
         self.phase = state.phase
         self.state = state

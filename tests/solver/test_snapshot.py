@@ -156,3 +156,30 @@ def test_missing_learned_net(tmp_path):
     os.remove(tmp_path / "a_iter_3.caffemodel")
     with pytest.raises(WeightsError, match="a_iter_3.caffemodel' \\(learned_net\\) was not"):
         SGDSolver(make_param(str(tmp_path / "a"))).restore(tmp_path / "a_iter_3.solverstate")
+
+
+def test_unwritable_snapshot_names_the_file_and_the_snapshot_still_valid(tmp_path,
+                                                                        monkeypatch):
+    """A full disk (ENOSPC; RLIMIT_FSIZE alike) while snapshotting is a SolverError naming
+    the file that could not be written and the earlier snapshot, which stays intact."""
+    import errno
+
+    from brewnet.errors import SolverError
+    from brewnet.solver import snapshot as snap
+
+    prefix = str(tmp_path / "fake")
+    solver = SGDSolver(make_param(prefix))
+    solver.step(3)
+    kept = (tmp_path / "fake_iter_3.solverstate").read_bytes()
+
+    def disk_full(filename, *args):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(snap, "write_state", disk_full)
+    with pytest.raises(SolverError) as info:
+        solver.step(3)
+    message = str(info.value)
+    assert message.startswith(f"{prefix}_iter_6.solverstate: cannot write this snapshot file "
+                              "at iteration 6: No space left on device;")
+    assert f"the last complete snapshot, {prefix}_iter_3.solverstate, is intact" in message
+    assert (tmp_path / "fake_iter_3.solverstate").read_bytes() == kept
