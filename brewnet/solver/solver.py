@@ -11,6 +11,13 @@ random crops and mirrors continue exactly, since each batch's draws are seeded b
 One limitation: a SolverState has no field for the global random generator, so layers that
 draw from it while training (Dropout masks) continue from a fresh stream.
 
+Data-parallel training (brewnet.parallel): ``comm`` is the communicator of the ranks training
+this model together, a single-process one (every collective the identity) unless a
+GradientSync joined the solver to others. With several ranks, the displayed loss is the mean
+over the ranks, a stop (a signal, a test pass interrupted) is agreed by all ranks at the same
+iteration, only rank 0 builds test nets and writes snapshots, and a restore reads the
+snapshot on rank 0 and broadcasts it.
+
 Divergence: a non-finite loss, or a parameter made non-finite by an update, stops training with
 a DivergenceError naming the iteration and the first layer whose output went non-finite; no
 snapshot of the diverged weights is written. ``divergence = "continue"`` trains on as Caffe
@@ -26,10 +33,11 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ..backend import to_numpy
+from ..backend import solver_count, solver_rank, to_numpy
 from ..errors import SolverError
 from ..log import log
 from ..net import Net
+from ..parallel.comm import SINGLE, Communicator
 from ..proto import caffe_pb2
 from ..proto.positions import Node
 from ..proto.textio import read_solver_located, to_text
@@ -65,6 +73,7 @@ class Solver(UpdateStep, PeriodicTests, Snapshots, DivergenceGuard):
     for learnable parameter i (the arrays of ``history``); ``scratch``: one buffer per
     parameter for the regularizer and the rule (Caffe's ``temp_``). ``divergence``:
     ``"stop"`` (default) or ``"continue"``, what a non-finite loss or parameter does.
+    ``comm``: the ranks training together (brewnet.parallel); one process by default.
     """
 
     # The rule's type name, for pycaffe's per-rule classes; None: the one ``type`` names.
@@ -94,6 +103,7 @@ class Solver(UpdateStep, PeriodicTests, Snapshots, DivergenceGuard):
             param.weights.extend(weights)
         log.info("Initializing solver from parameters: \n" + to_text(param))
         self.param = param
+        self.comm: Communicator = SINGLE
         self.iter = 0
         self.current_step = 0
         self.history: list[Any] = []
@@ -111,18 +121,26 @@ class Solver(UpdateStep, PeriodicTests, Snapshots, DivergenceGuard):
         train_def = train_net_def(param, solver_dir, self.source, files)  # first: a net?
         self._check_param()
         self.rule = RULES[self.rule_type or param.type]()
-        snap.check_snapshot_prefix(param)
+        if solver_rank() == 0:  # only the root writes snapshots (Caffe's root_solver check)
+            snap.check_snapshot_prefix(param)
         if param.random_seed >= 0:
             set_random_seed(param.random_seed)
         self.net = self._build_net(train_def)
         self.test_nets: list[Net] = []
         try:
-            for i, d in enumerate(test_net_defs(param, solver_dir, self.source, files)):
+            # Only the root solver tests (Caffe's InitTestNets runs on root_solver only).
+            defs = test_net_defs(param, solver_dir, self.source, files) \
+                if solver_rank() == 0 else []
+            for i, d in enumerate(defs):
                 log.info(f"Creating test net (#{i}) specified by {d.described}")
                 self.test_nets.append(self._build_net(d))
         except BaseException:
             self.close()  # stop the prefetch threads of the nets already built
             raise
+        if param.random_seed >= 0 and solver_count() > 1:
+            # The nets are built alike on every rank; what draws while training (Dropout
+            # masks) must differ per rank: a stream of (random_seed, rank).
+            set_random_seed(param.random_seed, solver_rank())
         log.info("Solver scaffolding done.")
         self._pre_solve()
 
@@ -219,6 +237,31 @@ class Solver(UpdateStep, PeriodicTests, Snapshots, DivergenceGuard):
     def _requested_action(self) -> SolverAction:
         return SolverAction(self._action()) if self._action is not None else SolverAction.NONE
 
+    def _agreed_action(self) -> SolverAction:
+        """This rank's request, merged over the ranks (one small all-reduce) so that all of
+        them stop, or go on, at the same iteration: a stop anywhere stops every rank."""
+        request = self._requested_action()
+        if self.comm.size == 1:
+            return request
+        snapshot, stop = self.comm.sum_values(np.array(
+            [request is SolverAction.SNAPSHOT, request is SolverAction.STOP], np.float32))
+        return SolverAction.STOP if stop else SolverAction.SNAPSHOT if snapshot \
+            else SolverAction.NONE
+
+    def _agreed_stop(self) -> bool:
+        """Whether any rank stopped early (only rank 0 tests, and a test can be stopped)."""
+        if self.comm.size > 1:
+            flag = np.array([self.requested_early_exit], np.float32)
+            self.requested_early_exit = bool(self.comm.sum_values(flag)[0])
+        return self.requested_early_exit
+
+    def _rank_mean(self, loss: np.float32) -> np.float32:
+        """The mean of a loss over the ranks (sum × 1/N in float32); itself in one process."""
+        if self.comm.size == 1:
+            return loss
+        total = self.comm.sum_values(np.array([loss], np.float32))[0]
+        return np.float32(total * (np.float32(1) / np.float32(self.comm.size)))
+
     def _update_smoothed_loss(self, loss: np.float32, start_iter: int) -> None:
         """Running mean of the last ``average_loss`` losses (float32, as Caffe)."""
         window = self.param.average_loss
@@ -232,12 +275,19 @@ class Solver(UpdateStep, PeriodicTests, Snapshots, DivergenceGuard):
             self._smoothed_loss += (loss - self._losses[idx]) / np.float32(window)
             self._losses[idx] = loss
 
-    @staticmethod
-    def _outputs(net: Net) -> list[tuple[str, np.ndarray, float]]:
-        """(name, values, loss weight) of each output blob, in the net's output order."""
+    def _outputs(self, net: Net) -> list[tuple[str, np.ndarray, float]]:
+        """(name, values, loss weight) of each output blob, in the net's output order; with
+        several ranks, each value is its mean over the ranks (one all-reduce)."""
         weights = net.blob_loss_weights
-        return [(name, to_numpy(net.blobs[name].data), weights.get(name, 0.0))
-                for name in net.outputs]
+        outputs = [(name, to_numpy(net.blobs[name].data), weights.get(name, 0.0))
+                   for name in net.outputs]
+        if self.comm.size == 1 or not outputs:
+            return outputs
+        flat = np.concatenate([v.astype(np.float32).reshape(-1) for _, v, _ in outputs])
+        flat = self.comm.sum_values(flat) * (np.float32(1) / np.float32(self.comm.size))
+        sizes = np.cumsum([v.size for _, v, _ in outputs])[:-1]
+        return [(name, part.reshape(v.shape), w)
+                for (name, v, w), part in zip(outputs, np.split(flat, sizes), strict=True)]
 
     def step(self, iters: int) -> None:
         """Run ``iters`` iterations, with the tests, display and snapshots that fall in them."""
@@ -250,7 +300,7 @@ class Solver(UpdateStep, PeriodicTests, Snapshots, DivergenceGuard):
             if (p.test_interval and self.iter % p.test_interval == 0
                     and (self.iter > 0 or p.test_initialization)):
                 self.test_all()
-                if self.requested_early_exit:
+                if self._agreed_stop():
                     break
             for on_start, _ in self._callbacks:
                 on_start()
@@ -260,9 +310,13 @@ class Solver(UpdateStep, PeriodicTests, Snapshots, DivergenceGuard):
             for _ in range(p.iter_size):
                 pass_loss = np.float32(debug.forward_backward(self.net) if debugging
                                        else self.net.forward_backward())
-                self._check_loss(pass_loss)
+                if self.comm.size == 1:
+                    self._check_loss(pass_loss)
                 loss += pass_loss
             loss /= np.float32(p.iter_size)
+            if self.comm.size > 1:  # checked on the mean: a NaN on any rank stops them all
+                loss = self._rank_mean(loss)
+                self._check_loss(loss)
             self._update_smoothed_loss(loss, start_iter)
             if display:
                 lapse = np.float32(time.perf_counter() - timer)
@@ -284,7 +338,7 @@ class Solver(UpdateStep, PeriodicTests, Snapshots, DivergenceGuard):
             if debugging:
                 debug.log_update(self.net)
             self._check_params()
-            request = self._requested_action()
+            request = self._agreed_action()
             if (p.snapshot and self.iter % p.snapshot == 0) or request is SolverAction.SNAPSHOT:
                 self.snapshot()
             if request is SolverAction.STOP:
@@ -310,7 +364,8 @@ class Solver(UpdateStep, PeriodicTests, Snapshots, DivergenceGuard):
             return
         if p.display and self.iter % p.display == 0:
             # Only a forward pass: the weights have had their max_iter updates.
-            self._update_smoothed_loss(np.float32(self.net.forward_loss()), start_iter)
+            loss = self._rank_mean(np.float32(self.net.forward_loss()))
+            self._update_smoothed_loss(loss, start_iter)
             log.info(f"Iteration {self.iter}, loss = {num(self._smoothed_loss)}")
         if p.test_interval and self.iter % p.test_interval == 0:
             self.test_all()
