@@ -45,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = normalize_flags(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    args.argv = list(argv)  # what a launcher of several processes passes on to each
     try:
         return args.func(args)
     except BrewnetError as e:
