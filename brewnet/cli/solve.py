@@ -83,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
     backend.set_solver_count(comm.size)
     backend.set_solver_rank(comm.rank)
     backend.set_multiprocess(True)
-    world.log_as_rank(comm.rank, comm.size)
+    world.log_as_rank(comm)
     try:
         return _train(args, param, layout, comm)
     except DivergenceError:

@@ -3,6 +3,7 @@ solve ...``. ``pip install 'brewnet[mpi]'`` brings mpi4py and an MPI (MPICH's wh
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import numpy as np
@@ -63,4 +64,8 @@ class MpiComm:
         self._comm.Barrier()
 
     def abort(self, code: int) -> None:
-        self._comm.Abort(code)
+        """MPI_Abort (mpiexec then ends every rank); exit even if it returns, as it may."""
+        try:
+            self._comm.Abort(code)
+        finally:
+            os._exit(code)

@@ -8,6 +8,8 @@ import logging
 import os
 from dataclasses import dataclass
 
+import numpy as np
+
 from ..errors import BrewnetError
 from ..log import get_logger
 from .comm import SINGLE, Communicator
@@ -108,11 +110,17 @@ class _RankPrefix(logging.Filter):
         return True
 
 
-def log_as_rank(rank: int, size: int) -> None:
-    """With several ranks: errors name their rank; ranks other than 0 log only errors."""
-    if size == 1:
+def log_as_rank(comm: Communicator) -> None:
+    """With several ranks: errors name their rank; ranks other than 0 log only errors; rank
+    0 logs each rank's process id, since mpiexec reports a rank killed by a signal by its pid."""
+    if comm.size == 1:
         return
     logger = get_logger()
-    logger.addFilter(_RankPrefix(rank))
-    if rank != 0:
+    logger.addFilter(_RankPrefix(comm.rank))
+    if comm.rank != 0:
         logger.setLevel(logging.ERROR)
+    pids = np.zeros(comm.size, np.int64)
+    pids[comm.rank] = os.getpid()
+    pids = comm.sum_values(pids)
+    logger.info(f"{comm.size} ranks ({comm.engine}), process ids: "
+                + ", ".join(f"rank {r} pid {pid}" for r, pid in enumerate(pids)))

@@ -315,8 +315,7 @@ class Solver(UpdateStep, PeriodicTests, Snapshots, DivergenceGuard):
                 loss += pass_loss
             loss /= np.float32(p.iter_size)
             if self.comm.size > 1:  # checked on the mean: a NaN on any rank stops them all
-                loss = self._rank_mean(loss)
-                self._check_loss(loss)
+                loss = self._check_rank_loss(self._rank_mean(loss), loss, self.comm.size)
             self._update_smoothed_loss(loss, start_iter)
             if display:
                 lapse = np.float32(time.perf_counter() - timer)
