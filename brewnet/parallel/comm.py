@@ -14,9 +14,12 @@ import numpy as np
 
 
 class Pending(Protocol):
-    """A reduction started by ``start_allreduce``; ``wait()`` returns once it is complete."""
+    """A reduction started by ``start_allreduce``; ``wait()`` returns once it is complete;
+    ``test()`` lets it progress without blocking (MPI progresses only inside its calls)."""
 
     def wait(self) -> None: ...
+
+    def test(self) -> None: ...
 
 
 class Communicator(Protocol):
@@ -51,6 +54,9 @@ class Communicator(Protocol):
 class _Done:
     def wait(self) -> None:
         """Nothing is outstanding in one process."""
+
+    def test(self) -> None:
+        """Nothing to progress."""
 
 
 class SingleProcess:

@@ -28,6 +28,9 @@ class _Request:
     def wait(self) -> None:
         self._request.Wait()
 
+    def test(self) -> None:
+        self._request.Test()
+
 
 class MpiComm:
     """A Communicator over an MPI communicator (COMM_WORLD unless given): sums in place with

@@ -68,6 +68,9 @@ class _Event:
 
         cupy.cuda.get_current_stream().wait_event(self._event)
 
+    def test(self) -> None:
+        """The GPU progresses NCCL by itself."""
+
 
 class NcclComm:
     """A Communicator over an NCCL clique of ``size`` processes, one GPU each; the device

@@ -83,6 +83,8 @@ class GradientSync:
         gradients it owns (they are final: every other user of them ran backward before)."""
         last_pass = self._passes == self.solver.param.iter_size - 1
         if last_pass and layer in self._bucket:
+            for pending in self._pending.values():
+                pending.test()  # let the buckets already started move on
             self._start(layer)
         if layer == 0:
             self._passes += 1

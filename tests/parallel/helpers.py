@@ -59,11 +59,16 @@ def write_lenet(folder: Path, batch: int, solver_lines: str, name: str) -> Path:
     return solver
 
 
+def brewnet_env() -> dict[str, str]:
+    """The environment of a test's brewnet processes: this checkout, one BLAS thread each."""
+    return {**os.environ, "PYTHONPATH": str(REPO), "OPENBLAS_NUM_THREADS": "1",
+            "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
 def brewnet(args: list[str], cwd: Path, ranks: int = 1, timeout: float = 180
             ) -> subprocess.CompletedProcess:
     """``brewnet <args>`` in one process, or under ``mpiexec -n ranks``."""
-    env = {**os.environ, "PYTHONPATH": str(REPO), "OPENBLAS_NUM_THREADS": "1",
-           "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    env = brewnet_env()
     command = [sys.executable, "-m", "brewnet", *args]
     if ranks > 1:
         command = [MPIEXEC, "-n", str(ranks), *command]
