@@ -108,8 +108,9 @@ def _train(args: argparse.Namespace, param: Any, layout: Any, comm: Communicator
         choose_device(args.gpu, param)
     root = comm.rank == 0
     # Caffe's train: -snapshot drops the solver's weights (the state has its own); -weights
-    # replaces them. The solver loads them into every net as it builds it.
-    weights = [] if args.snapshot else [args.weights] if args.weights else None
+    # replaces them. The solver loads them into every net as it builds it; with several ranks
+    # only rank 0 reads them (the files need not exist elsewhere) and broadcasts its weights.
+    weights = [] if args.snapshot or not root else [args.weights] if args.weights else None
     json_log = JsonLog(args.log_json) if args.log_json and root else None  # bad path: first
     solver = progress = restore_signals = None
     try:

@@ -305,7 +305,8 @@ class Solver(UpdateStep, PeriodicTests, Snapshots, DivergenceGuard):
             for on_start, _ in self._callbacks:
                 on_start()
             display = bool(p.display) and self.iter % p.display == 0
-            debugging = display and p.debug_info and debug.supported(self.net)
+            debugging = (display and p.debug_info and self.comm.rank == 0
+                         and debug.supported(self.net))
             loss = np.float32(0)
             for _ in range(p.iter_size):
                 pass_loss = np.float32(debug.forward_backward(self.net) if debugging
