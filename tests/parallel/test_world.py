@@ -69,3 +69,15 @@ def test_several_gpus_without_cupy_is_one_line(env, monkeypatch, capsys, tmp_pat
     assert cli.main(["solve", "--solver", str(tmp_path / "s.prototxt"), "--gpu", "0,1"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "needs CuPy with NCCL" in err[0]
+
+
+def test_mpiexec_without_mpi4py_is_one_line(env, monkeypatch, capsys, tmp_path):
+    """Started by mpiexec (its variables set) where mpi4py cannot be imported."""
+    env.setenv("PMI_SIZE", "2")
+    env.setenv("PMI_RANK", "0")
+    monkeypatch.setitem(sys.modules, "mpi4py", None)
+    solver = tmp_path / "s.prototxt"
+    solver.write_text('net: "net.prototxt"')
+    assert cli.main(["solve", "--solver", str(solver)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "several ranks need mpi4py" in err[0]
