@@ -112,7 +112,7 @@ def _train(args: argparse.Namespace, param: Any, layout: Any, comm: Communicator
     # only rank 0 reads them (the files need not exist elsewhere) and broadcasts its weights.
     weights = [] if args.snapshot or not root else [args.weights] if args.weights else None
     json_log = JsonLog(args.log_json) if args.log_json and root else None  # bad path: first
-    solver = progress = restore_signals = None
+    solver = progress = restore_signals = sync = None
     try:
         solver = get_solver(param, source=args.solver, weights=weights, layout=layout,
                             allow_python_layers=args.allow_python_layers)
@@ -148,6 +148,10 @@ def _train(args: argparse.Namespace, param: Any, layout: Any, comm: Communicator
                      f"{images / max(seconds, 1e-9):.0f} training images/s (including tests)")
         else:
             log.info(f"Training took {seconds:.1f} s for {iterations} iterations")
+    except DivergenceError:
+        if sync is not None:  # every rank stopped at the same point: finish the reductions
+            sync.drain()
+        raise
     finally:
         if progress is not None:
             progress.close()

@@ -96,6 +96,13 @@ class GradientSync:
         first, end = self._bucket[layer]
         self._pending[layer] = self.comm.start_allreduce(self.flat[first:end])
 
+    def drain(self) -> None:
+        """Wait for the reductions already started, without using them: every rank leaves
+        together (a divergence) and MPI finds no request outstanding at exit."""
+        for pending in self._pending.values():
+            pending.wait()
+        self._pending.clear()
+
     def on_gradients_ready(self) -> None:
         """Reduce whatever the layer-wise hook did not start, wait, and write back each
         gradient as sum × 1/N (float32, as Caffe's ``caffe_gpu_scal``)."""
