@@ -14,6 +14,8 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from .. import backend
 from ..errors import BrewnetError, DivergenceError
 from ..log import log
@@ -84,6 +86,10 @@ def run(args: argparse.Namespace) -> int:
     backend.set_solver_rank(comm.rank)
     backend.set_multiprocess(True)
     world.log_as_rank(comm)
+    if param.random_seed < 0:  # what must be alike on every rank (rand_skip) needs one seed
+        fresh = np.random.default_rng().integers(2**31, size=1)
+        param.random_seed = int(comm.bcast_values(fresh)[0])
+        log.info(f"random_seed is not set: every rank uses rank 0's {param.random_seed}")
     try:
         return _train(args, param, layout, comm)
     except DivergenceError:
