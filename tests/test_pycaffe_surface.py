@@ -183,7 +183,7 @@ def test_set_mode_and_device():
         caffe.set_mode_cpu()
 
 
-def test_solver_count_rank_multiprocess_nccl(log_text):
+def test_solver_count_rank_multiprocess_nccl():
     """Count 1 and rank 0 by default, settable and read back; has_nccl() says whether CuPy's
     NCCL is usable."""
     assert caffe.solver_count() == 1 and caffe.solver_rank() == 0

@@ -3,7 +3,8 @@ nets, step (test, forward/backward, display, update, snapshot), solve to ``max_i
 snapshot and restore. It composes one update rule (solver/rules), which names its history
 slots and supplies the formula; update.py prepares the gradients for it (Caffe's
 ``SGDSolver::ApplyUpdate``) and applies its step. Test passes (testing.py), snapshots
-(snapshotting.py) and the divergence guard (divergence.py) are mixed in from their modules.
+(snapshotting.py), the divergence guard (divergence.py) and what the ranks of data-parallel
+training agree on (agreement.py) are mixed in from their modules.
 
 Resuming reproduces an uninterrupted run exactly: ``restore`` also moves every data layer to
 the batch the earlier run would read next (Caffe restarts them from the first record), and
@@ -46,6 +47,7 @@ from . import debug_info as debug
 from . import divergence as guard
 from . import snapshot as snap
 from .actions import SolverAction
+from .agreement import RankAgreement
 from .checks import solver_findings
 from .divergence import DivergenceGuard
 from .netdefs import NetDef, NetFiles, test_net_defs, train_net_def
@@ -56,7 +58,7 @@ from .testing import PeriodicTests
 from .update import UpdateStep
 
 
-class Solver(UpdateStep, PeriodicTests, Snapshots, DivergenceGuard):
+class Solver(UpdateStep, PeriodicTests, Snapshots, DivergenceGuard, RankAgreement):
     """``Solver(param_or_path)``: a SolverParameter, or the path of a solver prototxt.
 
     ``source``: the file a SolverParameter was read from (relative net paths resolve from its
@@ -237,31 +239,6 @@ class Solver(UpdateStep, PeriodicTests, Snapshots, DivergenceGuard):
     def _requested_action(self) -> SolverAction:
         return SolverAction(self._action()) if self._action is not None else SolverAction.NONE
 
-    def _agreed_action(self) -> SolverAction:
-        """This rank's request, merged over the ranks (one small all-reduce) so that all of
-        them stop, or go on, at the same iteration: a stop anywhere stops every rank."""
-        request = self._requested_action()
-        if self.comm.size == 1:
-            return request
-        snapshot, stop = self.comm.sum_values(np.array(
-            [request is SolverAction.SNAPSHOT, request is SolverAction.STOP], np.float32))
-        return SolverAction.STOP if stop else SolverAction.SNAPSHOT if snapshot \
-            else SolverAction.NONE
-
-    def _agreed_stop(self) -> bool:
-        """Whether any rank stopped early (only rank 0 tests, and a test can be stopped)."""
-        if self.comm.size > 1:
-            flag = np.array([self.requested_early_exit], np.float32)
-            self.requested_early_exit = bool(self.comm.sum_values(flag)[0])
-        return self.requested_early_exit
-
-    def _rank_mean(self, loss: np.float32) -> np.float32:
-        """The mean of a loss over the ranks (sum × 1/N in float32); itself in one process."""
-        if self.comm.size == 1:
-            return loss
-        total = self.comm.sum_values(np.array([loss], np.float32))[0]
-        return np.float32(total * (np.float32(1) / np.float32(self.comm.size)))
-
     def _update_smoothed_loss(self, loss: np.float32, start_iter: int) -> None:
         """Running mean of the last ``average_loss`` losses (float32, as Caffe)."""
         window = self.param.average_loss
@@ -275,19 +252,12 @@ class Solver(UpdateStep, PeriodicTests, Snapshots, DivergenceGuard):
             self._smoothed_loss += (loss - self._losses[idx]) / np.float32(window)
             self._losses[idx] = loss
 
-    def _outputs(self, net: Net) -> list[tuple[str, np.ndarray, float]]:
-        """(name, values, loss weight) of each output blob, in the net's output order; with
-        several ranks, each value is its mean over the ranks (one all-reduce)."""
+    @staticmethod
+    def _outputs(net: Net) -> list[tuple[str, np.ndarray, float]]:
+        """(name, values, loss weight) of each output blob, in the net's output order."""
         weights = net.blob_loss_weights
-        outputs = [(name, to_numpy(net.blobs[name].data), weights.get(name, 0.0))
-                   for name in net.outputs]
-        if self.comm.size == 1 or not outputs:
-            return outputs
-        flat = np.concatenate([v.astype(np.float32).reshape(-1) for _, v, _ in outputs])
-        flat = self.comm.sum_values(flat) * (np.float32(1) / np.float32(self.comm.size))
-        sizes = np.cumsum([v.size for _, v, _ in outputs])[:-1]
-        return [(name, part.reshape(v.shape), w)
-                for (name, v, w), part in zip(outputs, np.split(flat, sizes), strict=True)]
+        return [(name, to_numpy(net.blobs[name].data), weights.get(name, 0.0))
+                for name in net.outputs]
 
     def step(self, iters: int) -> None:
         """Run ``iters`` iterations, with the tests, display and snapshots that fall in them."""
@@ -324,7 +294,7 @@ class Solver(UpdateStep, PeriodicTests, Snapshots, DivergenceGuard):
                 log.info(f"Iteration {self.iter} ({num(per_s)} iter/s, {num(lapse)}s/"
                          f"{p.display} iters), loss = {num(self._smoothed_loss)}")
                 timer, iterations_last = time.perf_counter(), self.iter
-                outputs = self._outputs(self.net)
+                outputs = self._rank_means(self._outputs(self.net))
                 for line in output_lines("Train", outputs):
                     log.info(line)
             for _, on_gradients_ready in self._callbacks:
