@@ -12,7 +12,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -21,6 +21,8 @@ from ..errors import BrewnetError, DivergenceError
 from ..log import log
 from ..parallel import world
 from ..parallel.comm import Communicator
+from ..proto import caffe_pb2
+from ..proto.positions import Node
 from .devices import choose_device, gpu_count, parse_gpus
 from .netargs import split_list
 
@@ -103,7 +105,8 @@ def run(args: argparse.Namespace) -> int:
         raise
 
 
-def _train(args: argparse.Namespace, param: Any, layout: Any, comm: Communicator) -> int:
+def _train(args: argparse.Namespace, param: caffe_pb2.SolverParameter, layout: Node | None,
+           comm: Communicator) -> int:
     """Build the solver (joined to the other ranks of ``comm``), restore, solve, report."""
     from ..parallel.sync import GradientSync  # noqa: PLC0415
     from ..solver import get_solver  # noqa: PLC0415
