@@ -102,7 +102,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"brewnet: error: rank {comm.rank} of {comm.size}: {_one_line(e)}",
               file=sys.stderr, flush=True)
         comm.abort(1)
-        raise
 
 
 def _train(args: argparse.Namespace, param: caffe_pb2.SolverParameter, layout: Node | None,

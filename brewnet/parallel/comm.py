@@ -8,7 +8,7 @@ small host arrays (a loss, flags, the iteration) whatever the engine.
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any, NoReturn, Protocol
 
 import numpy as np
 
@@ -47,8 +47,8 @@ class Communicator(Protocol):
     def barrier(self) -> None:
         """Return once every rank has called it."""
 
-    def abort(self, code: int) -> None:
-        """End every rank of the job now (a rank failed); does not return."""
+    def abort(self, code: int) -> NoReturn:
+        """End every rank of the job now (a rank failed)."""
 
 
 class _Done:
@@ -85,7 +85,7 @@ class SingleProcess:
     def barrier(self) -> None:
         """Nobody to wait for."""
 
-    def abort(self, code: int) -> None:
+    def abort(self, code: int) -> NoReturn:
         raise SystemExit(code)
 
 

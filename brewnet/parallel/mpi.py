@@ -4,7 +4,7 @@ solve ...``. ``pip install 'brewnet[mpi]'`` brings mpi4py and an MPI (MPICH's wh
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 
@@ -66,7 +66,7 @@ class MpiComm:
     def barrier(self) -> None:
         self._comm.Barrier()
 
-    def abort(self, code: int) -> None:
+    def abort(self, code: int) -> NoReturn:
         """MPI_Abort (mpiexec then ends every rank); exit even if it returns, as it may."""
         try:
             self._comm.Abort(code)

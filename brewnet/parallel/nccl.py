@@ -8,7 +8,8 @@ current stream, as Caffe's NCCL class does; ``wait`` makes the current stream wa
 
 from __future__ import annotations
 
-from typing import Any
+import os
+from typing import Any, NoReturn
 
 import numpy as np
 
@@ -131,11 +132,9 @@ class NcclComm:
     def barrier(self) -> None:
         self.sum_values(np.zeros(1, np.float32))
 
-    def abort(self, code: int) -> None:
+    def abort(self, code: int) -> NoReturn:
         """Abort the clique (peers blocked in a collective return with an error), then exit
         at once: the launcher or mpiexec ends the other ranks."""
-        import os  # noqa: PLC0415
-
         try:
             self._comm.abort()
         finally:
