@@ -32,6 +32,7 @@ from .layers.registry import layer_type_list
 from .log import init_log
 from .net import TEST, TRAIN, Net
 from .netspec import NetSpec, params, to_proto
+from .parallel.pycaffe import MPI, NCCL
 from .pylayer import Layer
 from .rng import set_random_seed
 from .solver import (
@@ -60,10 +61,10 @@ def __getattr__(name: str) -> ModuleType:
 
 __all__ = [
     "AdaDeltaSolver", "AdaGradSolver", "AdamSolver", "Blob", "BrewnetError", "Classifier",
-    "Detector", "Layer", "Net", "NesterovSolver", "NetSpec", "RMSPropSolver", "SGDSolver",
-    "Solver", "TEST", "TRAIN", "Timer", "__version__", "allow_python_layers", "coord_map",
-    "draw", "get_solver", "has_nccl", "init_log", "io", "layer_type_list", "layers", "log",
-    "params", "proto", "set_device", "set_mode_cpu", "set_mode_gpu", "set_multiprocess",
+    "Detector", "Layer", "MPI", "NCCL", "Net", "NesterovSolver", "NetSpec", "RMSPropSolver",
+    "SGDSolver", "Solver", "TEST", "TRAIN", "Timer", "__version__", "allow_python_layers",
+    "coord_map", "draw", "get_solver", "has_nccl", "init_log", "io", "layer_type_list", "layers",
+    "log", "params", "proto", "set_device", "set_mode_cpu", "set_mode_gpu", "set_multiprocess",
     "set_random_seed", "set_solver_count", "set_solver_rank", "solver_count", "solver_rank",
     "to_proto",
 ]

@@ -12,8 +12,8 @@ from typing import Any
 import numpy as np
 
 _state = {"mode": "cpu", "device": 0}
-# Caffe's multi-GPU globals (pycaffe's python/train.py sets them); brewnet keeps them for
-# scripts that read them back, but trains one solver per process: no NCCL exchange.
+# Caffe's multi-GPU globals (pycaffe's python/train.py sets them): how many solvers train
+# together and which one this process is; Data layers built afterwards share out their records.
 _parallel = {"solver_count": 1, "solver_rank": 0, "multiprocess": False}
 
 
@@ -92,16 +92,12 @@ def solver_count() -> int:
 
 
 def set_solver_count(count: int) -> None:
-    """Record the number of cooperating solvers. Without NCCL they exchange no gradients, so
-    a count above 1 is logged as a warning: each process trains on its own."""
+    """Record the number of cooperating solvers; they exchange gradients once joined by
+    ``NCCL``/``MPI`` (brewnet.parallel)."""
     from .errors import BrewnetError  # noqa: PLC0415
-    from .log import log  # noqa: PLC0415
 
     if int(count) < 1:
         raise BrewnetError(f"set_solver_count: the count must be at least 1, got {count}")
-    if int(count) > 1:
-        log.warning(f"set_solver_count({count}): brewnet has no NCCL, so the {count} solvers "
-                    "will not share gradients; each trains on its own")
     _parallel["solver_count"] = int(count)
 
 
@@ -129,5 +125,7 @@ def multiprocess() -> bool:
 
 
 def has_nccl() -> bool:
-    """False: brewnet is not built with NCCL, so multi-GPU gradient exchange is unavailable."""
-    return False
+    """Whether CuPy's NCCL is usable (with a CUDA device), so ``NCCL`` can join GPU ranks."""
+    from .parallel.nccl import nccl_module  # noqa: PLC0415
+
+    return nccl_module() is not None

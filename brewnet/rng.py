@@ -13,8 +13,9 @@ import numpy as np
 _rng = [np.random.default_rng()]
 
 
-def set_random_seed(seed: int) -> None:
-    _rng[0] = np.random.default_rng(int(seed))
+def set_random_seed(seed: int, *stream: int) -> None:
+    """Reseed from ``seed``; ``stream`` (e.g. a rank) picks an independent stream of it."""
+    _rng[0] = np.random.default_rng((int(seed), *map(int, stream)) if stream else int(seed))
 
 
 def generator() -> np.random.Generator:

@@ -49,6 +49,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = normalize_flags(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     also_log_to_stderr()  # as Caffe's tool: with GLOG_log_dir, the terminal still shows all
+    args.argv = list(argv)  # what a launcher of several processes passes on to each
     try:
         with _memory_limit_ignored(getattr(args, "ignore_memory_limit", False)):
             return args.func(args)

@@ -1,4 +1,9 @@
-"""``brewnet solve --solver S`` (alias ``train``): Caffe's train command."""
+"""``brewnet solve --solver S`` (alias ``train``): Caffe's train command.
+
+Several ranks (brewnet.parallel): under ``mpiexec -n N`` each process is one rank (MPI on
+CPUs; NCCL with ``--gpu``, each rank on the GPU of its local rank); ``--gpu 0,1`` or ``--gpu
+all`` outside mpiexec starts one process per GPU. Rank 0 logs, tests, writes snapshots and the
+JSON log; a rank that fails names itself and ends the whole job."""
 
 from __future__ import annotations
 
@@ -9,9 +14,16 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from ..errors import BrewnetError
+import numpy as np
+
+from .. import backend
+from ..errors import BrewnetError, DivergenceError
 from ..log import log
-from .devices import choose_device
+from ..parallel import world
+from ..parallel.comm import Communicator
+from ..proto import caffe_pb2
+from ..proto.positions import Node
+from .devices import choose_device, gpu_count, parse_gpus
 from .netargs import add_memory_flag, split_list
 
 if TYPE_CHECKING:
@@ -47,39 +59,90 @@ def _batch_size(solver: Solver) -> int | None:
     return int(shape[0]) if shape else None
 
 
+def _one_line(e: BaseException) -> str:
+    return str(e) if isinstance(e, (BrewnetError, OSError)) else f"{type(e).__name__}: {e}"
+
+
 def run(args: argparse.Namespace) -> int:
+    from ..parallel import launch as launcher  # noqa: PLC0415
+    from ..parallel import nccl  # noqa: PLC0415
     from ..proto.textio import read_solver_located  # noqa: PLC0415
-    from ..solver import get_solver  # noqa: PLC0415
-    from ..tools.jsonlog import JsonLog  # noqa: PLC0415
-    from ..tools.progress import progress_line  # noqa: PLC0415
 
     if args.snapshot and args.weights:
         raise BrewnetError("give either --snapshot (resume training) or --weights (fine-tune), "
                            "not both")
+    here = world.launched()
+    gpus = parse_gpus(args.gpu, gpu_count) if args.gpu is not None else []
+    if len(gpus) > 1 and here.size == 1:  # Caffe's -gpu 0,1: one process per GPU
+        nccl.require_nccl()
+        return launcher.launch_per_gpu(gpus, args.argv, nccl.new_uid())
     param, layout = read_solver_located(args.solver)
     # Caffe's train: the command line's level and stages go into the train net's state.
     if args.level is not None:
         param.train_state.level = args.level
     param.train_state.stage.extend(split_list(args.stage))
-    choose_device(args.gpu, param)
+    if here.size == 1:
+        return _train(args, param, layout, world.SINGLE)
+    comm, _ = world.join(here, gpus)
+    backend.set_solver_count(comm.size)
+    backend.set_solver_rank(comm.rank)
+    backend.set_multiprocess(True)
+    world.log_as_rank(comm)
+    if param.random_seed < 0:  # what must be alike on every rank (rand_skip) needs one seed
+        fresh = np.random.default_rng().integers(2**31, size=1)
+        param.random_seed = int(comm.bcast_values(fresh)[0])
+        log.info(f"random_seed is not set: every rank uses rank 0's {param.random_seed}")
+    try:
+        return _train(args, param, layout, comm)
+    except DivergenceError:
+        if comm.rank == 0:  # every rank saw the same mean loss or weights: rank 0 says it
+            raise
+        return 1
+    except BaseException as e:  # noqa: BLE001 - one failing rank ends the job, named
+        print(f"brewnet: error: rank {comm.rank} of {comm.size}: {_one_line(e)}",
+              file=sys.stderr, flush=True)
+        comm.abort(1)
+
+
+def _train(args: argparse.Namespace, param: caffe_pb2.SolverParameter, layout: Node | None,
+           comm: Communicator) -> int:
+    """Build the solver (joined to the other ranks of ``comm``), restore, solve, report."""
+    from ..parallel.sync import GradientSync  # noqa: PLC0415
+    from ..solver import get_solver  # noqa: PLC0415
+    from ..tools.jsonlog import JsonLog  # noqa: PLC0415
+    from ..tools.progress import progress_line  # noqa: PLC0415
+
+    if comm.size == 1:
+        choose_device(args.gpu, param)
+    root = comm.rank == 0
     # Caffe's train: -snapshot drops the solver's weights (the state has its own); -weights
-    # replaces them. The solver loads them into every net as it builds it.
-    weights = [] if args.snapshot else [args.weights] if args.weights else None
-    json_log = JsonLog(args.log_json) if args.log_json else None  # a bad path fails first
-    solver = progress = restore_signals = None
+    # replaces them. The solver loads them into every net as it builds it; with several ranks
+    # only rank 0 reads them (the files need not exist elsewhere) and broadcasts its weights.
+    weights = [] if args.snapshot or not root else [args.weights] if args.weights else None
+    json_log = JsonLog(args.log_json) if args.log_json and root else None  # bad path: first
+    solver = progress = restore_signals = sync = None
     try:
         solver = get_solver(param, source=args.solver, weights=weights, layout=layout,
                             allow_python_layers=args.allow_python_layers)
         solver.divergence = args.on_divergence
         restore_signals = install_signal_effects(solver, args.sigint_effect, args.sighup_effect)
+        if comm.size > 1:  # as pycaffe's train.py wires Caffe's NCCL object
+            sync = GradientSync(solver, comm)
+            sync.bcast()
+            solver.add_callback(sync)
+            if solver.param.layer_wise_reduce:
+                solver.net.after_backward(sync)
         batch = _batch_size(solver)
-        images_per_iter = batch * max(solver.param.iter_size, 1) if batch else None
+        images_per_iter = batch * max(solver.param.iter_size, 1) * comm.size if batch else None
+        if comm.size > 1:
+            log.info(f"Training on {comm.size} ranks ({comm.engine}): each iteration takes "
+                     f"{comm.size} x {batch} images per pass")
         log.info("Starting Optimization")
         if args.snapshot:
             log.info(f"Resuming from {args.snapshot}")
             log.info(f"Restoring previous solver status from {args.snapshot}")
             solver.restore(args.snapshot)
-        progress = progress_line(solver, sys.stderr, images_per_iter)  # from the restored iter
+        progress = progress_line(solver, sys.stderr, images_per_iter) if root else None
         if json_log is not None:
             json_log.attach(solver, images_per_iter)
         first_iter = solver.iter
@@ -93,6 +156,10 @@ def run(args: argparse.Namespace) -> int:
                      f"{images / max(seconds, 1e-9):.0f} training images/s (including tests)")
         else:
             log.info(f"Training took {seconds:.1f} s for {iterations} iterations")
+    except DivergenceError:
+        if sync is not None:  # every rank stopped at the same point: finish the reductions
+            sync.drain()
+        raise
     finally:
         if progress is not None:
             progress.close()
@@ -110,9 +177,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     solve.add_argument("--solver", required=True, help="solver prototxt")
     solve.add_argument("--weights", help="comma-separated .caffemodel files to fine-tune from")
     solve.add_argument("--snapshot", help=".solverstate to resume from")
-    solve.add_argument("--gpu", help="GPU to use (CuPy): an id, a comma-separated list or "
-                       "'all' (brewnet uses the first); omit it for the solver's solver_mode "
-                       "(CPU by default)")
+    solve.add_argument("--gpu", help="GPU(s) to use (CuPy): an id, or a comma-separated list "
+                       "or 'all' to train on several, one process per GPU joined by NCCL; "
+                       "omit it for the solver's solver_mode (CPU by default)")
     solve.add_argument("--level", type=int, help="the train net's state level (NetState "
                        "rules), set into the solver's train_state")
     solve.add_argument("--stage", help="comma-separated stages added to the train net's "

@@ -4,6 +4,11 @@ Batch k holds records ``start + k*batch_size ...`` (modulo the record count, key
 its random crops/mirrors come from a Generator seeded with ``(seed, k)``. A batch's content
 therefore depends only on its number: seeking to batch k (resuming a run) continues exactly
 where an uninterrupted run would be, whatever had been prefetched.
+
+Sharded (``shard=(rank, count)``, data-parallel training): records are dealt round-robin,
+record i to rank i mod count (Caffe's DataLayer::Skip), so batch k of every rank together
+holds the records one process reads with a batch ``count`` times larger; a rank reads the
+others' records without decoding them. Its crops and mirrors come from ``(seed, k, rank)``.
 """
 
 from __future__ import annotations
@@ -38,7 +43,7 @@ class DatumFeed:
 
     def __init__(self, source: LMDBSource | LevelDBSource, transformer: DataTransformer,
                  batch_size: int, prefetch: int = 4, seed: int = 0, start_record: int = 0,
-                 name: str = "brewnet-data"):
+                 name: str = "brewnet-data", shard: tuple[int, int] = (0, 1)):
         self.source = source
         self.transformer = transformer
         self.batch_size = int(batch_size)
@@ -46,6 +51,7 @@ class DatumFeed:
         self.seed = int(seed)
         self.start_record = int(start_record)
         self.name = name
+        self.rank, self.ranks = int(shard[0]), int(shard[1])
         self.next_batch = 0  # number of the batch get() returns next
         # Buffers handed back by the consumer, reused so steady state allocates nothing.
         self._free: queue.SimpleQueue[Batch] = queue.SimpleQueue()
@@ -56,7 +62,7 @@ class DatumFeed:
         self._start(lazy=True)
 
     def _start(self, lazy: bool = False) -> None:
-        self.source.seek(self.start_record + self.next_batch * self.batch_size)
+        self.source.seek(self.start_record + self.next_batch * self.batch_size * self.ranks)
         self._prefetcher = Prefetcher(self._produce, self.depth, start=self.next_batch,
                                       name=self.name, lazy=lazy)
 
@@ -72,10 +78,12 @@ class DatumFeed:
 
     def _produce(self, index: int) -> Batch:
         """Batch ``index``; runs in the prefetch thread, which reads the source in order."""
-        data, labels = decode_batch(self.source.read(self.batch_size), self.source.where)
+        records = self.source.read(self.batch_size * self.ranks)[self.rank::self.ranks]
+        data, labels = decode_batch(records, self.source.where)
         shape = (data.shape[0], *self.transformer.output_shape(data.shape[1:]))
         batch = self._buffer(shape)
-        rng = np.random.default_rng((self.seed, index)) if self.transformer.random else None
+        stream = (self.seed, index) if self.ranks == 1 else (self.seed, index, self.rank)
+        rng = np.random.default_rng(stream) if self.transformer.random else None
         self.transformer(data, batch.data, rng)
         batch.label[...] = labels
         batch.index = index

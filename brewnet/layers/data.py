@@ -3,8 +3,10 @@
 Caffe's DataLayer; ``data_param.backend`` picks the database (LEVELDB when unset, as Caffe).
 
 Tops: data (N, C, H', W') and optionally label (N,). Records are read in key order, wrapping
-around at the end, in both phases. The reading happens in a daemon thread, from the first
-forward (setup reads only the record that gives the shapes); ``close`` (which ``Net.close``
+around at the end, in both phases. With several solvers (``solver_count``), a TRAIN-phase
+layer reads every solver_count-th record, starting from its rank's (Caffe's
+DataLayer::Skip). The reading happens in a daemon thread, from the first forward (setup reads
+only the record that gives the shapes); ``close`` (which ``Net.close``
 calls) stops it, and so does garbage collection of the layer.
 """
 
@@ -15,7 +17,7 @@ import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from .. import rng
+from .. import backend, rng
 from ..blob import Blob
 from ..data.datum import datum_shape, parse_datum
 from ..data.feed import DatumFeed
@@ -112,8 +114,11 @@ class DataLayer(Layer):
         if len(top) > 1:
             top[1].reshape(batch_size)
         log.info(f"output data size: {batch_size},{channels},{height},{width}")
+        shard = (backend.solver_rank(), backend.solver_count()) \
+            if self.phase == caffe_pb2.TRAIN else (0, 1)
         self._feed = DatumFeed(source, transformer, batch_size, prefetch=p.prefetch, seed=seed,
-                               start_record=start, name=f"brewnet-data-{self.name}")
+                               start_record=start, name=f"brewnet-data-{self.name}",
+                               shard=shard)
         self._finalizer = weakref.finalize(self, self._feed.close)
 
     def reshape(self, bottom: list[Blob], top: list[Blob]) -> None:

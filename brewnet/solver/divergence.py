@@ -211,6 +211,17 @@ class DivergenceGuard:
         found = locate_nonfinite_output(self.net, replay=self._divergence == "stop")
         self._diverged(self.iter, f"the loss is {num(loss)}; {output_location(found)}")
 
+    def _check_rank_loss(self, mean: np.float32, own: np.float32, ranks: int) -> np.float32:
+        """The loss check of data-parallel training, on the mean over the ranks, so that every
+        rank stops together; returns ``mean``. A finite loss of this rank's own means another
+        rank diverged, which the message says instead of pointing at this rank's layers."""
+        if np.isfinite(mean) or not np.isfinite(own) or not self._guarding():
+            self._check_loss(mean)
+        else:
+            self._diverged(self.iter, f"the mean loss over the {ranks} ranks is {num(mean)}, "
+                           f"while this rank's own is {num(own)}: another rank diverged")
+        return mean
+
     def _check_params(self) -> None:
         """After each update: one fused finiteness test over every learnable parameter."""
         if not self._guarding():

@@ -1,7 +1,12 @@
 """Writing and restoring a solver's snapshots (Caffe's ``Solver::Snapshot`` and
 ``Restore``), in either format, with the data layers moved to where an uninterrupted run
 would be. The file formats themselves live in snapshot.py and hdf5_snapshot.py. Mixed into
-:class:`brewnet.solver.Solver`."""
+:class:`brewnet.solver.Solver`.
+
+With several ranks (``comm``), every rank holds the same weights and history, so rank 0 alone
+writes snapshots (atomically, as one process does) and reads them back: a restore broadcasts
+what it read, and each rank then moves its data layers to the same global position.
+"""
 
 from __future__ import annotations
 
@@ -10,10 +15,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import numpy as np
+
 from ..errors import SolverError
 from ..log import log
 from ..net import Net
 from ..net.hdf5_weights import is_hdf5_path
+from ..parallel.comm import Communicator
 from ..proto import caffe_pb2
 from . import hdf5_snapshot as h5snap
 from . import snapshot as snap
@@ -21,8 +29,9 @@ from . import snapshot as snap
 
 class Snapshots:
     """Needs the Solver's ``param``, ``net``, ``test_nets``, ``iter``, ``current_step`` and
-    ``history``."""
+    ``history`` and ``comm``."""
 
+    comm: Communicator
     param: caffe_pb2.SolverParameter
     net: Net
     test_nets: list[Net]
@@ -36,20 +45,22 @@ class Snapshots:
 
     def snapshot(self) -> tuple[str, str]:
         """Write ``<prefix>_iter_<N>.caffemodel`` and ``.solverstate`` (``.caffemodel.h5`` and
-        ``.solverstate.h5`` with ``snapshot_format: HDF5``); return both paths."""
+        ``.solverstate.h5`` with ``snapshot_format: HDF5``); return both paths. Other ranks
+        than 0 write nothing and return the paths rank 0 writes."""
         p = self.param
-        if p.snapshot_format == caffe_pb2.SolverParameter.HDF5:
-            model = self.snapshot_filename(h5snap.H5_MODEL_EXT)
+        hdf5 = p.snapshot_format == caffe_pb2.SolverParameter.HDF5
+        model = self.snapshot_filename(h5snap.H5_MODEL_EXT if hdf5 else snap.MODEL_EXT)
+        state = self.snapshot_filename(h5snap.H5_STATE_EXT if hdf5 else snap.STATE_EXT)
+        if self.comm.rank != 0:
+            return model, state
+        if hdf5:
             with self._writing(model):
                 h5snap.write_model_hdf5(self.net, model, p.snapshot_diff)
-            state = self.snapshot_filename(h5snap.H5_STATE_EXT)
             with self._writing(state):
                 h5snap.write_state_hdf5(state, self.iter, model, self.current_step, self.history)
         else:
-            model = self.snapshot_filename(snap.MODEL_EXT)
             with self._writing(model):
                 snap.write_model(self.net, model, p.snapshot_diff)
-            state = self.snapshot_filename(snap.STATE_EXT)
             with self._writing(state):
                 snap.write_state(state, self.iter, model, self.current_step, self.history)
         self._last_snapshot = state
@@ -72,8 +83,17 @@ class Snapshots:
     def restore(self, path: str | os.PathLike) -> None:
         """Resume from a .solverstate (or, by its ``.h5`` suffix, a .solverstate.h5): weights,
         iteration, schedule step and history, and every data layer advanced past the batches
-        already consumed."""
+        already consumed. With several ranks, rank 0 reads the file (it need not exist
+        elsewhere) and broadcasts the weights, history, iteration and schedule step."""
         path = os.fspath(path)
+        if self.comm.rank == 0:
+            self._read_snapshot(path)
+        if self.comm.size > 1:
+            self._bcast_state()
+        self._last_snapshot = path
+        self._skip_consumed_batches()
+
+    def _read_snapshot(self, path: str) -> None:
         if is_hdf5_path(path):
             h5state = h5snap.read_state_hdf5(path)
             history = snap.place_history(h5state.history, path, self.history)
@@ -87,11 +107,16 @@ class Snapshots:
             self.net.copy_from(snap.resolve_learned_net(learned_net, path))
         self.iter = it
         self.current_step = step
-        self._last_snapshot = path
         log.info(f"{type(self).__name__}: restoring history")
         for mine, saved in zip(self.history, history, strict=True):
             mine[...] = saved
-        self._skip_consumed_batches()
+
+    def _bcast_state(self) -> None:
+        """Give every rank rank 0's weights, history, iteration and schedule step."""
+        for array in [p.data for p in self.net.learnable_params] + self.history:
+            self.comm.bcast(array)
+        counters = self.comm.bcast_values(np.array([self.iter, self.current_step], np.int64))
+        self.iter, self.current_step = int(counters[0]), int(counters[1])
 
     def _skip_consumed_batches(self) -> None:
         """Point every data layer at the batch an uninterrupted run would read next: absolute

@@ -3,13 +3,21 @@ nets, step (test, forward/backward, display, update, snapshot), solve to ``max_i
 snapshot and restore. It composes one update rule (solver/rules), which names its history
 slots and supplies the formula; update.py prepares the gradients for it (Caffe's
 ``SGDSolver::ApplyUpdate``) and applies its step. Test passes (testing.py), snapshots
-(snapshotting.py) and the divergence guard (divergence.py) are mixed in from their modules.
+(snapshotting.py), the divergence guard (divergence.py) and what the ranks of data-parallel
+training agree on (agreement.py) are mixed in from their modules.
 
 Resuming reproduces an uninterrupted run exactly: ``restore`` also moves every data layer to
 the batch the earlier run would read next (Caffe restarts them from the first record), and
 random crops and mirrors continue exactly, since each batch's draws are seeded by its number.
 One limitation: a SolverState has no field for the global random generator, so layers that
 draw from it while training (Dropout masks) continue from a fresh stream.
+
+Data-parallel training (brewnet.parallel): ``comm`` is the communicator of the ranks training
+this model together, a single-process one (every collective the identity) unless a
+GradientSync joined the solver to others. With several ranks, the displayed loss is the mean
+over the ranks, a stop (a signal, a test pass interrupted) is agreed by all ranks at the same
+iteration, only rank 0 builds test nets and writes snapshots, and a restore reads the
+snapshot on rank 0 and broadcasts it.
 
 Divergence: a non-finite loss, or a parameter made non-finite by an update, stops training with
 a DivergenceError naming the iteration and the first layer whose output went non-finite; no
@@ -26,10 +34,11 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ..backend import to_numpy
+from ..backend import solver_count, solver_rank, to_numpy
 from ..errors import SolverError, pycaffe_kind
 from ..log import log
 from ..net import Net
+from ..parallel.comm import SINGLE, Communicator
 from ..proto import caffe_pb2
 from ..proto.positions import Node
 from ..proto.textio import read_solver_located, to_text
@@ -38,6 +47,7 @@ from . import debug_info as debug
 from . import divergence as guard
 from . import snapshot as snap
 from .actions import SolverAction
+from .agreement import RankAgreement
 from .checks import solver_findings
 from .divergence import DivergenceGuard
 from .netdefs import NetDef, NetFiles, test_net_defs, train_net_def
@@ -48,7 +58,7 @@ from .testing import PeriodicTests
 from .update import UpdateStep
 
 
-class Solver(UpdateStep, PeriodicTests, Snapshots, DivergenceGuard):
+class Solver(UpdateStep, PeriodicTests, Snapshots, DivergenceGuard, RankAgreement):
     """``Solver(param_or_path)``: a SolverParameter, or the path of a solver prototxt.
 
     ``source``: the file a SolverParameter was read from (relative net paths resolve from its
@@ -65,6 +75,7 @@ class Solver(UpdateStep, PeriodicTests, Snapshots, DivergenceGuard):
     for learnable parameter i (the arrays of ``history``); ``scratch``: one buffer per
     parameter for the regularizer and the rule (Caffe's ``temp_``). ``divergence``:
     ``"stop"`` (default) or ``"continue"``, what a non-finite loss or parameter does.
+    ``comm``: the ranks training together (brewnet.parallel); one process by default.
     """
 
     # The rule's type name, for pycaffe's per-rule classes; None: the one ``type`` names.
@@ -94,6 +105,7 @@ class Solver(UpdateStep, PeriodicTests, Snapshots, DivergenceGuard):
             param.weights.extend(weights)
         log.info("Initializing solver from parameters: \n" + to_text(param))
         self.param = param
+        self.comm: Communicator = SINGLE
         self.iter = 0
         self.current_step = 0
         self.history: list[Any] = []
@@ -111,18 +123,26 @@ class Solver(UpdateStep, PeriodicTests, Snapshots, DivergenceGuard):
         train_def = train_net_def(param, solver_dir, self.source, files)  # first: a net?
         self._check_param()
         self.rule = RULES[self.rule_type or param.type]()
-        snap.check_snapshot_prefix(param)
+        if solver_rank() == 0:  # only the root writes snapshots (Caffe's root_solver check)
+            snap.check_snapshot_prefix(param)
         if param.random_seed >= 0:
             set_random_seed(param.random_seed)
         self.net = self._build_net(train_def, len(self.rule.slots) + 1)  # + the scratch
         self.test_nets: list[Net] = []
         try:
-            for i, d in enumerate(test_net_defs(param, solver_dir, self.source, files)):
+            # Only the root solver tests (Caffe's InitTestNets runs on root_solver only).
+            defs = test_net_defs(param, solver_dir, self.source, files) \
+                if solver_rank() == 0 else []
+            for i, d in enumerate(defs):
                 log.info(f"Creating test net (#{i}) specified by {d.described}")
                 self.test_nets.append(self._build_net(d))
         except BaseException:
             self.close()  # stop the prefetch threads of the nets already built
             raise
+        if param.random_seed >= 0 and solver_count() > 1:
+            # The nets are built alike on every rank; what draws while training (Dropout
+            # masks) must differ per rank: a stream of (random_seed, rank).
+            set_random_seed(param.random_seed, solver_rank())
         log.info("Solver scaffolding done.")
         self._pre_solve()
 
@@ -255,19 +275,23 @@ class Solver(UpdateStep, PeriodicTests, Snapshots, DivergenceGuard):
             if (p.test_interval and self.iter % p.test_interval == 0
                     and (self.iter > 0 or p.test_initialization)):
                 self.test_all()
-                if self.requested_early_exit:
+                if self._agreed_stop():
                     break
             for on_start, _ in self._callbacks:
                 on_start()
             display = bool(p.display) and self.iter % p.display == 0
-            debugging = display and p.debug_info and debug.supported(self.net)
+            debugging = (display and p.debug_info and self.comm.rank == 0
+                         and debug.supported(self.net))
             loss = np.float32(0)
             for _ in range(p.iter_size):
                 pass_loss = np.float32(debug.forward_backward(self.net) if debugging
                                        else self.net.forward_backward())
-                self._check_loss(pass_loss)
+                if self.comm.size == 1:
+                    self._check_loss(pass_loss)
                 loss += pass_loss
             loss /= np.float32(p.iter_size)
+            if self.comm.size > 1:  # checked on the mean: a NaN on any rank stops them all
+                loss = self._check_rank_loss(self._rank_mean(loss), loss, self.comm.size)
             self._update_smoothed_loss(loss, start_iter)
             if display:
                 lapse = np.float32(time.perf_counter() - timer)
@@ -275,7 +299,7 @@ class Solver(UpdateStep, PeriodicTests, Snapshots, DivergenceGuard):
                 log.info(f"Iteration {self.iter} ({num(per_s)} iter/s, {num(lapse)}s/"
                          f"{p.display} iters), loss = {num(self._smoothed_loss)}")
                 timer, iterations_last = time.perf_counter(), self.iter
-                outputs = self._outputs(self.net)
+                outputs = self._rank_means(self._outputs(self.net))
                 for line in output_lines("Train", outputs):
                     log.info(line)
             for _, on_gradients_ready in self._callbacks:
@@ -289,7 +313,7 @@ class Solver(UpdateStep, PeriodicTests, Snapshots, DivergenceGuard):
             if debugging:
                 debug.log_update(self.net)
             self._check_params()
-            request = self._requested_action()
+            request = self._agreed_action()
             if (p.snapshot and self.iter % p.snapshot == 0) or request is SolverAction.SNAPSHOT:
                 self.snapshot()
             if request is SolverAction.STOP:
@@ -315,7 +339,8 @@ class Solver(UpdateStep, PeriodicTests, Snapshots, DivergenceGuard):
             return
         if p.display and self.iter % p.display == 0:
             # Only a forward pass: the weights have had their max_iter updates.
-            self._update_smoothed_loss(np.float32(self.net.forward_loss()), start_iter)
+            loss = self._rank_mean(np.float32(self.net.forward_loss()))
+            self._update_smoothed_loss(loss, start_iter)
             log.info(f"Iteration {self.iter}, loss = {num(self._smoothed_loss)}")
         if p.test_interval and self.iter % p.test_interval == 0:
             self.test_all()
