@@ -1,6 +1,7 @@
-"""``brewnet deploy TRAIN_VAL.prototxt [-o OUT] [--batch N] [--shape TOP=C,H,W]``: the deploy
-net Caffe users write by hand, derived from the train_val net (``brewnet/net/deploy.py``),
-with the preprocessing its inputs need printed and written as a comment at its top."""
+"""``brewnet deploy TRAIN_VAL.prototxt [-o OUT] [--batch N] [--shape TOP=C,H,W] [--level L]
+[--stage S,...]``: the deploy net Caffe users write by hand, derived from the train_val net
+(``brewnet/net/deploy.py``), with the preprocessing its inputs need printed and written as a
+comment at its top."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import os
 import sys
 
 from ..errors import BrewnetError
+from .netargs import split_list
 
 
 def parse_shape(text: str) -> tuple[str, tuple[int, ...]]:
@@ -39,7 +41,8 @@ def run(args: argparse.Namespace) -> int:
                                                                                args.train_val):
         raise BrewnetError(f"-o {args.out} is the train_val net itself; name another file "
                            "(e.g. deploy.prototxt)")
-    deployment = derive_deploy(args.train_val, batch=args.batch, shapes=dict(args.shape))
+    deployment = derive_deploy(args.train_val, batch=args.batch, shapes=dict(args.shape),
+                               level=args.level, stages=split_list(args.stage))
     text = deployment.to_text(args.train_val)
     if args.out is None:
         sys.stdout.write(text)
@@ -61,4 +64,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     deploy.add_argument("--batch", type=int, help="batch size of the inputs (default: the "
                         "TEST data layer's batch_size)")
     add_shape_argument(deploy)
+    deploy.add_argument("--level", type=int, default=0, help="the TEST net's state level "
+                        "(NetState rules)")
+    deploy.add_argument("--stage", help="comma-separated stages of the TEST net's state")
     deploy.set_defaults(func=run)

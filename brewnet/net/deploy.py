@@ -50,18 +50,20 @@ class Deployment:
 
 
 def deploy_net(net_param: caffe_pb2.NetParameter | str | os.PathLike, *,
-               batch: int | None = None,
-               shapes: Mapping[str, Sequence[int]] | None = None) -> caffe_pb2.NetParameter:
+               batch: int | None = None, shapes: Mapping[str, Sequence[int]] | None = None,
+               level: int = 0, stages: Sequence[str] = ()) -> caffe_pb2.NetParameter:
     """The deploy NetParameter of a train_val net (a NetParameter or a prototxt path); see
-    :func:`derive_deploy` for ``batch`` and ``shapes``."""
-    return derive_deploy(net_param, batch=batch, shapes=shapes).net
+    :func:`derive_deploy` for the keywords."""
+    return derive_deploy(net_param, batch=batch, shapes=shapes, level=level, stages=stages).net
 
 
 def derive_deploy(net_param: caffe_pb2.NetParameter | str | os.PathLike, *,
                   batch: int | None = None, shapes: Mapping[str, Sequence[int]] | None = None,
-                  source: str | None = None, layout: Node | None = None) -> Deployment:
+                  level: int = 0, stages: Sequence[str] = (), source: str | None = None,
+                  layout: Node | None = None) -> Deployment:
     """Derive the deploy net of ``net_param`` and its inputs' preprocessing (a NetParameter
-    read by the caller from ``source`` comes with its ``layout``, for located errors).
+    read by the caller from ``source`` comes with its ``layout``, for located errors). The
+    TEST net is the one Caffe builds at ``level`` with ``stages`` added to the file's state.
 
     An input's shape is the data layer's own (it is set up once: crop size and the source's
     first record), else ``shapes[top]`` — one record's dims, without the batch axis — else,
@@ -79,7 +81,10 @@ def derive_deploy(net_param: caffe_pb2.NetParameter | str | os.PathLike, *,
         source = os.fspath(net_param)
         param, layout = read_net_located(source)
     nodes = source_nodes(param, layout)
-    return _Derivation(param, nodes, source, dict(shapes or {}), batch).run()
+    state = _test_state(param)
+    state.level = level
+    state.stage.extend(stages)
+    return _Derivation(param, state, nodes, source, dict(shapes or {}), batch).run()
 
 
 def reads_data_sources(param: caffe_pb2.NetParameter) -> bool:
@@ -96,11 +101,12 @@ def _test_state(param: caffe_pb2.NetParameter) -> caffe_pb2.NetState:
 
 
 class _Derivation:
-    def __init__(self, param: caffe_pb2.NetParameter, nodes: list[Node | None],
-                 file: str | None, shapes: dict[str, Sequence[int]], batch: int | None):
+    def __init__(self, param: caffe_pb2.NetParameter, state: caffe_pb2.NetState,
+                 nodes: list[Node | None], file: str | None, shapes: dict[str, Sequence[int]],
+                 batch: int | None):
         self.param, self.file, self.shapes, self.batch = param, file, shapes, batch
         try:
-            kept = included_layers(param, _test_state(param))
+            kept = included_layers(param, state)
         except BrewnetError as e:
             bad = next(k for k, lp in enumerate(param.layer) if lp.name == e.layer)
             raise locate_layer_error(e, param.layer[bad], nodes[bad], file) from None
@@ -123,6 +129,12 @@ class _Derivation:
         out.CopyFrom(self.param)
         del out.layer[:]
         out.ClearField("state")  # the phase and stage rules are applied: none are left
+        written: set[str] = set()
+        for i, lp in enumerate(self.layers):
+            if keep[i]:
+                layer = replaced.get(i, lp)
+                self._check_bottoms(i, layer, written)
+                written.update(keep[i] if self.classes[i].is_data_source else layer.top)
         inputs = [name for lp, cls, tops in zip(self.layers, self.classes, keep, strict=True)
                   if cls.is_data_source for name in lp.top if name in tops]
         unknown = sorted(set(self.shapes) - set(inputs))
@@ -151,6 +163,18 @@ class _Derivation:
                     if len(shape.dim):
                         shape.dim[0] = self.batch
         return Deployment(out, preprocessing)
+
+    def _check_bottoms(self, i: int, layer: caffe_pb2.LayerParameter, written: set[str]
+                       ) -> None:
+        """Refuse a deploy net that reads a blob no earlier layer writes: its producer is
+        outside this TEST net (BVLC's autoencoder puts its data layers under stages)."""
+        missing = [name for name in layer.bottom if name not in written]
+        if missing:
+            error = NetError(f"bottom '{missing[0]}' is produced by no earlier layer of the "
+                             "TEST net; if its producer has include/exclude rules, choose "
+                             "them with --stage/--level (stages=, level=)", layer=layer.name,
+                             layer_type=layer.type, blob=missing[0], field="bottom")
+            raise locate_layer_error(error, self.layers[i], self.nodes[i], self.file)
 
     def _replacements(self) -> dict[int, caffe_pb2.LayerParameter]:
         """For each loss with a ``deploy_as`` type, the layer in its place: on the loss's

@@ -90,3 +90,17 @@ def test_a_malformed_shape_is_a_usage_error(elsewhere, capsys):
         main(["deploy", str(TRAIN_VAL), "--shape", "data=1,x"])
     assert exit_.value.code == 2
     assert "'data=1,x' is not TOP=DIM,DIM,..." in capsys.readouterr().err
+
+
+AUTOENCODER = (Path(__file__).resolve().parents[3] / "shared" / "reference" / "bvlc"
+               / "examples" / "mnist" / "mnist_autoencoder.prototxt")
+
+
+@pytest.mark.skipif(not AUTOENCODER.is_file(), reason="../shared/reference/bvlc is absent")
+def test_stage_picks_the_data_layer(elsewhere, capsys):
+    """--stage (Caffe's comma-separated flag) chooses among data layers under stage rules."""
+    args = ["deploy", str(AUTOENCODER), "--shape", "data=1,28,28"]
+    assert main(args) == 1
+    assert "--stage" in capsys.readouterr().err
+    assert main([*args, "--stage", "test-on-test", "-o", "ae.prototxt"]) == 0
+    assert read_net(elsewhere / "ae.prototxt").layer[0].type == "Input"

@@ -239,3 +239,22 @@ layer { name: "prob" type: "Softmax" bottom: "ip" top: "prob" }
     assert _layers(deployment.net) == _layers(_net(text))
     assert list(deployment.net.layer[0].input_param.shape[0].dim) == [3, 4]
     assert deployment.preprocessing == []
+
+
+@needs_bvlc
+def test_stages_choose_the_data_layers(tmp_path, monkeypatch):
+    """BVLC's autoencoder puts its data layers under stages: without one, the deploy net
+    would read a blob nothing writes, which is refused at the reading layer's line; with
+    ``stages`` the net derives, its loss targets (``flatdata``) pruned and what the two
+    losses scored (``decode1``, and ``decode1neuron`` computed from it) kept."""
+    monkeypatch.chdir(tmp_path)
+    autoencoder = BVLC / "examples" / "mnist" / "mnist_autoencoder.prototxt"
+    with pytest.raises(NetError, match=r":\d+:\d+: layer 'encode1' \(InnerProduct\): bottom "
+                       r"'data' is produced by no earlier layer of the TEST net; .*--stage"):
+        derive_deploy(autoencoder)
+    derived = derive_deploy(autoencoder, stages=["test-on-test"], batch=2,
+                            shapes={"data": (1, 28, 28)}).net
+    names = [lp.name for lp in derived.layer]
+    assert names[0] == "data" and "flatdata" not in names and names[-1] == "decode1neuron"
+    net = Net(derived, TEST)
+    assert "decode1" in net.blobs and net.outputs == ["decode1neuron"]
