@@ -15,6 +15,8 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
 from ..blob import Blob
 from ..errors import BrewnetError, NetError
 from ..layers.base import Layer
@@ -314,14 +316,20 @@ def _describe(tp: caffe_pb2.TransformationParameter) -> str:
     if tp.mean_file:
         steps.append(f"subtract the mean image {tp.mean_file}{at}")
     elif len(tp.mean_value):
-        values = ", ".join(f"{v:g}" for v in tp.mean_value)
+        values = ", ".join(_number(v) for v in tp.mean_value)
         steps.append(f"subtract the mean value{'s' if len(tp.mean_value) > 1 else ''} "
                      f"{values} (per channel)")
     if tp.scale != 1:
-        steps.append(f"multiply by {tp.scale:g}")
+        steps.append(f"multiply by {_number(tp.scale)}")
     if tp.mirror:
         steps.append("(the train_val's random mirroring is not applied)")
     return "; ".join(steps) if steps else "the source's values unchanged"
+
+
+def _number(value: float) -> str:
+    """A float32 field as the shortest text that reads back as the same float32 (the
+    transformer's arithmetic is float32): 0.00390625, 0.0039215684, 104."""
+    return np.format_float_positional(np.float32(value), trim="-")
 
 
 def _unused(name: str, taken: set[str]) -> str:

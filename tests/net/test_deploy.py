@@ -252,8 +252,11 @@ def test_stages_choose_the_data_layers(tmp_path, monkeypatch):
     with pytest.raises(NetError, match=r":\d+:\d+: layer 'encode1' \(InnerProduct\): bottom "
                        r"'data' is produced by no earlier layer of the TEST net; .*--stage"):
         derive_deploy(autoencoder)
-    derived = derive_deploy(autoencoder, stages=["test-on-test"], batch=2,
-                            shapes={"data": (1, 28, 28)}).net
+    deployment = derive_deploy(autoencoder, stages=["test-on-test"], batch=2,
+                               shapes={"data": (1, 28, 28)})
+    # the file's float32 scale, to the digit that reads back as the same float32
+    assert deployment.preprocessing == ["data (2, 1, 28, 28): multiply by 0.0039215684"]
+    derived = deployment.net
     names = [lp.name for lp in derived.layer]
     assert names[0] == "data" and "flatdata" not in names and names[-1] == "decode1neuron"
     net = Net(derived, TEST)
