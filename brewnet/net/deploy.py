@@ -67,11 +67,11 @@ def derive_deploy(net_param: caffe_pb2.NetParameter | str | os.PathLike, *,
     read by the caller from ``source`` comes with its ``layout``, for located errors). The
     TEST net is the one Caffe builds at ``level`` with ``stages`` added to the file's state.
 
-    An input's shape is the data layer's own (it is set up once: crop size and the source's
-    first record), else ``shapes[top]`` — one record's dims, without the batch axis — else,
-    when the source cannot be read, ``crop_size`` with channels known from ``mean_value``,
-    ``force_color``/``force_gray`` or the mean file. ``batch`` replaces the first axis of
-    every input (default: the data layer's batch size).
+    An input's shape is ``shapes[top]`` where given (one record's dims, without the batch
+    axis), else the data layer's own (it is set up once: crop size and the source's first
+    record), else, when the source cannot be read, ``crop_size`` with channels known from
+    ``mean_value``, ``force_color``/``force_gray`` or the mean file. ``batch`` replaces the
+    first axis of every input (default: the data layer's batch size).
     """
     if batch is not None and batch <= 0:
         raise BrewnetError(f"the batch size (--batch, batch=) must be positive, got {batch}")
