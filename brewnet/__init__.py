@@ -5,7 +5,8 @@ This module is pycaffe's facade, so ``import brewnet as caffe`` runs pycaffe cod
 (``L``/``P``) and ``to_proto``, ``Layer`` for Python layers, ``io``, ``Classifier``,
 ``Detector``, ``draw``, ``coord_map``, ``proto.caffe_pb2``, ``Timer``, ``init_log``/``log``
 and the global settings (``set_mode_cpu``, ``set_random_seed``, ``set_solver_count``...).
-brewnet adds ``allow_python_layers(True)``, the process-wide opt-in for Python layers.
+brewnet adds ``allow_python_layers(True)``, the process-wide opt-in for Python layers, and
+``deploy_net(train_val)``, the deploy net Caffe users write by hand.
 """
 
 from importlib import import_module
@@ -31,6 +32,7 @@ from .layers.python_layer import allow_python_layers
 from .layers.registry import layer_type_list
 from .log import init_log
 from .net import TEST, TRAIN, Net
+from .net.deploy import deploy_net
 from .netspec import NetSpec, params, to_proto
 from .parallel.pycaffe import MPI, NCCL
 from .pylayer import Layer
@@ -63,8 +65,8 @@ __all__ = [
     "AdaDeltaSolver", "AdaGradSolver", "AdamSolver", "Blob", "BrewnetError", "Classifier",
     "Detector", "Layer", "MPI", "NCCL", "Net", "NesterovSolver", "NetSpec", "RMSPropSolver",
     "SGDSolver", "Solver", "TEST", "TRAIN", "Timer", "__version__", "allow_python_layers",
-    "coord_map", "draw", "get_solver", "has_nccl", "init_log", "io", "layer_type_list", "layers",
-    "log", "params", "proto", "set_device", "set_mode_cpu", "set_mode_gpu", "set_multiprocess",
-    "set_random_seed", "set_solver_count", "set_solver_rank", "solver_count", "solver_rank",
-    "to_proto",
+    "coord_map", "deploy_net", "draw", "get_solver", "has_nccl", "init_log", "io",
+    "layer_type_list", "layers", "log", "params", "proto", "set_device", "set_mode_cpu",
+    "set_mode_gpu", "set_multiprocess", "set_random_seed", "set_solver_count", "set_solver_rank",
+    "solver_count", "solver_rank", "to_proto",
 ]

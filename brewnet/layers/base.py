@@ -50,6 +50,12 @@ class Layer:
     # Every top position is the same position of the bottoms (element-wise and per-position
     # layers), so coord_map passes through the layer unchanged.
     keeps_coordinates: ClassVar[bool] = False
+    # Reads its tops from outside the net (a database, files, arrays the user hands over), so
+    # a deploy net (net/deploy.py) takes those tops as Input blobs instead.
+    is_data_source: ClassVar[bool] = False
+    # A loss whose prediction a deploy net still delivers: the type put in its place, on the
+    # loss's first bottom (SoftmaxWithLoss → Softmax, the `prob` of Caffe's deploy files).
+    deploy_as: ClassVar[str | None] = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

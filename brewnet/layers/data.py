@@ -60,6 +60,7 @@ class DataLayer(Layer):
     min_top = 1
     max_top = 2
     param_fields = ("data_param", "transform_param")
+    is_data_source = True
 
     def __init__(self, param: caffe_pb2.LayerParameter, phase: int = caffe_pb2.TEST):
         super().__init__(param, phase)

@@ -45,6 +45,7 @@ class HDF5Data(Layer):
     exact_num_bottom = 0
     min_top = 1
     param_fields = ("hdf5_data_param", "transform_param")  # read to refuse it
+    is_data_source = True
 
     def setup(self, bottom: list[Blob], top: list[Blob]) -> None:
         p = self.param.hdf5_data_param

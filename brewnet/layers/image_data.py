@@ -39,6 +39,7 @@ class ImageData(Layer):
     exact_num_bottom = 0
     min_top = 1
     max_top = 2
+    is_data_source = True
     param_fields = ("image_data_param", "transform_param")
 
     def setup(self, bottom: list[Blob], top: list[Blob]) -> None:

@@ -148,6 +148,7 @@ class SoftmaxWithLoss(SoftmaxLoss):
     exact_num_bottom = 2
     min_top = 1
     max_top = 2
+    deploy_as = "Softmax"
     is_loss = True
     param_fields = ("softmax_param", "loss_param")
 

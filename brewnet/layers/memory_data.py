@@ -29,6 +29,7 @@ class MemoryData(Layer):
     exact_num_bottom = 0
     exact_num_top = 2
     param_fields = ("memory_data_param", "transform_param")  # read to warn it is unused
+    is_data_source = True
 
     def setup(self, bottom: list[Blob], top: list[Blob]) -> None:
         p = self.param.memory_data_param

@@ -63,3 +63,10 @@ def keeps_coordinates(type_name: str) -> bool:
     type brewnet does not implement, whose geometry it cannot know."""
     cls = _known(type_name)
     return cls is not None and cls.keeps_coordinates
+
+
+def is_data_source(type_name: str) -> bool:
+    """Whether ``type_name`` layers read their tops from outside the net (a deploy net takes
+    them as inputs); false for a type brewnet does not implement."""
+    cls = _known(type_name)
+    return cls is not None and cls.is_data_source

@@ -15,6 +15,7 @@ class WindowDataLayer(Layer):
 
     type = "WindowData"
     param_fields = ("window_data_param", "transform_param")  # Caffe's, refused whole
+    is_data_source = True
 
     def setup(self, bottom: list[Blob], top: list[Blob]) -> None:
         raise self.error("WindowData (R-CNN window sampling) is not supported by brewnet; "

@@ -1,4 +1,5 @@
-"""``brewnet export onnx NET WEIGHTS OUT.onnx [--batch N]`` (brewnet/cli/export.py)."""
+"""``brewnet export onnx NET WEIGHTS OUT.onnx [--batch N] [--shape TOP=C,H,W]``
+(brewnet/cli/export.py)."""
 
 from __future__ import annotations
 
@@ -61,13 +62,44 @@ layer { name: "loss" type: "SoftmaxWithLoss" bottom: "data" bottom: "label" top:
     assert "--batch must be a positive number" in capsys.readouterr().err
 
 
-def test_train_val_net_is_refused_before_opening_its_data(tmp_path, capsys):
-    """Given LeNet's train_val definition (whose LMDBs need not exist), the command names its
-    Data layer as having no ONNX mapping and points to the deploy net."""
+def test_train_val_net_is_exported_as_its_deploy_net(tmp_path, capsys, monkeypatch):
+    """Given LeNet's train_val definition, the command exports the deploy net derived from it
+    (brewnet/net/deploy.py), which scores as the hand-written lenet.prototxt with the same
+    weights, and prints the preprocessing its input needs. Where the LMDB is absent, the
+    record shape comes from --shape, and without it the error asks for --shape."""
+    monkeypatch.chdir(tmp_path)  # the relative LMDB paths do not exist here
     train_val = LENET.parent / "lenet_train_test.prototxt"
+    trained = Net(str(LENET), TEST)
+    rng = np.random.default_rng(0)
+    for blobs in trained.params.values():
+        for b in blobs:
+            b.data[...] = (0.2 * rng.standard_normal(b.shape)).astype(np.float32)
+    weights, out = tmp_path / "w.caffemodel", tmp_path / "x.onnx"
+    trained.save(weights)
+    assert main(["export", "onnx", str(train_val), str(weights), str(out)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "layer 'mnist' (Data)" in err and "--shape data=C,H,W" in err
+    assert not out.exists()
+
+    assert main(["export", "onnx", str(train_val), str(weights), str(out), "--batch", "2",
+                 "--shape", "data=1,28,28"]) == 0
+    printed = capsys.readouterr().out
+    assert "data [2, 1, 28, 28]" in printed and "outputs prob" in printed
+    assert "data (2, 1, 28, 28): multiply by 0.00390625" in printed
+    x = rng.random((2, 1, 28, 28), dtype=np.float32)
+    trained.blobs["data"].reshape(2, 1, 28, 28)
+    trained.reshape()
+    expected = np.array(trained.forward(data=x)["prob"])
+    session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    (got,) = session.run(["prob"], {"data": x})
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_shape_is_refused_for_a_deploy_net(tmp_path, capsys):
+    """--shape describes a train_val's data records; given with a deploy net it is an error,
+    not silently ignored."""
     weights = tmp_path / "w.caffemodel"
     Net(str(LENET), TEST).save(weights)
-    out = tmp_path / "x.onnx"
-    assert main(["export", "onnx", str(train_val), str(weights), str(out)]) == 1
-    err = capsys.readouterr().err
-    assert "(Data): has no ONNX mapping" in err and "deploy" in err
+    assert main(["export", "onnx", str(LENET), str(weights), str(tmp_path / "x.onnx"),
+                 "--shape", "data=1,28,28"]) == 1
+    assert "--shape gives the records of a train_val's data layers" in capsys.readouterr().err
