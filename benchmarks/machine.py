@@ -63,7 +63,7 @@ def cpu_model() -> str:
 def torch_or_none(threads: int) -> Any:
     """The torch module with ``threads`` intra-op threads, or None when it is not installed."""
     try:
-        import torch  # noqa: PLC0415 - the optional peer
+        import torch  # the optional peer
     except ImportError:
         return None
     torch.set_num_threads(threads)

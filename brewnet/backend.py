@@ -20,7 +20,7 @@ _parallel = {"solver_count": 1, "solver_rank": 0, "multiprocess": False}
 def cupy_or_none() -> Any:
     """The cupy module when it is installed and a device is usable, else None."""
     try:
-        import cupy  # noqa: PLC0415 - optional dependency
+        import cupy  # optional dependency
 
         cupy.cuda.runtime.getDeviceCount()
         return cupy
@@ -32,8 +32,7 @@ def get_array_module(*arrays: Any) -> Any:
     """numpy, or cupy when any of ``arrays`` lives on a GPU."""
     for a in arrays:
         if type(a).__module__.startswith("cupy"):
-            import cupy  # noqa: PLC0415
-
+            import cupy
             return cupy
     return np
 
@@ -43,8 +42,7 @@ def set_mode_cpu() -> None:
 
 
 def set_mode_gpu() -> None:
-    from .errors import BrewnetError  # noqa: PLC0415
-
+    from .errors import BrewnetError
     if cupy_or_none() is None:
         raise BrewnetError("GPU mode needs CuPy and a CUDA device: pip install 'brewnet[gpu]'")
     _state["mode"] = "gpu"
@@ -64,8 +62,7 @@ def mode() -> str:
 def default_xp() -> Any:
     """The array module new blobs are allocated with under the current mode."""
     if _state["mode"] == "gpu":
-        import cupy  # noqa: PLC0415
-
+        import cupy
         return cupy
     return np
 
@@ -94,8 +91,7 @@ def solver_count() -> int:
 def set_solver_count(count: int) -> None:
     """Record the number of cooperating solvers; they exchange gradients once joined by
     ``NCCL``/``MPI`` (brewnet.parallel)."""
-    from .errors import BrewnetError  # noqa: PLC0415
-
+    from .errors import BrewnetError
     if int(count) < 1:
         raise BrewnetError(f"set_solver_count: the count must be at least 1, got {count}")
     _parallel["solver_count"] = int(count)
@@ -107,8 +103,7 @@ def solver_rank() -> int:
 
 
 def set_solver_rank(rank: int) -> None:
-    from .errors import BrewnetError  # noqa: PLC0415
-
+    from .errors import BrewnetError
     if not 0 <= int(rank) < _parallel["solver_count"]:
         raise BrewnetError(f"set_solver_rank: rank {rank} is outside 0..{solver_count() - 1}; "
                            "call set_solver_count first")
@@ -126,6 +121,5 @@ def multiprocess() -> bool:
 
 def has_nccl() -> bool:
     """Whether CuPy's NCCL is usable (with a CUDA device), so ``NCCL`` can join GPU ranks."""
-    from .parallel.nccl import nccl_module  # noqa: PLC0415
-
+    from .parallel.nccl import nccl_module
     return nccl_module() is not None

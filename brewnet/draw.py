@@ -236,7 +236,7 @@ def format_shapes(shapes: list[tuple[int, ...]]) -> str:
 # ----------------------------------------------------------------------------------------------
 def _import_pydot() -> Any:
     try:
-        import pydot  # noqa: PLC0415 - optional dependency
+        import pydot  # optional dependency
     except ImportError:
         raise BrewnetError("drawing nets needs the pydot package: pip install 'brewnet[draw]' "
                            "(or pip install pydot)") from None

@@ -111,7 +111,7 @@ def world(tmp_path_factory) -> World:
 
 def _have_h5py() -> bool:
     try:
-        import h5py  # noqa: F401, PLC0415
+        import h5py  # noqa: F401
     except ImportError:
         return False
     return True

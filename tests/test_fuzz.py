@@ -286,7 +286,7 @@ class Snapshots(dict):
 
 def _have_h5py() -> bool:
     try:
-        import h5py  # noqa: F401, PLC0415
+        import h5py  # noqa: F401
     except ImportError:
         return False
     return True

@@ -44,9 +44,8 @@ def _net_phases(path: str, phase: str | None) -> list[int]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..net.checks import check_net, parameter_count, shape_table  # noqa: PLC0415
-    from ..solver.checks import Findings, check_solver  # noqa: PLC0415
-
+    from ..net.checks import check_net, parameter_count, shape_table
+    from ..solver.checks import Findings, check_solver
     stages = split_list(args.stage)
     logger = get_logger()
     quiet, logger.level = logger.level, logging.ERROR  # the findings are printed below

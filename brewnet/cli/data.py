@@ -9,12 +9,10 @@ from ..errors import BrewnetError
 
 def run(args: argparse.Namespace) -> int:
     if args.dataset == "mnist":
-        from ..data.mnist import convert_mnist  # noqa: PLC0415
-
+        from ..data.mnist import convert_mnist
         paths = convert_mnist(args.out_dir, source_dir=args.source, cache_dir=args.cache)
     elif args.dataset == "cifar10":
-        from ..data.cifar10 import DOWNLOAD_HINT, convert_cifar10  # noqa: PLC0415
-
+        from ..data.cifar10 import DOWNLOAD_HINT, convert_cifar10
         if args.source is None:
             raise BrewnetError(f"brewnet data cifar10 needs --from: {DOWNLOAD_HINT}")
         paths = convert_cifar10(args.out_dir, source_dir=args.source)

@@ -34,9 +34,8 @@ def add_shape_argument(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..fileio import atomic_write  # noqa: PLC0415 - keeps `brewnet --help` light
-    from ..net.deploy import derive_deploy  # noqa: PLC0415
-
+    from ..fileio import atomic_write  # keeps `brewnet --help` light
+    from ..net.deploy import derive_deploy
     if args.out is not None and os.path.exists(args.out) and os.path.samefile(args.out,
                                                                                args.train_val):
         raise BrewnetError(f"-o {args.out} is the train_val net itself; name another file "

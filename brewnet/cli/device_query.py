@@ -7,9 +7,8 @@ import argparse
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..tools.device_query import report_lines  # noqa: PLC0415
-    from .devices import parse_gpus  # noqa: PLC0415
-
+    from ..tools.device_query import report_lines
+    from .devices import parse_gpus
     devices = None
     if args.gpu is not None and args.gpu.strip() != "all":
         devices = parse_gpus(args.gpu, lambda: 0)  # "all" is handled above: never called

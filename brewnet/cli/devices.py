@@ -30,8 +30,7 @@ def parse_gpus(value: str, device_count: Callable[[], int]) -> list[int]:
 
 def gpu_count() -> int:
     """How many CUDA devices CuPy sees; a BrewnetError when there is no usable one."""
-    from .. import backend  # noqa: PLC0415
-
+    from .. import backend
     cp = backend.cupy_or_none()
     count = cp.cuda.runtime.getDeviceCount() if cp is not None else 0
     if not count:
@@ -47,8 +46,7 @@ def choose_device(gpu_flag: str | None, param: caffe_pb2.SolverParameter) -> int
     falling back to the CPU with a warning when CuPy or a device is missing. brewnet drives
     one device: of several ids, the first is used.
     """
-    from .. import backend  # noqa: PLC0415
-
+    from .. import backend
     if gpu_flag is None:
         # solver_mode defaults to GPU in the schema: only an explicit setting counts (Caffe).
         if not (param.HasField("solver_mode")

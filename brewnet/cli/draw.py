@@ -11,7 +11,7 @@ _PHASES = {"TRAIN": caffe_pb2.TRAIN, "TEST": caffe_pb2.TEST, "ALL": None}
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..draw import draw_net_to_file  # noqa: PLC0415 - keeps `brewnet --help` light
+    from ..draw import draw_net_to_file  # keeps `brewnet --help` light
 
     print(f"Drawing net to {args.out}")
     draw_net_to_file(args.net, args.out, args.rankdir, phase=_PHASES[args.phase],

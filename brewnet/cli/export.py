@@ -12,12 +12,11 @@ from .deploy import add_shape_argument
 
 
 def run_onnx(args: argparse.Namespace) -> int:
-    from ..export import export_onnx  # noqa: PLC0415
-    from ..export.onnx_graph import check_exportable  # noqa: PLC0415
-    from ..net import TEST, Net  # noqa: PLC0415
-    from ..net.deploy import derive_deploy, reads_data_sources  # noqa: PLC0415
-    from ..proto.textio import read_net_located  # noqa: PLC0415
-
+    from ..export import export_onnx
+    from ..export.onnx_graph import check_exportable
+    from ..net import TEST, Net
+    from ..net.deploy import derive_deploy, reads_data_sources
+    from ..proto.textio import read_net_located
     if args.batch is not None and args.batch <= 0:
         raise BrewnetError(f"--batch must be a positive number, got {args.batch}")
     param, layout = read_net_located(args.net)

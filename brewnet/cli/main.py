@@ -81,8 +81,7 @@ def _memory_limit_ignored(ignored: bool) -> Iterator[None]:
     if not ignored:
         yield
         return
-    from ..net.memory import IGNORE_ENV  # noqa: PLC0415
-
+    from ..net.memory import IGNORE_ENV
     before = os.environ.get(IGNORE_ENV)
     os.environ[IGNORE_ENV] = "1"
     try:

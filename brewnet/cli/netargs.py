@@ -47,8 +47,7 @@ def add_memory_flag(p: argparse.ArgumentParser) -> None:
 def open_net(args: argparse.Namespace, weights: str | None = None) -> tuple[Net, int | None]:
     """The net the flags describe, on the device ``--gpu`` names (a net has no solver_mode:
     the CPU unless ``--gpu`` is given, as Caffe's test and time); returns it and the GPU id."""
-    from ..net import Net  # noqa: PLC0415
-
+    from ..net import Net
     device = choose_device(args.gpu, caffe_pb2.SolverParameter())
     net = Net(args.model, phase=PHASES[args.phase], level=args.level,
               stages=split_list(args.stage), weights=weights,

@@ -9,8 +9,7 @@ import sys
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..tools.logparse import parse_log, write_csv_files  # noqa: PLC0415
-
+    from ..tools.logparse import parse_log, write_csv_files
     parsed = parse_log(args.log)
     written = write_csv_files(args.log, args.out_dir, parsed, args.delimiter)
     for path in written:

@@ -10,9 +10,8 @@ from ..errors import DataError
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..tools.logparse import load_training_log  # noqa: PLC0415
-    from ..tools.plot import save_plot  # noqa: PLC0415
-
+    from ..tools.logparse import load_training_log
+    from ..tools.plot import save_plot
     parsed = load_training_log(args.log)
     if not parsed.train and not parsed.test:
         raise DataError(f"{args.log}: no train or test outputs to plot; give the stderr of a "

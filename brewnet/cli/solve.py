@@ -64,10 +64,9 @@ def _one_line(e: BaseException) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..parallel import launch as launcher  # noqa: PLC0415
-    from ..parallel import nccl  # noqa: PLC0415
-    from ..proto.textio import read_solver_located  # noqa: PLC0415
-
+    from ..parallel import launch as launcher
+    from ..parallel import nccl
+    from ..proto.textio import read_solver_located
     if args.snapshot and args.weights:
         raise BrewnetError("give either --snapshot (resume training) or --weights (fine-tune), "
                            "not both")
@@ -98,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
         if comm.rank == 0:  # every rank saw the same mean loss or weights: rank 0 says it
             raise
         return 1
-    except BaseException as e:  # noqa: BLE001 - one failing rank ends the job, named
+    except BaseException as e:  # one failing rank ends the job, named
         print(f"brewnet: error: rank {comm.rank} of {comm.size}: {_one_line(e)}",
               file=sys.stderr, flush=True)
         comm.abort(1)
@@ -107,11 +106,10 @@ def run(args: argparse.Namespace) -> int:
 def _train(args: argparse.Namespace, param: caffe_pb2.SolverParameter, layout: Node | None,
            comm: Communicator) -> int:
     """Build the solver (joined to the other ranks of ``comm``), restore, solve, report."""
-    from ..parallel.sync import GradientSync  # noqa: PLC0415
-    from ..solver import get_solver  # noqa: PLC0415
-    from ..tools.jsonlog import JsonLog  # noqa: PLC0415
-    from ..tools.progress import progress_line  # noqa: PLC0415
-
+    from ..parallel.sync import GradientSync
+    from ..solver import get_solver
+    from ..tools.jsonlog import JsonLog
+    from ..tools.progress import progress_line
     if comm.size == 1:
         choose_device(args.gpu, param)
     root = comm.rank == 0

@@ -11,8 +11,7 @@ from .netargs import add_net_arguments, open_net
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..tools.score import batch_lines, score_net, summary_lines  # noqa: PLC0415
-
+    from ..tools.score import batch_lines, score_net, summary_lines
     if args.iterations < 1:
         raise BrewnetError(f"--iterations {args.iterations}: give a positive number of batches")
     net, device = open_net(args, weights=args.weights)

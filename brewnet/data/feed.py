@@ -130,5 +130,5 @@ class DatumFeed:
                         f"{_CLOSE_TIMEOUT_S:g} s; closing the database anyway")
         try:
             self.source.close()
-        except Exception as e:  # noqa: BLE001 - reported, never raised from cleanup
+        except Exception as e:  # reported, never raised from cleanup
             log.warning(f"{self.source.where}: closing failed: {e}")

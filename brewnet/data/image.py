@@ -20,7 +20,7 @@ INSTALL_HINT = "pip install 'brewnet[image]'"
 def import_pillow(what: str) -> Any:
     """The ``PIL.Image`` module, or a DataError saying that ``what`` needs Pillow."""
     try:
-        from PIL import Image  # noqa: PLC0415 - optional dependency
+        from PIL import Image  # optional dependency
     except ImportError:
         raise DataError(f"{what} needs Pillow to decode images: {INSTALL_HINT}") from None
     return Image

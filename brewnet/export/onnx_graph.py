@@ -41,7 +41,7 @@ MIN_OPSET = 13
 def _onnx() -> Any:
     """The ``onnx`` package, or an error saying how to install it."""
     try:
-        import onnx  # noqa: PLC0415
+        import onnx
     except ImportError:
         raise BrewnetError("ONNX export needs the onnx package; install it with "
                            "`pip install brewnet[onnx]` (or `pip install onnx`)") from None
@@ -175,7 +175,7 @@ def check_exportable(param: caffe_pb2.NetParameter) -> None:
     """Refuse a definition with a layer that cannot be exported before the net is compiled
     (a train_val net would otherwise fail first on opening its data sources). The layers
     checked are those of the TEST phase, under the definition's own level and stages."""
-    from . import onnx_layers  # noqa: F401, PLC0415  (registers the converters)
+    from . import onnx_layers  # noqa: F401  (registers the converters)
 
     state = caffe_pb2.NetState()
     state.CopyFrom(param.state)
@@ -191,7 +191,7 @@ def net_to_onnx(net: Net, opset: int = OPSET) -> onnx.ModelProto:
     Every layer must have a converter: a layer without one (data, loss, accuracy layers, or a
     type ONNX cannot express) is a NetError naming it; export a deploy net.
     """
-    from . import onnx_layers  # noqa: F401, PLC0415  (registers the converters)
+    from . import onnx_layers  # noqa: F401  (registers the converters)
 
     if opset < MIN_OPSET:
         raise BrewnetError(f"ONNX opset {opset} is too old: Caffe's Softmax along one axis needs "
@@ -218,8 +218,7 @@ def net_to_onnx(net: Net, opset: int = OPSET) -> onnx.ModelProto:
         g.output(name, net.blobs[name].shape)
     graph = onnx.helper.make_graph(g.nodes, net.name or "brewnet", g.inputs, g.outputs,
                                    initializer=g.initializers)
-    from .. import __version__  # noqa: PLC0415
-
+    from .. import __version__
     opsets = [onnx.helper.make_opsetid("", opset)]
     # The oldest IR version that knows the opset: a newer one would lock out older runtimes.
     model = onnx.helper.make_model(graph, producer_name="brewnet", producer_version=__version__,

@@ -15,7 +15,6 @@ for _module in sorted(m.name for m in iter_modules(__path__)):
 
 def __getattr__(name: str):
     if name[:1].isupper():
-        from ..netspec import layers as _netspec_layers  # noqa: PLC0415
-
+        from ..netspec import layers as _netspec_layers
         return getattr(_netspec_layers, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -25,7 +25,7 @@ _HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"  # the first bytes of every HDF5 file
 def import_h5py(layer: Layer) -> Any:
     """The h5py module, or a NetError naming ``layer`` and the install command."""
     try:
-        import h5py  # noqa: PLC0415 - optional dependency
+        import h5py  # optional dependency
     except ImportError:
         raise layer.error("needs h5py to read and write HDF5 files: "
                           "pip install 'brewnet[hdf5]'") from None

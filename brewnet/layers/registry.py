@@ -24,7 +24,7 @@ def register(cls: L) -> L:
 
 def _load_builtin() -> None:
     # Importing the package imports every layer family, each of which registers itself.
-    from .. import layers  # noqa: F401, PLC0415
+    from .. import layers  # noqa: F401
 
 
 def layer_class(type_name: str) -> type[Layer]:

@@ -33,7 +33,7 @@ def is_hdf5_path(path: str | os.PathLike) -> bool:
 def require_h5py() -> Any:
     """The h5py module, or a WeightsError saying how to get it."""
     try:
-        import h5py  # noqa: PLC0415 - optional dependency, imported on use
+        import h5py  # optional dependency, imported on use
     except ImportError:
         raise WeightsError("HDF5 snapshots need h5py: pip install 'brewnet[hdf5]' (or h5py), "
                           "or use snapshot_format: BINARYPROTO") from None

@@ -29,8 +29,7 @@ def array_to_blobproto(data: np.ndarray, diff: np.ndarray | None = None) -> caff
 
 
 def blob_to_proto(blob: Blob, write_diff: bool = False) -> caffe_pb2.BlobProto:
-    from ..backend import to_numpy  # noqa: PLC0415
-
+    from ..backend import to_numpy
     return array_to_blobproto(to_numpy(blob.data), to_numpy(blob.diff) if write_diff else None)
 
 

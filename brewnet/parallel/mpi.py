@@ -14,7 +14,7 @@ from ..errors import BrewnetError
 def import_mpi() -> Any:
     """mpi4py's MPI module, or a BrewnetError saying how to install it."""
     try:
-        from mpi4py import MPI  # noqa: PLC0415 - optional dependency
+        from mpi4py import MPI  # optional dependency
     except ImportError as e:
         raise BrewnetError(f"several ranks need mpi4py, which cannot be imported ({e}): pip "
                            "install 'brewnet[mpi]'") from None

@@ -20,13 +20,12 @@ UID_BYTES = 128  # NCCL_UNIQUE_ID_BYTES
 
 def nccl_module() -> Any | None:
     """``cupy.cuda.nccl`` when CuPy, a CUDA device and NCCL are all usable, else None."""
-    from .. import backend  # noqa: PLC0415
-
+    from .. import backend
     cp = backend.cupy_or_none()
     if cp is None:
         return None
     try:
-        from cupy.cuda import nccl  # noqa: PLC0415 - optional dependency
+        from cupy.cuda import nccl  # optional dependency
     except ImportError:
         return None
     return nccl if getattr(nccl, "available", True) else None
@@ -65,8 +64,7 @@ class _Event:
         self._event = event
 
     def wait(self) -> None:
-        import cupy  # noqa: PLC0415
-
+        import cupy
         cupy.cuda.get_current_stream().wait_event(self._event)
 
     def test(self) -> None:
@@ -80,8 +78,7 @@ class NcclComm:
     engine = "NCCL"
 
     def __init__(self, uid: bytes, size: int, rank: int):
-        import cupy  # noqa: PLC0415
-
+        import cupy
         self._nccl = require_nccl()
         self._cp = cupy
         self.rank, self.size = int(rank), int(size)

@@ -29,14 +29,12 @@ class NCCL(GradientSync):
     current device (``caffe.set_device``)."""
 
     def __init__(self, solver: Solver, uid: bytes):
-        from .nccl import NcclComm  # noqa: PLC0415
-
+        from .nccl import NcclComm
         super().__init__(solver, NcclComm(uid, backend.solver_count(), backend.solver_rank()))
 
     @staticmethod
     def new_uid() -> bytes:
-        from .nccl import new_uid  # noqa: PLC0415
-
+        from .nccl import new_uid
         return new_uid()
 
 
@@ -46,6 +44,5 @@ class MPI(GradientSync):
     before building the solver, so Data layers share out their records)."""
 
     def __init__(self, solver: Solver):
-        from .mpi import MpiComm  # noqa: PLC0415
-
+        from .mpi import MpiComm
         super().__init__(solver, MpiComm())

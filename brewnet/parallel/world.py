@@ -58,8 +58,7 @@ def join(launch: Launch, gpus: list[int]) -> tuple[Communicator, int | None]:
         if launch.launcher == "brewnet":
             raise BrewnetError("BREWNET_WORLD_SIZE is set but no --gpu: brewnet's launcher "
                                "runs GPU ranks; use mpiexec for CPU ranks")
-        from .mpi import MpiComm  # noqa: PLC0415
-
+        from .mpi import MpiComm
         comm = MpiComm()
         if comm.size != launch.size:
             raise BrewnetError(f"{launch.launcher} started {launch.size} ranks but MPI sees "
@@ -72,15 +71,13 @@ def join(launch: Launch, gpus: list[int]) -> tuple[Communicator, int | None]:
 
 def _nccl_rank(launch: Launch, gpus: list[int]) -> tuple[Communicator, int]:
     """Select this rank's GPU, agree on an NCCL unique id and make the clique."""
-    from .. import backend  # noqa: PLC0415
-    from . import nccl  # noqa: PLC0415
-
+    from .. import backend
+    from . import nccl
     nccl.require_nccl()
     mpi_comm = None
     local = launch.local_rank
     if launch.launcher != "brewnet":
-        from .mpi import import_mpi  # noqa: PLC0415
-
+        from .mpi import import_mpi
         world = import_mpi().COMM_WORLD
         mpi_comm = world
         if local is None:  # the ranks sharing this machine's memory are its ranks

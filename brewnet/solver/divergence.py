@@ -129,7 +129,7 @@ def locate_nonfinite_output(net: Any, replay: bool = True) -> tuple[str, str, st
     if replay:
         try:
             exact = _replay(net)
-        except Exception:  # noqa: BLE001 - a layer choking on NaNs: keep the scan's answer
+        except Exception:  # a layer choking on NaNs: keep the scan's answer
             exact = None
         if exact is not None:
             return exact

@@ -354,5 +354,5 @@ class Solver(UpdateStep, PeriodicTests, Snapshots, DivergenceGuard, RankAgreemen
                 continue
             try:
                 net.close()
-            except Exception as e:  # noqa: BLE001 - reported, never raised from cleanup
+            except Exception as e:  # reported, never raised from cleanup
                 log.warning(f"closing net {getattr(net, 'name', '?')} failed: {e}")

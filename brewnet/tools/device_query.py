@@ -42,7 +42,7 @@ def blas_threads() -> str:
     """The BLAS thread count and where it comes from: threadpoolctl when installed, else the
     environment variables BLAS libraries read, else their default (one per usable core)."""
     try:
-        from threadpoolctl import threadpool_info  # noqa: PLC0415 - optional
+        from threadpoolctl import threadpool_info  # optional
     except ImportError:
         pass
     else:
@@ -116,13 +116,13 @@ def cupy_lines(devices: list[int] | None = None) -> Iterator[str]:
     """CuPy's version, CUDA runtime and driver, and each device (``devices``: the ids to show,
     None for all); a line saying why when CuPy or a device is missing."""
     try:
-        import cupy as cp  # noqa: PLC0415 - optional dependency
+        import cupy as cp  # optional dependency
     except ImportError:
         yield "CuPy: not installed; GPU mode is unavailable (pip install 'brewnet[gpu]')"
         return
     try:
         count = cp.cuda.runtime.getDeviceCount()
-    except Exception as e:  # noqa: BLE001 - CUDA errors come in several classes
+    except Exception as e:  # CUDA errors come in several classes
         yield f"CuPy {cp.__version__}: no usable CUDA device ({type(e).__name__}: {e})"
         return
     runtime = _cuda_version(cp.cuda.runtime.runtimeGetVersion())

@@ -24,7 +24,7 @@ _FIXED_COLUMNS = ("NumIters", "Seconds", "LearningRate")
 
 def _require_matplotlib() -> None:
     try:
-        import matplotlib  # noqa: F401, PLC0415 - optional dependency
+        import matplotlib  # noqa: F401 - optional dependency
     except ImportError:
         raise BrewnetError("brewnet plot needs matplotlib: pip install 'brewnet[plot]'") \
             from None
@@ -68,9 +68,8 @@ def draw(log: TrainingLog, x: str = "iterations", title: str | None = None) -> A
     ``"iterations"`` or ``"seconds"``. Losses spanning more than two decades, and rates more
     than one, are drawn on log scales; accuracies between 0 and 1 on a 0-1 axis."""
     _require_matplotlib()
-    from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: PLC0415
-    from matplotlib.figure import Figure  # noqa: PLC0415
-
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
     column, label = _X[x]
     fig = Figure(figsize=(9, 6.5), layout="constrained")
     FigureCanvasAgg(fig)

@@ -36,7 +36,7 @@ class _AboveBar(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         try:
             self._bar.write(self.format(record), file=self._stream)
-        except Exception:  # noqa: BLE001 - logging must not raise; report as logging does
+        except Exception:  # logging must not raise; report as logging does
             self.handleError(record)
 
 
@@ -46,7 +46,7 @@ class ProgressLine:
     images in one iteration (batch × iter_size), for images/s; None to show iterations/s."""
 
     def __init__(self, solver: Any, stream: IO[str], images_per_iter: int | None):
-        from tqdm import tqdm  # noqa: PLC0415 - optional dependency
+        from tqdm import tqdm  # optional dependency
 
         self._solver, self._images = solver, images_per_iter
         self._loss = ""
@@ -100,7 +100,7 @@ def progress_line(solver: Any, stream: IO[str],
     if isatty is None or not isatty():
         return None
     try:
-        import tqdm  # noqa: F401, PLC0415 - optional dependency
+        import tqdm  # noqa: F401 - optional dependency
     except ImportError:
         return None
     return ProgressLine(solver, stream, images_per_iter)

@@ -94,10 +94,9 @@ def main() -> None:
                   f"test accuracy {test_acc[it // args.test_interval]:.4f}")
 
     try:
-        import matplotlib  # noqa: PLC0415
-
+        import matplotlib
         matplotlib.use("Agg")
-        import matplotlib.pyplot as plt  # noqa: PLC0415
+        import matplotlib.pyplot as plt
     except ImportError:
         print("matplotlib is not installed: no plot (pip install 'brewnet[plot]')")
         return

@@ -58,7 +58,7 @@ def fake(monkeypatch):
                 raise TypeError("this CuPy takes a tuple")
             log.add("init", size, uid, rank)
 
-        def allReduce(self, send, recv, count, dtype, op, stream):  # noqa: N802 - CuPy's
+        def allReduce(self, send, recv, count, dtype, op, stream):  # CuPy's name
             assert send == recv
             arrays[send] *= 2
             log.add("allReduce", count, dtype, op, stream)
