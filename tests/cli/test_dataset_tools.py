@@ -1,0 +1,103 @@
+"""Caffe's dataset and model tools end to end: convert_imageset, compute_image_mean,
+extract_features and the upgrade_*_proto_* commands, with Caffe's argument order and flag
+spellings; bad input gives one line."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from brewnet.cli import main as cli
+from brewnet.data.image import decode_image
+from brewnet.proto import caffe_pb2
+from brewnet.proto.binaryio import read_binary
+from tests.data.helpers import image_folder
+from tests.tools.tiny import captured_log
+
+REPO = Path(__file__).resolve().parents[2]
+
+pytest.importorskip("PIL.Image")
+lmdb = pytest.importorskip("lmdb")
+
+
+def brewnet(*args, cwd):
+    return subprocess.run([sys.executable, "-m", "brewnet", *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "PYTHONPATH": str(REPO)})
+
+
+def datums(path) -> list[caffe_pb2.Datum]:
+    with lmdb.open(str(path), readonly=True, lock=False) as env, env.begin() as txn:
+        return [caffe_pb2.Datum.FromString(v) for _, v in txn.cursor()]
+
+
+@pytest.fixture
+def folder(tmp_path):
+    list_file, _ = image_folder(tmp_path / "images")
+    return f"{tmp_path / 'images'}/", str(list_file)
+
+
+def test_convert_imageset_with_caffes_flags_logs_as_caffe(folder, tmp_path):
+    """gflags spellings (-flag=value, --flag value), Caffe's log lines, the skipped images
+    listed at the end, and a database of the resized images."""
+    root, list_file = folder
+    with captured_log(tmp_path / "log"):
+        assert cli.main(["convert_imageset", "-resize_height=10", "--resize_width", "12",
+                         "-shuffle", "-seed=3", "--jobs", "2", root, list_file,
+                         str(tmp_path / "db")]) == 0
+    log = (tmp_path / "log").read_text()
+    for line in ("Shuffling data (--seed 3)", "A total of 8 images.", "Processed 6 files.",
+                 "Skipped 2 image(s) that could not be read"):
+        assert line in log
+    assert re.search(r"list.txt:3: .*broken.png", log) and re.search(r"list.txt:6: .*missing",
+                                                                       log)
+    assert [(d.channels, d.height, d.width) for d in datums(tmp_path / "db")] == [(3, 10, 12)] * 6
+
+
+def test_compute_image_mean_equals_numpys(folder, tmp_path):
+    """The mean blob is 1×C×H×W, NumPy's mean of the records (encoded ones decoded), with
+    Caffe's per-channel lines."""
+    root, list_file = folder
+    for name, flags in (("raw", []), ("enc", ["--encoded"])):
+        assert cli.main(["convert_imageset", "--resize_height", "8", "--resize_width", "6",
+                         "--jobs", "1", *flags, root, list_file, str(tmp_path / name)]) == 0
+    decoded = {"raw": np.stack([np.frombuffer(d.data, np.uint8).reshape(3, 8, 6)
+                                for d in datums(tmp_path / "raw")]),
+               "enc": np.stack([decode_image(d.data, True) for d in datums(tmp_path / "enc")])}
+    for name, pixels in decoded.items():
+        expected = pixels.mean(axis=0, dtype=np.float64).astype(np.float32)[None]
+        with captured_log(tmp_path / f"{name}.log"):
+            assert cli.main(["compute_image_mean", str(tmp_path / name),
+                             str(tmp_path / f"{name}.binaryproto")]) == 0
+        blob = read_binary(tmp_path / f"{name}.binaryproto", caffe_pb2.BlobProto)
+        assert (blob.num, blob.channels, blob.height, blob.width) == (1, 3, 8, 6)
+        np.testing.assert_array_equal(np.asarray(blob.data, np.float32).reshape(1, 3, 8, 6),
+                                      expected)
+        log = (tmp_path / f"{name}.log").read_text()
+        assert "Number of channels: 3" in log
+        for c in range(3):
+            value = float(re.search(rf"mean_value channel \[{c}\]: (\S+)", log).group(1))
+            assert value == pytest.approx(pixels[:, c].mean(), rel=1e-5)
+
+
+@pytest.mark.parametrize(("args", "match"), [
+    (["convert_imageset", "images/", "nolist.txt", "db"], r"list file 'nolist.txt' cannot"),
+    (["convert_imageset", "--strict", "images/", "images/list.txt", "db"],
+     r"images/list.txt:3: .*broken.png"),
+    (["convert_imageset", "--check_size", "images/", "images/list.txt", "db"],
+     r"--check_size: images/pics/e.png is 3×23×9"),
+    (["compute_image_mean", "nodb"], r"LMDB 'nodb' does not exist"),
+])
+def test_bad_input_is_one_line(folder, tmp_path, args, match):
+    result = brewnet(*args, cwd=tmp_path)
+    assert result.returncode == 1, result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("brewnet: error")]
+    assert len(errors) == 1 and re.search(match, errors[0]), result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "db").exists()
