@@ -101,3 +101,65 @@ def test_bad_input_is_one_line(folder, tmp_path, args, match):
     assert len(errors) == 1 and re.search(match, errors[0]), result.stderr
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "db").exists()
+
+
+def test_extract_features_equals_forward(tmp_path):
+    """extract_features of LeNet's ip1 (and conv1) holds, record by record, the blobs that
+    net.forward gives over the same batches: float_data Datums keyed %010d, one database
+    per blob."""
+    from brewnet import TEST, Net  # noqa: PLC0415
+    from tests.data.helpers import image_stack, make_lmdb  # noqa: PLC0415
+
+    make_lmdb(tmp_path / "digits", image_stack(12, (1, 28, 28)))
+    text = (REPO / "examples" / "mnist" / "lenet_train_test.prototxt").read_text()
+    text = text.replace("examples/mnist/mnist_test_lmdb", str(tmp_path / "digits"))
+    (tmp_path / "lenet.prototxt").write_text(re.sub(r"batch_size: \d+", "batch_size: 5", text))
+    net = Net(str(tmp_path / "lenet.prototxt"), TEST)
+    net.save(str(tmp_path / "w.caffemodel"))
+    expected = {"ip1": [], "conv1": []}
+    for _ in range(3):  # 15 images: wraps around the 12 records, as Caffe's reader
+        net.forward()
+        for name, arrays in expected.items():
+            arrays.extend(np.array(net.blobs[name].data))
+    net.close()
+    assert cli.main(["extract_features", str(tmp_path / "w.caffemodel"),
+                     str(tmp_path / "lenet.prototxt"), "ip1,conv1",
+                     f"{tmp_path / 'ip1_db'},{tmp_path / 'conv1_db'}", "3", "lmdb", "CPU"]) == 0
+    for name, shape in (("ip1", (500, 1, 1)), ("conv1", (20, 24, 24))):
+        with lmdb.open(str(tmp_path / f"{name}_db"), readonly=True, lock=False) as env, \
+                env.begin() as txn:
+            got = [(k.decode(), caffe_pb2.Datum.FromString(v)) for k, v in txn.cursor()]
+        assert [k for k, _ in got] == [f"{i:010d}" for i in range(15)]
+        for (_, datum), want in zip(got, expected[name], strict=True):
+            assert (datum.channels, datum.height, datum.width) == shape
+            np.testing.assert_array_equal(np.asarray(datum.float_data, np.float32),
+                                          want.ravel())
+
+
+def test_extract_features_bad_blob_leaves_no_database(tmp_path):
+    """An unknown blob is one error line naming it; no database is created."""
+    (tmp_path / "n.prototxt").write_text(
+        'layer { name: "in" type: "DummyData" top: "x" dummy_data_param { shape { dim: 2 '
+        'dim: 3 } } }')
+    (tmp_path / "w.caffemodel").write_bytes(
+        caffe_pb2.NetParameter(name="n").SerializeToString())
+    result = brewnet("extract_features", "w.caffemodel", "n.prototxt", "x,nope", "a,b", "1",
+                     cwd=tmp_path)
+    assert result.returncode == 1 and "Unknown feature blob name nope" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_extract_features_existing_database_discards_the_others(tmp_path):
+    """A database that already exists stops the run; the other blob's is not left behind."""
+    (tmp_path / "n.prototxt").write_text(
+        'layer { name: "in" type: "DummyData" top: "x" top: "y" dummy_data_param { '
+        'shape { dim: 2 dim: 3 } shape { dim: 2 } } }')
+    (tmp_path / "w.caffemodel").write_bytes(
+        caffe_pb2.NetParameter(name="n").SerializeToString())
+    (tmp_path / "a").mkdir()
+    result = brewnet("extract_features", "w.caffemodel", "n.prototxt", "y,x", "b,a", "2",
+                     cwd=tmp_path)
+    assert result.returncode == 1 and "'a': it already exists" in result.stderr, result.stderr
+    assert not (tmp_path / "b").exists()
+    assert sorted(os.listdir(tmp_path)) == ["a", "n.prototxt", "w.caffemodel"]
