@@ -163,3 +163,133 @@ def test_extract_features_existing_database_discards_the_others(tmp_path):
     assert result.returncode == 1 and "'a': it already exists" in result.stderr, result.stderr
     assert not (tmp_path / "b").exists()
     assert sorted(os.listdir(tmp_path)) == ["a", "n.prototxt", "w.caffemodel"]
+
+
+# -- the upgrade commands -----------------------------------------------------------------------
+CORPUS = REPO.parent / "shared" / "reference" / "bvlc"
+CORPUS_NETS = sorted(p for p in CORPUS.rglob("*.prototxt") if "solver" not in p.name) \
+    if CORPUS.is_dir() else []
+
+
+def as_v1(net: caffe_pb2.NetParameter) -> caffe_pb2.NetParameter | None:
+    """``net`` written as a V1 file (``layers`` with enum types, an Input layer as input
+    fields), as BVLC's files were before the V2 format; None where V1 lacks a layer type."""
+    from brewnet.proto.upgrade import V1_LAYER_TYPES  # noqa: PLC0415
+
+    enums = {name: number for number, name in V1_LAYER_TYPES.items() if name}
+    v1_params = {f.name for f in caffe_pb2.V1LayerParameter.DESCRIPTOR.fields}
+    old = caffe_pb2.NetParameter()
+    if net.HasField("name"):
+        old.name = net.name
+    for layer in net.layer:
+        if layer.type == "Input":
+            old.input.extend(layer.top)
+            old.input_shape.extend(layer.input_param.shape)
+            continue
+        if layer.type not in enums:
+            return None
+        v1 = old.layers.add(name=layer.name, type=enums[layer.type], bottom=layer.bottom,
+                            top=layer.top, include=layer.include, exclude=layer.exclude,
+                            loss_weight=layer.loss_weight)
+        for spec in layer.param:
+            for field, values in (("lr_mult", v1.blobs_lr), ("decay_mult", v1.weight_decay)):
+                if spec.HasField(field):
+                    values.append(getattr(spec, field))
+        for field, value in layer.ListFields():
+            if field.name.endswith("_param") and field.name in v1_params:
+                getattr(v1, field.name).CopyFrom(value)
+    return old
+
+
+@pytest.mark.skipif(not CORPUS_NETS, reason="../shared/reference/bvlc is absent")
+@pytest.mark.parametrize("path", CORPUS_NETS, ids=lambda p: str(p.relative_to(CORPUS)))
+def test_bvlc_nets_in_v1_form_upgrade_and_check_clean(path, tmp_path, monkeypatch):
+    """Each BVLC net, written in the V1 format its file once had, comes back from
+    upgrade_net_proto_text as today's file (input fields as an Input layer named "input",
+    as Caffe names it), and the upgraded file checks clean in both phases."""
+    from brewnet.net import TEST, TRAIN  # noqa: PLC0415
+    from brewnet.net.checks import check_net  # noqa: PLC0415
+    from brewnet.proto.textio import read_net, read_text, to_text  # noqa: PLC0415
+    from tests.net.test_bvlc_corpus import make_sources  # noqa: PLC0415
+
+    current = read_net(path)
+    legacy = as_v1(current)
+    if legacy is None:
+        pytest.skip("a layer type of this net has no V1 form")
+    (tmp_path / "v1.prototxt").write_text(to_text(legacy))
+    assert cli.main(["upgrade_net_proto_text", str(tmp_path / "v1.prototxt"),
+                     str(tmp_path / "up.prototxt")]) == 0
+    for layer in current.layer:
+        if layer.type == "Input":
+            layer.name = "input"
+    assert read_text(tmp_path / "up.prototxt", caffe_pb2.NetParameter) == current
+    # Compile the upgrade with small batches, on tiny stand-ins for its data files.
+    small = re.sub(r"batch_size: \d+", "batch_size: 2", (tmp_path / "up.prototxt").read_text())
+    (tmp_path / "small.prototxt").write_text(small)
+    make_sources(read_net(tmp_path / "small.prototxt"), tmp_path)
+    monkeypatch.chdir(tmp_path)
+    for phase in (TRAIN, TEST):
+        stages = ["test-on-test"] if "autoencoder" in path.name and phase == TEST else []
+        result = check_net("small.prototxt", phase=phase, stages=stages)
+        assert not result.errors, [str(e) for e in result.errors]
+
+
+V1_SOLVER = """
+net: "lenet.prototxt"
+base_lr: 0.01 lr_policy: "fixed" max_iter: 10
+solver_type: NESTEROV
+"""
+
+
+def test_upgrade_solver_and_binary_commands(tmp_path):
+    """upgrade_solver_proto_text turns solver_type into type; upgrade_net_proto_binary
+    turns a V1 .caffemodel into current layers keeping every blob; a file already current
+    is written unchanged, with Caffe's note."""
+    (tmp_path / "s.prototxt").write_text(V1_SOLVER)
+    assert cli.main(["upgrade_solver_proto_text", str(tmp_path / "s.prototxt"),
+                     str(tmp_path / "s2.prototxt")]) == 0
+    text = (tmp_path / "s2.prototxt").read_text()
+    assert 'type: "Nesterov"' in text and "solver_type" not in text
+    v1 = caffe_pb2.NetParameter(name="w")
+    layer = v1.layers.add(name="ip", type=caffe_pb2.V1LayerParameter.INNER_PRODUCT)
+    layer.blobs.add(num=1, channels=1, height=2, width=3).data.extend(range(6))
+    (tmp_path / "v1.caffemodel").write_bytes(v1.SerializeToString())
+    assert cli.main(["upgrade_net_proto_binary", str(tmp_path / "v1.caffemodel"),
+                     str(tmp_path / "w.caffemodel")]) == 0
+    up = read_binary(tmp_path / "w.caffemodel", caffe_pb2.NetParameter)
+    assert not up.layers and up.layer[0].type == "InnerProduct"
+    assert list(up.layer[0].blobs[0].data) == list(range(6))
+    with captured_log(tmp_path / "log"):
+        assert cli.main(["upgrade_solver_proto_text", str(tmp_path / "s2.prototxt"),
+                         str(tmp_path / "s3.prototxt")]) == 0
+    assert (tmp_path / "s3.prototxt").read_text() == text
+    assert "File already in latest proto format" in (tmp_path / "log").read_text()
+
+
+def test_upgrade_v0_text_runs_as_the_net_brewnet_reads(tmp_path):
+    """A V0 prototxt upgraded by the command builds the same net as reading the V0 file."""
+    from brewnet import TEST, Net  # noqa: PLC0415
+    from tests.proto.test_upgrade import V0_NET  # noqa: PLC0415
+
+    (tmp_path / "v0.prototxt").write_text(V0_NET)
+    assert cli.main(["upgrade_net_proto_text", str(tmp_path / "v0.prototxt"),
+                     str(tmp_path / "v2.prototxt")]) == 0
+    shapes = []
+    for name in ("v0.prototxt", "v2.prototxt"):
+        net = Net(str(tmp_path / name), TEST)
+        shapes.append({k: v.data.shape for k, v in net.blobs.items()})
+        net.close()
+    assert shapes[0] == shapes[1] and shapes[0]["conv1"] == (2, 4, 7, 7)
+
+
+def test_upgrade_dropping_settings_exits_1_after_writing(tmp_path):
+    """As Caffe's tool: settings it had to drop are errors in the log and exit status 1,
+    but the upgraded file is still written."""
+    (tmp_path / "v0.prototxt").write_text(
+        'input: "x" input_dim: 1 input_dim: 1 input_dim: 1 input_dim: 1 '
+        'layers { layer { name: "r" type: "relu" num_output: 3 } bottom: "x" top: "x" }')
+    result = brewnet("upgrade_net_proto_text", "v0.prototxt", "out.prototxt", cwd=tmp_path)
+    assert result.returncode == 1 and "num_output does not apply" in result.stderr
+    assert 'type: "ReLU"' in (tmp_path / "out.prototxt").read_text()
+    same = brewnet("upgrade_net_proto_text", "v0.prototxt", "v0.prototxt", cwd=tmp_path)
+    assert same.returncode == 1 and "brewnet: error: input and output are both" in same.stderr
