@@ -13,7 +13,7 @@ def run(args: argparse.Namespace) -> int:
     from ..data.imageset import ImageOptions, convert_imageset  # noqa: PLC0415
 
     if args.jobs < 0:
-        raise DataError(f"--jobs {args.jobs}: give a positive number of worker processes "
+        raise DataError(f"--jobs {args.jobs}: give a positive number of worker threads "
                         "(0 or omitted: one per core)")
     options = ImageOptions(root=args.root, is_color=not args.gray,
                            resize_height=max(0, args.resize_height),
@@ -54,7 +54,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--encode_type", default="", choices=["", "png", "jpg"],
                    help="re-encode stored images as png or jpg (implies --encoded)")
     p.add_argument("--jobs", type=int, default=0,
-                   help="worker processes (default: one per core); the output is the same "
+                   help="worker threads (default: one per core); the output is the same "
                    "for any number")
     p.add_argument("--strict", action="store_true",
                    help="stop with an error at an unreadable or missing image instead of "

@@ -5,19 +5,21 @@ The list holds ``relative/path label`` lines (split at the last space, as Caffe 
 path is appended to the root folder as plain text, so ``ROOT/`` needs its trailing slash as in
 Caffe. Record ``i`` of the (possibly shuffled) list gets key ``%08d_<path>``; images that
 cannot be read are logged and skipped, and their numbers stay unused, as Caffe leaves them.
-Workers decode in any order but records are written in list order, so the database is the
-same for any number of workers. It is built beside its final name and renamed in when done.
+Worker threads decode in any order (Pillow's decoders and NumPy's array operations let go of
+the GIL, and threads hand pixels over without copying them between processes), but records
+are written in list order, so the database is the same for any number of workers. It is built
+beside its final name and renamed in when done.
 """
 
 from __future__ import annotations
 
 import io
-import multiprocessing
 import os
 import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from functools import partial
+from multiprocessing.pool import ThreadPool
 from typing import Any
 
 import numpy as np
@@ -154,14 +156,14 @@ class ConversionReport:
 
 def _converted(entries: list[tuple[str, int, int]], options: ImageOptions, jobs: int
                ) -> Iterator[tuple[int, bytes | None, tuple[int, int, int] | None, str]]:
-    """Each entry converted, in list order, by ``jobs`` worker processes (or this one)."""
+    """Each entry converted, in list order, by ``jobs`` worker threads (or this one)."""
     tasks = enumerate(entries)
     work = partial(_convert_one, options)
     if jobs <= 1:
         yield from map(work, tasks)
         return
     chunk = max(1, min(64, len(entries) // (jobs * 8)))
-    with multiprocessing.get_context("spawn").Pool(jobs) as pool:
+    with ThreadPool(jobs) as pool:
         yield from pool.imap(work, tasks, chunksize=chunk)
 
 
@@ -205,7 +207,7 @@ def convert_imageset(root: str, list_file: str, db_name: str, *, options: ImageO
                      ) -> ConversionReport:
     """Build the database ``db_name`` from the images ``list_file`` names under ``root``.
 
-    ``jobs`` worker processes decode (0: one per core); ``seed`` makes ``shuffle``
+    ``jobs`` worker threads decode (0: one per core); ``seed`` makes ``shuffle``
     reproducible (a random one is drawn and logged otherwise). Returns what was written and
     skipped; with ``strict`` an unreadable image is an error and nothing is written.
     """

@@ -34,7 +34,7 @@ def _taps(src: int, dst: int, clamp_weight: bool) -> tuple[np.ndarray, np.ndarra
     second = np.clip(first + 1, 0, src - 1)
     first = np.clip(first, 0, src - 1)
     weights = np.stack([np.rint((np.float32(1) - frac) * _ONE), np.rint(frac * _ONE)])
-    return first, second, weights.astype(np.int64)
+    return first, second, weights.astype(np.int32)
 
 
 def resize_linear(pixels: np.ndarray, height: int, width: int) -> np.ndarray:
@@ -47,10 +47,14 @@ def resize_linear(pixels: np.ndarray, height: int, width: int) -> np.ndarray:
         return pixels.copy()
     x0, x1, a = _taps(w, width, clamp_weight=True)
     y0, y1, b = _taps(h, height, clamp_weight=False)
-    src = pixels.astype(np.int64)
+    src = pixels.astype(np.int32)  # every intermediate below fits in 32 bits
     rows = src[:, :, x0] * a[0] + src[:, :, x1] * a[1]  # (C, H, width), scaled by 2**11
     # OpenCV's 8-bit vertical pass: drop 4 bits, multiply-high by each 11-bit weight, add,
-    # and round the remaining 2 fractional bits.
-    top = ((rows[:, y0, :] >> 4) * b[0][None, :, None]) >> 16
-    bottom = ((rows[:, y1, :] >> 4) * b[1][None, :, None]) >> 16
-    return np.clip((top + bottom + 2) >> 2, 0, 255).astype(np.uint8)
+    # and round the remaining 2 fractional bits (the weights sum to 2**11, so the result
+    # stays within 0..255).
+    rows >>= 4
+    top = (rows[:, y0, :] * b[0][None, :, None]) >> 16
+    top += (rows[:, y1, :] * b[1][None, :, None]) >> 16
+    top += 2
+    top >>= 2
+    return top.astype(np.uint8)
