@@ -15,6 +15,9 @@ def run(args: argparse.Namespace) -> int:
     if args.jobs < 0:
         raise DataError(f"--jobs {args.jobs}: give a positive number of worker threads "
                         "(0 or omitted: one per core)")
+    if (args.resize_height > 0) != (args.resize_width > 0):
+        log.warning("only one of --resize_height and --resize_width is set; images are not "
+                    "resized (as in Caffe, resizing needs both)")
     options = ImageOptions(root=args.root, is_color=not args.gray,
                            resize_height=max(0, args.resize_height),
                            resize_width=max(0, args.resize_width),
@@ -51,7 +54,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="require every image to have the first image's size")
     p.add_argument("--encoded", action="store_true",
                    help="store the encoded image files, not decoded pixels")
-    p.add_argument("--encode_type", default="", choices=["", "png", "jpg"],
+    p.add_argument("--encode_type", default="", choices=["png", "jpg"],
                    help="re-encode stored images as png or jpg (implies --encoded)")
     p.add_argument("--jobs", type=int, default=0,
                    help="worker threads (default: one per core); the output is the same "

@@ -194,6 +194,11 @@ def _records(entries: list[tuple[str, int, int]], list_file: str, options: Image
                 log.info(f"Processed {report.written} files.")
         if bar is not None:
             bar.update(1)
+    if not report.written:
+        hint = ("; ROOTFOLDER is joined to each path as written, so it needs its trailing "
+                f"'/': {options.root}/" if not options.root.endswith(("/", os.sep)) else "")
+        raise DataError(f"none of the {len(entries)} images of {list_file} could be read, so "
+                        f"no database was written{hint}")
 
 
 def _hw(shape: tuple[int, int, int]) -> str:

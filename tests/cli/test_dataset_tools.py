@@ -93,6 +93,8 @@ def test_compute_image_mean_equals_numpys(folder, tmp_path):
     (["convert_imageset", "--check_size", "images/", "images/list.txt", "db"],
      r"--check_size: images/pics/e.png is 3×23×9"),
     (["compute_image_mean", "nodb"], r"LMDB 'nodb' does not exist"),
+    (["convert_imageset", "images", "images/list.txt", "db"],
+     r"none of the 8 images .* could be read.*needs its trailing '/': images/"),
 ])
 def test_bad_input_is_one_line(folder, tmp_path, args, match):
     result = brewnet(*args, cwd=tmp_path)
