@@ -16,10 +16,11 @@ from __future__ import annotations
 import io
 import os
 import sys
+from collections import deque
 from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from functools import partial
-from multiprocessing.pool import ThreadPool
 from typing import Any
 
 import numpy as np
@@ -33,6 +34,7 @@ from .resize import resize_linear
 
 _FORMATS = {"png": "PNG", "jpg": "JPEG", "jpeg": "JPEG"}  # --encode_type → Pillow's writer
 _JPEG_QUALITY = 95  # OpenCV's imencode default, which Caffe uses
+_AHEAD = 16  # images in flight per worker thread
 _COMMIT = 1000  # Caffe logs "Processed N files." at each commit of this many records
 
 
@@ -156,15 +158,22 @@ class ConversionReport:
 
 def _converted(entries: list[tuple[str, int, int]], options: ImageOptions, jobs: int
                ) -> Iterator[tuple[int, bytes | None, tuple[int, int, int] | None, str]]:
-    """Each entry converted, in list order, by ``jobs`` worker threads (or this one)."""
+    """Each entry converted, in list order, by ``jobs`` worker threads (or this one). At most
+    ``_AHEAD`` images per worker are in flight, so memory stays bounded whatever the list's
+    length and however slow the database is to write."""
     tasks = enumerate(entries)
     work = partial(_convert_one, options)
     if jobs <= 1:
         yield from map(work, tasks)
         return
-    chunk = max(1, min(64, len(entries) // (jobs * 8)))
-    with ThreadPool(jobs) as pool:
-        yield from pool.imap(work, tasks, chunksize=chunk)
+    with ThreadPoolExecutor(jobs) as pool:
+        pending: deque[Future] = deque()
+        for task in tasks:
+            pending.append(pool.submit(work, task))
+            if len(pending) >= jobs * _AHEAD:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
 
 
 def _records(entries: list[tuple[str, int, int]], list_file: str, options: ImageOptions,
