@@ -173,16 +173,21 @@ def test_leveldb_backend(folder, tmp_path):
     assert got == records(tmp_path / "mdb")
 
 
-def test_data_layer_on_the_database_matches_image_data_on_the_folder(folder, tmp_path):
-    """The Data layer reading the converted database and the ImageData layer reading the
-    folder itself give the same batches (same-size images of both formats and kinds)."""
+@pytest.mark.parametrize("encoded", [False, True], ids=["raw", "encoded"])
+def test_data_layer_on_the_database_matches_image_data_on_the_folder(folder, tmp_path,
+                                                                    encoded):
+    """The Data layer reading the converted database (raw pixels, or the files' bytes it
+    decodes itself) and the ImageData layer reading the folder give the same batches
+    (same-size images of both formats; gray files only raw, since encoded ones decode to one
+    channel, as in Caffe without force_encoded_color)."""
     from brewnet import TEST, Net  # noqa: PLC0415
 
     root, list_file, _ = folder
     same = tmp_path / "same.txt"
     same.write_text("".join(line + "\n" for line in open(list_file).read().splitlines()
-                            if line.split("/")[1][0] in "abcd" and "broken" not in line))
-    convert((root, str(same), None), tmp_path / "db")
+                            if line.split("/")[1][0] in ("ac" if encoded else "abcd")
+                            and "broken" not in line))
+    convert((root, str(same), None), tmp_path / "db", encoded=encoded)
     proto = tmp_path / "net.prototxt"
     proto.write_text(f"""
 layer {{ name: "db" type: "Data" top: "a" top: "la"
@@ -194,7 +199,7 @@ layer {{ name: "folder" type: "ImageData" top: "b" top: "lb"
 """)
     net = Net(str(proto), TEST)
     try:
-        for _ in range(3):  # wraps around the 4 images
+        for _ in range(3):  # wraps around the images
             net.forward()
             np.testing.assert_array_equal(net.blobs["a"].data, net.blobs["b"].data)
             np.testing.assert_array_equal(net.blobs["la"].data, net.blobs["lb"].data)
