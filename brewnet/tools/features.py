@@ -25,9 +25,9 @@ _REPORT = 1000  # Caffe logs each 1000 images per blob
 
 
 def feature_datum(values: np.ndarray) -> caffe_pb2.Datum:
-    """One image's features ``(C[, H[, W]])`` as Caffe stores them (axes past the first as
-    height and width, 1 when absent)."""
-    dims = (*values.shape, 1, 1)[:3]
+    """One image's features ``([C[, H[, W]]])`` as Caffe stores them (its legacy channels,
+    height and width: 1 for each axis the blob lacks)."""
+    dims = (*values.shape, 1, 1, 1)[:3]
     datum = caffe_pb2.Datum(channels=dims[0], height=dims[1], width=dims[2])
     datum.float_data.extend(np.asarray(values, dtype=np.float32).ravel().tolist())
     return datum
@@ -65,9 +65,10 @@ def _finish(queues: list[queue.Queue], threads: list[threading.Thread], last: ob
 
 
 def extract_features(net: Any, blobs: list[str], paths: list[str], batches: int,
-                     write: Callable) -> int:
+                     write: Callable) -> list[int]:
     """Run ``batches`` forward passes of ``net``, writing blob ``blobs[i]`` of every image to
-    the database ``paths[i]`` through ``write(path, records)``; returns the images per blob."""
+    the database ``paths[i]`` through ``write(path, records)``; returns the records written
+    per blob (each blob counts its own images, as Caffe's tool does)."""
     if len(blobs) != len(paths):
         raise BrewnetError(f"{len(blobs)} blob name(s) but {len(paths)} database name(s); give "
                            "one database per feature blob")
@@ -79,29 +80,31 @@ def extract_features(net: Any, blobs: list[str], paths: list[str], batches: int,
     errors: list[BaseException] = []
     threads = [_writer(write, path, items, errors) for path, items in zip(paths, queues,
                                                                           strict=True)]
-    count = 0
+    counts = [0] * len(blobs)
     log.info("Extracting Features")
     try:
         for _ in range(batches):
             net.forward()
             if errors:
                 break
-            for name, items in zip(blobs, queues, strict=True):
+            for i, (name, items) in enumerate(zip(blobs, queues, strict=True)):
                 data = to_numpy(net.blobs[name].data)
-                for n, values in enumerate(data):
-                    items.put((f"{count + n:010d}", feature_datum(values)))
-                    if (count + n + 1) % _REPORT == 0:
-                        log.info(f"Extracted features of {count + n + 1} query images for "
+                if data.ndim == 0:  # a scalar blob (a loss) counts as one image, as in Caffe
+                    data = data.reshape(1)
+                for values in data:
+                    items.put((f"{counts[i]:010d}", feature_datum(values)))
+                    counts[i] += 1
+                    if counts[i] % _REPORT == 0:
+                        log.info(f"Extracted features of {counts[i]} query images for "
                                  f"feature blob {name}")
-            count += len(data)
     except BaseException:
         _finish(queues, threads, _ABORT)
         raise
     _finish(queues, threads, _ABORT if errors else _DONE)
     if errors:
         raise errors[0]
-    if count % _REPORT:
-        for name in blobs:
+    for name, count in zip(blobs, counts, strict=True):
+        if count % _REPORT:
             log.info(f"Extracted features of {count} query images for feature blob {name}")
     log.info("Successfully extracted the features!")
-    return count
+    return counts

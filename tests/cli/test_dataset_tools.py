@@ -106,9 +106,9 @@ def test_bad_input_is_one_line(folder, tmp_path, args, match):
 
 
 def test_extract_features_equals_forward(tmp_path):
-    """extract_features of LeNet's ip1 (and conv1) holds, record by record, the blobs that
-    net.forward gives over the same batches: float_data Datums keyed %010d, one database
-    per blob."""
+    """extract_features of LeNet's ip1 (and conv1, and the scalar loss: one record per
+    batch) holds, record by record, the blobs that net.forward gives over the same batches:
+    float_data Datums keyed %010d, one database per blob, each counting its own records."""
     from brewnet import TEST, Net  # noqa: PLC0415
     from tests.data.helpers import image_stack, make_lmdb  # noqa: PLC0415
 
@@ -118,20 +118,23 @@ def test_extract_features_equals_forward(tmp_path):
     (tmp_path / "lenet.prototxt").write_text(re.sub(r"batch_size: \d+", "batch_size: 5", text))
     net = Net(str(tmp_path / "lenet.prototxt"), TEST)
     net.save(str(tmp_path / "w.caffemodel"))
-    expected = {"ip1": [], "conv1": []}
+    expected = {"ip1": [], "conv1": [], "loss": []}
     for _ in range(3):  # 15 images: wraps around the 12 records, as Caffe's reader
         net.forward()
         for name, arrays in expected.items():
-            arrays.extend(np.array(net.blobs[name].data))
+            arrays.extend(np.array(net.blobs[name].data).reshape(-1, *net.blobs[name]
+                                                                 .data.shape[1:]))
     net.close()
     assert cli.main(["extract_features", str(tmp_path / "w.caffemodel"),
-                     str(tmp_path / "lenet.prototxt"), "ip1,conv1",
-                     f"{tmp_path / 'ip1_db'},{tmp_path / 'conv1_db'}", "3", "lmdb", "CPU"]) == 0
-    for name, shape in (("ip1", (500, 1, 1)), ("conv1", (20, 24, 24))):
+                     str(tmp_path / "lenet.prototxt"), "ip1,conv1,loss",
+                     ",".join(str(tmp_path / f"{b}_db") for b in ("ip1", "conv1", "loss")), "3",
+                     "lmdb", "CPU"]) == 0
+    for name, shape, count in (("ip1", (500, 1, 1), 15), ("conv1", (20, 24, 24), 15),
+                               ("loss", (1, 1, 1), 3)):
         with lmdb.open(str(tmp_path / f"{name}_db"), readonly=True, lock=False) as env, \
                 env.begin() as txn:
             got = [(k.decode(), caffe_pb2.Datum.FromString(v)) for k, v in txn.cursor()]
-        assert [k for k, _ in got] == [f"{i:010d}" for i in range(15)]
+        assert [k for k, _ in got] == [f"{i:010d}" for i in range(count)]
         for (_, datum), want in zip(got, expected[name], strict=True):
             assert (datum.channels, datum.height, datum.width) == shape
             np.testing.assert_array_equal(np.asarray(datum.float_data, np.float32),
