@@ -22,7 +22,7 @@ def run(args: argparse.Namespace) -> int:
                            resize_height=max(0, args.resize_height),
                            resize_width=max(0, args.resize_width),
                            encoded=args.encoded, encode_type=args.encode_type)
-    report = convert_imageset(args.root, args.list_file, args.db_name, options=options,
+    report = convert_imageset(args.list_file, args.db_name, options=options,
                               shuffle=args.shuffle, seed=args.seed, backend=args.backend,
                               check_size=args.check_size, jobs=args.jobs, strict=args.strict)
     if report.skipped:

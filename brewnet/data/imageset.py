@@ -215,11 +215,12 @@ def _hw(shape: tuple[int, int, int]) -> str:
     return f"{c}×{h}×{w}"
 
 
-def convert_imageset(root: str, list_file: str, db_name: str, *, options: ImageOptions,
+def convert_imageset(list_file: str, db_name: str, *, options: ImageOptions,
                      shuffle: bool = False, seed: int | None = None, backend: str = "lmdb",
                      check_size: bool = False, jobs: int = 0, strict: bool = False
                      ) -> ConversionReport:
-    """Build the database ``db_name`` from the images ``list_file`` names under ``root``.
+    """Build the database ``db_name`` from the images ``list_file`` names under
+    ``options.root``.
 
     ``jobs`` worker threads decode (0: one per core); ``seed`` makes ``shuffle``
     reproducible (a random one is drawn and logged otherwise). Returns what was written and

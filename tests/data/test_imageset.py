@@ -32,7 +32,7 @@ def convert(folder, out, jobs=1, **kwargs):
     root, list_file, _ = folder
     options = ImageOptions(root=root, **{k: kwargs.pop(k) for k in list(kwargs)
                                          if k in ImageOptions.__dataclass_fields__})
-    return convert_imageset(root, list_file, str(out), options=options, jobs=jobs, **kwargs)
+    return convert_imageset(list_file, str(out), options=options, jobs=jobs, **kwargs)
 
 
 def test_list_lines_split_at_the_last_space(tmp_path):
