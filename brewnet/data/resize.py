@@ -47,14 +47,21 @@ def resize_linear(pixels: np.ndarray, height: int, width: int) -> np.ndarray:
         return pixels.copy()
     x0, x1, a = _taps(w, width, clamp_weight=True)
     y0, y1, b = _taps(h, height, clamp_weight=False)
-    src = pixels.astype(np.int32)  # every intermediate below fits in 32 bits
-    rows = src[:, :, x0] * a[0] + src[:, :, x1] * a[1]  # (C, H, width), scaled by 2**11
+    # Every intermediate fits in 32 bits; the steps work in place, since fresh temporaries
+    # of this size cost more in page faults than the arithmetic.
+    rows = np.multiply(pixels[:, :, x0], a[0], dtype=np.int32)  # (C, H, width), × 2**11
+    rows += np.multiply(pixels[:, :, x1], a[1], dtype=np.int32)
     # OpenCV's 8-bit vertical pass: drop 4 bits, multiply-high by each 11-bit weight, add,
     # and round the remaining 2 fractional bits (the weights sum to 2**11, so the result
     # stays within 0..255).
     rows >>= 4
-    top = (rows[:, y0, :] * b[0][None, :, None]) >> 16
-    top += (rows[:, y1, :] * b[1][None, :, None]) >> 16
-    top += 2
-    top >>= 2
-    return top.astype(np.uint8)
+    out = rows[:, y0, :]
+    out *= b[0][None, :, None]
+    out >>= 16
+    lower = rows[:, y1, :]
+    lower *= b[1][None, :, None]
+    lower >>= 16
+    out += lower
+    out += 2
+    out >>= 2
+    return out.astype(np.uint8)
