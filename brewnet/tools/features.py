@@ -3,7 +3,7 @@
 Each forward pass adds one Datum per image for every named blob, its values in
 ``float_data`` and its shape in Caffe's legacy channels/height/width, keyed ``%010d`` by the
 image's index. One database per blob; each is written by its own thread as the batches come,
-built beside its final name and renamed in only when every batch is done.
+built beside its final name and renamed in only when every database has all its records.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from ..errors import BrewnetError, DataError
 from ..log import log
 from ..proto import caffe_pb2
 
-_DONE, _ABORT = object(), object()
+_END, _COMMIT, _ABORT = object(), object(), object()
 _REPORT = 1000  # Caffe logs each 1000 images per blob
 
 
@@ -33,35 +33,51 @@ def feature_datum(values: np.ndarray) -> caffe_pb2.Datum:
     return datum
 
 
-def _queued(items: queue.Queue) -> Iterator[tuple[str, bytes]]:
-    """The records put on ``items`` until done; an abort fails the write (nothing renamed in)."""
-    while True:
-        item = items.get()
-        if item is _DONE:
-            return
-        if item is _ABORT:
-            raise DataError("feature extraction stopped before its last batch")
-        yield item
+class _Writer:
+    """One database, written by its own thread from the records put on ``items``. At the
+    end it waits for a verdict, so no database is renamed in until every one has all its
+    records and none has failed."""
 
+    def __init__(self, write: Callable, path: str, errors: list[BaseException]):
+        self.items: queue.Queue = queue.Queue()
+        self.settled = threading.Event()  # has every record, or has failed
+        self.thread = threading.Thread(target=self._run, args=(write, path, errors),
+                                       name=f"write {path}", daemon=True)
+        self.thread.start()
 
-def _writer(write: Callable, path: str, items: queue.Queue, errors: list) -> threading.Thread:
-    def run() -> None:
+    def _records(self) -> Iterator[tuple[str, caffe_pb2.Datum]]:
+        while True:
+            item = self.items.get()
+            if item is _END:
+                self.settled.set()
+                item = self.items.get()
+                if item is _COMMIT:
+                    return
+            if item is _ABORT:
+                raise DataError("feature extraction stopped before its last batch")
+            yield item
+
+    def _run(self, write: Callable, path: str, errors: list[BaseException]) -> None:
         try:
-            write(path, _queued(items))
+            write(path, self._records())
         except BaseException as e:  # noqa: BLE001 - reported by the main thread
             errors.append(e)
-
-    thread = threading.Thread(target=run, name=f"write {path}", daemon=True)
-    thread.start()
-    return thread
+        finally:
+            self.settled.set()
 
 
-def _finish(queues: list[queue.Queue], threads: list[threading.Thread], last: object) -> None:
-    """End every writer with ``last`` (done: rename the database in; abort: discard it)."""
-    for items in queues:
-        items.put(last)
-    for thread in threads:
-        thread.join()
+def _finish(writers: list[_Writer], errors: list[BaseException], failed: bool) -> None:
+    """Commit every database once all have their records and none failed; else discard all."""
+    if not failed:
+        for writer in writers:
+            writer.items.put(_END)
+        for writer in writers:
+            writer.settled.wait()
+    verdict = _ABORT if failed or errors else _COMMIT
+    for writer in writers:
+        writer.items.put(verdict)
+    for writer in writers:
+        writer.thread.join()
 
 
 def extract_features(net: Any, blobs: list[str], paths: list[str], batches: int,
@@ -76,10 +92,8 @@ def extract_features(net: Any, blobs: list[str], paths: list[str], batches: int,
         if name not in net.blobs:
             raise BrewnetError(f"Unknown feature blob name {name} in the network; its blobs: "
                                f"{', '.join(net.blobs)}")
-    queues = [queue.Queue() for _ in paths]
     errors: list[BaseException] = []
-    threads = [_writer(write, path, items, errors) for path, items in zip(paths, queues,
-                                                                          strict=True)]
+    writers = [_Writer(write, path, errors) for path in paths]
     counts = [0] * len(blobs)
     log.info("Extracting Features")
     try:
@@ -87,20 +101,20 @@ def extract_features(net: Any, blobs: list[str], paths: list[str], batches: int,
             net.forward()
             if errors:
                 break
-            for i, (name, items) in enumerate(zip(blobs, queues, strict=True)):
+            for i, (name, writer) in enumerate(zip(blobs, writers, strict=True)):
                 data = to_numpy(net.blobs[name].data)
                 if data.ndim == 0:  # a scalar blob (a loss) counts as one image, as in Caffe
                     data = data.reshape(1)
                 for values in data:
-                    items.put((f"{counts[i]:010d}", feature_datum(values)))
+                    writer.items.put((f"{counts[i]:010d}", feature_datum(values)))
                     counts[i] += 1
                     if counts[i] % _REPORT == 0:
                         log.info(f"Extracted features of {counts[i]} query images for "
                                  f"feature blob {name}")
     except BaseException:
-        _finish(queues, threads, _ABORT)
+        _finish(writers, errors, failed=True)
         raise
-    _finish(queues, threads, _ABORT if errors else _DONE)
+    _finish(writers, errors, failed=False)
     if errors:
         raise errors[0]
     for name, count in zip(blobs, counts, strict=True):
