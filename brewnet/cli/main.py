@@ -20,14 +20,22 @@ from ..errors import BrewnetError
 from ..log import also_log_to_stderr
 
 _CAFFE_FLAG = re.compile(r"^-([A-Za-z][A-Za-z0-9_]+)(=.*)?$")
+_BOOLEAN_VALUE = re.compile(r"^(--[A-Za-z][A-Za-z0-9_]+)=(true|false)$", re.IGNORECASE)
 
 
 def normalize_flags(argv: Sequence[str]) -> list[str]:
-    """Caffe (gflags) spells flags ``-solver=x`` or ``-solver x``; map them to ``--solver``."""
+    """Caffe (gflags) spells flags ``-solver=x`` or ``-solver x``; map them to ``--solver``.
+    gflags' booleans may also be given a value: ``-gray=true`` is ``--gray``, and
+    ``-gray=false`` is left out (brewnet's switches are off by default)."""
     out = []
     for arg in argv:
         m = _CAFFE_FLAG.match(arg)
-        out.append(f"--{m.group(1)}{m.group(2) or ''}" if m else arg)
+        arg = f"--{m.group(1)}{m.group(2) or ''}" if m else arg
+        boolean = _BOOLEAN_VALUE.match(arg)
+        if boolean is None:
+            out.append(arg)
+        elif boolean.group(2).lower() == "true":
+            out.append(boolean.group(1))
     return out
 
 

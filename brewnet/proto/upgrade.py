@@ -1,11 +1,14 @@
 """Legacy Caffe definitions brought up to date, as Caffe's ``upgrade_proto.cpp`` does on every
-read: V1 nets (``layers { type: CONVOLUTION }``) become ``layer { type: "Convolution" }``, data
-transformation fields move into ``transform_param``, ``input:`` fields become an ``Input`` layer,
-old three-param BatchNorm layers get frozen statistics, and a solver's ``solver_type`` enum
-becomes its ``type`` string. Each upgrade logs one line saying what changed.
+read: V0 nets (``layers { layer { type: "conv" } }``) become V1 nets, V1 nets (``layers { type:
+CONVOLUTION }``) become ``layer { type: "Convolution" }``, data transformation fields move into
+``transform_param``, ``input:`` fields become an ``Input`` layer, old three-param BatchNorm
+layers get frozen statistics, and a solver's ``solver_type`` enum becomes its ``type`` string.
+Each upgrade logs one line saying what changed.
 """
 
 from __future__ import annotations
+
+from google.protobuf.message import Message
 
 from ..errors import ParseError
 from ..log import log
@@ -74,17 +77,68 @@ _TRANSFORM_FIELDS = ("scale", "mean_file", "crop_size", "mirror")
 _V1_SUBMESSAGES = tuple(f.name for f in V1.DESCRIPTOR.fields if f.name.endswith("_param"))
 
 
+V0 = caffe_pb2.V0LayerParameter
+
+# V0's lower-case type names → V1's enum (Caffe's UpgradeV0LayerType).
+V0_LAYER_TYPES: dict[str, int] = {
+    "accuracy": V1.ACCURACY, "bnll": V1.BNLL, "concat": V1.CONCAT, "conv": V1.CONVOLUTION,
+    "data": V1.DATA, "dropout": V1.DROPOUT, "euclidean_loss": V1.EUCLIDEAN_LOSS,
+    "flatten": V1.FLATTEN, "hdf5_data": V1.HDF5_DATA, "hdf5_output": V1.HDF5_OUTPUT,
+    "im2col": V1.IM2COL, "images": V1.IMAGE_DATA, "infogain_loss": V1.INFOGAIN_LOSS,
+    "innerproduct": V1.INNER_PRODUCT, "lrn": V1.LRN,
+    "multinomial_logistic_loss": V1.MULTINOMIAL_LOGISTIC_LOSS, "pool": V1.POOLING,
+    "relu": V1.RELU, "sigmoid": V1.SIGMOID, "softmax": V1.SOFTMAX,
+    "softmax_loss": V1.SOFTMAX_LOSS, "split": V1.SPLIT, "tanh": V1.TANH,
+    "window_data": V1.WINDOW_DATA,
+}
+
+# Each flat V0 field → {V0 type: "submessage.field"} of the V1 layer (Caffe's
+# UpgradeV0LayerParameter); a V0 field set on a type not listed is dropped and reported.
+_DATA_SOURCES = {"data": "data_param", "hdf5_data": "hdf5_data_param",
+                 "images": "image_data_param", "window_data": "window_data_param"}
+_V0_FIELDS: dict[str, dict[str, str]] = {
+    **{f: {"conv": f"convolution_param.{to}", "innerproduct": f"inner_product_param.{to}"}
+       for f, to in (("num_output", "num_output"), ("biasterm", "bias_term"),
+                     ("weight_filler", "weight_filler"), ("bias_filler", "bias_filler"))},
+    **{f: {"conv": f"convolution_param.{to}", "pool": f"pooling_param.{to}"}
+       for f, to in (("pad", "pad"), ("kernelsize", "kernel_size"), ("stride", "stride"))},
+    "group": {"conv": "convolution_param.group"},
+    "pool": {"pool": "pooling_param.pool"},
+    "dropout_ratio": {"dropout": "dropout_param.dropout_ratio"},
+    **{f: {"lrn": f"lrn_param.{f}"} for f in ("local_size", "alpha", "beta", "k")},
+    "source": {**{t: f"{m}.source" for t, m in _DATA_SOURCES.items()},
+               "infogain_loss": "infogain_loss_param.source"},
+    "batchsize": {t: f"{m}.batch_size" for t, m in _DATA_SOURCES.items()},
+    "rand_skip": {"data": "data_param.rand_skip", "images": "image_data_param.rand_skip"},
+    "shuffle_images": {"images": "image_data_param.shuffle"},
+    "new_height": {"images": "image_data_param.new_height"},
+    "new_width": {"images": "image_data_param.new_width"},
+    "concat_dim": {"concat": "concat_param.concat_dim"},
+    **{f"det_{f}": {"window_data": f"window_data_param.{f}"}
+       for f in ("fg_threshold", "bg_threshold", "fg_fraction", "context_pad", "crop_mode")},
+    "hdf5_output_param": {"hdf5_output": "hdf5_output_param"},
+}
+# V0 fields every type carried, now the data transformation's.
+_V0_TRANSFORM = {"scale": "scale", "meanfile": "mean_file", "cropsize": "crop_size",
+                 "mirror": "mirror"}
+
+
 def _where(source: str | None) -> str:
     return f" in {source}" if source else ""
 
 
-def upgrade_net(net: caffe_pb2.NetParameter, source: str | None = None
-                ) -> caffe_pb2.NetParameter:
-    """Upgrade ``net`` in place (and return it); ``source`` names the file in logs and errors."""
+def upgrade_net(net: caffe_pb2.NetParameter, source: str | None = None,
+                problems: list[str] | None = None) -> caffe_pb2.NetParameter:
+    """Upgrade ``net`` in place (and return it); ``source`` names the file in logs and errors.
+
+    V0 settings the upgrade has to drop (a field on a layer type that never read it) are
+    logged as errors, as Caffe does, and appended to ``problems`` when it is given.
+    """
+    if any(v1.HasField("layer") for v1 in net.layers):
+        _upgrade_v0_net(net, source, problems)
+        log.info("Upgraded V0 layer definitions (layers { layer { ... } }) to V1%s",
+                 _where(source))
     if len(net.layers):
-        if any(v1.HasField("layer") for v1 in net.layers):
-            raise ParseError("V0 net definition (layers { layer { ... } }) is not supported; "
-                             "convert it with BVLC Caffe's upgrade_net_proto_text first", source)
         if len(net.layer):
             raise ParseError("net mixes current 'layer' and legacy V1 'layers' definitions; "
                              "rewrite the 'layers' blocks as 'layer' blocks with string types "
@@ -114,6 +168,102 @@ def upgrade_net(net: caffe_pb2.NetParameter, source: str | None = None
         log.info("Upgraded BatchNorm layers %s: their 3 statistics blobs get lr_mult and "
                  "decay_mult 0%s", ", ".join(frozen), _where(source))
     return net
+
+
+def _upgrade_v0_net(net: caffe_pb2.NetParameter, source: str | None,
+                    problems: list[str] | None) -> None:
+    """V0 ``layers { bottom top layer { type: "conv" ... } }`` → V1 layers in place, padding
+    layers folded into the conv or pool layer they feed (Caffe's UpgradeV0Net)."""
+    if not all(v0.HasField("layer") for v0 in net.layers):
+        raise ParseError("net mixes V0 'layers { layer { ... } }' blocks with V1 'layers' "
+                         "blocks; give every layer in one format", source)
+    v0_layers = _fold_padding_layers(net, source)
+    del net.layers[:]
+    for v0 in v0_layers:
+        for problem in _upgrade_v0_layer(v0, net.layers.add(), source):
+            log.error("%s%s", problem, _where(source))
+            if problems is not None:
+                problems.append(problem)
+
+
+def _fold_padding_layers(net: caffe_pb2.NetParameter, source: str | None
+                         ) -> list[caffe_pb2.V1LayerParameter]:
+    """The V0 layers without their ``padding`` layers, each padding's ``pad`` moved to the
+    conv or pool layer reading its output (V0 padded with a separate layer)."""
+    producer: dict[str, caffe_pb2.V1LayerParameter | None] = dict.fromkeys(net.input)
+    kept = []
+    for v0 in net.layers:
+        layer = caffe_pb2.V1LayerParameter()
+        layer.CopyFrom(v0)
+        name = v0.layer.name or v0.layer.type
+        for j, blob in enumerate(v0.bottom):
+            if blob not in producer:
+                raise ParseError(f"V0 layer '{name}' reads blob '{blob}', which no earlier "
+                                 "layer or input produces", source)
+            pad = producer[blob]
+            if pad is None or pad.layer.type != "padding":
+                continue
+            if v0.layer.type not in ("conv", "pool") or len(v0.bottom) != 1:
+                raise ParseError(f"V0 padding layer '{pad.layer.name}' feeds layer '{name}' "
+                                 f"({v0.layer.type}); padding can only feed one-input conv "
+                                 "or pool layers", source)
+            if len(pad.bottom) != 1 or len(pad.top) != 1:
+                raise ParseError(f"V0 padding layer '{pad.layer.name}' needs one bottom and "
+                                 "one top", source)
+            layer.layer.pad = pad.layer.pad
+            layer.bottom[j] = pad.bottom[0]
+        if v0.layer.type != "padding":
+            kept.append(layer)
+        for blob in v0.top:
+            producer[blob] = v0
+    return kept
+
+
+def _upgrade_v0_layer(v0: caffe_pb2.V1LayerParameter, layer: caffe_pb2.V1LayerParameter,
+                      source: str | None) -> list[str]:
+    """Fill the V1 ``layer`` from V0's; returns a sentence for each setting it had to drop."""
+    old = v0.layer
+    layer.bottom.extend(v0.bottom)
+    layer.top.extend(v0.top)
+    if old.HasField("name"):
+        layer.name = old.name
+    if old.HasField("type"):
+        if old.type not in V0_LAYER_TYPES:
+            raise ParseError(f"V0 layer '{old.name}' has unknown type \"{old.type}\"; known: "
+                             f"{', '.join(sorted(V0_LAYER_TYPES))}", source)
+        layer.type = V0_LAYER_TYPES[old.type]
+    layer.blobs.extend(old.blobs)
+    layer.blobs_lr.extend(old.blobs_lr)
+    layer.weight_decay.extend(old.weight_decay)
+    dropped = []
+    for field, value in old.ListFields():
+        if field.name in _V0_TRANSFORM:
+            setattr(layer.transform_param, _V0_TRANSFORM[field.name], value)
+        elif field.name in _V0_FIELDS:
+            target = _V0_FIELDS[field.name].get(old.type)
+            if target is None:
+                dropped.append(f"V0 layer '{old.name}': parameter {field.name} does not apply "
+                               f"to type \"{old.type}\"; dropped")
+            else:
+                _set_path(layer, target, value)
+    return dropped
+
+
+def _set_path(message: Message, path: str, value: object) -> None:
+    """Set ``sub.field`` (or the whole submessage ``sub``) of ``message`` to ``value``,
+    appending to a repeated field."""
+    head, _, tail = path.partition(".")
+    if not tail:
+        getattr(message, head).CopyFrom(value)
+        return
+    sub = getattr(message, head)
+    current = getattr(sub, tail)
+    if isinstance(current, Message):
+        current.CopyFrom(value)
+    elif hasattr(current, "append"):  # a repeated scalar
+        current.append(value)
+    else:
+        setattr(sub, tail, value)
 
 
 def _is_old_batch_norm(layer: caffe_pb2.LayerParameter) -> bool:

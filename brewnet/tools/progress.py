@@ -1,13 +1,16 @@
 """The training progress line: on a terminal, one line at the bottom that tracks the iteration,
 the loss of the last display, images per second and the time left, with the log lines
-printed above it. Through tqdm (``brewnet[progress]``); without tqdm, or when stderr is a
-file or a pipe, training prints the plain log lines only, so logs stay parseable.
+printed above it; and a plain counting bar for the dataset tools. Through tqdm
+(``brewnet[progress]``); without tqdm, or when stderr is a file or a pipe, the plain log lines
+only, so logs stay parseable.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import IO, Any
 
 from ..log import get_logger
@@ -54,12 +57,7 @@ class ProgressLine:
         size = {"dynamic_ncols": True} if _sized(stream) else {"ncols": 100, "nrows": 24}
         self._bar = tqdm(total=solver.param.max_iter, initial=solver.iter, file=stream,
                          bar_format=_FORMAT, leave=True, **size)
-        logger = get_logger()
-        self._replaced = [h for h in logger.handlers if type(h) is logging.StreamHandler
-                          and h.stream is stream]
-        for handler in self._replaced:
-            logger.removeHandler(handler)
-            logger.addHandler(_AboveBar(self._bar, stream, handler))
+        self._replaced = _route_logs(self._bar, stream)
         solver.add_callback(self._tick, lambda: None)
         solver.add_reporter(self._on_report)
 
@@ -85,22 +83,63 @@ class ProgressLine:
         """Show the final count, end the line and give the log handlers back."""
         self._bar.update(self._solver.iter - self._bar.n)
         self._bar.close()
-        logger = get_logger()
-        for handler in [h for h in logger.handlers if isinstance(h, _AboveBar)]:
-            logger.removeHandler(handler)
-        for handler in self._replaced:
-            logger.addHandler(handler)
+        _unroute_logs(self._replaced)
+
+
+def _route_logs(bar: Any, stream: IO[str]) -> list[logging.Handler]:
+    """Send brewnet's log handlers that write to ``stream`` through ``bar``; returns them."""
+    logger = get_logger()
+    replaced = [h for h in logger.handlers if type(h) is logging.StreamHandler
+                and h.stream is stream]
+    for handler in replaced:
+        logger.removeHandler(handler)
+        logger.addHandler(_AboveBar(bar, stream, handler))
+    return replaced
+
+
+def _unroute_logs(replaced: list[logging.Handler]) -> None:
+    """Give back the handlers ``_route_logs`` replaced."""
+    logger = get_logger()
+    for handler in [h for h in logger.handlers if isinstance(h, _AboveBar)]:
+        logger.removeHandler(handler)
+    for handler in replaced:
+        logger.addHandler(handler)
+
+
+def _can_draw(stream: IO[str]) -> bool:
+    """Whether ``stream`` is a terminal and tqdm is installed."""
+    isatty = getattr(stream, "isatty", None)
+    if isatty is None or not isatty():
+        return False
+    try:
+        import tqdm  # noqa: F401 - optional dependency
+    except ImportError:
+        return False
+    return True
 
 
 def progress_line(solver: Any, stream: IO[str],
                   images_per_iter: int | None) -> ProgressLine | None:
     """A ProgressLine when ``stream`` is a terminal and tqdm is installed; else None (plain
     log lines)."""
-    isatty = getattr(stream, "isatty", None)
-    if isatty is None or not isatty():
-        return None
+    return ProgressLine(solver, stream, images_per_iter) if _can_draw(stream) else None
+
+
+@contextmanager
+def counting_bar(total: int, stream: IO[str], unit: str) -> Iterator[Any | None]:
+    """A tqdm bar counting ``unit`` up to ``total`` on a terminal, log lines printed above
+    it, for the dataset tools; None when ``stream`` is not a terminal or tqdm is missing (the
+    caller then logs Caffe's plain progress lines)."""
+    if not _can_draw(stream):
+        yield None
+        return
+    from tqdm import tqdm  # optional dependency
+
+    size = {"dynamic_ncols": True} if _sized(stream) else {"ncols": 100, "nrows": 24}
+    bar = tqdm(total=total, file=stream, unit=f" {unit}", leave=True, **size)
+    replaced = _route_logs(bar, stream)
     try:
-        import tqdm  # noqa: F401 - optional dependency
-    except ImportError:
-        return None
-    return ProgressLine(solver, stream, images_per_iter)
+        yield bar
+    finally:
+        bar.close()
+        _unroute_logs(replaced)

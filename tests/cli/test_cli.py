@@ -162,6 +162,14 @@ def test_caffe_flag_spellings_are_normalized():
         "train", "--solver=s.prototxt", "--gpu", "0", "-1"]
 
 
+def test_gflags_boolean_values():
+    """gflags' -gray=true is the switch, -shuffle=false leaves it off; other values stay."""
+    assert normalize_flags(["convert_imageset", "-gray=true", "--shuffle=False", "-check_size",
+                            "--iterations=1", "-backend=lmdb", "root/"]) == [
+        "convert_imageset", "--gray", "--check_size", "--iterations=1", "--backend=lmdb",
+        "root/"]
+
+
 # -- in-process tests on a tiny net -------------------------------------------------------------
 TINY_NET = """
 name: "tiny"

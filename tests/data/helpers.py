@@ -22,3 +22,32 @@ def make_lmdb(path: Path, images: np.ndarray, labels: np.ndarray | None = None) 
     write_lmdb(path, ((b"%08d" % i, array_to_datum(img, int(lbl)))
                       for i, (img, lbl) in enumerate(zip(images, labels, strict=True))))
     return path
+
+
+def image_folder(root: Path) -> tuple[Path, dict[str, np.ndarray]]:
+    """A folder of test images and its Caffe list file ``list.txt`` (``path label`` lines):
+    PNG and JPEG, colour and gray, two sizes, one corrupt file and one missing one.
+
+    Returns the list's path and, for each PNG, its pixels in Caffe's layout (BGR, C×H×W).
+    """
+    from PIL import Image  # the image tests skip without Pillow
+
+    rng = np.random.default_rng(5)
+    (root / "pics").mkdir(parents=True)
+    exact = {}
+    lines = []
+    specs = [("pics/a.png", (16, 20), 3), ("pics/b gray.png", (16, 20), 1),
+             ("pics/c.jpg", (16, 20), 3), ("pics/d.jpeg", (16, 20), 1),
+             ("pics/e.png", (23, 9), 3), ("pics/f.JPG", (30, 26), 3)]
+    for i, (name, (h, w), channels) in enumerate(specs):
+        hwc = rng.integers(0, 256, (h, w, channels), dtype=np.uint8)
+        Image.fromarray(hwc[:, :, 0] if channels == 1 else hwc).save(
+            root / name, format="PNG" if name.endswith(".png") else "JPEG")
+        if name.endswith(".png"):
+            exact[name] = hwc.transpose(2, 0, 1)[::-1].copy()
+        lines.append(f"{name} {i % 3}")
+    (root / "pics/broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    lines.insert(2, "pics/broken.png 1")
+    lines.insert(5, "pics/missing.jpg 2")
+    (root / "list.txt").write_text("\n".join(lines) + "\n")
+    return root / "list.txt", exact

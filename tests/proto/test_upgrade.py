@@ -117,11 +117,110 @@ def test_mixed_layer_and_layers_is_refused():
         upgrade_net(net, "mixed.prototxt")
 
 
-def test_v0_is_refused():
-    """V0 nets (`layers { layer { ... } }`) raise a clear not-supported error."""
-    net = parse_text('layers { layer { name: "c" type: "conv" } }', caffe_pb2.NetParameter())
-    with pytest.raises(ParseError, match="V0 net definition"):
-        upgrade_net(net)
+# A V0 net in Caffe's oldest format: every setting flat in `layer`, padding as its own layer,
+# lower-case type names, the input as net fields.
+V0_NET = """
+name: "v0"
+input: "data" input_dim: 2 input_dim: 3 input_dim: 12 input_dim: 12
+layers { layer { name: "pad1" type: "padding" pad: 2 } bottom: "data" top: "pad1" }
+layers {
+  layer { name: "conv1" type: "conv" num_output: 4 kernelsize: 3 stride: 2 group: 1
+          biasterm: false weight_filler { type: "gaussian" std: 0.01 }
+          blobs_lr: 1 weight_decay: 1 }
+  bottom: "pad1" top: "conv1"
+}
+layers { layer { name: "relu1" type: "relu" } bottom: "conv1" top: "conv1" }
+layers { layer { name: "pool1" type: "pool" pool: AVE kernelsize: 2 stride: 2 }
+         bottom: "conv1" top: "pool1" }
+layers { layer { name: "norm1" type: "lrn" local_size: 3 alpha: 0.001 beta: 0.5 k: 2 }
+         bottom: "pool1" top: "norm1" }
+layers { layer { name: "fc" type: "innerproduct" num_output: 5
+                 bias_filler { type: "constant" value: 1 } }
+         bottom: "norm1" top: "fc" }
+layers { layer { name: "drop" type: "dropout" dropout_ratio: 0.25 } bottom: "fc" top: "fc" }
+layers { layer { name: "prob" type: "softmax" } bottom: "fc" top: "prob" }
+"""
+
+V0_DATA = """
+layers { layer { name: "mnist" type: "data" source: "train_lmdb" batchsize: 64 scale: 0.5
+                 meanfile: "m.binaryproto" cropsize: 20 mirror: true rand_skip: 3 }
+         top: "data" top: "label" }
+layers { layer { name: "list" type: "images" source: "list.txt" batchsize: 2 new_height: 8
+                 new_width: 9 shuffle_images: true }
+         top: "img" top: "lbl" }
+"""
+
+# The same net as it reads today (what Caffe's upgrade_net_proto_text writes).
+V0_NET_UPGRADED = """
+name: "v0"
+layer { name: "input" type: "Input" top: "data"
+        input_param { shape { dim: 2 dim: 3 dim: 12 dim: 12 } } }
+layer { name: "conv1" type: "Convolution" bottom: "data" top: "conv1"
+        param { lr_mult: 1 decay_mult: 1 }
+        convolution_param { num_output: 4 bias_term: false pad: 2 kernel_size: 3 group: 1
+                            stride: 2 weight_filler { type: "gaussian" std: 0.01 } } }
+layer { name: "relu1" type: "ReLU" bottom: "conv1" top: "conv1" }
+layer { name: "pool1" type: "Pooling" bottom: "conv1" top: "pool1"
+        pooling_param { pool: AVE kernel_size: 2 stride: 2 } }
+layer { name: "norm1" type: "LRN" bottom: "pool1" top: "norm1"
+        lrn_param { local_size: 3 alpha: 0.001 beta: 0.5 k: 2 } }
+layer { name: "fc" type: "InnerProduct" bottom: "norm1" top: "fc"
+        inner_product_param { num_output: 5 bias_filler { type: "constant" value: 1 } } }
+layer { name: "drop" type: "Dropout" bottom: "fc" top: "fc"
+        dropout_param { dropout_ratio: 0.25 } }
+layer { name: "prob" type: "Softmax" bottom: "fc" top: "prob" }
+"""
+
+
+def test_v0_net_is_upgraded_to_current_layers(logs):
+    """V0 → V1 → current, as Caffe's UpgradeV0Net: flat settings move into each type's
+    parameter message, the padding layer's pad moves into the conv it fed (which now reads
+    the padding's input), and the input fields become an Input layer."""
+    net = upgrade_net(parse_text(V0_NET, caffe_pb2.NetParameter()), "v0.prototxt")
+    assert net == parse_text(V0_NET_UPGRADED, caffe_pb2.NetParameter())
+    assert any("Upgraded V0 layer definitions" in r.getMessage() for r in logs)
+
+
+def test_v0_data_layers_get_their_fields_and_transform_param():
+    """V0's source/batchsize/rand_skip/new_* go to the data type's message; scale,
+    meanfile, cropsize and mirror to transform_param."""
+    data, images = upgrade_net(parse_text(V0_DATA, caffe_pb2.NetParameter())).layer
+    assert data.type == "Data" and data.data_param == caffe_pb2.DataParameter(
+        source="train_lmdb", batch_size=64, rand_skip=3)
+    assert data.transform_param == caffe_pb2.TransformationParameter(
+        scale=0.5, mean_file="m.binaryproto", crop_size=20, mirror=True)
+    assert images.type == "ImageData" and images.image_data_param == \
+        caffe_pb2.ImageDataParameter(source="list.txt", batch_size=2, new_height=8,
+                                     new_width=9, shuffle=True)
+
+
+def test_v0_field_on_the_wrong_type_is_dropped_and_reported(logs):
+    """A V0 setting the layer's type never read is dropped with an error line, as Caffe
+    (which still writes the upgrade); ``problems`` collects them."""
+    net = parse_text('layers { layer { name: "r" type: "relu" num_output: 3 } bottom: "x" '
+                     'top: "x" } input: "x" input_dim: 1 input_dim: 1 input_dim: 1 '
+                     'input_dim: 1', caffe_pb2.NetParameter())
+    problems: list[str] = []
+    layer = upgrade_net(net, "v0.prototxt", problems).layer[1]
+    assert layer.type == "ReLU" and not layer.HasField("relu_param")
+    assert problems == ["V0 layer 'r': parameter num_output does not apply to type \"relu\"; "
+                        "dropped"]
+    assert any(r.levelno == logging.ERROR and "num_output" in r.getMessage() for r in logs)
+
+
+@pytest.mark.parametrize(("text", "match"), [
+    ('layers { layer { name: "c" type: "convolution" } }', r"unknown type \"convolution\""),
+    ('layers { layer { name: "c" type: "conv" } } layers { name: "r" type: RELU }',
+     "mixes V0"),
+    ('layers { layer { name: "c" type: "conv" } bottom: "nowhere" top: "c" }',
+     "reads blob 'nowhere'"),
+    ('input: "x" layers { layer { name: "p" type: "padding" pad: 1 } bottom: "x" top: "p" } '
+     'layers { layer { name: "r" type: "relu" } bottom: "p" top: "r" }',
+     "padding can only feed one-input conv or pool layers"),
+])
+def test_bad_v0_nets_are_one_clear_error(text, match):
+    with pytest.raises(ParseError, match=match):
+        upgrade_net(parse_text(text, caffe_pb2.NetParameter()))
 
 
 def test_input_dim_becomes_input_layer_first(logs):

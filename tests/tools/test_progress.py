@@ -60,3 +60,26 @@ def test_terminal_gets_a_progress_line_and_log_lines_above_it(tmp_path):
     assert "loss = " in text and "images/s" in text
     assert "<00:00]" in text  # elapsed<remaining
     assert "Optimization Done." in text  # a log line, written through tqdm
+
+
+def test_counting_bar_for_the_dataset_tools(monkeypatch):
+    """counting_bar: None off a terminal (the tools then log Caffe's lines); on one, a bar
+    counting to its total with log lines printed above it, handlers given back after."""
+    from brewnet.tools.progress import counting_bar
+    with counting_bar(5, io.StringIO(), "images") as bar:
+        assert bar is None
+    pytest.importorskip("tqdm")
+    stream = Terminal()
+    logger = get_logger()
+    console = logging.StreamHandler(stream)
+    logger.addHandler(console)
+    try:
+        with counting_bar(5, stream, "images") as bar:
+            assert console not in logger.handlers
+            bar.update(5)
+            logger.warning("skipped one")
+        assert console in logger.handlers
+    finally:
+        logger.removeHandler(console)
+    text = stream.getvalue()
+    assert "5/5" in text and "images" in text and "skipped one" in text
