@@ -10,6 +10,7 @@ the arithmetic is float32.
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -43,6 +44,17 @@ def load_mean_file(path: str, where: str = "") -> np.ndarray:
     if len(values) != count:
         raise DataError(f"{at} holds {len(values)} values but its shape {dims} needs {count}")
     return np.asarray(values, dtype=np.float32).reshape(dims)
+
+
+@dataclass
+class Crops:
+    """Where each image of a batch is cropped and whether it is mirrored: top-left ``rows``
+    and ``cols`` (N,), ``flip`` (N,) bool, crop ``size`` (H', W')."""
+
+    rows: np.ndarray
+    cols: np.ndarray
+    flip: np.ndarray
+    size: tuple[int, int]
 
 
 class DataTransformer:
@@ -102,41 +114,63 @@ class DataTransformer:
             self._mean_by_channels[channels] = mean
         return mean
 
+    def draw(self, n: int, height: int, width: int,
+             rng: np.random.Generator | None = None) -> Crops:
+        """The crop offsets and mirror flags of ``n`` images of ``height``×``width``: drawn
+        from ``rng`` for the whole batch first (flips, then row and column offsets, Caffe's
+        per-batch order), so images can then be transformed one by one, in any order."""
+        if self.random and rng is None:
+            raise ValueError("this transform is random and needs a Generator")
+        flip = rng.integers(0, 2, size=n).astype(bool) if self.mirror else np.zeros(n, bool)
+        crop_h, crop_w = self.crop_size or height, self.crop_size or width
+        if self.crop_size and self.phase == caffe_pb2.TRAIN:
+            rows = rng.integers(0, height - crop_h + 1, size=n)
+            cols = rng.integers(0, width - crop_w + 1, size=n)
+        else:
+            rows = np.full(n, (height - crop_h) // 2)
+            cols = np.full(n, (width - crop_w) // 2)
+        return Crops(rows, cols, flip, (crop_h, crop_w))
+
+    def transform_image(self, image: np.ndarray, out: np.ndarray, crops: Crops,
+                        i: int) -> None:
+        """Write image ``i`` of a batch (``image`` (C, H, W), uint8 or float32, a view
+        allowed) transformed into ``out`` (C, H', W'); ``crops`` is the batch's ``draw``."""
+        out_h, out_w = crops.size
+        r, c = int(crops.rows[i]), int(crops.cols[i])
+        # One strided copy casts, crops and mirrors; the mean is taken at the same
+        # (uncropped) positions, as Caffe does.
+        cols = slice(c + out_w - 1, c - 1 if c else None, -1) if crops.flip[i] \
+            else slice(c, c + out_w)
+        window = (slice(None), slice(r, r + out_h), cols)
+        mean = self._mean(image.shape[0])
+        if mean is None:
+            out[...] = image[window]
+        elif mean.shape[1:] == (1, 1):
+            np.subtract(image[window], mean, out=out)
+        else:
+            np.subtract(image[window], mean[window], out=out)
+        if self.scale != 1:
+            out *= self.scale
+
     def __call__(self, data: np.ndarray, out: np.ndarray,
                  rng: np.random.Generator | None = None) -> None:
         """Write the transformed ``data`` (N, C, H, W) into ``out`` (N, C, H', W') float32."""
-        n, c, h, w = data.shape
-        out_h, out_w = out.shape[2:]
-        mean = self._mean(c)
-        if self.random and rng is None:
-            raise ValueError("this transform is random and needs a Generator")
-        flip = rng.integers(0, 2, size=n).astype(bool) if self.mirror else None
-        if self.crop_size and self.phase == caffe_pb2.TRAIN:
-            h_off = rng.integers(0, h - out_h + 1, size=n)
-            w_off = rng.integers(0, w - out_w + 1, size=n)
-            per_image = True
-        else:
-            h_off, w_off = (h - out_h) // 2, (w - out_w) // 2
-            per_image = flip is not None and bool(flip.any())
-        if per_image:
-            # One gather for the whole batch: row/column indices per image, reversed columns
-            # for the mirrored ones; the mean image is gathered at the same positions.
-            rows = np.broadcast_to(np.asarray(h_off).reshape(-1, 1), (n, 1)) + np.arange(out_h)
-            cols = np.broadcast_to(np.asarray(w_off).reshape(-1, 1), (n, 1)) + np.arange(out_w)
-            if flip is not None:
-                cols = np.where(flip[:, None], cols[:, ::-1], cols)
-            ri, ci = rows[:, None, :, None], cols[:, None, None, :]
-            chan = np.arange(c)[None, :, None, None]
-            src = data[np.arange(n)[:, None, None, None], chan, ri, ci]
-            if mean is not None and mean.shape[1:] != (1, 1):
-                mean = mean[chan, ri, ci]
-        else:
-            src = data[:, :, h_off:h_off + out_h, w_off:w_off + out_w]
-            if mean is not None and mean.shape[1:] != (1, 1):
-                mean = mean[:, h_off:h_off + out_h, w_off:w_off + out_w]
+        n, _, h, w = data.shape
+        crops = self.draw(n, h, w, rng)
+        if crops.flip.any() or self.crop_size and self.phase == caffe_pb2.TRAIN:
+            for i in range(n):
+                self.transform_image(data[i], out[i], crops, i)
+            return
+        # The same window for every image: one operation for the whole batch.
+        r, c = int(crops.rows[0]), int(crops.cols[0])
+        window = (slice(None), slice(None), slice(r, r + crops.size[0]),
+                  slice(c, c + crops.size[1]))
+        mean = self._mean(data.shape[1])
         if mean is None:
-            out[...] = src
+            out[...] = data[window]
+        elif mean.shape[1:] == (1, 1):
+            np.subtract(data[window], mean, out=out)
         else:
-            np.subtract(src, mean, out=out)
+            np.subtract(data[window], mean[window[1:]], out=out)
         if self.scale != 1:
             out *= self.scale
