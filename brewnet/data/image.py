@@ -28,7 +28,14 @@ def import_pillow(what: str) -> Any:
 
 def decode_image(data: bytes, is_color: bool, new_height: int = 0, new_width: int = 0,
                  what: str = "image") -> np.ndarray:
-    """Decode an encoded image file (JPEG, PNG, ...) to uint8 (C, H, W).
+    """``image_planes`` as a contiguous array of its own."""
+    return np.array(image_planes(data, is_color, new_height, new_width, what), order="C")
+
+
+def image_planes(data: bytes, is_color: bool, new_height: int = 0, new_width: int = 0,
+                 what: str = "image") -> np.ndarray:
+    """Decode an encoded image file (JPEG, PNG, ...) to uint8 (C, H, W), a view of
+    Pillow's (H, W, C) pixels: a crop then copies only the pixels it keeps.
 
     Colour gives 3 channels in BGR order, grayscale 1 channel. When both ``new_height`` and
     ``new_width`` are positive the image is resized to exactly that size with bilinear
@@ -50,9 +57,7 @@ def decode_image(data: bytes, is_color: bool, new_height: int = 0, new_width: in
     if new_height > 0 and new_width > 0 and img.size != (new_width, new_height):
         img = img.resize((new_width, new_height), image_mod.BILINEAR)
     pixels = np.asarray(img, dtype=np.uint8)
-    if is_color:
-        return np.ascontiguousarray(pixels[:, :, ::-1].transpose(2, 0, 1))
-    return pixels[None].copy()
+    return pixels[:, :, ::-1].transpose(2, 0, 1) if is_color else pixels[None]
 
 
 def image_is_color(data: bytes, what: str = "image") -> bool:
