@@ -1,4 +1,7 @@
-"""ImageData end to end on tiny PNG files the tests write: values, order, shuffle, errors."""
+"""ImageData end to end on tiny PNG files the tests write: values, order, shuffle, errors,
+workers."""
+
+import threading
 
 import numpy as np
 import pytest
@@ -165,3 +168,22 @@ def test_missing_pillow_message(listing, no_pillow):
     """Without Pillow, setup is a NetError naming the layer and pip install 'brewnet[image]'."""
     with pytest.raises(NetError, match=r"img.*needs Pillow .*pip install 'brewnet\[image\]'"):
         setup_layer(image_layer(*listing, "batch_size: 1"), [], 2)
+
+
+def test_same_batches_for_any_worker_count(listing, monkeypatch):
+    """ImageData decodes with the Data layer's workers: 1 and 3 (BREWNET_DATA_WORKERS) give
+    bitwise the same shuffled, cropped and mirrored batches, and both close their threads."""
+    def run(workers):
+        monkeypatch.setenv("BREWNET_DATA_WORKERS", str(workers))
+        rng.set_random_seed(4)
+        layer = image_layer(*listing, "batch_size: 4 shuffle: true",
+                            "crop_size: 3 mirror: true")
+        try:
+            top = setup_layer(layer, [], 2)
+            return forward_batches(layer, top, 4)
+        finally:
+            layer.close()
+
+    for (d, lab), (d2, lab2) in zip(run(1), run(3), strict=True):
+        assert d.tobytes() == d2.tobytes() and lab.tobytes() == lab2.tobytes()
+    assert not [t for t in threading.enumerate() if t.name.startswith("brewnet-data")]
