@@ -90,7 +90,8 @@ def record_image(raw: bytes, where: str, key: bytes) -> tuple[np.ndarray, float]
     datum = _parse(raw, where, key)
     if datum.encoded:
         what = f"{where}: record '{key_text(key)}'"
-        pixels = image_planes(datum.data, _encoded_is_color(datum, what), what=what)
+        is_color = None if datum.channels == 0 else _encoded_is_color(datum, what)
+        pixels = image_planes(datum.data, is_color, what=what)
         return pixels, datum.label
     check_datum(datum, where, key)
     if datum.data:
