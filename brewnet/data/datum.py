@@ -65,8 +65,11 @@ def _encoded_is_color(datum: caffe_pb2.Datum, what: str) -> bool:
 
 def check_datum(datum: caffe_pb2.Datum, where: str, key: bytes) -> None:
     """Refuse records the decoder cannot turn into a (C, H, W) array."""
-    at = f"{where}: record '{key_text(key)}'"
     c, h, w = datum.channels, datum.height, datum.width
+    data = datum.data
+    if c > 0 and h > 0 and w > 0 and (len(data) if data else len(datum.float_data)) == c * h * w:
+        return  # the usual case, without building an error's text for every record
+    at = f"{where}: record '{key_text(key)}'"
     if c <= 0 or h <= 0 or w <= 0:
         raise DataError(f"{at} is not an image Datum (channels={c}, height={h}, width={w}; "
                         "all must be positive)")
@@ -94,8 +97,9 @@ def record_image(raw: bytes, where: str, key: bytes) -> tuple[np.ndarray, float]
         pixels = image_planes(datum.data, is_color, what=what)
         return pixels, datum.label
     check_datum(datum, where, key)
-    if datum.data:
-        return np.frombuffer(datum.data, np.uint8).reshape(datum_shape(datum)), datum.label
+    data = datum.data
+    if data:
+        return np.frombuffer(data, np.uint8).reshape(datum_shape(datum)), datum.label
     return np.asarray(datum.float_data, np.float32).reshape(datum_shape(datum)), datum.label
 
 

@@ -38,6 +38,7 @@ from .transform import DataTransformer
 from .workers import Workers, worker_count
 
 _CLOSE_TIMEOUT_S = 10.0  # how long close/seek wait for the prefetch thread
+_PART_VALUES = 1 << 18  # the least pixel values a worker takes at once (a 256x256x3 image: 3/4)
 
 
 @dataclass
@@ -118,9 +119,9 @@ class BatchFeed(ABC):
 
     def _produce(self, index: int) -> Batch:
         """Batch ``index``; runs in the prefetch thread. The first item gives the batch its
-        shape and the crops their range; then every item is decoded and transformed by the
-        workers. A decoding failure outranks a shape mismatch, as in a serial loop that
-        decodes a whole batch before comparing shapes."""
+        shape and the crops their range; then the workers decode and transform the items, a
+        few consecutive ones at a time. A decoding failure outranks a shape mismatch, as in a
+        serial loop that decodes a whole batch before comparing shapes."""
         items = self._items(index)
         first, first_label = self._decode(items[0])
         n = len(items)
@@ -128,17 +129,28 @@ class BatchFeed(ABC):
         rng = np.random.default_rng(self._stream(index)) if self.transformer.random else None
         crops = self.transformer.draw(n, first.shape[1], first.shape[2], rng)
         mismatches: dict[int, Exception] = {}
+        # Workers take parts of a few consecutive images, up to 4 parts each for balance, of
+        # at least _PART_VALUES pixel values: smaller images (MNIST) are not worth a hand-over
+        # between threads, and one transform serves a part.
+        chunk = max(-(-n // (4 * self.workers)), -(-_PART_VALUES // first.size))
 
-        def work(i: int) -> None:
-            pixels, label = (first, first_label) if i == 0 else self._decode(items[i])
-            if pixels.shape != first.shape:
-                mismatches[i] = self._mismatch(items[i], pixels.shape, first.shape)
-                return
-            self.transformer.transform_image(pixels, batch.data[i], crops, i)
-            batch.label[i] = label
+        def work(part: int) -> None:
+            start, stop = part * chunk, min(n, (part + 1) * chunk)
+            images, labels = [], []
+            for i in range(start, stop):
+                pixels, label = (first, first_label) if i == 0 else self._decode(items[i])
+                if pixels.shape != first.shape:
+                    mismatches[i] = self._mismatch(items[i], pixels.shape, first.shape)
+                    continue
+                images.append(pixels)
+                labels.append(label)
+            if len(images) == stop - start:
+                self.transformer.transform(images, batch.data[start:stop],
+                                           crops.part(start, stop))
+                batch.label[start:stop] = labels
 
         try:
-            self._workers.run(work, n, self._stop)
+            self._workers.run(work, -(-n // chunk), self._stop)
             if mismatches:
                 raise mismatches[min(mismatches)]
         except BaseException:

@@ -10,6 +10,7 @@ the arithmetic is float32.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -55,6 +56,17 @@ class Crops:
     cols: np.ndarray
     flip: np.ndarray
     size: tuple[int, int]
+
+    def part(self, start: int, stop: int) -> Crops:
+        """The crops of images ``start`` to ``stop`` - 1."""
+        return Crops(self.rows[start:stop], self.cols[start:stop], self.flip[start:stop],
+                     self.size)
+
+    @property
+    def uniform(self) -> bool:
+        """Whether every image has the same window and none is mirrored."""
+        return not self.flip.any() and bool((self.rows == self.rows[0]).all()
+                                            and (self.cols == self.cols[0]).all())
 
 
 class DataTransformer:
@@ -118,7 +130,7 @@ class DataTransformer:
              rng: np.random.Generator | None = None) -> Crops:
         """The crop offsets and mirror flags of ``n`` images of ``height``×``width``: drawn
         from ``rng`` for the whole batch first (flips, then row and column offsets, Caffe's
-        per-batch order), so images can then be transformed one by one, in any order."""
+        per-batch order), so parts of the batch can then be transformed in any order."""
         if self.random and rng is None:
             raise ValueError("this transform is random and needs a Generator")
         flip = rng.integers(0, 2, size=n).astype(bool) if self.mirror else np.zeros(n, bool)
@@ -131,24 +143,35 @@ class DataTransformer:
             cols = np.full(n, (width - crop_w) // 2)
         return Crops(rows, cols, flip, (crop_h, crop_w))
 
-    def transform_image(self, image: np.ndarray, out: np.ndarray, crops: Crops,
-                        i: int) -> None:
-        """Write image ``i`` of a batch (``image`` (C, H, W), uint8 or float32, a view
-        allowed) transformed into ``out`` (C, H', W'); ``crops`` is the batch's ``draw``."""
-        out_h, out_w = crops.size
-        r, c = int(crops.rows[i]), int(crops.cols[i])
-        # One strided copy casts, crops and mirrors; the mean is taken at the same
-        # (uncropped) positions, as Caffe does.
-        cols = slice(c + out_w - 1, c - 1 if c else None, -1) if crops.flip[i] \
-            else slice(c, c + out_w)
-        window = (slice(None), slice(r, r + out_h), cols)
-        mean = self._mean(image.shape[0])
+    def transform(self, images: Sequence[np.ndarray], out: np.ndarray, crops: Crops) -> None:
+        """Write ``images`` (each (C, H, W), uint8 or float32, views allowed; or one
+        (N, C, H, W) array) transformed into ``out`` (N, C, H', W') float32; ``crops`` is
+        their part of a ``draw``. Images sharing one window (no mirror, no random crop) are
+        transformed in one operation, others one by one."""
+        if crops.uniform:
+            data = images if isinstance(images, np.ndarray) else np.stack(images)
+            self._window(data, out, int(crops.rows[0]), int(crops.cols[0]), crops.size, False)
+            return
+        for i, image in enumerate(images):
+            self._window(image, out[i], int(crops.rows[i]), int(crops.cols[i]), crops.size,
+                         bool(crops.flip[i]))
+
+    def _window(self, src: np.ndarray, out: np.ndarray, row: int, col: int,
+                size: tuple[int, int], flip: bool) -> None:
+        """``src`` (C, H, W) or (N, C, H, W) cropped at (``row``, ``col``), mirrored if
+        ``flip``, minus the mean, scaled, into ``out``: one strided copy casts, crops and
+        mirrors; the mean is taken at the same (uncropped) positions, as Caffe does."""
+        out_h, out_w = size
+        cols = slice(col + out_w - 1, col - 1 if col else None, -1) if flip \
+            else slice(col, col + out_w)
+        window = (..., slice(row, row + out_h), cols)
+        mean = self._mean(src.shape[-3])
         if mean is None:
-            out[...] = image[window]
+            out[...] = src[window]
         elif mean.shape[1:] == (1, 1):
-            np.subtract(image[window], mean, out=out)
+            np.subtract(src[window], mean, out=out)
         else:
-            np.subtract(image[window], mean[window], out=out)
+            np.subtract(src[window], mean[window], out=out)
         if self.scale != 1:
             out *= self.scale
 
@@ -156,21 +179,4 @@ class DataTransformer:
                  rng: np.random.Generator | None = None) -> None:
         """Write the transformed ``data`` (N, C, H, W) into ``out`` (N, C, H', W') float32."""
         n, _, h, w = data.shape
-        crops = self.draw(n, h, w, rng)
-        if crops.flip.any() or self.crop_size and self.phase == caffe_pb2.TRAIN:
-            for i in range(n):
-                self.transform_image(data[i], out[i], crops, i)
-            return
-        # The same window for every image: one operation for the whole batch.
-        r, c = int(crops.rows[0]), int(crops.cols[0])
-        window = (slice(None), slice(None), slice(r, r + crops.size[0]),
-                  slice(c, c + crops.size[1]))
-        mean = self._mean(data.shape[1])
-        if mean is None:
-            out[...] = data[window]
-        elif mean.shape[1:] == (1, 1):
-            np.subtract(data[window], mean, out=out)
-        else:
-            np.subtract(data[window], mean[window[1:]], out=out)
-        if self.scale != 1:
-            out *= self.scale
+        self.transform(data, out, self.draw(n, h, w, rng))

@@ -3,8 +3,9 @@
 Threads, not processes: Pillow releases the GIL while it decodes and NumPy while it crops and
 converts, which is nearly all of an image's time, and threads write straight into the batch's
 buffer with nothing to pickle or copy back. The outcome is that of a serial loop over the
-batch: each image lands at its own index, whichever thread took it, and of the failures the
-one at the lowest index is raised (the record a serial loop meets first). A batch's content
+batch's parts (a few consecutive images each): each part lands at its own place, whichever
+thread took it, and of the failures the one at the lowest index is raised (the record a
+serial loop meets first). A batch's content
 therefore does not depend on the number of threads.
 
 ``BREWNET_DATA_WORKERS`` sets the number of threads per data layer (default: every core this
@@ -40,7 +41,7 @@ def worker_count() -> int:
 
 
 class Workers:
-    """``count`` threads for a batch's images: the calling thread and ``count - 1`` daemon
+    """``count`` threads for a batch's parts: the calling thread and ``count - 1`` daemon
     threads, started on first use and ended by ``close``."""
 
     def __init__(self, count: int, name: str):
@@ -56,7 +57,7 @@ class Workers:
     def run(self, work: Callable[[int], None], n: int, stop: threading.Event) -> None:
         """Call ``work(i)`` once for each i in ``range(n)``, spread over the threads, and
         return when all are done; raise the failure of the lowest i. With ``stop`` set the
-        threads take no further image and ``run`` raises a DataError."""
+        threads take no further part and ``run`` raises a DataError."""
         taken = itertools.count()  # next() is atomic: each index goes to one thread
         failures: dict[int, BaseException] = {}
         finished = threading.Semaphore(0)
@@ -91,7 +92,7 @@ class Workers:
             self._tasks.put(helper)
         loop()
         for _ in range(helpers):
-            finished.acquire()  # each helper returns within one image of a failure or stop
+            finished.acquire()  # each helper returns within one part of a failure or stop
         if failures:
             raise failures[min(failures)]
         if stop.is_set():
@@ -99,7 +100,7 @@ class Workers:
 
     def close(self, timeout: float) -> bool:
         """End the threads, waiting up to ``timeout`` s in all (a busy one ends after its
-        image); False if one is still running."""
+        part); False if one is still running."""
         for _ in self._threads:
             self._tasks.put(None)
         deadline = time.monotonic() + timeout

@@ -1,6 +1,7 @@
 """ImageData end to end on tiny PNG files the tests write: values, order, shuffle, errors,
 workers."""
 
+import gc
 import threading
 
 import numpy as np
@@ -186,4 +187,5 @@ def test_same_batches_for_any_worker_count(listing, monkeypatch):
 
     for (d, lab), (d2, lab2) in zip(run(1), run(3), strict=True):
         assert d.tobytes() == d2.tobytes() and lab.tobytes() == lab2.tobytes()
+    gc.collect()  # earlier tests' unclosed layers close when collected
     assert not [t for t in threading.enumerate() if t.name.startswith("brewnet-data")]
