@@ -131,8 +131,12 @@ class BatchFeed(ABC):
         mismatches: dict[int, Exception] = {}
         # Workers take parts of a few consecutive images, up to 4 parts each for balance, of
         # at least _PART_VALUES pixel values: smaller images (MNIST) are not worth a hand-over
-        # between threads, and one transform serves a part.
+        # between threads. A part's images sharing one window, 4 parts' worth of values at
+        # most, get one transform; others are transformed as soon as decoded, so each is
+        # freed and its memory reused for the next (keeping large images alive made the
+        # allocator return and fault in their pages every time: 36 page faults an image).
         chunk = max(-(-n // (4 * self.workers)), -(-_PART_VALUES // first.size))
+        together = crops.uniform and chunk * first.size <= 4 * _PART_VALUES
 
         def work(part: int) -> None:
             start, stop = part * chunk, min(n, (part + 1) * chunk)
@@ -142,11 +146,15 @@ class BatchFeed(ABC):
                 if pixels.shape != first.shape:
                     mismatches[i] = self._mismatch(items[i], pixels.shape, first.shape)
                     continue
-                images.append(pixels)
                 labels.append(label)
-            if len(images) == stop - start:
-                self.transformer.transform(images, batch.data[start:stop],
-                                           crops.part(start, stop))
+                if together:
+                    images.append(pixels)
+                else:
+                    self.transformer.transform_image(pixels, batch.data[i], crops, i)
+            if len(labels) == stop - start:
+                if together:
+                    self.transformer.transform(images, batch.data[start:stop],
+                                               crops.part(start, stop))
                 batch.label[start:stop] = labels
 
         try:

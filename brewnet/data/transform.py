@@ -153,8 +153,14 @@ class DataTransformer:
             self._window(data, out, int(crops.rows[0]), int(crops.cols[0]), crops.size, False)
             return
         for i, image in enumerate(images):
-            self._window(image, out[i], int(crops.rows[i]), int(crops.cols[i]), crops.size,
-                         bool(crops.flip[i]))
+            self.transform_image(image, out[i], crops, i)
+
+    def transform_image(self, image: np.ndarray, out: np.ndarray, crops: Crops,
+                        i: int) -> None:
+        """Write image ``i`` of a batch (``image`` (C, H, W), a view allowed) transformed
+        into ``out`` (C, H', W'); ``crops`` is the batch's ``draw``."""
+        self._window(image, out, int(crops.rows[i]), int(crops.cols[i]), crops.size,
+                     bool(crops.flip[i]))
 
     def _window(self, src: np.ndarray, out: np.ndarray, row: int, col: int,
                 size: tuple[int, int], flip: bool) -> None:

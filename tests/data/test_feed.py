@@ -107,6 +107,32 @@ def test_jpeg_batches_are_the_same_for_any_worker_count(tmp_path):
             assert data.tobytes() == data2.tobytes() and label.tobytes() == label2.tobytes()
 
 
+def test_parts_sharing_one_window_are_the_same_for_any_worker_count(tmp_path):
+    """TEST phase, centre crop and no mirror: small images go to the workers in parts that
+    are transformed in one operation each; 1 and 2 workers still agree bitwise, and agree
+    with the transformer over the serially decoded batch."""
+    pytest.importorskip("PIL")
+    db = make_jpeg_lmdb(tmp_path / "db", jpeg_files(40, size=64))
+    param = caffe_pb2.TransformationParameter(crop_size=60, scale=0.5)
+    param.mean_value.extend([100, 110, 120])
+    runs = []
+    for workers in (1, 2):
+        transformer = DataTransformer(param, caffe_pb2.TEST)
+        feed = DatumFeed(LMDBSource(db), transformer, 30, workers=workers)
+        runs.append(_batches(feed, 2))
+    for (k, data, label), (k2, data2, label2) in zip(*runs, strict=True):
+        assert k == k2 and data.tobytes() == data2.tobytes()
+        assert label.tobytes() == label2.tobytes()
+    source = LMDBSource(db)
+    try:
+        images, _ = decode_batch(source.read(30), source.where)
+    finally:
+        source.close()
+    want = np.empty_like(runs[0][0][1])
+    DataTransformer(param, caffe_pb2.TEST)(images, want)
+    assert want.tobytes() == runs[0][0][1].tobytes()
+
+
 def test_jpeg_batches_match_decoding_the_whole_batch_serially(tmp_path):
     """A parallel batch is what decode_batch and the transformer make of its records."""
     pytest.importorskip("PIL")
