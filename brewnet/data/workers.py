@@ -5,8 +5,8 @@ converts, which is nearly all of an image's time, and threads write straight int
 buffer with nothing to pickle or copy back. The outcome is that of a serial loop over the
 batch's parts (a few consecutive images each): each part lands at its own place, whichever
 thread took it, and of the failures the one at the lowest index is raised (the record a
-serial loop meets first). A batch's content
-therefore does not depend on the number of threads.
+serial loop meets first). A batch's content therefore does not depend on the number of
+threads.
 
 ``BREWNET_DATA_WORKERS`` sets the number of threads per data layer (default: every core this
 process may run on); 1 decodes in the prefetch thread alone, as before.
@@ -30,7 +30,9 @@ def worker_count() -> int:
     """The number of decoding threads: ``BREWNET_DATA_WORKERS``, else the usable cores."""
     text = os.environ.get(ENV, "").strip()
     if not text:
-        return len(os.sched_getaffinity(0))
+        if hasattr(os, "sched_getaffinity"):  # Linux: the cores this process may run on
+            return len(os.sched_getaffinity(0))
+        return os.cpu_count() or 1
     try:
         count = int(text)
     except ValueError:
