@@ -24,7 +24,7 @@ import threading
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -53,7 +53,13 @@ class Batch:
 class BatchFeed(ABC):
     """Makes batch k, k+1, ... ahead of the consumer: items read in order by a background
     thread, their images decoded and transformed by ``workers`` threads (default
-    ``BREWNET_DATA_WORKERS``, else every core). A subclass says what an item is."""
+    ``BREWNET_DATA_WORKERS``, else every core). A subclass says what an item is.
+
+    A decoding failure outranks a shape mismatch (Caffe's Data layer decodes the whole batch
+    before reshaping), unless ``shapes_in_order``: then the first of either kind is raised
+    (ImageData checks each image as it reads it)."""
+
+    shapes_in_order: ClassVar[bool] = False
 
     def __init__(self, transformer: DataTransformer, batch_size: int, where: str,
                  prefetch: int = 4, seed: int = 0, name: str = "brewnet-data",
@@ -120,8 +126,8 @@ class BatchFeed(ABC):
     def _produce(self, index: int) -> Batch:
         """Batch ``index``; runs in the prefetch thread. The first item gives the batch its
         shape and the crops their range; then the workers decode and transform the items, a
-        few consecutive ones at a time. A decoding failure outranks a shape mismatch, as in a
-        serial loop that decodes a whole batch before comparing shapes."""
+        few consecutive ones at a time. Errors are raised as a serial loop meets them (see
+        ``shapes_in_order``)."""
         items = self._items(index)
         first, first_label = self._decode(items[0])
         n = len(items)
@@ -144,7 +150,10 @@ class BatchFeed(ABC):
             for i in range(start, stop):
                 pixels, label = (first, first_label) if i == 0 else self._decode(items[i])
                 if pixels.shape != first.shape:
-                    mismatches[i] = self._mismatch(items[i], pixels.shape, first.shape)
+                    mismatch = self._mismatch(items[i], pixels.shape, first.shape)
+                    if self.shapes_in_order:
+                        raise mismatch
+                    mismatches[i] = mismatch
                     continue
                 labels.append(label)
                 if together:

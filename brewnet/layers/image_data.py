@@ -36,6 +36,8 @@ class ImageListFeed(BatchFeed):
     ``shuffle_seed`` is given. Holds no reference to its layer, so the layer can be
     collected (and its feed closed) while prefetching."""
 
+    shapes_in_order = True
+
     def __init__(self, paths: list[str], labels: np.ndarray, root_folder: str, is_color: bool,
                  new_size: tuple[int, int], shuffle_seed: int | None, start: int,
                  error: Callable[[str], NetError], owner: str,

@@ -189,3 +189,21 @@ def test_same_batches_for_any_worker_count(listing, monkeypatch):
         assert d.tobytes() == d2.tobytes() and lab.tobytes() == lab2.tobytes()
     gc.collect()  # earlier tests' unclosed layers close when collected
     assert not [t for t in threading.enumerate() if t.name.startswith("brewnet-data")]
+
+
+def test_first_error_in_list_order_with_workers(listing, tmp_path, monkeypatch):
+    """With 2 workers a wrong size before a missing file is the error raised, as reading the
+    list in order meets it."""
+    _, root = listing
+    Image.fromarray(IMAGES[0][:3]).save(tmp_path / "imgs" / "small.png")
+    mixed = tmp_path / "mixed.txt"
+    mixed.write_text("img0.png 1\nsmall.png 2\nimg1.png 3\nghost.png 4\n")
+    monkeypatch.setenv("BREWNET_DATA_WORKERS", "2")
+    layer = image_layer(mixed, root, "batch_size: 4")
+    try:
+        top = setup_layer(layer, [], 2)
+        with pytest.raises(NetError, match=r"image '.*small.png' is 3×6×3"):
+            layer.forward([], top)
+    finally:
+        layer.close()
+
