@@ -15,6 +15,7 @@ import numpy as np
 from ..errors import DataError
 
 INSTALL_HINT = "pip install 'brewnet[image]'"
+_GRAY_MODES = ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F")  # Pillow's one-channel modes
 
 
 def import_pillow(what: str) -> Any:
@@ -28,9 +29,17 @@ def import_pillow(what: str) -> Any:
 
 def decode_image(data: bytes, is_color: bool, new_height: int = 0, new_width: int = 0,
                  what: str = "image") -> np.ndarray:
-    """Decode an encoded image file (JPEG, PNG, ...) to uint8 (C, H, W).
+    """``image_planes`` as a contiguous array of its own."""
+    return np.array(image_planes(data, is_color, new_height, new_width, what), order="C")
 
-    Colour gives 3 channels in BGR order, grayscale 1 channel. When both ``new_height`` and
+
+def image_planes(data: bytes, is_color: bool | None, new_height: int = 0, new_width: int = 0,
+                 what: str = "image") -> np.ndarray:
+    """Decode an encoded image file (JPEG, PNG, ...) to uint8 (C, H, W), a view of
+    Pillow's (H, W, C) pixels: a crop then copies only the pixels it keeps.
+
+    Colour gives 3 channels in BGR order, grayscale 1 channel, None the file's own kind
+    (``image_is_color``, without opening the file twice). When both ``new_height`` and
     ``new_width`` are positive the image is resized to exactly that size with bilinear
     interpolation, as Caffe does (Pillow's bilinear filter widens its support when shrinking,
     so downscaled pixels are smoother than OpenCV's INTER_LINEAR; upscaling agrees).
@@ -46,13 +55,15 @@ def decode_image(data: bytes, is_color: bool, new_height: int = 0, new_width: in
     except (OSError, SyntaxError, ValueError) as e:
         raise DataError(f"{what} cannot be decoded; the file is damaged or truncated "
                         f"({e})") from None
-    img = img.convert("RGB" if is_color else "L")
+    if is_color is None:
+        is_color = img.mode not in _GRAY_MODES
+    mode = "RGB" if is_color else "L"
+    if img.mode != mode:
+        img = img.convert(mode)
     if new_height > 0 and new_width > 0 and img.size != (new_width, new_height):
         img = img.resize((new_width, new_height), image_mod.BILINEAR)
     pixels = np.asarray(img, dtype=np.uint8)
-    if is_color:
-        return np.ascontiguousarray(pixels[:, :, ::-1].transpose(2, 0, 1))
-    return pixels[None].copy()
+    return pixels[:, :, ::-1].transpose(2, 0, 1) if is_color else pixels[None]
 
 
 def image_is_color(data: bytes, what: str = "image") -> bool:
@@ -66,7 +77,7 @@ def image_is_color(data: bytes, what: str = "image") -> bool:
                         f"({len(data)} bytes)") from None
     except (OSError, SyntaxError, ValueError) as e:
         raise DataError(f"{what} cannot be decoded ({e})") from None
-    return img.mode not in ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F")
+    return img.mode not in _GRAY_MODES
 
 
 def read_image(path: str, is_color: bool, new_height: int = 0, new_width: int = 0,

@@ -10,6 +10,8 @@ the arithmetic is float32.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -43,6 +45,28 @@ def load_mean_file(path: str, where: str = "") -> np.ndarray:
     if len(values) != count:
         raise DataError(f"{at} holds {len(values)} values but its shape {dims} needs {count}")
     return np.asarray(values, dtype=np.float32).reshape(dims)
+
+
+@dataclass
+class Crops:
+    """Where each image of a batch is cropped and whether it is mirrored: top-left ``rows``
+    and ``cols`` (N,), ``flip`` (N,) bool, crop ``size`` (H', W')."""
+
+    rows: np.ndarray
+    cols: np.ndarray
+    flip: np.ndarray
+    size: tuple[int, int]
+
+    def part(self, start: int, stop: int) -> Crops:
+        """The crops of images ``start`` to ``stop`` - 1."""
+        return Crops(self.rows[start:stop], self.cols[start:stop], self.flip[start:stop],
+                     self.size)
+
+    @property
+    def uniform(self) -> bool:
+        """Whether every image has the same window and none is mirrored."""
+        return not self.flip.any() and bool((self.rows == self.rows[0]).all()
+                                            and (self.cols == self.cols[0]).all())
 
 
 class DataTransformer:
@@ -102,41 +126,63 @@ class DataTransformer:
             self._mean_by_channels[channels] = mean
         return mean
 
+    def draw(self, n: int, height: int, width: int,
+             rng: np.random.Generator | None = None) -> Crops:
+        """The crop offsets and mirror flags of ``n`` images of ``height``×``width``: drawn
+        from ``rng`` for the whole batch first (flips, then row and column offsets, Caffe's
+        per-batch order), so parts of the batch can then be transformed in any order."""
+        if self.random and rng is None:
+            raise ValueError("this transform is random and needs a Generator")
+        flip = rng.integers(0, 2, size=n).astype(bool) if self.mirror else np.zeros(n, bool)
+        crop_h, crop_w = self.crop_size or height, self.crop_size or width
+        if self.crop_size and self.phase == caffe_pb2.TRAIN:
+            rows = rng.integers(0, height - crop_h + 1, size=n)
+            cols = rng.integers(0, width - crop_w + 1, size=n)
+        else:
+            rows = np.full(n, (height - crop_h) // 2)
+            cols = np.full(n, (width - crop_w) // 2)
+        return Crops(rows, cols, flip, (crop_h, crop_w))
+
+    def transform(self, images: Sequence[np.ndarray], out: np.ndarray, crops: Crops) -> None:
+        """Write ``images`` (each (C, H, W), uint8 or float32, views allowed; or one
+        (N, C, H, W) array) transformed into ``out`` (N, C, H', W') float32; ``crops`` is
+        their part of a ``draw``. Images sharing one window (no mirror, no random crop) are
+        transformed in one operation, others one by one."""
+        if crops.uniform:
+            data = images if isinstance(images, np.ndarray) else np.stack(images)
+            self._window(data, out, int(crops.rows[0]), int(crops.cols[0]), crops.size, False)
+            return
+        for i, image in enumerate(images):
+            self.transform_image(image, out[i], crops, i)
+
+    def transform_image(self, image: np.ndarray, out: np.ndarray, crops: Crops,
+                        i: int) -> None:
+        """Write image ``i`` of a batch (``image`` (C, H, W), a view allowed) transformed
+        into ``out`` (C, H', W'); ``crops`` is the batch's ``draw``."""
+        self._window(image, out, int(crops.rows[i]), int(crops.cols[i]), crops.size,
+                     bool(crops.flip[i]))
+
+    def _window(self, src: np.ndarray, out: np.ndarray, row: int, col: int,
+                size: tuple[int, int], flip: bool) -> None:
+        """``src`` (C, H, W) or (N, C, H, W) cropped at (``row``, ``col``), mirrored if
+        ``flip``, minus the mean, scaled, into ``out``: one strided copy casts, crops and
+        mirrors; the mean is taken at the same (uncropped) positions, as Caffe does."""
+        out_h, out_w = size
+        cols = slice(col + out_w - 1, col - 1 if col else None, -1) if flip \
+            else slice(col, col + out_w)
+        window = (..., slice(row, row + out_h), cols)
+        mean = self._mean(src.shape[-3])
+        if mean is None:
+            out[...] = src[window]
+        elif mean.shape[1:] == (1, 1):
+            np.subtract(src[window], mean, out=out)
+        else:
+            np.subtract(src[window], mean[window], out=out)
+        if self.scale != 1:
+            out *= self.scale
+
     def __call__(self, data: np.ndarray, out: np.ndarray,
                  rng: np.random.Generator | None = None) -> None:
         """Write the transformed ``data`` (N, C, H, W) into ``out`` (N, C, H', W') float32."""
-        n, c, h, w = data.shape
-        out_h, out_w = out.shape[2:]
-        mean = self._mean(c)
-        if self.random and rng is None:
-            raise ValueError("this transform is random and needs a Generator")
-        flip = rng.integers(0, 2, size=n).astype(bool) if self.mirror else None
-        if self.crop_size and self.phase == caffe_pb2.TRAIN:
-            h_off = rng.integers(0, h - out_h + 1, size=n)
-            w_off = rng.integers(0, w - out_w + 1, size=n)
-            per_image = True
-        else:
-            h_off, w_off = (h - out_h) // 2, (w - out_w) // 2
-            per_image = flip is not None and bool(flip.any())
-        if per_image:
-            # One gather for the whole batch: row/column indices per image, reversed columns
-            # for the mirrored ones; the mean image is gathered at the same positions.
-            rows = np.broadcast_to(np.asarray(h_off).reshape(-1, 1), (n, 1)) + np.arange(out_h)
-            cols = np.broadcast_to(np.asarray(w_off).reshape(-1, 1), (n, 1)) + np.arange(out_w)
-            if flip is not None:
-                cols = np.where(flip[:, None], cols[:, ::-1], cols)
-            ri, ci = rows[:, None, :, None], cols[:, None, None, :]
-            chan = np.arange(c)[None, :, None, None]
-            src = data[np.arange(n)[:, None, None, None], chan, ri, ci]
-            if mean is not None and mean.shape[1:] != (1, 1):
-                mean = mean[chan, ri, ci]
-        else:
-            src = data[:, :, h_off:h_off + out_h, w_off:w_off + out_w]
-            if mean is not None and mean.shape[1:] != (1, 1):
-                mean = mean[:, h_off:h_off + out_h, w_off:w_off + out_w]
-        if mean is None:
-            out[...] = src
-        else:
-            np.subtract(src, mean, out=out)
-        if self.scale != 1:
-            out *= self.scale
+        n, _, h, w = data.shape
+        self.transform(data, out, self.draw(n, h, w, rng))

@@ -5,9 +5,10 @@ Caffe's DataLayer; ``data_param.backend`` picks the database (LEVELDB when unset
 Tops: data (N, C, H', W') and optionally label (N,). Records are read in key order, wrapping
 around at the end, in both phases. With several solvers (``solver_count``), a TRAIN-phase
 layer reads every solver_count-th record, starting from its rank's (Caffe's
-DataLayer::Skip). The reading happens in a daemon thread, from the first forward (setup reads
-only the record that gives the shapes); ``close`` (which ``Net.close``
-calls) stops it, and so does garbage collection of the layer.
+DataLayer::Skip). The reading happens in a daemon thread, the decoding and transforming on
+``BREWNET_DATA_WORKERS`` threads (``brewnet.data.workers``), from the first forward (setup
+reads only the record that gives the shapes); ``close`` (which ``Net.close`` calls) stops
+them, and so does garbage collection of the layer.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""benchmarks.data at tiny sizes: the temporary LMDB is read and both rates are reported."""
+"""benchmarks.data at tiny sizes: the temporary LMDBs are read and the rates are reported."""
 
 import re
 
@@ -23,3 +23,13 @@ def test_quick_run_reports_delivery_against_consumption(capsys):
     assert re.search(r"Data layer delivers +[0-9.]+ batches/s", out)
     assert re.search(r"training consumes +[0-9.]+ batches/s", out)
     assert re.search(r"delivery / consumption: [0-9.]+x \(goal >= 5x: (met|not met)\)", out)
+
+
+def test_quick_run_reports_jpeg_delivery_against_the_decoder(capsys):
+    """The JPEG section: the decoder's limit, the Data layer with 1 and all workers, and
+    the ratio to the limit against the 0.8 goal."""
+    assert data.main(["--quick", "--only-jpeg"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"Pillow decoding alone, 1 thread +[0-9.]+ images/s; limit", out)
+    assert re.search(r"Data layer, 1 worker\(s\) +[0-9.]+ images/s", out)
+    assert re.search(r"all workers / limit: [0-9.]+ \(goal >= 0.8: (met|not met)\)", out)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
 
 from brewnet.data.datum import array_to_datum
 from brewnet.data.lmdb_source import write_lmdb
+from brewnet.proto import caffe_pb2
 
 
 def image_stack(count: int, shape: tuple[int, int, int], seed: int = 0) -> np.ndarray:
@@ -51,3 +53,25 @@ def image_folder(root: Path) -> tuple[Path, dict[str, np.ndarray]]:
     lines.insert(5, "pics/missing.jpg 2")
     (root / "list.txt").write_text("\n".join(lines) + "\n")
     return root / "list.txt", exact
+
+
+def jpeg_files(count: int, size: int = 32, seed: int = 0) -> list[bytes]:
+    """``count`` distinct colour JPEG files of ``size``×``size`` (Pillow needed)."""
+    from PIL import Image  # optional dependency, only these tests need it
+
+    rng = np.random.default_rng(seed)
+    files = []
+    for _ in range(count):
+        buf = io.BytesIO()
+        pixels = rng.integers(0, 256, size=(size, size, 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(buf, "JPEG", quality=90)
+        files.append(buf.getvalue())
+    return files
+
+
+def make_jpeg_lmdb(path: Path, files: list[bytes]) -> Path:
+    """An LMDB of encoded Datums holding ``files``, labels 0, 1, ..., as
+    ``convert_imageset -encoded`` writes them (channels/height/width left 0)."""
+    write_lmdb(path, ((b"%08d" % i, caffe_pb2.Datum(encoded=True, data=data, label=i))
+                      for i, data in enumerate(files)))
+    return path

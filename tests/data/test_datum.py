@@ -5,7 +5,13 @@ import io
 import numpy as np
 import pytest
 
-from brewnet.data.datum import array_to_datum, datum_to_array, decode_batch, parse_datum
+from brewnet.data.datum import (
+    array_to_datum,
+    datum_to_array,
+    decode_batch,
+    parse_datum,
+    record_image,
+)
 from brewnet.errors import DataError
 from brewnet.proto import caffe_pb2
 
@@ -149,3 +155,24 @@ def test_missing_pillow_message(no_pillow):
     d = caffe_pb2.Datum(data=b"\x89PNG", encoded=True, channels=3)
     with pytest.raises(DataError, match=r"db: record 'k' needs Pillow .*brewnet\[image\]"):
         parse_datum(d.SerializeToString(), "db", b"k")
+
+
+def test_record_image_agrees_with_the_decoded_datum():
+    """record_image (one open of the file, a view of its pixels) gives what decoding the
+    record to a raw Datum gives, for gray and colour files, channels unset, 1 or 3; and the
+    same error as parse_datum for a damaged file."""
+    pytest.importorskip("PIL")
+    gray = np.random.default_rng(6).integers(0, 256, size=(1, 3, 4), dtype=np.uint8)
+    colour = np.random.default_rng(7).integers(0, 256, size=(3, 3, 4), dtype=np.uint8)
+    for image, channels in [(gray, 0), (colour, 0), (gray, 3), (colour, 1), (colour, 3)]:
+        raw = encoded_datum(image, 4, channels).SerializeToString()
+        pixels, label = record_image(raw, "db", b"k")
+        np.testing.assert_array_equal(pixels, datum_to_array(parse_datum(raw, "db", b"k")))
+        assert label == 4
+    whole = png_bytes(colour)
+    raw = caffe_pb2.Datum(data=whole[: len(whole) // 2], encoded=True).SerializeToString()
+    with pytest.raises(DataError) as serial:
+        parse_datum(raw, "db", b"k")
+    with pytest.raises(DataError) as one:
+        record_image(raw, "db", b"k")
+    assert str(one.value) == str(serial.value)

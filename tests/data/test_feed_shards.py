@@ -11,7 +11,7 @@ from brewnet.data.lmdb_source import LMDBSource
 from brewnet.data.transform import DataTransformer
 from brewnet.layers.data import DataLayer
 from brewnet.proto import caffe_pb2
-from tests.data.helpers import image_stack, make_lmdb
+from tests.data.helpers import image_stack, jpeg_files, make_jpeg_lmdb, make_lmdb
 
 IMAGES = image_stack(14, (1, 2, 3), seed=4)
 
@@ -74,3 +74,27 @@ def test_only_train_data_layers_shard(tmp_path, phase, sharded):
         layer.close()
         backend.set_solver_rank(0)
         backend.set_solver_count(1)
+
+
+def test_ranks_deal_round_robin_with_parallel_decoding(tmp_path):
+    """With 2 decoding workers per rank, encoded records with random crops still go to rank
+    i mod N: rank r's batch k equals its batch decoded by a single worker, and its labels
+    (the record indices) are r, r + N, ... of the big batch."""
+    pytest.importorskip("PIL")
+    db = make_jpeg_lmdb(tmp_path / "db", jpeg_files(14, size=16))
+    param = caffe_pb2.TransformationParameter(crop_size=12, mirror=True)
+    for rank in range(3):
+        runs = []
+        for workers in (1, 2):
+            transformer = DataTransformer(param, caffe_pb2.TRAIN)
+            feed = DatumFeed(LMDBSource(db), transformer, 2, seed=5, shard=(rank, 3),
+                             workers=workers)
+            try:
+                got = [feed.get() for _ in range(3)]
+                runs.append([(b.data.copy(), b.label.copy()) for b in got])
+            finally:
+                feed.close()
+        for k, ((data1, label1), (data2, label2)) in enumerate(zip(*runs, strict=True)):
+            assert data1.tobytes() == data2.tobytes() and label1.tobytes() == label2.tobytes()
+            np.testing.assert_array_equal(label2, [(6 * k + rank + 3 * i) % 14
+                                                   for i in range(2)])

@@ -176,3 +176,27 @@ def test_errors(tmp_path):
         transformer(mean_file=path).output_shape((2, 5, 6))
     with pytest.raises(DataError, match="layer 't': mean_file '.*missing' cannot be read"):
         transformer(mean_file=str(tmp_path / "missing"))
+
+
+def test_draws_flips_then_rows_then_columns_for_the_batch(tmp_path):
+    """The random choices are drawn for the whole batch first, flips, then row offsets,
+    then column offsets (so a seed gives the batches it gave before images were transformed
+    one by one), and image i gets choice i whichever order the parts are transformed in."""
+    mean = np.random.default_rng(1).uniform(0, 255, size=(2, 5, 6)).astype(np.float32)
+    t = transformer(TRAIN, mirror=True, crop_size=3, scale=0.5,
+                    mean_file=write_mean(tmp_path / "mean.binaryproto", mean))
+    data = batch(n=8)
+    gen = np.random.default_rng(4)
+    flips = gen.integers(0, 2, size=8).astype(bool)
+    rows, cols = gen.integers(0, 3, size=8), gen.integers(0, 4, size=8)
+    out = run(t, data, seed=4)
+    crops = t.draw(8, 5, 6, np.random.default_rng(4))
+    backwards = np.empty_like(out)
+    for i in range(8):
+        np.testing.assert_array_equal(
+            out[i], reference(data[i], 3, rows[i], cols[i], flips[i], 0.5, mean=mean))
+    for start in (5, 2, 0):  # parts, last first, as a list of views
+        stop = start + 3
+        t.transform([x for x in data[start:stop]], backwards[start:stop],
+                    crops.part(start, stop))
+    assert backwards.tobytes() == out.tobytes()

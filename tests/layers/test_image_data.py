@@ -1,4 +1,8 @@
-"""ImageData end to end on tiny PNG files the tests write: values, order, shuffle, errors."""
+"""ImageData end to end on tiny PNG files the tests write: values, order, shuffle, errors,
+workers."""
+
+import gc
+import threading
 
 import numpy as np
 import pytest
@@ -165,3 +169,41 @@ def test_missing_pillow_message(listing, no_pillow):
     """Without Pillow, setup is a NetError naming the layer and pip install 'brewnet[image]'."""
     with pytest.raises(NetError, match=r"img.*needs Pillow .*pip install 'brewnet\[image\]'"):
         setup_layer(image_layer(*listing, "batch_size: 1"), [], 2)
+
+
+def test_same_batches_for_any_worker_count(listing, monkeypatch):
+    """ImageData decodes with the Data layer's workers: 1 and 3 (BREWNET_DATA_WORKERS) give
+    bitwise the same shuffled, cropped and mirrored batches, and both close their threads."""
+    def run(workers):
+        monkeypatch.setenv("BREWNET_DATA_WORKERS", str(workers))
+        rng.set_random_seed(4)
+        layer = image_layer(*listing, "batch_size: 4 shuffle: true",
+                            "crop_size: 3 mirror: true")
+        try:
+            top = setup_layer(layer, [], 2)
+            return forward_batches(layer, top, 4)
+        finally:
+            layer.close()
+
+    for (d, lab), (d2, lab2) in zip(run(1), run(3), strict=True):
+        assert d.tobytes() == d2.tobytes() and lab.tobytes() == lab2.tobytes()
+    gc.collect()  # earlier tests' unclosed layers close when collected
+    assert not [t for t in threading.enumerate() if t.name.startswith("brewnet-data")]
+
+
+def test_first_error_in_list_order_with_workers(listing, tmp_path, monkeypatch):
+    """With 2 workers a wrong size before a missing file is the error raised, as reading the
+    list in order meets it."""
+    _, root = listing
+    Image.fromarray(IMAGES[0][:3]).save(tmp_path / "imgs" / "small.png")
+    mixed = tmp_path / "mixed.txt"
+    mixed.write_text("img0.png 1\nsmall.png 2\nimg1.png 3\nghost.png 4\n")
+    monkeypatch.setenv("BREWNET_DATA_WORKERS", "2")
+    layer = image_layer(mixed, root, "batch_size: 4")
+    try:
+        top = setup_layer(layer, [], 2)
+        with pytest.raises(NetError, match=r"image '.*small.png' is 3×6×3"):
+            layer.forward([], top)
+    finally:
+        layer.close()
+
