@@ -230,7 +230,7 @@ class ConvolutionLayer(Layer):
             self._scratch = xp.empty((n, c, oh, ow), dtype=np.float32)
             return
         if self._kind == "pointwise":
-            self._wgrad = None  # per-sample weight gradients, made by the first backward
+            self._wgrad = None  # one sample's weight gradient, made by the first backward
             return
         if self._patch_rows:
             self._xpad = xp.zeros((n, hp, wp, c), dtype=np.float32)
@@ -400,14 +400,13 @@ class ConvolutionLayer(Layer):
         m = self._num_output
         dy, x = t.diff.reshape(n, m, -1), b.data.reshape(n, c, -1)
         if weight_grad:
+            # One GEMM per sample into an (M, C) buffer: scratch of one weight's size, not of
+            # the batch's.
             wdiff = self.blobs[0].diff.reshape(m, c)
-            if n == 1:
-                wdiff += xp.matmul(dy[0], x[0].T)
-            else:
-                if self._wgrad is None:
-                    self._wgrad = xp.empty((n, m, c), dtype=np.float32)
-                xp.matmul(dy, x.transpose(0, 2, 1), out=self._wgrad)
-                wdiff += self._wgrad.sum(axis=0)
+            if self._wgrad is None:
+                self._wgrad = xp.empty((m, c), dtype=np.float32)
+            for k in range(n):
+                wdiff += xp.matmul(dy[k], x[k].T, out=self._wgrad)
         if down:
             xp.matmul(self.blobs[0].data.reshape(m, c).T, dy, out=b.diff.reshape(n, c, -1))
 
