@@ -43,6 +43,7 @@ from ..proto import caffe_pb2
 from . import depthwise
 from .base import Layer
 from .registry import register
+from .scratch import scratch
 
 # Patch rows pay off once a row of kernel taps (kw * C/G floats) is at least this long; that
 # also makes the bottom gradient's GEMM per kernel row thick enough.
@@ -208,14 +209,13 @@ class ConvolutionLayer(Layer):
         self._geometry = (n, h, w, oh, ow, xp)
         self._n, self._h, self._w, self._oh, self._ow = n, h, w, oh, ow
         c, m, g = self._channels, self._num_output, self._group
-        cg, mg = c // g, m // g
+        cg = c // g
         (kh, kw), (ph, pw) = self._kernel, self._pad
         (sh, sw), (dh, dw) = self._stride, self._dilation
         hp, wp = h + 2 * ph, w + 2 * pw
         self._kg = cg * kh * kw
         self._patch_rows = kw * cg >= _MIN_PATCH_RUN
         self._col_source: int | None = None  # which bottom _col (or _xpad) currently holds
-        self._dx_buffers = None  # bottom-gradient scratch, made by the first backward
         self._ones = xp.ones(oh * ow, dtype=np.float32)  # for bias gradients
         self._kind = "im2col"
         if self.direct_kinds and g == c == m:
@@ -227,7 +227,6 @@ class ConvolutionLayer(Layer):
             padded = ph > 0 or pw > 0
             self._xpad = xp.zeros((n, c, hp, wp), dtype=np.float32) if padded else None
             self._interior = (slice(None), slice(None), slice(ph, ph + h), slice(pw, pw + w))
-            self._scratch = xp.empty((n, c, oh, ow), dtype=np.float32)
             return
         if self._kind == "pointwise":
             self._wgrad = None  # one sample's weight gradient, made by the first backward
@@ -240,8 +239,6 @@ class ConvolutionLayer(Layer):
                                      (cg, hp * wp * c, sh * wp * c, sw * c, dh * wp * c,
                                       dw * c, 1))
             self._col = xp.empty((g, n * oh * ow, self._kg), dtype=np.float32)
-            self._out = xp.empty((g, n * oh * ow, mg), dtype=np.float32)
-            self._dy = xp.empty_like(self._out)
         else:
             padded = ph > 0 or pw > 0
             self._xpad = xp.zeros((n, c, hp, wp), dtype=np.float32) if padded else None
@@ -289,7 +286,8 @@ class ConvolutionLayer(Layer):
             if self._kind == "depthwise":
                 depthwise.forward(xp, self._depthwise_source(xp, b.data, index, True),
                                   self.blobs[0].data.reshape(self._channels, *self._kernel),
-                                  self._nchw_top(t.data), self._scratch, self._stride,
+                                  self._nchw_top(t.data), self._depthwise_scratch(xp),
+                                  self._stride,
                                   self._dilation)
                 if bias is not None:
                     t.data.reshape(self._n, g, mg, -1)[...] += bias
@@ -303,6 +301,9 @@ class ConvolutionLayer(Layer):
                 continue
             self._im2col(xp, b.data, index)
             self._apply_weights(xp, t.data, bias)
+
+    def _depthwise_scratch(self, xp):
+        return scratch(xp, "conv.depthwise", (self._n, self._channels, self._oh, self._ow))
 
     def _nchw_top(self, a):
         return a.reshape(self._n, self._num_output, self._oh, self._ow)
@@ -324,8 +325,9 @@ class ConvolutionLayer(Layer):
         mg, ohw = m // g, self._oh * self._ow
         top4 = out.reshape(self._n, g, mg, ohw)
         if self._patch_rows:
-            xp.matmul(self._col, self._weight_patch_rows(), out=self._out)
-            result = self._out.reshape(g, self._n, ohw, mg).transpose(1, 0, 3, 2)
+            rows = scratch(xp, "conv.rows", (g, self._n * ohw, mg))
+            xp.matmul(self._col, self._weight_patch_rows(), out=rows)
+            result = rows.reshape(g, self._n, ohw, mg).transpose(1, 0, 3, 2)
             if bias is None:
                 xp.copyto(top4, result)
             else:
@@ -383,17 +385,17 @@ class ConvolutionLayer(Layer):
             kernel, dy = (c, *self._kernel), self._nchw_top(t.diff)
             if weight_grad:
                 depthwise.weight_grad(xp, dy, self._depthwise_source(xp, b.data, index, False),
-                                      self.blobs[0].diff.reshape(kernel), self._scratch,
+                                      self.blobs[0].diff.reshape(kernel),
+                                      self._depthwise_scratch(xp),
                                       self._stride, self._dilation)
             if down:
                 if self._xpad is None:
                     dxpad = self._nchw(b.diff)
                 else:
-                    if self._dx_buffers is None:
-                        self._dx_buffers = xp.empty(self._xpad.shape, dtype=np.float32)
-                    dxpad = self._dx_buffers
+                    dxpad = scratch(xp, "conv.dxpad", self._xpad.shape)
                 depthwise.backward_data(xp, dy, self.blobs[0].data.reshape(kernel), dxpad,
-                                        self._scratch, self._stride, self._dilation)
+                                        self._depthwise_scratch(xp), self._stride,
+                                        self._dilation)
                 if self._xpad is not None:
                     xp.copyto(self._nchw(b.diff), dxpad[self._interior])
             return
@@ -428,9 +430,9 @@ class ConvolutionLayer(Layer):
         kh, kw = self._kernel
         wdiff = self.blobs[0].diff.reshape(g, mg, -1, kh, kw)
         if self._patch_rows:
-            dy_rows = self._dy.reshape(g, self._n, -1, mg)
-            xp.copyto(dy_rows, dy.transpose(1, 0, 3, 2))
-            grad = xp.matmul(self._col.transpose(0, 2, 1), self._dy)  # (G, K, M/G)
+            dy_rows = scratch(xp, "conv.rows", (g, self._n * self._oh * self._ow, mg))
+            xp.copyto(dy_rows.reshape(g, self._n, -1, mg), dy.transpose(1, 0, 3, 2))
+            grad = xp.matmul(self._col.transpose(0, 2, 1), dy_rows)  # (G, K, M/G)
             wdiff += grad.reshape(g, kh, kw, -1, mg).transpose(0, 4, 3, 1, 2)
         else:
             # One small GEMM per sample, then a sum: the columns are laid out per sample.
@@ -457,11 +459,9 @@ class ConvolutionLayer(Layer):
         offset into the padded bottom gradient."""
         g, mg = self._group, self._num_output // self._group
         kh, kw = self._kernel
-        if self._dx_buffers is None:
-            dxpad = xp.empty((self._n, self._channels, self._h + 2 * self._pad[0],
-                              self._w + 2 * self._pad[1]), dtype=np.float32)
-            self._dx_buffers = (dxpad, xp.empty(self._col.shape, dtype=np.float32))
-        dxpad, dcol = self._dx_buffers
+        dxpad = scratch(xp, "conv.dxpad", (self._n, self._channels, self._h + 2 * self._pad[0],
+                                           self._w + 2 * self._pad[1]))
+        dcol = scratch(xp, "conv.dcol", tuple(self._col.shape))
         weight_t = self.blobs[0].data.reshape(g, mg, self._kg).transpose(0, 2, 1)
         xp.matmul(weight_t, dy, out=dcol)
         dcol = dcol.reshape(self._n, self._channels, kh, kw, self._oh, self._ow)
@@ -478,11 +478,9 @@ class ConvolutionLayer(Layer):
         g, m, c = self._group, self._num_output, self._channels
         (kh, kw), (ph, pw) = self._kernel, self._pad
         n, oh, ow = self._n, self._oh, self._ow
-        if self._dx_buffers is None:
-            dxpad = xp.empty((c, self._h + 2 * ph, self._w + 2 * pw, n), dtype=np.float32)
-            self._dx_buffers = (dxpad, xp.empty((m, oh, ow, n), dtype=np.float32),
-                                xp.empty((c, kw, oh, ow, n), dtype=np.float32))
-        dxpad, dyt, drow = self._dx_buffers
+        dxpad = scratch(xp, "conv.dxpad", (c, self._h + 2 * ph, self._w + 2 * pw, n))
+        dyt = scratch(xp, "conv.rows", (m, oh, ow, n))
+        drow = scratch(xp, "conv.dcol", (c, kw, oh, ow, n))
         xp.copyto(dyt, top_diff.reshape(n, m, oh, ow).transpose(1, 2, 3, 0))
         dyt_g = dyt.reshape(g, m // g, -1)
         drow_g = drow.reshape(g, -1, oh * ow * n)
