@@ -220,7 +220,7 @@ class ConvolutionLayer(Layer):
         self._kind = "im2col"
         if self.direct_kinds and g == c == m:
             self._kind = "depthwise"
-        elif (self.direct_kinds and g == 1 and (kh, kw, sh, sw, ph, pw) == (1, 1, 1, 1, 0, 0)):
+        elif self.direct_kinds and g == 1 and (kh, kw, sh, sw, ph, pw) == (1, 1, 1, 1, 0, 0):
             self._kind = "pointwise"
         self._folds_bias = self._bias_term and not self._patch_rows and self._kind == "im2col"
         if self._kind == "depthwise":
@@ -287,8 +287,7 @@ class ConvolutionLayer(Layer):
                 depthwise.forward(xp, self._depthwise_source(xp, b.data, index, True),
                                   self.blobs[0].data.reshape(self._channels, *self._kernel),
                                   self._nchw_top(t.data), self._depthwise_scratch(xp),
-                                  self._stride,
-                                  self._dilation)
+                                  self._stride, self._dilation)
                 if bias is not None:
                     t.data.reshape(self._n, g, mg, -1)[...] += bias
                 continue
@@ -303,6 +302,7 @@ class ConvolutionLayer(Layer):
             self._apply_weights(xp, t.data, bias)
 
     def _depthwise_scratch(self, xp):
+        """An output-shaped scratch array for the depthwise NumPy bodies."""
         return scratch(xp, "conv.depthwise", (self._n, self._channels, self._oh, self._ow))
 
     def _nchw_top(self, a):
