@@ -1,13 +1,13 @@
 # brewnet's two everyday commands, on a fresh machine:
 #   make lenet   venv + install + MNIST as LMDB + train LeNet (prints test accuracy)
-#   make test    the test suite
+#   make test    the test suite (test-numpy: the layers again with the numba kernels off)
 #   make bench   brewnet against PyTorch (when installed): benchmarks/README.md
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 MNIST  := examples/mnist
 
-.PHONY: lenet test bench install proto lint clean-lenet
+.PHONY: lenet test test-numpy bench install proto lint clean-lenet
 
 $(BIN)/brewnet: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,10 @@ lenet: $(BIN)/brewnet $(MNIST_STAMP)
 
 test: $(BIN)/brewnet
 	$(BIN)/python -m pytest -q
+
+# numba is a default dependency; the NumPy bodies it replaces must stay correct on their own.
+test-numpy: $(BIN)/brewnet
+	BREWNET_KERNELS=numpy $(BIN)/python -m pytest -q tests/layers tests/kernels tests/solver
 
 # PyTorch is the peer the benchmarks compare against, never a dependency of brewnet.
 bench: $(BIN)/brewnet

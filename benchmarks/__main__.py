@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import compiler, data, inference, layers, lenet
+from . import compiler, data, inference, layers, lenet, modern
 
-MODULES = (lenet, inference, layers, compiler, data)
+MODULES = (lenet, inference, modern, layers, compiler, data)
 
 
 def main(argv: list[str] | None = None) -> int:

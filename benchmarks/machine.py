@@ -41,6 +41,14 @@ def blas_threads() -> int:
     return int(os.environ.get("OMP_NUM_THREADS") or os.cpu_count() or 1)
 
 
+def set_blas_threads(threads: int) -> None:
+    """Make NumPy's OpenBLAS use ``threads`` threads from now on (nothing when it is not
+    OpenBLAS)."""
+    set_threads = _blas_symbol("set_num_threads")
+    if set_threads is not None:
+        set_threads(threads)
+
+
 def blas_config() -> str:
     get = _blas_symbol("get_config")
     if get is None:

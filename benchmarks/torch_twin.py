@@ -2,13 +2,17 @@
 weights, so both frameworks start from identical values (Caffe's xavier, drawn by brewnet's
 filler) and their outputs can be compared before they are timed.
 
-Only chain nets (each layer reads the previous layer's top) of the layer types LeNet and
-CaffeNet use are translated; data, input and loss layers are left to the caller.
+``torch_twin`` translates chain nets (each layer reads the previous layer's top) of the layer
+types LeNet and CaffeNet use; data, input and loss layers are left to the caller.
+``TorchGraph`` runs any net of those types plus BatchNorm, Scale, Eltwise SUM and Split (the
+DAGs of ResNet and MobileNet) by walking the compiled plan's steps over a dict of tensors.
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+import numpy as np
 
 from brewnet.net import Net
 from brewnet.proto import caffe_pb2
@@ -44,6 +48,9 @@ def _module(torch: Any, layer: Any) -> Any:
             [fc.bias] if fc.bias is not None else [])
     if lp.type == "Pooling":
         p = lp.pooling_param
+        if p.global_pooling:
+            return (nn.AdaptiveMaxPool2d(1) if p.pool == caffe_pb2.PoolingParameter.MAX
+                    else nn.AdaptiveAvgPool2d(1)), []
         k = (p.kernel_h, p.kernel_w) if p.HasField("kernel_h") else (p.kernel_size,) * 2
         s = (p.stride_h, p.stride_w) if p.HasField("stride_h") else (p.stride,) * 2
         pad = (p.pad_h, p.pad_w) if p.HasField("pad_h") else (p.pad,) * 2
@@ -79,3 +86,69 @@ def torch_twin(torch: Any, net: Net) -> Any:
         raise ValueError(f"the twin has {len(params)} parameters, net '{net.name}' "
                          f"{len(net.learnable_params)}: weight sharing is not translated")
     return model
+
+
+class TorchGraph:
+    """``net``'s arithmetic in PyTorch, step by step over the compiled plan, with a copy of its
+    weights: BatchNorm normalizes by the batch (TRAIN) or by the stored sums (global stats),
+    as brewnet's layer does. Call it with the input tensor; it returns the last top and keeps
+    every top of that call in ``values``, by blob name."""
+
+    def __init__(self, torch: Any, net: Net) -> None:
+        self.torch = torch
+        self.net = net
+        self.modules: dict[int, Any] = {}
+        self.params: list[Any] = []
+        self.constants: dict[int, tuple[Any, Any]] = {}
+        self.values: dict[str, Any] = {}
+        for i, step in enumerate(net.plan.steps):
+            layer = step.layer
+            if layer.type in SKIPPED | {"BatchNorm", "Scale", "Eltwise", "Softmax"}:
+                continue
+            module, mine = _module(torch, layer)
+            with torch.no_grad():
+                for tensor, blob in zip(mine, layer.blobs, strict=True):
+                    tensor.copy_(torch.from_numpy(blob.data.reshape(tuple(tensor.shape))))
+            self.modules[i] = module
+            self.params.extend(mine)
+        for i, step in enumerate(net.plan.steps):
+            layer = step.layer
+            if layer.type == "Scale":
+                gamma = torch.nn.Parameter(torch.from_numpy(layer.blobs[0].data.copy()))
+                beta = torch.nn.Parameter(torch.from_numpy(layer.blobs[1].data.copy()))
+                self.modules[i] = (gamma.view(1, -1, 1, 1), beta.view(1, -1, 1, 1))
+                self.params.extend([gamma, beta])
+            elif layer.type == "BatchNorm" and layer.use_global_stats:
+                mean_sum, var_sum, s = (b.data for b in layer.blobs)
+                factor = np.float32(0 if s[0] == 0 else 1 / s[0])
+                self.constants[i] = (torch.from_numpy(mean_sum * factor),
+                                     torch.from_numpy(var_sum * factor))
+
+    def __call__(self, x: Any) -> Any:
+        F = self.torch.nn.functional
+        steps = self.net.plan.steps
+        values = self.values = {steps[0].top_names[0]: x}
+        last = x
+        for i, step in enumerate(steps):
+            layer = step.layer
+            if layer.type in SKIPPED - {"Split"}:
+                continue
+            inputs = [values[name] for name in step.bottom_names]
+            if layer.type == "Split":
+                outputs = inputs * len(step.top_names)
+            elif layer.type == "BatchNorm":
+                mean, var = self.constants.get(i, (None, None))
+                outputs = [F.batch_norm(inputs[0], mean, var, training=i not in self.constants,
+                                        eps=float(layer.eps))]
+            elif layer.type == "Scale":
+                gamma, beta = self.modules[i]
+                outputs = [inputs[0] * gamma + beta]
+            elif layer.type == "Eltwise":
+                outputs = [inputs[0] + inputs[1]]
+            elif layer.type == "Softmax":
+                outputs = [F.softmax(inputs[0], dim=1)]
+            else:
+                outputs = [self.modules[i](inputs[0])]
+            values.update(zip(step.top_names, outputs, strict=True))
+            last = outputs[0]
+        return last

@@ -184,8 +184,9 @@ class Scale(_Broadcast):
         two = len(bottom) > 1
         if (propagate_down[1] if two else self.param_propagate_down[0]):
             x = self._input if top[0] is bottom[0] else bottom[0].data
-            grad = self._sum_to_operand(dy * x.reshape(self.view),
-                                        tuple(self._operand(bottom).data.shape))
+            # Σ dy·x over outer and inner without a product array.
+            grad = xp.einsum("ijk,ijk->j", dy, x.reshape(self.view)).reshape(
+                self._operand(bottom).data.shape)
             if two:
                 bottom[1].diff[...] = grad
             else:

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import kernels
 from ..blob import Blob
 from ..proto import caffe_pb2
 from .base import Layer, learnable_shape_check
@@ -70,7 +71,9 @@ class BatchNorm(Layer):
             top[0].reshape_like(bottom[0])
         self.view = (shape[0], self.channels, count(shape, 2))
         data = bottom[0].data
-        if (self._norm is None or self._norm.shape != self.view
+        if self.use_global_stats:
+            self._norm = None  # backward needs only the divisor
+        elif (self._norm is None or self._norm.shape != self.view
                 or not isinstance(self._norm, type(data))):
             self._norm = bottom[0].xp.empty(self.view, dtype=np.float32)  # y, for backward
         if self._std is None or not isinstance(self._std, type(data)):
@@ -79,29 +82,35 @@ class BatchNorm(Layer):
     def forward(self, bottom: list[Blob], top: list[Blob]) -> None:
         xp = bottom[0].xp
         x = bottom[0].data.reshape(self.view)
+        y = top[0].data.reshape(self.view)
         mean_sum, var_sum, factor = (b.data for b in self.blobs)
         norm, std = self._norm, self._std
         if self.use_global_stats:
+            # Fixed statistics: written straight into the top, no copy kept for backward.
             s = factor[0]
             scale = np.float32(0) if s == 0 else np.float32(1) / s
-            xp.subtract(x, (mean_sum * scale).reshape(1, -1, 1), out=norm)
-            var = (var_sum * scale).reshape(1, -1, 1)
-        else:
-            mean = x.mean(axis=(0, 2), keepdims=True, dtype=np.float32)
-            xp.subtract(x, mean, out=norm)  # two-pass variance, E((x − μ)²), as Caffe
-            var = xp.square(norm).mean(axis=(0, 2), keepdims=True, dtype=np.float32)
-            m = self.view[0] * self.view[2]
-            correction = np.float32(m / (m - 1) if m > 1 else 1)
-            factor *= self.fraction
-            factor += np.float32(1)
-            mean_sum *= self.fraction
-            mean_sum += mean.reshape(-1)
-            var_sum *= self.fraction
-            var_sum += correction * var.reshape(-1)
+            xp.subtract(x, (mean_sum * scale).reshape(1, -1, 1), out=y)
+            xp.add((var_sum * scale).reshape(1, -1, 1), self.eps, out=std)
+            xp.sqrt(std, out=std)
+            y /= std
+            return
+        mean = x.mean(axis=(0, 2), keepdims=True, dtype=np.float32)
+        xp.subtract(x, mean, out=norm)  # two-pass variance, E((x − μ)²), as Caffe
+        # The squares go to the top, free until the result is copied there (x is read).
+        var = xp.multiply(norm, norm, out=y).mean(axis=(0, 2), keepdims=True,
+                                                  dtype=np.float32)
+        m = self.view[0] * self.view[2]
+        correction = np.float32(m / (m - 1) if m > 1 else 1)
+        factor *= self.fraction
+        factor += np.float32(1)
+        mean_sum *= self.fraction
+        mean_sum += mean.reshape(-1)
+        var_sum *= self.fraction
+        var_sum += correction * var.reshape(-1)
         xp.add(var, self.eps, out=std)
         xp.sqrt(std, out=std)
         norm /= std  # divided, not multiplied by a reciprocal, as Caffe
-        top[0].data.reshape(self.view)[...] = norm
+        y[...] = norm
 
     def backward(self, top: list[Blob], propagate_down: list[bool],
                  bottom: list[Blob]) -> None:
@@ -113,9 +122,15 @@ class BatchNorm(Layer):
             bottom[0].xp.divide(dy, self._std, out=dx)
             return
         # dx = (dy − mean(dy) − y·mean(dy·y)) / sqrt(σ² + eps), means over (N, spatial)
-        y = self._norm
+        xp, y = bottom[0].xp, self._norm
+        m = np.float32(self.view[0] * self.view[2])
         mean_dy = dy.mean(axis=(0, 2), keepdims=True, dtype=np.float32)
-        mean_dyy = (dy * y).mean(axis=(0, 2), keepdims=True, dtype=np.float32)
+        # Σ dy·y without a product array (in place, dx is dy: no scratch to spare).
+        mean_dyy = (xp.einsum("ncs,ncs->c", dy, y) / m).reshape(1, -1, 1)
+        if kernels.enabled(xp):
+            from ..kernels.batch_norm import backward
+            backward(dy, y, mean_dy, mean_dyy, self._std, dx)
+            return
         grad: Any = y * mean_dyy
         grad += mean_dy
         bottom[0].xp.subtract(dy, grad, out=grad)

@@ -20,6 +20,13 @@ by which one gives the copies long contiguous runs:
   so that GEMM adds the bias and the weight-gradient GEMM yields the bias gradient: no extra
   pass over the top.
 
+Two kinds skip im2col altogether (``_kind``):
+
+- *depthwise* (``group == channels == num_output``): shifted multiply-adds over the whole batch
+  (``depthwise.py``), where im2col's GEMMs would have an inner dimension of one;
+- *pointwise* (1×1 kernel, stride 1, no pad, one group): the bottom ``(N, C, H*W)`` already is
+  the column matrix, so each direction is one batched GEMM on the blobs themselves, no copies.
+
 Bias gradients that no GEMM yields are a matrix-vector product with ones (as Caffe's gemv),
 several times faster than a reduction over two axes.
 """
@@ -33,8 +40,10 @@ import numpy as np
 from .. import kernels
 from ..blob import Blob
 from ..proto import caffe_pb2
+from . import depthwise
 from .base import Layer
 from .registry import register
+from .scratch import scratch
 
 # Patch rows pay off once a row of kernel taps (kw * C/G floats) is at least this long; that
 # also makes the bottom gradient's GEMM per kernel row thick enough.
@@ -111,6 +120,9 @@ class ConvolutionLayer(Layer):
     type = "Convolution"
     min_bottom = 1
     min_top = 1
+    # Whether the depthwise and pointwise kinds may replace im2col; a transposed convolution,
+    # which drives the im2col pieces itself, turns them off.
+    direct_kinds = True
 
     def setup(self, bottom: list[Blob], top: list[Blob]) -> None:
         if len(bottom) != len(top):
@@ -197,16 +209,28 @@ class ConvolutionLayer(Layer):
         self._geometry = (n, h, w, oh, ow, xp)
         self._n, self._h, self._w, self._oh, self._ow = n, h, w, oh, ow
         c, m, g = self._channels, self._num_output, self._group
-        cg, mg = c // g, m // g
+        cg = c // g
         (kh, kw), (ph, pw) = self._kernel, self._pad
         (sh, sw), (dh, dw) = self._stride, self._dilation
         hp, wp = h + 2 * ph, w + 2 * pw
         self._kg = cg * kh * kw
         self._patch_rows = kw * cg >= _MIN_PATCH_RUN
-        self._col_source: int | None = None  # which bottom _col currently holds
-        self._dx_buffers = None  # bottom-gradient scratch, made by the first backward
+        self._col_source: int | None = None  # which bottom _col (or _xpad) currently holds
         self._ones = xp.ones(oh * ow, dtype=np.float32)  # for bias gradients
-        self._folds_bias = self._bias_term and not self._patch_rows
+        self._kind = "im2col"
+        if self.direct_kinds and g == c == m:
+            self._kind = "depthwise"
+        elif self.direct_kinds and g == 1 and (kh, kw, sh, sw, ph, pw) == (1, 1, 1, 1, 0, 0):
+            self._kind = "pointwise"
+        self._folds_bias = self._bias_term and not self._patch_rows and self._kind == "im2col"
+        if self._kind == "depthwise":
+            padded = ph > 0 or pw > 0
+            self._xpad = xp.zeros((n, c, hp, wp), dtype=np.float32) if padded else None
+            self._interior = (slice(None), slice(None), slice(ph, ph + h), slice(pw, pw + w))
+            return
+        if self._kind == "pointwise":
+            self._wgrad = None  # one sample's weight gradient, made by the first backward
+            return
         if self._patch_rows:
             self._xpad = xp.zeros((n, hp, wp, c), dtype=np.float32)
             self._interior = (slice(None), slice(ph, ph + h), slice(pw, pw + w))
@@ -215,8 +239,6 @@ class ConvolutionLayer(Layer):
                                      (cg, hp * wp * c, sh * wp * c, sw * c, dh * wp * c,
                                       dw * c, 1))
             self._col = xp.empty((g, n * oh * ow, self._kg), dtype=np.float32)
-            self._out = xp.empty((g, n * oh * ow, mg), dtype=np.float32)
-            self._dy = xp.empty_like(self._out)
         else:
             padded = ph > 0 or pw > 0
             self._xpad = xp.zeros((n, c, hp, wp), dtype=np.float32) if padded else None
@@ -261,8 +283,40 @@ class ConvolutionLayer(Layer):
         g, mg = self._group, self._num_output // self._group
         bias = self.blobs[1].data.reshape(1, g, mg, 1) if self._bias_term else None
         for index, (b, t) in enumerate(zip(bottom, top, strict=True)):
+            if self._kind == "depthwise":
+                depthwise.forward(xp, self._depthwise_source(xp, b.data, index, True),
+                                  self.blobs[0].data.reshape(self._channels, *self._kernel),
+                                  self._nchw_top(t.data), self._depthwise_scratch(xp),
+                                  self._stride, self._dilation)
+                if bias is not None:
+                    t.data.reshape(self._n, g, mg, -1)[...] += bias
+                continue
+            if self._kind == "pointwise":
+                out = t.data.reshape(self._n, mg, -1)
+                xp.matmul(self.blobs[0].data.reshape(mg, -1),
+                          b.data.reshape(self._n, self._channels, -1), out=out)
+                if bias is not None:
+                    out += bias.reshape(1, mg, 1)
+                continue
             self._im2col(xp, b.data, index)
             self._apply_weights(xp, t.data, bias)
+
+    def _depthwise_scratch(self, xp):
+        """An output-shaped scratch array for the depthwise NumPy bodies."""
+        return scratch(xp, "conv.depthwise", (self._n, self._channels, self._oh, self._ow))
+
+    def _nchw_top(self, a):
+        return a.reshape(self._n, self._num_output, self._oh, self._ow)
+
+    def _depthwise_source(self, xp, x, source: int, fresh: bool):
+        """The padded bottom the depthwise windows read: ``_xpad`` holding ``x`` (copied when
+        ``fresh`` or when it holds another bottom), or ``x`` itself when there is no padding."""
+        if self._xpad is None:
+            return self._nchw(x)
+        if fresh or self._col_source != source:
+            xp.copyto(self._xpad[self._interior], self._nchw(x))
+            self._col_source = source
+        return self._xpad
 
     def _apply_weights(self, xp, out, bias) -> None:
         """``out`` (the convolution's output, any shape of that size) = weights x the columns
@@ -271,8 +325,9 @@ class ConvolutionLayer(Layer):
         mg, ohw = m // g, self._oh * self._ow
         top4 = out.reshape(self._n, g, mg, ohw)
         if self._patch_rows:
-            xp.matmul(self._col, self._weight_patch_rows(), out=self._out)
-            result = self._out.reshape(g, self._n, ohw, mg).transpose(1, 0, 3, 2)
+            rows = scratch(xp, "conv.rows", (g, self._n * ohw, mg))
+            xp.matmul(self._col, self._weight_patch_rows(), out=rows)
+            result = rows.reshape(g, self._n, ohw, mg).transpose(1, 0, 3, 2)
             if bias is None:
                 xp.copyto(top4, result)
             else:
@@ -310,6 +365,9 @@ class ConvolutionLayer(Layer):
             fused = bias_grad and weight_grad and self._folds_bias
             if bias_grad and not fused:
                 self.blobs[1].diff[...] += xp.matmul(dy, self._ones).sum(axis=0).reshape(m)
+            if self._kind != "im2col":
+                self._backward_direct(xp, b, t, index, weight_grad, down)
+                continue
             if weight_grad:
                 # Deliberate difference from Caffe (which redoes im2col here): reuse the forward's
                 # columns; correct while the bottom is unchanged since forward (the net ensures it).
@@ -318,6 +376,41 @@ class ConvolutionLayer(Layer):
                 self._add_weight_grad(xp, dy, self.blobs[1].diff if fused else None)
             if down:
                 self._backward_data(xp, t.diff, b.diff)
+
+    def _backward_direct(self, xp, b: Blob, t: Blob, index: int, weight_grad: bool,
+                         down: bool) -> None:
+        """Weight and bottom gradients of the depthwise and pointwise kinds."""
+        c, n = self._channels, self._n
+        if self._kind == "depthwise":
+            kernel, dy = (c, *self._kernel), self._nchw_top(t.diff)
+            if weight_grad:
+                depthwise.weight_grad(xp, dy, self._depthwise_source(xp, b.data, index, False),
+                                      self.blobs[0].diff.reshape(kernel),
+                                      self._depthwise_scratch(xp),
+                                      self._stride, self._dilation)
+            if down:
+                if self._xpad is None:
+                    dxpad = self._nchw(b.diff)
+                else:
+                    dxpad = scratch(xp, "conv.dxpad", self._xpad.shape)
+                depthwise.backward_data(xp, dy, self.blobs[0].data.reshape(kernel), dxpad,
+                                        self._depthwise_scratch(xp), self._stride,
+                                        self._dilation)
+                if self._xpad is not None:
+                    xp.copyto(self._nchw(b.diff), dxpad[self._interior])
+            return
+        m = self._num_output
+        dy, x = t.diff.reshape(n, m, -1), b.data.reshape(n, c, -1)
+        if weight_grad:
+            # One GEMM per sample into an (M, C) buffer: scratch of one weight's size, not of
+            # the batch's.
+            wdiff = self.blobs[0].diff.reshape(m, c)
+            if self._wgrad is None:
+                self._wgrad = xp.empty((m, c), dtype=np.float32)
+            for k in range(n):
+                wdiff += xp.matmul(dy[k], x[k].T, out=self._wgrad)
+        if down:
+            xp.matmul(self.blobs[0].data.reshape(m, c).T, dy, out=b.diff.reshape(n, c, -1))
 
     def _backward_data(self, xp, dy, dx) -> None:
         """``dx`` (the convolution's input, overwritten) = the transposed convolution of
@@ -337,9 +430,9 @@ class ConvolutionLayer(Layer):
         kh, kw = self._kernel
         wdiff = self.blobs[0].diff.reshape(g, mg, -1, kh, kw)
         if self._patch_rows:
-            dy_rows = self._dy.reshape(g, self._n, -1, mg)
-            xp.copyto(dy_rows, dy.transpose(1, 0, 3, 2))
-            grad = xp.matmul(self._col.transpose(0, 2, 1), self._dy)  # (G, K, M/G)
+            dy_rows = scratch(xp, "conv.rows", (g, self._n * self._oh * self._ow, mg))
+            xp.copyto(dy_rows.reshape(g, self._n, -1, mg), dy.transpose(1, 0, 3, 2))
+            grad = xp.matmul(self._col.transpose(0, 2, 1), dy_rows)  # (G, K, M/G)
             wdiff += grad.reshape(g, kh, kw, -1, mg).transpose(0, 4, 3, 1, 2)
         else:
             # One small GEMM per sample, then a sum: the columns are laid out per sample.
@@ -366,11 +459,9 @@ class ConvolutionLayer(Layer):
         offset into the padded bottom gradient."""
         g, mg = self._group, self._num_output // self._group
         kh, kw = self._kernel
-        if self._dx_buffers is None:
-            dxpad = xp.empty((self._n, self._channels, self._h + 2 * self._pad[0],
-                              self._w + 2 * self._pad[1]), dtype=np.float32)
-            self._dx_buffers = (dxpad, xp.empty(self._col.shape, dtype=np.float32))
-        dxpad, dcol = self._dx_buffers
+        dxpad = scratch(xp, "conv.dxpad", (self._n, self._channels, self._h + 2 * self._pad[0],
+                                           self._w + 2 * self._pad[1]))
+        dcol = scratch(xp, "conv.dcol", tuple(self._col.shape))
         weight_t = self.blobs[0].data.reshape(g, mg, self._kg).transpose(0, 2, 1)
         xp.matmul(weight_t, dy, out=dcol)
         dcol = dcol.reshape(self._n, self._channels, kh, kw, self._oh, self._ow)
@@ -387,11 +478,9 @@ class ConvolutionLayer(Layer):
         g, m, c = self._group, self._num_output, self._channels
         (kh, kw), (ph, pw) = self._kernel, self._pad
         n, oh, ow = self._n, self._oh, self._ow
-        if self._dx_buffers is None:
-            dxpad = xp.empty((c, self._h + 2 * ph, self._w + 2 * pw, n), dtype=np.float32)
-            self._dx_buffers = (dxpad, xp.empty((m, oh, ow, n), dtype=np.float32),
-                                xp.empty((c, kw, oh, ow, n), dtype=np.float32))
-        dxpad, dyt, drow = self._dx_buffers
+        dxpad = scratch(xp, "conv.dxpad", (c, self._h + 2 * ph, self._w + 2 * pw, n))
+        dyt = scratch(xp, "conv.rows", (m, oh, ow, n))
+        drow = scratch(xp, "conv.dcol", (c, kw, oh, ow, n))
         xp.copyto(dyt, top_diff.reshape(n, m, oh, ow).transpose(1, 2, 3, 0))
         dyt_g = dyt.reshape(g, m // g, -1)
         drow_g = drow.reshape(g, -1, oh * ow * n)

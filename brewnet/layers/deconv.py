@@ -25,6 +25,7 @@ class DeconvolutionLayer(ConvolutionLayer):
 
     type = "Deconvolution"
     param_fields = ("convolution_param",)  # Caffe's Deconvolution shares Convolution's
+    direct_kinds = False  # forward and backward drive the im2col pieces themselves
 
     def _conv_channels(self, bottom_channels: int, num_output: int) -> tuple[int, int]:
         return num_output, bottom_channels

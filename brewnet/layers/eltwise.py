@@ -59,8 +59,13 @@ class Eltwise(Layer):
             for b in bottom[2:]:
                 out *= b.data
         elif self.op == _OP.SUM:
-            xp.multiply(bottom[0].data, np.float32(self.coeff[0]), out=out)
-            for c, b in zip(self.coeff[1:], bottom[1:], strict=True):
+            rest = zip(self.coeff[1:], bottom[1:], strict=True)
+            if self.coeff[0] == 1.0 and self.coeff[1] == 1.0:  # one pass: x·1 is x exactly
+                xp.add(bottom[0].data, bottom[1].data, out=out)
+                rest = zip(self.coeff[2:], bottom[2:], strict=True)
+            else:
+                xp.multiply(bottom[0].data, np.float32(self.coeff[0]), out=out)
+            for c, b in rest:
                 if c == 1.0:
                     out += b.data
                 else:

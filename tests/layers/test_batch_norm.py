@@ -109,6 +109,25 @@ def test_global_stats_forward():
     assert layer.blobs[2].data[0] == 2.0  # not updated
 
 
+def test_global_stats_in_place_keeps_no_copy():
+    """With fixed statistics the result is written straight into the (in-place) top and no
+    normalized copy is kept, yet the gradient is still dy / sqrt(σ² + eps)."""
+    layer = make_layer('type: "BatchNorm"', caffe_pb2.TEST)
+    x, dy = sample(), sample(seed=4)
+    (blob,) = blobs_from(x)
+    layer.setup([blob], [blob])
+    layer.blobs[1].data[...] = [3.0, 0.5]
+    layer.blobs[2].data[...] = 1.0
+    layer.reshape([blob], [blob])
+    assert layer._norm is None
+    layer.forward([blob], [blob])
+    np.testing.assert_allclose(blob.data, normalize(x, [0.0, 0.0], [3.0, 0.5]), rtol=1e-5)
+    blob.diff[...] = dy
+    layer.backward([blob], [True], [blob])
+    want = dy / np.sqrt(np.array([3.0, 0.5]) + 1e-5).reshape(1, 2, 1, 1)
+    np.testing.assert_allclose(blob.diff, want, rtol=1e-5)
+
+
 def test_works_on_2d_bottoms():
     """(N, C) bottoms normalize per column (spatial size 1)."""
     x = sample((5, 3))

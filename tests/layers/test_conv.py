@@ -58,6 +58,15 @@ CASES = [
      dict(stride=(2, 2), pad=(1, 1), group=2)),
     ("num_output: 3 kernel_size: 2 dilation: 2 pad: 1", (2, 16, 6, 5),
      dict(pad=(1, 1), dilation=(2, 2))),
+    # Depthwise (group == channels == num_output): shifted multiply-adds, no im2col.
+    ("num_output: 3 kernel_size: 3 pad: 1 group: 3", (2, 3, 6, 5), dict(pad=(1, 1), group=3)),
+    ("num_output: 4 kernel_size: 3 pad: 1 stride: 2 group: 4", (2, 4, 7, 6),
+     dict(stride=(2, 2), pad=(1, 1), group=4)),
+    ("num_output: 2 kernel_size: 2 dilation: 2 group: 2", (1, 2, 6, 5),
+     dict(dilation=(2, 2), group=2)),
+    # Pointwise (1x1, stride 1, no pad): one GEMM on the blob's own layout.
+    ("num_output: 5 kernel_size: 1", (2, 3, 4, 5), {}),
+    ("num_output: 4 kernel_size: 1", (1, 40, 3, 3), {}),
 ]
 
 
@@ -122,6 +131,11 @@ def test_several_bottoms_share_the_weights():
     # Patch rows with groups, stride and dilation.
     ("num_output: 4 kernel_size: 3 group: 2 pad: 1 stride: 2", (2, 24, 4, 5)),
     ("num_output: 2 kernel_size: 2 dilation: 2", (2, 16, 4, 4)),
+    # Depthwise, with padding and stride, and without padding; pointwise.
+    ("num_output: 3 kernel_size: 3 pad: 1 stride: 2 group: 3", (2, 3, 5, 6)),
+    ("num_output: 2 kernel_size: 2 group: 2", (2, 2, 4, 4)),
+    ("num_output: 3 kernel_size: 1", (2, 4, 3, 3)),
+    ("num_output: 3 kernel_size: 1", (1, 4, 3, 3)),
 ])
 def test_gradients_match_numerical(fields, shape):
     """Backward gives d/dx, d/dW and d/db of sum(w_top * top)."""
@@ -168,6 +182,8 @@ def _param_grad_reference(x, dy, w_shape, pad, group):
     ("num_output: 3 kernel_size: 2", (2, 1, 5, 5), 0, 1),
     # Many channels: patch rows, with the bias gradient as a product with ones.
     ("num_output: 4 kernel_size: 3 pad: 1 group: 2", (2, 24, 5, 5), 1, 2),
+    ("num_output: 3 kernel_size: 3 pad: 1 group: 3", (2, 3, 5, 5), 1, 3),  # depthwise
+    ("num_output: 3 kernel_size: 1", (2, 4, 5, 5), 0, 1),  # pointwise
 ])
 @pytest.mark.parametrize("wanted", [(True, True), (True, False), (False, True)])
 def test_weight_and_bias_gradients_together_or_alone(fields, shape, pad, group, wanted):
@@ -183,6 +199,43 @@ def test_weight_and_bias_gradients_together_or_alone(fields, shape, pad, group, 
     for blob, want, reference in zip(layer.blobs, wanted, (dw, db), strict=True):
         expected = reference if want else np.zeros_like(reference)
         np.testing.assert_allclose(blob.diff, expected, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize(("fields", "kind"), [
+    ("num_output: 6 kernel_size: 3 pad: 1 group: 6", "depthwise"),
+    ("num_output: 4 kernel_size: 1", "pointwise"),
+    ("num_output: 6 kernel_size: 3 pad: 1 group: 3", "im2col"),
+    ("num_output: 4 kernel_size: 1 stride: 2", "im2col"),
+    ("num_output: 4 kernel_size: 1 group: 2", "im2col"),
+])
+def test_depthwise_and_pointwise_layers_skip_im2col(fields, kind):
+    """Only group == channels == num_output is depthwise, only a 1x1 stride-1 unpadded
+    ungrouped kernel pointwise; everything else keeps im2col."""
+    layer, _, _, _ = _layer(fields, (2, 6, 5, 5))
+    assert layer._kind == kind
+
+
+def test_pointwise_gradients_land_in_the_blobs_without_copies():
+    """A 1x1 convolution's top and bottom diff are written by the GEMM itself: several bottoms
+    sharing the weights each get their own gradient, and the weight gradient sums both."""
+    layer = make_layer('name: "c" type: "Convolution" convolution_param { num_output: 3 '
+                       'kernel_size: 1 weight_filler { type: "gaussian" std: 0.5 } }')
+    rng = np.random.default_rng(3)
+    xs = [rng.standard_normal((2, 4, 3, 3)).astype(np.float32) for _ in range(2)]
+    bottom = blobs_from(*xs)
+    top = setup_layer(layer, bottom, num_top=2)
+    layer.forward(bottom, top)
+    w = layer.blobs[0].data.reshape(3, 4)
+    dys = [rng.standard_normal(t.data.shape).astype(np.float32) for t in top]
+    for t, dy in zip(top, dys, strict=True):
+        t.diff[...] = dy
+    layer.backward(top, [True, True], bottom)
+    want_w = sum(np.einsum("nmhw,nchw->mc", dy, x) for dy, x in zip(dys, xs, strict=True))
+    np.testing.assert_allclose(layer.blobs[0].diff.reshape(3, 4), want_w, rtol=1e-5,
+                               atol=1e-5)
+    for b, dy in zip(bottom, dys, strict=True):
+        np.testing.assert_allclose(b.diff, np.einsum("mc,nmhw->nchw", w, dy), rtol=1e-5,
+                                   atol=1e-5)
 
 
 def test_bias_is_added_by_the_columns_gemm_and_weights_can_change():

@@ -1,0 +1,85 @@
+"""Depthwise convolution (one filter per channel, ``group == channels == num_output``) as
+shifted multiply-adds, compiled per kernel geometry (kernel, stride, dilation) so the window
+loops have constant trip counts and unroll; ``brewnet.layers.depthwise`` holds the NumPy
+bodies they mirror. Planes are ``(N, C, ...)``; ``xpad`` is the padded bottom (or its
+gradient), windows at ``(y * sh + i * dh, x * sw + j * dw)`` lie inside it.
+
+Forward and the bottom gradient add each cell's products in the NumPy bodies' order, one
+rounded product at a time, so they are bit-identical to them; the weight gradient sums in
+another order (within float32 rounding of the NumPy sum).
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+import numpy as np
+
+from . import kernel
+
+
+@cache
+def forward_kernel(kh: int, kw: int, sh: int, sw: int, dh: int, dw: int):
+    """``forward(xpad, w, out)``: ``out[n, c] = sum over (i, j) of w[c, i, j] *
+    xpad[n, c, window(i, j)]``, each output summed over its window in registers."""
+
+    @kernel
+    def forward(xpad, w, out):  # pragma: no cover - compiled
+        n, c, oh, ow = out.shape
+        for b in range(n):
+            for ch in range(c):
+                for y in range(oh):
+                    for x in range(ow):
+                        acc = np.float32(0)
+                        for i in range(kh):
+                            for j in range(kw):
+                                acc += w[ch, i, j] * xpad[b, ch, y * sh + i * dh, x * sw + j * dw]
+                        out[b, ch, y, x] = acc
+    return forward
+
+
+@cache
+def backward_data_kernel(kh: int, kw: int, sh: int, sw: int, dh: int, dw: int):
+    """``backward_data(dy, w, dxpad)``: ``dxpad[n, c, window(i, j)] += w[c, i, j] * dy[n, c]``
+    for every offset in order, from zero."""
+
+    @kernel
+    def backward_data(dy, w, dxpad):  # pragma: no cover - compiled
+        n, c, oh, ow = dy.shape
+        for b in range(n):
+            for ch in range(c):
+                plane = dxpad[b, ch]
+                plane[:, :] = 0
+                for i in range(kh):
+                    for j in range(kw):
+                        wij = w[ch, i, j]
+                        for y in range(oh):
+                            row = y * sh + i * dh
+                            for x in range(ow):
+                                plane[row, x * sw + j * dw] += wij * dy[b, ch, y, x]
+    return backward_data
+
+
+@cache
+def weight_grad_kernel(kh: int, kw: int, sh: int, sw: int, dh: int, dw: int):
+    """``weight_grad(dy, xpad, dw_out)``: ``dw_out[c, i, j] += sum over (n, y, x) of
+    dy[n, c, y, x] * xpad[n, c, window(i, j)]``; partial sums per output column (a vector the
+    compiler keeps in registers), then their sum."""
+
+    @kernel
+    def weight_grad(dy, xpad, dw_out):  # pragma: no cover - compiled
+        n, c, oh, ow = dy.shape
+        acc = np.empty((kh, kw, ow), dtype=np.float32)
+        for ch in range(c):
+            acc[:] = 0
+            for b in range(n):
+                for y in range(oh):
+                    for i in range(kh):
+                        for j in range(kw):
+                            row = y * sh + i * dh
+                            for x in range(ow):
+                                acc[i, j, x] += dy[b, ch, y, x] * xpad[b, ch, row, x * sw + j * dw]
+            for i in range(kh):
+                for j in range(kw):
+                    dw_out[ch, i, j] += acc[i, j].sum()
+    return weight_grad
