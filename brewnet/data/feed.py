@@ -198,6 +198,16 @@ class BatchFeed(ABC):
     def release(self, batch: Batch) -> None:
         self._free.put(batch)
 
+    def copy_out(self, batch: Batch, top: list[Any]) -> None:
+        """Copy ``batch`` into a data layer's tops (data, then label if there is a second top;
+        each reshaped to its array) and take the batch's buffers back for reuse."""
+        try:
+            for blob, array in zip(top, (batch.data, batch.label), strict=False):
+                blob.reshape(array.shape)
+                blob.data[...] = blob.xp.asarray(array)
+        finally:
+            self.release(batch)
+
     def seek(self, batch_index: int) -> None:
         """Make batch ``batch_index`` the next one, dropping whatever was prefetched."""
         if self._closed:

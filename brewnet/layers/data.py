@@ -131,12 +131,7 @@ class DataLayer(Layer):
             raise self.error("the layer is closed or was never set up")
         with self._located():
             batch = self._feed.get()
-        try:
-            for blob, array in zip(top, (batch.data, batch.label), strict=False):
-                blob.reshape(array.shape)
-                blob.data[...] = blob.xp.asarray(array)
-        finally:
-            self._feed.release(batch)
+        self._feed.copy_out(batch, top)
 
     @contextmanager
     def _located(self) -> Iterator[None]:

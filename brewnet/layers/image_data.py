@@ -202,13 +202,7 @@ class ImageData(Layer):
     def forward(self, bottom: list[Blob], top: list[Blob]) -> None:
         if self._feed is None:
             raise self.error("the layer is closed or was never set up")
-        batch = self._feed.get()
-        try:
-            for blob, array in zip(top, (batch.data, batch.label), strict=False):
-                blob.reshape(array.shape)
-                blob.data[...] = blob.xp.asarray(array)
-        finally:
-            self._feed.release(batch)
+        self._feed.copy_out(self._feed.get(), top)
 
     def seek_batch(self, index: int) -> None:
         """Make the next forward deliver batch ``index`` counted from the start (absolute,
