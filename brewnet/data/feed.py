@@ -50,6 +50,17 @@ class Batch:
     label: np.ndarray
 
 
+@dataclass
+class _Head:
+    """What batch ``index`` starts from: its items and its first image's pixels and label,
+    or the error that reading or decoding them raised (the batch's failure)."""
+
+    index: int
+    items: Sequence[Any] = ()
+    first: tuple[np.ndarray, float] | None = None
+    error: BaseException | None = None
+
+
 class BatchFeed(ABC):
     """Makes batch k, k+1, ... ahead of the consumer: items read in order by a background
     thread, their images decoded and transformed by ``workers`` threads (default
@@ -76,6 +87,7 @@ class BatchFeed(ABC):
         # Buffers handed back by the consumer, reused so steady state allocates nothing.
         self._free: queue.SimpleQueue[Batch] = queue.SimpleQueue()
         self._prefetcher: Prefetcher[Batch] | None = None
+        self._ahead: _Head | None = None  # the next batch's head, read while a batch finished
         self._closed = False
 
     @abstractmethod
@@ -109,6 +121,7 @@ class BatchFeed(ABC):
 
     def _start(self, lazy: bool = False) -> None:
         self._reposition()
+        self._ahead = None  # read from the old position
         self._stop.clear()
         self._prefetcher = Prefetcher(self._produce, self.depth, start=self.next_batch,
                                       name=self.name, lazy=lazy)
@@ -123,13 +136,32 @@ class BatchFeed(ABC):
             batch.label = np.empty(shape[:1], dtype=np.float32)
         return batch
 
+    def _head(self, index: int) -> _Head:
+        """Batch ``index``'s items and first image; an error is kept for its batch to raise."""
+        try:
+            items = self._items(index)
+            return _Head(index, items, self._decode(items[0]))
+        except BaseException as e:  # batch index's failure, raised when it is produced
+            return _Head(index, error=e)
+
+    def _read_ahead(self, index: int) -> None:
+        """Read the head of batch ``index`` now; called by the prefetch thread while the
+        workers finish the batch before it."""
+        self._ahead = self._head(index)
+
     def _produce(self, index: int) -> Batch:
         """Batch ``index``; runs in the prefetch thread. The first item gives the batch its
         shape and the crops their range; then the workers decode and transform the items, a
-        few consecutive ones at a time. Errors are raised as a serial loop meets them (see
-        ``shapes_in_order``)."""
-        items = self._items(index)
-        first, first_label = self._decode(items[0])
+        few consecutive ones at a time, while the prefetch thread, its parts done, reads the
+        next batch's head (reading is serial: done between batches it would idle the other
+        workers). Errors are raised as a serial loop meets them (see ``shapes_in_order``)."""
+        head = self._ahead if self._ahead is not None and self._ahead.index == index \
+            else self._head(index)
+        self._ahead = None
+        if head.error is not None:
+            raise head.error
+        items = head.items
+        first, first_label = head.first
         n = len(items)
         batch = self._buffer((n, *self.transformer.output_shape(first.shape)))
         rng = np.random.default_rng(self._stream(index)) if self.transformer.random else None
@@ -167,7 +199,8 @@ class BatchFeed(ABC):
                 batch.label[start:stop] = labels
 
         try:
-            self._workers.run(work, -(-n // chunk), self._stop)
+            self._workers.run(work, -(-n // chunk), self._stop,
+                              lambda: self._read_ahead(index + 1))
             if mismatches:
                 raise mismatches[min(mismatches)]
         except BaseException:

@@ -56,10 +56,15 @@ class Workers:
         while (task := self._tasks.get()) is not None:
             task()
 
-    def run(self, work: Callable[[int], None], n: int, stop: threading.Event) -> None:
+    def run(self, work: Callable[[int], None], n: int, stop: threading.Event,
+            meanwhile: Callable[[], None] | None = None) -> None:
         """Call ``work(i)`` once for each i in ``range(n)``, spread over the threads, and
         return when all are done; raise the failure of the lowest i. With ``stop`` set the
-        threads take no further part and ``run`` raises a DataError."""
+        threads take no further part and ``run`` raises a DataError.
+
+        ``meanwhile`` is called by the calling thread once no part is left to take, while the
+        helpers finish theirs: serial work that would otherwise leave their cores idle (the
+        feed reads its next batch's records there)."""
         taken = itertools.count()  # next() is atomic: each index goes to one thread
         failures: dict[int, BaseException] = {}
         finished = threading.Semaphore(0)
@@ -92,9 +97,13 @@ class Workers:
                 thread.start()
         for _ in range(helpers):
             self._tasks.put(helper)
-        loop()
-        for _ in range(helpers):
-            finished.acquire()  # each helper returns within one part of a failure or stop
+        try:
+            loop()
+            if meanwhile is not None and not stop.is_set():
+                meanwhile()
+        finally:
+            for _ in range(helpers):
+                finished.acquire()  # each helper returns within one part of a failure or stop
         if failures:
             raise failures[min(failures)]
         if stop.is_set():

@@ -191,6 +191,25 @@ def test_corrupt_record_gives_the_serial_error_with_workers(tmp_path):
             feed.close()
 
 
+@pytest.mark.parametrize("workers", [1, 2])
+def test_bad_first_record_of_the_next_batch_fails_that_batch_only(tmp_path, workers):
+    """The next batch's first record is read and decoded while a batch finishes: its damage
+    fails the next batch, not the one being finished, and with the serial error."""
+    pytest.importorskip("PIL")
+    files = jpeg_files(10)
+    files[5] = b"not an image at all"
+    db = make_jpeg_lmdb(tmp_path / "db", files)
+    feed = _jpeg_feed(db, workers)
+    try:
+        batch = feed.get()
+        assert batch.index == 0
+        feed.release(batch)
+        with pytest.raises(DataError, match="record '00000005' is not an image"):
+            feed.get()
+    finally:
+        feed.close()
+
+
 def test_close_while_workers_decode_returns_promptly(tmp_path):
     """close() during a batch of slow images stops the workers after their current image
     and returns at once, leaving no thread."""

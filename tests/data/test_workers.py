@@ -45,6 +45,27 @@ def test_lowest_failing_index_is_raised(count):
         workers.close(5.0)
 
 
+@pytest.mark.parametrize("count", [1, 3])
+def test_meanwhile_runs_in_the_calling_thread_before_run_returns(count):
+    """``meanwhile`` runs once, in the calling thread, after it has found no index left and
+    before run returns; every index is done by then."""
+    seen: list[int] = []
+    calls: list[tuple[str, int]] = []
+    workers = Workers(count, "brewnet-data-test")
+
+    def work(i):
+        time.sleep(0.002)
+        seen.append(i)
+
+    try:
+        workers.run(work, 20, threading.Event(),
+                    lambda: calls.append((threading.current_thread().name, len(seen))))
+    finally:
+        assert workers.close(5.0)
+    assert sorted(seen) == list(range(20))
+    assert len(calls) == 1 and calls[0][0] == threading.current_thread().name
+
+
 def test_stop_ends_a_batch_and_starts_no_thread():
     """With the stop event set run takes no item and raises; close ends the threads."""
     calls: list[int] = []
@@ -52,7 +73,7 @@ def test_stop_ends_a_batch_and_starts_no_thread():
     stop.set()
     workers = Workers(2, "brewnet-data-test")
     with pytest.raises(DataError, match="closed"):
-        workers.run(calls.append, 10, stop)
+        workers.run(calls.append, 10, stop, lambda: calls.append(-1))
     assert calls == [] and not workers._threads
     assert workers.close(1.0)
 
