@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .. import kernels
 from ..errors import DataError
 from ..proto import caffe_pb2
 
@@ -167,11 +168,13 @@ class DataTransformer:
         """``src`` (C, H, W) or (N, C, H, W) cropped at (``row``, ``col``), mirrored if
         ``flip``, minus the mean, scaled, into ``out``: one strided copy casts, crops and
         mirrors; the mean is taken at the same (uncropped) positions, as Caffe does."""
+        mean = self._mean(src.shape[-3])
+        if src.ndim == 3 and self._compiled(src, out, mean, row, col, flip):
+            return
         out_h, out_w = size
         cols = slice(col + out_w - 1, col - 1 if col else None, -1) if flip \
             else slice(col, col + out_w)
         window = (..., slice(row, row + out_h), cols)
-        mean = self._mean(src.shape[-3])
         if mean is None:
             out[...] = src[window]
         elif mean.shape[1:] == (1, 1):
@@ -180,6 +183,29 @@ class DataTransformer:
             np.subtract(src[window], mean[window], out=out)
         if self.scale != 1:
             out *= self.scale
+
+    def _compiled(self, src: np.ndarray, out: np.ndarray, mean: np.ndarray | None, row: int,
+                  col: int, flip: bool) -> bool:
+        """``_window`` of one image by the compiled kernel (``brewnet.kernels.crop``), which
+        is bit-identical and about half the time; False, with nothing written, where it does
+        not apply: kernels off, or ``src`` not the (C, H, W) view of C-ordered (H, W, C)
+        pixels in reverse channel order (what decoding an image file gives, and any
+        one-channel image), or a dtype other than uint8 and float32."""
+        pixels = src.transpose(1, 2, 0)[:, :, ::-1]
+        if not (kernels.enabled(np) and pixels.flags.c_contiguous
+                and out.flags.c_contiguous and out.dtype == np.float32
+                and src.dtype in (np.uint8, np.float32)):
+            return False
+        from ..kernels.crop import CHANNEL_MEAN, IMAGE_MEAN, NO_MEAN, window_kernel
+
+        channels, height, width = src.shape
+        if mean is None:
+            kind, mean = NO_MEAN, np.zeros((channels, 1, 1), np.float32)
+        else:
+            kind = CHANNEL_MEAN if mean.shape[1:] == (1, 1) else IMAGE_MEAN
+        compiled = window_kernel(channels, kind, flip, bool(self.scale != 1))
+        compiled(pixels.reshape(height, width * channels), out, mean, row, col, self.scale)
+        return True
 
     def __call__(self, data: np.ndarray, out: np.ndarray,
                  rng: np.random.Generator | None = None) -> None:

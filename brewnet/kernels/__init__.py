@@ -35,14 +35,15 @@ def _numba_imports() -> bool:
     return True
 
 
-def kernel(function):
+def kernel(function, nogil: bool = False):
     """``function`` compiled by numba: cached on disk, IEEE arithmetic (results must match the
     NumPy bodies), serial (threads over planes measured slower on 2 cores, where they fight
-    OpenBLAS's threads). Without a writable cache folder (a read-only install and no home) it
-    still compiles, once per process."""
+    OpenBLAS's threads). ``nogil`` lets other threads run while it does, for kernels that
+    threads call at once (the data feed's workers). Without a writable cache folder (a
+    read-only install and no home) it still compiles, once per process."""
     from numba import njit
 
     try:
-        return njit(cache=True, fastmath=False)(function)
+        return njit(cache=True, fastmath=False, nogil=nogil)(function)
     except RuntimeError:  # numba's "cannot cache function ...: no locator available"
-        return njit(cache=False, fastmath=False)(function)
+        return njit(cache=False, fastmath=False, nogil=nogil)(function)
