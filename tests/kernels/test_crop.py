@@ -38,6 +38,7 @@ def _planes(rng: np.random.Generator, channels: int, size: int, dtype: type) -> 
 def test_kernel_matches_numpy_bit_for_bit(monkeypatch, channels, mean, scale, dtype):
     """Every crop offset corner and both mirror states, for each mean kind, scale, dtype and
     channel count: the kernel writes the NumPy body's float32 values exactly."""
+    monkeypatch.setattr("brewnet.kernels.AVAILABLE", True)  # even under BREWNET_KERNELS=numpy
     size = 13
     transformer = _transformer(mean, scale, channels, size)
     src = _planes(np.random.default_rng(2), channels, size, dtype)
@@ -46,7 +47,7 @@ def test_kernel_matches_numpy_bit_for_bit(monkeypatch, channels, mean, scale, dt
     want = np.full_like(got, np.nan)
     for k, (row, col, flip) in enumerate(cases):
         transformer._window(src, got[k], row, col, (size - 3, size - 3), flip)
-    monkeypatch.setattr(transform_module.kernels, "enabled", lambda xp: False)
+    monkeypatch.setattr("brewnet.kernels.AVAILABLE", False)
     for k, (row, col, flip) in enumerate(cases):
         transformer._window(src, want[k], row, col, (size - 3, size - 3), flip)
     assert got.tobytes() == want.tobytes()
@@ -55,6 +56,7 @@ def test_kernel_matches_numpy_bit_for_bit(monkeypatch, channels, mean, scale, dt
 def test_kernel_is_taken_only_for_decoded_layouts(monkeypatch):
     """Decoded (H, W, C) pixels go through the kernel; a (C, H, W)-ordered colour array (a
     raw Datum) keeps the NumPy body, with the same values either way."""
+    monkeypatch.setattr("brewnet.kernels.AVAILABLE", True)
     calls = []
     real = transform_module.DataTransformer._compiled
 
