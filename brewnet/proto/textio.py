@@ -148,9 +148,7 @@ def _read_source(path: str) -> str:
 
 def read_net(path: str | os.PathLike) -> caffe_pb2.NetParameter:
     """A net prototxt, upgraded from legacy forms (V1 layers, input fields) to current Caffe."""
-    path = os.fspath(path)
-    text = _read_source(path)
-    return _upgraded_net(parse_text(text, caffe_pb2.NetParameter(), path), text, path)
+    return read_net_located(path)[0]
 
 
 def read_net_located(path: str | os.PathLike) -> tuple[caffe_pb2.NetParameter, Node]:
@@ -161,16 +159,11 @@ def read_net_located(path: str | os.PathLike) -> tuple[caffe_pb2.NetParameter, N
     text = _read_source(path)
     layout = parse_positions(text, path)
     param = parse_text(text, caffe_pb2.NetParameter(), path)
-    return _upgraded_net(param, text, path), layout
-
-
-def _upgraded_net(param: caffe_pb2.NetParameter, text: str, path: str
-                  ) -> caffe_pb2.NetParameter:
     try:
-        return upgrade_net(param, path)
+        return upgrade_net(param, path), layout
     except ParseError as e:  # the legacy fields at fault: locate the first one named
         words = set(re.findall(r"\w+", e.message))
-        at = next((c for c in parse_positions(text, path).children if c.name in words), None)
+        at = next((c for c in layout.children if c.name in words), None)
         raise e.locate(line=at.line if at else None, col=at.col if at else None) from None
 
 
