@@ -20,7 +20,7 @@ from .errors import BrewnetError, NetError, ParseError, pycaffe_kind
 from .fileio import atomic_write
 from .log import log
 from .net.compiler import compile_net
-from .net.state import layer_included
+from .net.state import layer_included, net_state
 from .proto import caffe_pb2
 from .proto.textio import read_net, read_solver
 from .proto.upgrade import upgrade_net
@@ -181,16 +181,8 @@ def _shapes_only(net: caffe_pb2.NetParameter) -> caffe_pb2.NetParameter:
 
 def _layers_in(net: caffe_pb2.NetParameter, phase: int) -> set[int]:
     """Indices of the layers that exist in ``phase`` under the net's own level and stages."""
-    state = _state(net, phase)
+    state = net_state(net, phase)
     return {i for i, lp in enumerate(net.layer) if layer_included(lp, state)}
-
-
-def _state(net: caffe_pb2.NetParameter, phase: int) -> caffe_pb2.NetState:
-    """The net's own NetState (level, stages) with ``phase`` set."""
-    state = caffe_pb2.NetState()
-    state.CopyFrom(net.state)
-    state.phase = phase
-    return state
 
 
 def blob_shapes(net: caffe_pb2.NetParameter, phase: int) -> dict[tuple[int, int], tuple[int, ...]]:
@@ -206,7 +198,7 @@ def blob_shapes(net: caffe_pb2.NetParameter, phase: int) -> dict[tuple[int, int]
     """
     param = _shapes_only(net)
     with rng.left_as_it_was():
-        plan = compile_net(param, _state(net, phase), [None] * len(param.layer),
+        plan = compile_net(param, net_state(net, phase), [None] * len(param.layer),
                            collect_problems=True, log_warnings=False)
     plan.close()
     shaped = {step.name for step in plan.steps}

@@ -15,14 +15,15 @@ import sys
 from ..errors import BrewnetError
 from ..log import get_logger
 from ..proto import caffe_pb2
-from ..proto.positions import read_positions
+from ..proto.positions import Node, read_positions
+from ..proto.textio import read_net_located
 from .netargs import PHASES, add_memory_flag, split_list
 
 
-def _is_solver(path: str) -> bool:
-    """Whether the file's top-level fields are SolverParameter's rather than NetParameter's
-    (decided before parsing, so a typo is reported against the schema that was meant)."""
-    root = read_positions(path)
+def _is_solver(root: Node | None) -> bool:
+    """Whether the file's top-level fields (``root``, its field tree) are SolverParameter's
+    rather than NetParameter's (decided before parsing, so a typo is reported against the
+    schema that was meant)."""
     if root is None:
         return False
     solver = caffe_pb2.SolverParameter.DESCRIPTOR.fields_by_name
@@ -31,13 +32,12 @@ def _is_solver(path: str) -> bool:
     return sum(n in solver for n in names) > sum(n in net for n in names)
 
 
-def _net_phases(path: str, phase: str | None) -> list[int]:
-    """The phase asked for; else TRAIN and TEST when the net has phase rules (a train_test
-    file), TEST alone when it has none (a deploy net)."""
+def _net_phases(root: Node, phase: str | None) -> list[int]:
+    """The phase asked for; else TRAIN and TEST when the net (field tree ``root``) has phase
+    rules (a train_test file), TEST alone when it has none (a deploy net)."""
     if phase is not None:
         return [PHASES[phase]]
-    root = read_positions(path)
-    layers = root.all("layer") + root.all("layers") if root else []
+    layers = root.all("layer") + root.all("layers")
     ruled = any(rule.find("phase") for lp in layers
                 for rule in lp.all("include") + lp.all("exclude"))
     return [caffe_pb2.TRAIN, caffe_pb2.TEST] if ruled else [caffe_pb2.TEST]
@@ -45,18 +45,20 @@ def _net_phases(path: str, phase: str | None) -> list[int]:
 
 def run(args: argparse.Namespace) -> int:
     from ..net.checks import check_net, parameter_count, shape_table
+    from ..net.state import net_state
     from ..solver.checks import Findings, check_solver
     stages = split_list(args.stage)
     logger = get_logger()
     quiet, logger.level = logger.level, logging.ERROR  # the findings are printed below
     try:
-        if _is_solver(args.path):
+        if _is_solver(read_positions(args.path)):
             findings, checks = check_solver(args.path, args.level, stages)
-        else:
+        else:  # the net file is read once for every phase checked
+            param, layout = read_net_located(args.path)
             findings = Findings()
-            checks = [check_net(args.path, phase=p, level=args.level or 0, stages=stages,
-                                weights=args.weights or ())
-                      for p in _net_phases(args.path, args.phase)]
+            checks = [check_net(param, state=net_state(param, p, args.level or 0, stages),
+                                source=args.path, layout=layout, weights=args.weights or ())
+                      for p in _net_phases(layout, args.phase)]
     except BrewnetError as e:  # the solver file itself does not parse
         findings, checks = Findings(errors=[e]), []
     finally:

@@ -22,7 +22,7 @@ import numpy as np
 from ..backend import to_numpy
 from ..errors import BrewnetError, NetError
 from ..fileio import atomic_write
-from ..net.state import filter_net
+from ..net.state import filter_net, net_state
 from ..proto import caffe_pb2
 
 if TYPE_CHECKING:
@@ -177,10 +177,7 @@ def check_exportable(param: caffe_pb2.NetParameter) -> None:
     checked are those of the TEST phase, under the definition's own level and stages."""
     from . import onnx_layers  # noqa: F401  (registers the converters)
 
-    state = caffe_pb2.NetState()
-    state.CopyFrom(param.state)
-    state.phase = caffe_pb2.TEST
-    for layer in filter_net(param, state).layer:
+    for layer in filter_net(param, net_state(param, caffe_pb2.TEST)).layer:
         if layer.type not in CONVERTERS:
             raise _no_mapping(layer.name, layer.type)
 

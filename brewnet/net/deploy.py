@@ -27,7 +27,7 @@ from ..proto.positions import Node
 from ..proto.textio import read_net_located, to_text
 from ..proto.upgrade import upgrade_net
 from .locate import locate_layer_error, source_nodes
-from .state import filter_net, included_layers
+from .state import filter_net, included_layers, net_state
 
 PROB = "prob"  # Caffe's deploy files name the class probabilities so
 
@@ -83,7 +83,7 @@ def derive_deploy(net_param: caffe_pb2.NetParameter | str | os.PathLike, *,
         source = os.fspath(net_param)
         param, layout = read_net_located(source)
     nodes = source_nodes(param, layout)
-    state = _test_state(param)
+    state = net_state(param, caffe_pb2.TEST)
     state.level = level
     state.stage.extend(stages)
     return _Derivation(param, state, nodes, source, dict(shapes or {}), batch).run()
@@ -91,15 +91,8 @@ def derive_deploy(net_param: caffe_pb2.NetParameter | str | os.PathLike, *,
 
 def reads_data_sources(param: caffe_pb2.NetParameter) -> bool:
     """Whether the TEST net of ``param`` has a data layer: a train_val, not a deploy net."""
-    return any(is_data_source(lp.type) for lp in filter_net(param, _test_state(param)).layer)
-
-
-def _test_state(param: caffe_pb2.NetParameter) -> caffe_pb2.NetState:
-    """The net's own state in the TEST phase, as the deploy net is derived from."""
-    state = caffe_pb2.NetState()
-    state.CopyFrom(param.state)
-    state.phase = caffe_pb2.TEST
-    return state
+    test_net = filter_net(param, net_state(param, caffe_pb2.TEST))
+    return any(is_data_source(lp.type) for lp in test_net.layer)
 
 
 class _Derivation:

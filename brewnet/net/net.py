@@ -26,6 +26,7 @@ from .batching import WholeDatasetPasses
 from .compiler import compile_net
 from .locate import source_nodes
 from .memory import memory_limit
+from .state import net_state
 from .views import PlanViews
 from .weight_files import WeightFiles
 
@@ -103,11 +104,8 @@ class Net(PlanViews, WeightFiles, WholeDatasetPasses):
         if layout is None and self.file:  # a NetParameter read from a file by the caller
             layout = read_positions(self.file)
         nodes = source_nodes(param, layout)
-        if state is None:  # Caffe: the file's own state, with phase and level set, stages added
-            state = caffe_pb2.NetState()
-            state.CopyFrom(param.state)
-            state.phase, state.level = phase, level
-            state.stage.extend(stages or ())
+        if state is None:
+            state = net_state(param, phase, level, stages or ())
         self.phase = state.phase
         self.state = state
         self.name = param.name

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from ..errors import NetError, pycaffe_kind
 from ..proto import caffe_pb2
 
@@ -33,6 +35,19 @@ def layer_included(layer: caffe_pb2.LayerParameter, state: caffe_pb2.NetState) -
     if len(layer.include):
         return any(state_meets_rule(state, r) for r in layer.include)
     return not any(state_meets_rule(state, r) for r in layer.exclude)
+
+
+def net_state(param: caffe_pb2.NetParameter, phase: int, level: int | None = None,
+              stages: Sequence[str] = ()) -> caffe_pb2.NetState:
+    """The definition's own ``state`` with ``phase`` set, ``level`` set unless None, and
+    ``stages`` added: how Caffe's Net combines a file's state with its arguments."""
+    state = caffe_pb2.NetState()
+    state.CopyFrom(param.state)
+    state.phase = phase
+    if level is not None:
+        state.level = level
+    state.stage.extend(stages)
+    return state
 
 
 def included_layers(param: caffe_pb2.NetParameter, state: caffe_pb2.NetState) -> list[int]:
