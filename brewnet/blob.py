@@ -180,5 +180,16 @@ class Blob:
                              f"blob of shape {tuple(self._data.shape)}")
         self._data = other._data
 
+    def adopt_data(self, array: Any) -> None:
+        """Make ``array`` this blob's data without copying it (Caffe's set_cpu_data, with
+        which a data layer hands its prefetched batch to its top); it must have the blob's
+        shape, float32 and the blob's array type."""
+        if (type(array) is not type(self._data) or array.dtype != np.float32
+                or tuple(array.shape) != tuple(self._data.shape)):
+            raise ValueError(f"cannot adopt a {type(array).__name__} {array.dtype} array of "
+                             f"shape {tuple(array.shape)} as the data of a blob of shape "
+                             f"{tuple(self._data.shape)}")
+        self._data = array
+
     def __repr__(self) -> str:
         return f"Blob(shape={tuple(self._data.shape)})"

@@ -189,9 +189,12 @@ class DataTransformer:
         """``_window`` of one image by the compiled kernel (``brewnet.kernels.crop``), which
         is bit-identical and about half the time; False, with nothing written, where it does
         not apply: kernels off, or ``src`` not the (C, H, W) view of C-ordered (H, W, C)
-        pixels in reverse channel order (what decoding an image file gives, and any
+        pixels, in either channel order (what decoding an image file gives, and any
         one-channel image), or a dtype other than uint8 and float32."""
-        pixels = src.transpose(1, 2, 0)[:, :, ::-1]
+        pixels = src.transpose(1, 2, 0)
+        reverse = not pixels.flags.c_contiguous
+        if reverse:
+            pixels = pixels[:, :, ::-1]
         if not (kernels.enabled(np) and pixels.flags.c_contiguous
                 and out.flags.c_contiguous and out.dtype == np.float32
                 and src.dtype in (np.uint8, np.float32)):
@@ -203,7 +206,7 @@ class DataTransformer:
             kind, mean = NO_MEAN, np.zeros((channels, 1, 1), np.float32)
         else:
             kind = CHANNEL_MEAN if mean.shape[1:] == (1, 1) else IMAGE_MEAN
-        compiled = window_kernel(channels, kind, flip, bool(self.scale != 1))
+        compiled = window_kernel(channels, kind, flip, bool(self.scale != 1), reverse)
         compiled(pixels.reshape(height, width * channels), out, mean, row, col, self.scale)
         return True
 

@@ -1,13 +1,13 @@
 """The data transform of one decoded image in one pass: crop, mirror, minus the mean, times
 the scale, cast to float32, written into its place in the batch.
 
-Decoded images arrive as Pillow's (H, W, C) pixels seen through a channel-reversing (C, H, W)
-view (RGB to Caffe's BGR). NumPy's casting copy of a crop of that view, its buffered
-subtraction of the mean and its second pass for the scale cost 110 us an image (256x256 to
-227x227) when written into a batch; this kernel reads the pixels as rows of interleaved
-channels, one channel per sweep at a constant stride, and writes each output value once: 60
-us. Its indices are unsigned, so numba adds no negative-index wrap-around to them and LLVM
-vectorizes the sweep.
+Decoded images arrive as the decoder's (H, W, C) pixels seen through a (C, H, W) view: a
+channel-reversing one for Pillow's RGB (to Caffe's BGR), a plain transpose for OpenCV's BGR.
+NumPy's casting copy of a crop of that view, its buffered subtraction of the mean and its
+second pass for the scale cost 110 us an image (256x256 to 227x227) when written into a
+batch; this kernel reads the pixels as rows of interleaved channels, one channel per sweep at
+a constant stride, and writes each output value once: 60 us. Its indices are unsigned, so
+numba adds no negative-index wrap-around to them and LLVM vectorizes the sweep.
 
 The arithmetic is ``brewnet.data.transform.DataTransformer._window``'s, in its order and in
 float32 (``fastmath`` off): ``(float32(x) - mean) * scale``, the subtraction skipped without a
@@ -26,10 +26,11 @@ NO_MEAN, CHANNEL_MEAN, IMAGE_MEAN = 0, 1, 2  # what ``mean`` holds: nothing, (C,
 
 
 @cache
-def window_kernel(channels: int, mean_kind: int, flip: bool, scaled: bool):
+def window_kernel(channels: int, mean_kind: int, flip: bool, scaled: bool,
+                  reverse: bool = True):
     """``window(pixels, out, mean, row, col, scale)``: ``pixels`` (H, W * channels), C-ordered
-    rows of interleaved channels in reverse order (Pillow's RGB for Caffe's BGR), uint8 or
-    float32, cropped at (``row``, ``col``) into ``out`` (channels, H', W') float32,
+    rows of interleaved channels, in reverse order if ``reverse`` (Pillow's RGB for Caffe's
+    BGR), uint8 or float32, cropped at (``row``, ``col``) into ``out`` (channels, H', W') float32,
     C-contiguous; mirrored if ``flip``; the mean (``mean_kind``) is read at the uncropped
     positions, as Caffe does; times ``scale`` if ``scaled``. Compiled once per combination,
     so the choices are constants in the loops."""
@@ -42,7 +43,7 @@ def window_kernel(channels: int, mean_kind: int, flip: bool, scaled: bool):
             source = pixels[row + i]
             for c in range(channels):
                 target = out[c, i]
-                start = np.uint64(first * channels + channels - 1 - c)
+                start = np.uint64(first * channels + (channels - 1 - c if reverse else c))
                 mean_row = mean[c, row + i if mean_kind == IMAGE_MEAN else 0]
                 level = mean_row[0]
                 for j in range(np.uint64(out_w)):

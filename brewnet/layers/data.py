@@ -131,7 +131,7 @@ class DataLayer(Layer):
             raise self.error("the layer is closed or was never set up")
         with self._located():
             batch = self._feed.get()
-        self._feed.copy_out(batch, top)
+        self._feed.hand_out(batch, top)
 
     @contextmanager
     def _located(self) -> Iterator[None]:

@@ -202,7 +202,7 @@ class ImageData(Layer):
     def forward(self, bottom: list[Blob], top: list[Blob]) -> None:
         if self._feed is None:
             raise self.error("the layer is closed or was never set up")
-        self._feed.copy_out(self._feed.get(), top)
+        self._feed.hand_out(self._feed.get(), top)
 
     def seek_batch(self, index: int) -> None:
         """Make the next forward deliver batch ``index`` counted from the start (absolute,

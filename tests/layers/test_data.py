@@ -5,6 +5,7 @@ import gc
 import logging
 import sys
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -73,6 +74,35 @@ def test_wraps_around(db):
         order = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 0, 1]
         np.testing.assert_array_equal(np.concatenate([d for d, _ in got]), IMAGES[order])
         np.testing.assert_array_equal(np.concatenate([lbl for _, lbl in got]), LABELS[order])
+    finally:
+        layer.close()
+
+
+def wait_for_full_queue(layer, timeout_s=10.0):
+    """Until the prefetch thread has filled every free buffer (its queue is full)."""
+    deadline = time.monotonic() + timeout_s
+    while not layer._feed._prefetcher._queue.full():
+        assert time.monotonic() < deadline, "the prefetch queue did not fill"
+        time.sleep(0.005)
+
+
+def test_tops_hold_the_batch_buffers_until_the_next_forward(db):
+    """Tops take the prefetched batch's arrays without a copy (Caffe's set_cpu_data); a
+    batch comes back for reuse only at the next forward, so what a caller read from the
+    tops stays as it was while the prefetch thread refills the other buffers."""
+    layer = data_layer(db, "batch_size: 4 prefetch: 2")
+    try:
+        top = setup_layer(layer, [], 2)
+        seen = []
+        for _ in range(6):
+            layer.forward([], top)
+            held = (top[0].data, top[1].data)
+            kept = (held[0].copy(), held[1].copy())
+            seen.append(id(held[0]))
+            wait_for_full_queue(layer)
+            np.testing.assert_array_equal(held[0], kept[0])
+            np.testing.assert_array_equal(held[1], kept[1])
+        assert len(set(seen)) > 1  # the buffers rotate: nothing is copied into one array
     finally:
         layer.close()
 
