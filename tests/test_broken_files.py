@@ -343,7 +343,7 @@ def mean_cases(w: World) -> dict[str, Case]:
     short = array_to_blobproto(np.ones((1, 1, 2, 3), np.float32))
     del short.data[4:]
     mean("mean count mismatch", short.SerializeToString(),
-         r"mean_file '.*' holds 4 values but its shape \(1, 2, 3\) needs 6")
+         r"mean_file '.*': blob declares shape \(1, 1, 2, 3\) \(6 values\) but holds 4")
     return cases
 
 

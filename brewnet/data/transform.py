@@ -16,8 +16,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import kernels
-from ..errors import DataError
+from ..errors import DataError, WeightsError
 from ..proto import caffe_pb2
+from ..proto.blobproto import blobproto_shape, blobproto_to_array
 
 
 def load_mean_file(path: str, where: str = "") -> np.ndarray:
@@ -33,19 +34,15 @@ def load_mean_file(path: str, where: str = "") -> np.ndarray:
         blob = caffe_pb2.BlobProto.FromString(raw)
     except Exception as e:  # protobuf's DecodeError
         raise DataError(f"{at} is not a BlobProto binaryproto ({e})") from None
-    if blob.HasField("shape"):
-        dims = tuple(int(d) for d in blob.shape.dim)
-    else:
-        dims = (blob.num, blob.channels, blob.height, blob.width)
+    dims = blobproto_shape(blob)
     if len(dims) == 4 and dims[0] == 1:
         dims = dims[1:]
     if len(dims) != 3:
         raise DataError(f"{at} has shape {dims}; a mean image must be (1, C, H, W)")
-    values = blob.data if len(blob.data) else blob.double_data
-    count = int(np.prod(dims))
-    if len(values) != count:
-        raise DataError(f"{at} holds {len(values)} values but its shape {dims} needs {count}")
-    return np.asarray(values, dtype=np.float32).reshape(dims)
+    try:
+        return blobproto_to_array(blob).reshape(dims)
+    except WeightsError as e:
+        raise DataError(f"{at}: {e}") from None
 
 
 @dataclass

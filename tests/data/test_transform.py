@@ -99,6 +99,16 @@ def test_legacy_mean_file_dims(tmp_path):
                                   np.array([[[1, 2], [3, 4]]], np.float32))
 
 
+def test_mean_file_double_values_win(tmp_path):
+    """A mean holding both float and double values uses the doubles, as Caffe's
+    Blob::FromProto does (the one BlobProto reader weights and InfogainLoss use too)."""
+    blob = caffe_pb2.BlobProto(data=[9, 9], double_data=[0.5, 1.5])
+    blob.shape.dim.extend([1, 1, 1, 2])
+    (tmp_path / "m").write_bytes(blob.SerializeToString())
+    np.testing.assert_array_equal(load_mean_file(str(tmp_path / "m")),
+                                  np.array([[[0.5, 1.5]]], np.float32))
+
+
 def matches(x, y, crop, mirrors, **ref_kw):
     """The (h_off, w_off, mirror) choices under which the reference gives ``y``."""
     c, height, width = x.shape
