@@ -30,6 +30,6 @@ def test_quick_run_reports_jpeg_delivery_against_the_decoder(capsys):
     the ratio to the limit against the 0.8 goal."""
     assert data.main(["--quick", "--only-jpeg"]) == 0
     out = capsys.readouterr().out
-    assert re.search(r"Pillow decoding alone, 1 thread +[0-9.]+ images/s; limit", out)
+    assert re.search(r"(Pillow|OpenCV) decoding alone, 1 thread +[0-9.]+ images/s; limit", out)
     assert re.search(r"Data layer, 1 worker\(s\) +[0-9.]+ images/s", out)
     assert re.search(r"all workers / limit: [0-9.]+ \(goal >= 0.8: (met|not met)\)", out)
