@@ -59,6 +59,8 @@ CASES = [
     # many output channels per group: the convolution's patch-row layout
     ("num_output: 16 kernel_size: 3 stride: 2 pad: 1", (2, 3, 3, 4), ((2, 2), (1, 1), (1, 1))),
     ("num_output: 32 kernel_size: 3 group: 2", (1, 4, 3, 3), ((1, 1), (0, 0), (1, 1))),
+    # stride 1, "same" padding: the forward is the convolution's flipped-kernel bottom gradient
+    ("num_output: 16 kernel_size: 3 pad: 1", (2, 12, 4, 4), ((1, 1), (1, 1), (1, 1))),
 ]
 
 
@@ -73,7 +75,7 @@ def test_forward_matches_scatter_loops(fields, shape, geometry):
     np.testing.assert_allclose(top[0].data, expected, rtol=1e-4, atol=1e-4)
 
 
-@pytest.mark.parametrize("fields,shape,geometry", CASES[:4] + CASES[5:6])
+@pytest.mark.parametrize("fields,shape,geometry", CASES[:4] + CASES[5:6] + CASES[7:])
 def test_gradients_match_numerical(fields, shape, geometry):
     """Deconvolution backward: data gradient = convolution forward, weight and bias grads."""
     layer, bottom, top, _ = with_random_weights(fields, shape, seed=3)
