@@ -575,7 +575,7 @@ class ConvolutionLayer(Layer):
         w5 = self.blobs[0].data.reshape(g, mg, cg, kh, kw)[:, :, :, ::-1, ::-1]
         weight = xp.ascontiguousarray(w5.transpose(0, 3, 4, 1, 2)).reshape(g, -1, cg)
         dx4 = dx.reshape(n, g, cg, h * w)
-        chunk = _chunk_samples(n, g * h * w * weight.shape[1] * 4, 0)
+        chunk = _chunk_samples(n, g * h * w * weight.shape[1] * 4, _COL_BUDGET)
         for start in range(0, n, chunk):
             stop = min(n, start + chunk)
             cols = scratch(xp, "conv.col", (g, (stop - start) * h * w, weight.shape[1]))

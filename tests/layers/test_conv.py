@@ -311,10 +311,14 @@ FLIPPED = [
 ]
 
 
+@pytest.mark.parametrize("one_per_chunk", [False, True])
 @pytest.mark.parametrize(("fields", "shape"), FLIPPED)
-def test_flipped_kernel_bottom_gradient_matches_numerical(fields, shape):
-    """The flipped-kernel bottom gradient (also chunked: a chunk per sample) matches central
-    differences."""
+def test_flipped_kernel_bottom_gradient_matches_numerical(chunked, one_per_chunk, fields,
+                                                          shape):
+    """The flipped-kernel bottom gradient, over the whole batch or a sample at a time,
+    matches central differences."""
+    if one_per_chunk:
+        chunked(1, 1)
     layer, bottom, top, _ = _layer(fields, shape)
     assert layer._flipped_data_grad
     check_gradient(layer, bottom, top, stepsize=1e-2, threshold=1e-2)
