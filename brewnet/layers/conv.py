@@ -31,8 +31,10 @@ Two kinds skip im2col altogether (``_kind``):
 
 - *depthwise* (``group == channels == num_output``): shifted multiply-adds over the whole batch
   (``depthwise.py``), where im2col's GEMMs would have an inner dimension of one;
-- *pointwise* (1×1 kernel, stride 1, no pad, one group): the bottom ``(N, C, H*W)`` already is
-  the column matrix, so each direction is one batched GEMM on the blobs themselves, no copies.
+- *pointwise* (1×1 kernel, no pad, one group): with stride 1 the bottom ``(N, C, H*W)``
+  already is the column matrix, so each direction is one batched GEMM on the blobs themselves,
+  no copies; with a stride (ResNet's projections) the column matrix is the bottom's strided
+  pixels ``(N, C, OH*OW)``, one copy of a quarter of it instead of im2col's transposes.
 
 Bias gradients that no GEMM yields are a matrix-vector product with ones (as Caffe's gemv),
 several times faster than a reduction over two axes.
@@ -265,7 +267,7 @@ class ConvolutionLayer(Layer):
         self._kind = "im2col"
         if self.direct_kinds and g == c == m:
             self._kind = "depthwise"
-        elif self.direct_kinds and g == 1 and (kh, kw, sh, sw, ph, pw) == (1, 1, 1, 1, 0, 0):
+        elif self.direct_kinds and g == 1 and (kh, kw, ph, pw) == (1, 1, 0, 0):
             self._kind = "pointwise"
         self._folds_bias = self._bias_term and not self._patch_rows and self._kind == "im2col"
         if self._kind == "depthwise":
@@ -379,13 +381,24 @@ class ConvolutionLayer(Layer):
                 continue
             if self._kind == "pointwise":
                 out = t.data.reshape(self._n, mg, -1)
-                xp.matmul(self.blobs[0].data.reshape(mg, -1),
-                          b.data.reshape(self._n, self._channels, -1), out=out)
+                xp.matmul(self.blobs[0].data.reshape(mg, -1), self._pointwise_source(xp, b.data),
+                          out=out)
                 if bias is not None:
                     out += bias.reshape(1, mg, 1)
                 continue
             self._im2col(xp, b.data, index)
             self._apply_weights(xp, t.data, bias)
+
+    def _pointwise_source(self, xp, x):
+        """The pointwise kind's column matrix ``(N, C, OH*OW)``: the bottom itself at stride 1,
+        else a copy of its strided pixels."""
+        n, c = self._n, self._channels
+        if self._stride == (1, 1):
+            return x.reshape(n, c, -1)
+        sh, sw = self._stride
+        sub = scratch(xp, "conv.sub", (n, c, self._oh * self._ow))
+        xp.copyto(sub.reshape(n, c, self._oh, self._ow), self._nchw(x)[:, :, ::sh, ::sw])
+        return sub
 
     def _depthwise_scratch(self, xp):
         """An output-shaped scratch array for the depthwise NumPy bodies."""
@@ -485,8 +498,9 @@ class ConvolutionLayer(Layer):
                     xp.copyto(self._nchw(b.diff), dxpad[self._interior])
             return
         m = self._num_output
-        dy, x = t.diff.reshape(n, m, -1), b.data.reshape(n, c, -1)
+        dy = t.diff.reshape(n, m, -1)
         if weight_grad:
+            x = self._pointwise_source(xp, b.data)
             # One GEMM per sample into an (M, C) buffer: scratch of one weight's size, not of
             # the batch's.
             wdiff = self.blobs[0].diff.reshape(m, c)
@@ -494,8 +508,15 @@ class ConvolutionLayer(Layer):
                 self._wgrad = xp.empty((m, c), dtype=np.float32)
             for k in range(n):
                 wdiff += xp.matmul(dy[k], x[k].T, out=self._wgrad)
-        if down:
+        if down and self._stride == (1, 1):
             xp.matmul(self.blobs[0].data.reshape(m, c).T, dy, out=b.diff.reshape(n, c, -1))
+        elif down:  # only the strided pixels were used: the others' gradient is 0
+            sh, sw = self._stride
+            dsub = scratch(xp, "conv.sub", (n, c, self._oh * self._ow))
+            xp.matmul(self.blobs[0].data.reshape(m, c).T, dy, out=dsub)
+            dx = self._nchw(b.diff)
+            dx.fill(0)
+            xp.copyto(dx[:, :, ::sh, ::sw], dsub.reshape(n, c, self._oh, self._ow))
 
     def _backward_data(self, xp, dy, dx) -> None:
         """``dx`` (the convolution's input, overwritten) = the transposed convolution of

@@ -68,6 +68,10 @@ CASES = [
     # Pointwise (1x1, stride 1, no pad): one GEMM on the blob's own layout.
     ("num_output: 5 kernel_size: 1", (2, 3, 4, 5), {}),
     ("num_output: 4 kernel_size: 1", (1, 40, 3, 3), {}),
+    # Strided pointwise: a GEMM on the strided pixels.
+    ("num_output: 4 kernel_size: 1 stride: 2", (2, 3, 5, 6), dict(stride=(2, 2))),
+    ("num_output: 3 kernel_h: 1 kernel_w: 1 stride_h: 2 stride_w: 3", (2, 4, 5, 7),
+     dict(stride=(2, 3))),
 ]
 
 
@@ -137,6 +141,8 @@ def test_several_bottoms_share_the_weights():
     ("num_output: 2 kernel_size: 2 group: 2", (2, 2, 4, 4)),
     ("num_output: 3 kernel_size: 1", (2, 4, 3, 3)),
     ("num_output: 3 kernel_size: 1", (1, 4, 3, 3)),
+    ("num_output: 3 kernel_size: 1 stride: 2", (2, 4, 5, 5)),
+    ("num_output: 2 kernel_h: 1 kernel_w: 1 stride_h: 3 stride_w: 2", (2, 3, 7, 4)),
 ])
 def test_gradients_match_numerical(fields, shape):
     """Backward gives d/dx, d/dW and d/db of sum(w_top * top)."""
@@ -206,12 +212,13 @@ def test_weight_and_bias_gradients_together_or_alone(fields, shape, pad, group, 
     ("num_output: 6 kernel_size: 3 pad: 1 group: 6", "depthwise"),
     ("num_output: 4 kernel_size: 1", "pointwise"),
     ("num_output: 6 kernel_size: 3 pad: 1 group: 3", "im2col"),
-    ("num_output: 4 kernel_size: 1 stride: 2", "im2col"),
+    ("num_output: 4 kernel_size: 1 stride: 2", "pointwise"),
+    ("num_output: 4 kernel_size: 1 pad: 1", "im2col"),
     ("num_output: 4 kernel_size: 1 group: 2", "im2col"),
 ])
 def test_depthwise_and_pointwise_layers_skip_im2col(fields, kind):
-    """Only group == channels == num_output is depthwise, only a 1x1 stride-1 unpadded
-    ungrouped kernel pointwise; everything else keeps im2col."""
+    """Only group == channels == num_output is depthwise, only a 1x1 unpadded ungrouped
+    kernel (any stride) pointwise; everything else keeps im2col."""
     layer, _, _, _ = _layer(fields, (2, 6, 5, 5))
     assert layer._kind == kind
 
