@@ -71,6 +71,7 @@ def _strided(xp, a, shape, strides):
     return xp.lib.stride_tricks.as_strided(a, shape=shape,
                                            strides=tuple(s * item for s in strides))
 
+
 def _chunk_samples(n: int, sample_bytes: int, budget: int) -> int:
     """Samples per chunk of columns: the whole batch when its columns fit ``budget``, else as
     many as fit ``_CHUNK_BYTES`` (at least one)."""
@@ -468,8 +469,10 @@ class ConvolutionLayer(Layer):
                 continue
             if weight_grad:
                 # Deliberate difference from Caffe (which redoes im2col here): reuse the forward's
-                # columns; correct while the bottom is unchanged since forward (the net ensures it).
-                if self._col_source != index:
+                # columns (or padded copy); correct while the bottom is unchanged since forward
+                # (the net ensures it). Unpadded chunked columns are views of b.data itself:
+                # taken afresh (no copy), in case the blob's array was replaced.
+                if self._col_source != index or (self._col is None and self._xpad is None):
                     self._im2col(xp, b.data, index)
                 self._add_weight_grad(xp, dy, self.blobs[1].diff if fused else None)
             if down:
@@ -538,15 +541,23 @@ class ConvolutionLayer(Layer):
         kh, kw = self._kernel
         wdiff = self.blobs[0].diff.reshape(g, mg, -1, kh, kw)
         ohw = self._oh * self._ow
-        if self._patch_rows:
+        if self._patch_rows and self._col is not None:
+            # The kept whole-batch columns (LeNet's conv2): (K, P) @ (P, M/G) per group.
             grad = scratch(xp, "conv.wgrad", (g, self._kg, mg))
-            for start, stop, cols in self._column_chunks(xp):
-                dy_rows = scratch(xp, "conv.rows", (g, (stop - start) * ohw, mg))
-                xp.copyto(dy_rows.reshape(g, stop - start, ohw, mg),
-                          dy[start:stop].transpose(1, 0, 3, 2))
-                _accumulate(xp, grad, start, cols.transpose(0, 2, 1), dy_rows,
-                            scratch(xp, "conv.wpart", grad.shape))
+            dy_rows = scratch(xp, "conv.rows", (g, self._n * ohw, mg))
+            xp.copyto(dy_rows.reshape(g, self._n, ohw, mg), dy.transpose(1, 0, 3, 2))
+            xp.matmul(self._col.transpose(0, 2, 1), dy_rows, out=grad)
             wdiff += grad.reshape(g, kh, kw, -1, mg).transpose(0, 4, 3, 1, 2)
+        elif self._patch_rows:
+            # Chunks: (M/G, q*P) @ (q*P, K) per group; the top diff needs only its samples
+            # moved next to each other (runs of OH*OW), no transpose into rows.
+            grad = scratch(xp, "conv.wgrad", (g, mg, self._kg))
+            for start, stop, cols in self._column_chunks(xp):
+                dy_t = scratch(xp, "conv.rows", (g, mg, stop - start, ohw))
+                xp.copyto(dy_t, dy[start:stop].transpose(1, 2, 0, 3))
+                _accumulate(xp, grad, start, dy_t.reshape(g, mg, -1), cols,
+                            scratch(xp, "conv.wpart", grad.shape))
+            wdiff += grad.reshape(g, mg, kh, kw, -1).transpose(0, 1, 4, 2, 3)
         else:
             # One small GEMM per sample, then a sum: the columns are laid out per sample.
             rows_k = self._kg + (bias_diff is not None)
