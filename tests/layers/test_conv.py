@@ -308,6 +308,24 @@ def test_chunked_weight_and_bias_gradients_sum_every_chunk(chunked, fields, shap
         np.testing.assert_allclose(blob.diff, expected, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize(("fields", "shape", "sample_bytes"), [
+    ("num_output: 4 kernel_size: 3 group: 2 pad: 1 stride: 2", (3, 24, 5, 5), 2 * 9 * 108 * 4),
+    ("num_output: 4 kernel_size: 3 pad: 1 stride: 2", (3, 3, 7, 7), 16 * 28 * 4),
+])
+def test_chunked_columns_follow_each_of_several_bottoms(chunked, fields, shape, sample_bytes):
+    """Two bottoms sharing the weights, chunked: backward rebuilds each bottom's columns (the
+    padded copy holds the last one forward saw) and the gradients match numerical ones."""
+    chunked(2, sample_bytes)
+    layer = make_layer(f'name: "c" type: "Convolution" convolution_param {{ {fields} '
+                       'weight_filler { type: "gaussian" std: 0.5 } '
+                       'bias_filler { type: "uniform" min: -1 max: 1 } }')
+    rng = np.random.default_rng(5)
+    bottom = blobs_from(*(rng.standard_normal(shape).astype(np.float32) for _ in range(2)))
+    top = setup_layer(layer, bottom, num_top=2)
+    assert layer._chunk == 2
+    check_gradient(layer, bottom, top, stepsize=1e-2, threshold=1e-2)
+
+
 # Stride 1 and an output at least the input's size: the bottom gradient is the convolution of
 # the padded top gradient with the flipped kernels.
 FLIPPED = [

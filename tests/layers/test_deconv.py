@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from brewnet.errors import NetError
+from brewnet.layers import conv
 from tests.gradcheck import blobs_from, check_gradient, make_layer, setup_layer
 
 
@@ -139,4 +140,18 @@ def test_several_bottoms_share_the_weights():
         expected = deconv_reference(x, layer.blobs[0].data, layer.blobs[1].data, (2, 2), (0, 0),
                                     (1, 1), 1)
         np.testing.assert_allclose(t.data, expected, rtol=1e-4, atol=1e-4)
+    check_gradient(layer, bottom, top)
+
+
+@pytest.mark.parametrize("fields,shape,geometry", [CASES[1], CASES[5], CASES[7]])
+def test_chunked_columns_give_the_same_deconvolution(monkeypatch, fields, shape, geometry):
+    """With the columns of the top diff built a sample at a time (few-channel and patch-row
+    layouts, and the flipped-kernel forward), forward and gradients are unchanged."""
+    monkeypatch.setattr(conv, "_COL_BUDGET", 0)
+    monkeypatch.setattr(conv, "_CHUNK_BYTES", 1)
+    layer, bottom, top, x = with_random_weights(fields, shape, seed=3)
+    assert layer._chunk == 1
+    layer.forward(bottom, top)
+    expected = deconv_reference(x, layer.blobs[0].data, layer.blobs[1].data, *geometry, 1)
+    np.testing.assert_allclose(top[0].data, expected, rtol=1e-4, atol=1e-4)
     check_gradient(layer, bottom, top)
