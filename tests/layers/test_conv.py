@@ -5,6 +5,7 @@ import pytest
 
 from brewnet.blob import Blob
 from brewnet.errors import NetError, ShapeError
+from brewnet.layers import conv
 from tests.gradcheck import blobs_from, check_gradient, make_layer, setup_layer
 
 
@@ -67,6 +68,10 @@ CASES = [
     # Pointwise (1x1, stride 1, no pad): one GEMM on the blob's own layout.
     ("num_output: 5 kernel_size: 1", (2, 3, 4, 5), {}),
     ("num_output: 4 kernel_size: 1", (1, 40, 3, 3), {}),
+    # Strided pointwise: a GEMM on the strided pixels.
+    ("num_output: 4 kernel_size: 1 stride: 2", (2, 3, 5, 6), dict(stride=(2, 2))),
+    ("num_output: 3 kernel_h: 1 kernel_w: 1 stride_h: 2 stride_w: 3", (2, 4, 5, 7),
+     dict(stride=(2, 3))),
 ]
 
 
@@ -136,6 +141,8 @@ def test_several_bottoms_share_the_weights():
     ("num_output: 2 kernel_size: 2 group: 2", (2, 2, 4, 4)),
     ("num_output: 3 kernel_size: 1", (2, 4, 3, 3)),
     ("num_output: 3 kernel_size: 1", (1, 4, 3, 3)),
+    ("num_output: 3 kernel_size: 1 stride: 2", (2, 4, 5, 5)),
+    ("num_output: 2 kernel_h: 1 kernel_w: 1 stride_h: 3 stride_w: 2", (2, 3, 7, 4)),
 ])
 def test_gradients_match_numerical(fields, shape):
     """Backward gives d/dx, d/dW and d/db of sum(w_top * top)."""
@@ -205,12 +212,13 @@ def test_weight_and_bias_gradients_together_or_alone(fields, shape, pad, group, 
     ("num_output: 6 kernel_size: 3 pad: 1 group: 6", "depthwise"),
     ("num_output: 4 kernel_size: 1", "pointwise"),
     ("num_output: 6 kernel_size: 3 pad: 1 group: 3", "im2col"),
-    ("num_output: 4 kernel_size: 1 stride: 2", "im2col"),
+    ("num_output: 4 kernel_size: 1 stride: 2", "pointwise"),
+    ("num_output: 4 kernel_size: 1 pad: 1", "im2col"),
     ("num_output: 4 kernel_size: 1 group: 2", "im2col"),
 ])
 def test_depthwise_and_pointwise_layers_skip_im2col(fields, kind):
-    """Only group == channels == num_output is depthwise, only a 1x1 stride-1 unpadded
-    ungrouped kernel pointwise; everything else keeps im2col."""
+    """Only group == channels == num_output is depthwise, only a 1x1 unpadded ungrouped
+    kernel (any stride) pointwise; everything else keeps im2col."""
     layer, _, _, _ = _layer(fields, (2, 6, 5, 5))
     assert layer._kind == kind
 
@@ -236,6 +244,121 @@ def test_pointwise_gradients_land_in_the_blobs_without_copies():
     for b, dy in zip(bottom, dys, strict=True):
         np.testing.assert_allclose(b.diff, np.einsum("mc,nmhw->nchw", w, dy), rtol=1e-5,
                                    atol=1e-5)
+
+
+# Columns larger than the budget are built a chunk of samples at a time (in forward, and again
+# for the weight gradient). Each case: fields, bottom shape (5 samples), geometry, the bytes of
+# one sample's columns (patch rows, or per-sample columns with a row of ones for the bias).
+CHUNKED = [
+    ("num_output: 4 kernel_size: 3 group: 2 pad: 1 stride: 2", (5, 24, 5, 5),
+     dict(stride=(2, 2), pad=(1, 1), group=2), 2 * 9 * 108 * 4),
+    ("num_output: 3 kernel_size: 2 dilation: 2 pad: 1", (5, 16, 6, 5),
+     dict(pad=(1, 1), dilation=(2, 2)), 30 * 64 * 4),
+    ("num_output: 4 kernel_size: 3 pad: 1 group: 2", (5, 2, 6, 5),
+     dict(pad=(1, 1), group=2), 2 * 30 * 10 * 4),
+    ("num_output: 4 kernel_size: 3 pad: 1 stride: 2", (5, 3, 7, 7),
+     dict(stride=(2, 2), pad=(1, 1)), 16 * 28 * 4),
+]
+
+
+@pytest.fixture
+def chunked(monkeypatch):
+    """Make every convolution chunk its columns, ``per_chunk`` samples of ``sample_bytes``."""
+    def configure(per_chunk: int, sample_bytes: int) -> None:
+        monkeypatch.setattr(conv, "_COL_BUDGET", 0)
+        monkeypatch.setattr(conv, "_CHUNK_BYTES", per_chunk * sample_bytes)
+    return configure
+
+
+@pytest.mark.parametrize("per_chunk", [1, 2])
+@pytest.mark.parametrize(("fields", "shape", "geometry", "sample_bytes"), CHUNKED)
+def test_chunked_columns_give_the_same_convolution(chunked, per_chunk, fields, shape,
+                                                   geometry, sample_bytes):
+    """Built chunk by chunk (the last chunk shorter when 2 per chunk), the columns give the
+    forward of the direct loops and gradients matching numerical ones."""
+    chunked(per_chunk, sample_bytes)
+    layer, bottom, top, x = _layer(fields, shape)
+    assert layer._chunk == per_chunk
+    layer.forward(bottom, top)
+    want = conv_reference(x, layer.blobs[0].data, layer.blobs[1].data, **geometry)
+    np.testing.assert_allclose(top[0].data, want, rtol=1e-4, atol=1e-4)
+    check_gradient(layer, bottom, top, stepsize=1e-2, threshold=1e-2)
+
+
+@pytest.mark.parametrize(("fields", "shape", "pad", "group", "sample_bytes"), [
+    ("num_output: 4 kernel_size: 3 pad: 1 group: 2", (5, 24, 5, 5), 1, 2, 2 * 25 * 108 * 4),
+    ("num_output: 4 kernel_size: 3 pad: 1 group: 2", (5, 2, 6, 5), 1, 2, 2 * 30 * 10 * 4),
+])
+@pytest.mark.parametrize("wanted", [(True, True), (True, False), (False, True)])
+def test_chunked_weight_and_bias_gradients_sum_every_chunk(chunked, fields, shape, pad, group,
+                                                           sample_bytes, wanted):
+    """d/dW and d/db summed over chunks of 2, 2 and 1 samples match the direct sums over the
+    whole batch; a gradient not wanted is left alone."""
+    chunked(2, sample_bytes)
+    layer, bottom, top, x = _layer(fields, shape)
+    assert layer._chunk == 2
+    layer.forward(bottom, top)
+    dy = np.random.default_rng(1).standard_normal(top[0].data.shape).astype(np.float32)
+    top[0].diff[...] = dy
+    layer.param_propagate_down = list(wanted)
+    layer.backward(top, [False], bottom)
+    dw, db = _param_grad_reference(x, dy, layer.blobs[0].data.shape, pad, group)
+    for blob, want, reference in zip(layer.blobs, wanted, (dw, db), strict=True):
+        expected = reference if want else np.zeros_like(reference)
+        np.testing.assert_allclose(blob.diff, expected, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize(("fields", "shape", "sample_bytes"), [
+    ("num_output: 4 kernel_size: 3 group: 2 pad: 1 stride: 2", (3, 24, 5, 5), 2 * 9 * 108 * 4),
+    ("num_output: 4 kernel_size: 3 pad: 1 stride: 2", (3, 3, 7, 7), 16 * 28 * 4),
+])
+def test_chunked_columns_follow_each_of_several_bottoms(chunked, fields, shape, sample_bytes):
+    """Two bottoms sharing the weights, chunked: backward rebuilds each bottom's columns (the
+    padded copy holds the last one forward saw) and the gradients match numerical ones."""
+    chunked(2, sample_bytes)
+    layer = make_layer(f'name: "c" type: "Convolution" convolution_param {{ {fields} '
+                       'weight_filler { type: "gaussian" std: 0.5 } '
+                       'bias_filler { type: "uniform" min: -1 max: 1 } }')
+    rng = np.random.default_rng(5)
+    bottom = blobs_from(*(rng.standard_normal(shape).astype(np.float32) for _ in range(2)))
+    top = setup_layer(layer, bottom, num_top=2)
+    assert layer._chunk == 2
+    check_gradient(layer, bottom, top, stepsize=1e-2, threshold=1e-2)
+
+
+# Stride 1 and an output at least the input's size: the bottom gradient is the convolution of
+# the padded top gradient with the flipped kernels.
+FLIPPED = [
+    ("num_output: 32 kernel_size: 3 pad: 1", (2, 16, 5, 4)),
+    ("num_output: 24 kernel_size: 3 pad: 2 dilation: 2 group: 2", (2, 24, 5, 5)),
+    # wider than "same" on one axis: the top gradient is padded by 1 there, not 3
+    ("num_output: 16 kernel_h: 3 kernel_w: 5 pad_h: 1 pad_w: 3", (2, 16, 4, 6)),
+]
+
+
+@pytest.mark.parametrize("one_per_chunk", [False, True])
+@pytest.mark.parametrize(("fields", "shape"), FLIPPED)
+def test_flipped_kernel_bottom_gradient_matches_numerical(chunked, one_per_chunk, fields,
+                                                          shape):
+    """The flipped-kernel bottom gradient, over the whole batch or a sample at a time,
+    matches central differences."""
+    if one_per_chunk:
+        chunked(1, 1)
+    layer, bottom, top, _ = _layer(fields, shape)
+    assert layer._flipped_data_grad and (layer._col is None) == one_per_chunk
+    check_gradient(layer, bottom, top, stepsize=1e-2, threshold=1e-2)
+
+
+@pytest.mark.parametrize(("fields", "shape"), [
+    ("num_output: 50 kernel_size: 5", (2, 20, 12, 12)),  # LeNet's conv2: output 8x8 < 12x12
+    ("num_output: 32 kernel_size: 3 pad: 1 stride: 2", (2, 16, 6, 6)),
+    ("num_output: 8 kernel_size: 3 pad: 1", (2, 16, 6, 6)),  # reversed rows too short
+])
+def test_flipped_kernel_bottom_gradient_only_where_it_costs_no_more(fields, shape):
+    """Where the top is smaller than the bottom (more positions to compute), strided, or the
+    reversed convolution's rows would be short, the bottom gradient stays col2im."""
+    layer, _, _, _ = _layer(fields, shape)
+    assert layer._patch_rows and not layer._flipped_data_grad
 
 
 def test_bias_is_added_by_the_columns_gemm_and_weights_can_change():

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from brewnet.errors import NetError
+from brewnet.layers import conv
 from tests.gradcheck import blobs_from, check_gradient, make_layer, setup_layer
 
 
@@ -59,6 +60,8 @@ CASES = [
     # many output channels per group: the convolution's patch-row layout
     ("num_output: 16 kernel_size: 3 stride: 2 pad: 1", (2, 3, 3, 4), ((2, 2), (1, 1), (1, 1))),
     ("num_output: 32 kernel_size: 3 group: 2", (1, 4, 3, 3), ((1, 1), (0, 0), (1, 1))),
+    # stride 1, "same" padding: the forward is the convolution's flipped-kernel bottom gradient
+    ("num_output: 16 kernel_size: 3 pad: 1", (2, 12, 4, 4), ((1, 1), (1, 1), (1, 1))),
 ]
 
 
@@ -73,7 +76,7 @@ def test_forward_matches_scatter_loops(fields, shape, geometry):
     np.testing.assert_allclose(top[0].data, expected, rtol=1e-4, atol=1e-4)
 
 
-@pytest.mark.parametrize("fields,shape,geometry", CASES[:4] + CASES[5:6])
+@pytest.mark.parametrize("fields,shape,geometry", CASES[:4] + CASES[5:6] + CASES[7:])
 def test_gradients_match_numerical(fields, shape, geometry):
     """Deconvolution backward: data gradient = convolution forward, weight and bias grads."""
     layer, bottom, top, _ = with_random_weights(fields, shape, seed=3)
@@ -137,4 +140,18 @@ def test_several_bottoms_share_the_weights():
         expected = deconv_reference(x, layer.blobs[0].data, layer.blobs[1].data, (2, 2), (0, 0),
                                     (1, 1), 1)
         np.testing.assert_allclose(t.data, expected, rtol=1e-4, atol=1e-4)
+    check_gradient(layer, bottom, top)
+
+
+@pytest.mark.parametrize("fields,shape,geometry", [CASES[1], CASES[5], CASES[7]])
+def test_chunked_columns_give_the_same_deconvolution(monkeypatch, fields, shape, geometry):
+    """With the columns of the top diff built a sample at a time (few-channel and patch-row
+    layouts, and the flipped-kernel forward), forward and gradients are unchanged."""
+    monkeypatch.setattr(conv, "_COL_BUDGET", 0)
+    monkeypatch.setattr(conv, "_CHUNK_BYTES", 1)
+    layer, bottom, top, x = with_random_weights(fields, shape, seed=3)
+    assert layer._chunk == 1
+    layer.forward(bottom, top)
+    expected = deconv_reference(x, layer.blobs[0].data, layer.blobs[1].data, *geometry, 1)
+    np.testing.assert_allclose(top[0].data, expected, rtol=1e-4, atol=1e-4)
     check_gradient(layer, bottom, top)
