@@ -114,7 +114,8 @@ class Scale(_Broadcast):
     """top = bottom[0]·s (+ b with ``bias_term``), s broadcast like Bias's operand: a learned
     blob (filler default constant 1) or bottom[1]. Parameter blobs: [s, b] with one bottom,
     [b] with two. Backward: bottom diff = dy·s; s's gradient Σ dy·x, b's Σ dy over the other
-    axes. In place, forward keeps a copy of the input for s's gradient (as Caffe)."""
+    axes. In place, forward keeps a copy of the input for s's gradient (as Caffe), unless
+    the layer that wrote the bottom kept one already (BatchNorm's normalized batch)."""
 
     type = "Scale"
 
@@ -127,7 +128,9 @@ class Scale(_Broadcast):
     def setup(self, bottom: list[Blob], top: list[Blob]) -> None:
         p = self.param.scale_param
         xp = bottom[0].xp
-        self._input = None
+        self._input = None  # the input of an in-place forward: _copy or the producer's
+        self._copy = None
+        self._producer: Layer | None = None
         self.bias_term = bool(p.bias_term)
         bshape = tuple(bottom[0].data.shape)
         if len(bottom) > 1:
@@ -159,16 +162,22 @@ class Scale(_Broadcast):
                                   tuple(self._operand(bottom).data.shape))
         if top[0] is not bottom[0]:
             top[0].reshape_like(bottom[0])
-        else:
-            data = bottom[0].data
-            if (self._input is None or self._input.shape != data.shape
-                    or not isinstance(self._input, type(data))):
-                self._input = bottom[0].xp.empty(data.shape, dtype=np.float32)
+
+    def follows(self, producer: Layer) -> None:
+        self._producer = producer
 
     def forward(self, bottom: list[Blob], top: list[Blob]) -> None:
         xp, x = bottom[0].xp, bottom[0].data
         if top[0] is bottom[0]:
-            self._input[...] = x
+            kept = self._producer.kept_top() if self._producer is not None else None
+            if kept is not None and kept.size == x.size and isinstance(kept, type(x)):
+                self._input = kept.reshape(x.shape)
+            else:  # allocated on first need: a Scale after BatchNorm never needs it
+                if (self._copy is None or self._copy.shape != x.shape
+                        or not isinstance(self._copy, type(x))):
+                    self._copy = xp.empty(x.shape, dtype=np.float32)
+                self._copy[...] = x
+                self._input = self._copy
         s = self._operand(bottom).data.reshape(1, self.view[1], 1)
         y = top[0].data.reshape(self.view)
         xp.multiply(x.reshape(self.view), s, out=y)

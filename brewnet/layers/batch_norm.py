@@ -42,6 +42,7 @@ class BatchNorm(Layer):
         shape = tuple(bottom[0].data.shape)
         self.channels = 1 if len(shape) == 1 else shape[1]
         self._norm = self._std = None
+        self._norm_fresh = False  # _norm equals the top as forward left it; not handed out
         shapes = [(self.channels,), (self.channels,), (1,)]
         if self.blobs:
             if len(self.blobs) != 3:
@@ -85,6 +86,7 @@ class BatchNorm(Layer):
         y = top[0].data.reshape(self.view)
         mean_sum, var_sum, factor = (b.data for b in self.blobs)
         norm, std = self._norm, self._std
+        self._norm_fresh = False
         if self.use_global_stats:
             # Fixed statistics: written straight into the top, no copy kept for backward.
             s = factor[0]
@@ -111,6 +113,15 @@ class BatchNorm(Layer):
         xp.sqrt(std, out=std)
         norm /= std  # divided, not multiplied by a reciprocal, as Caffe
         y[...] = norm
+        self._norm_fresh = True
+
+    def kept_top(self) -> Any:
+        """The normalized batch kept for backward (an exact copy of the top), once per
+        forward with batch statistics: a Scale in place on the top reads it for its weight
+        gradient instead of keeping a second copy."""
+        kept = self._norm if self._norm_fresh else None
+        self._norm_fresh = False
+        return kept
 
     def backward(self, top: list[Blob], propagate_down: list[bool],
                  bottom: list[Blob]) -> None:
