@@ -24,6 +24,21 @@ def test_split_copies_forward_and_sums_backward(num_top):
     assert np.all(bottom[0].diff == sum(range(1, num_top + 1)))
 
 
+def test_split_tops_share_the_bottom_data():
+    """As Caffe's ShareData, every top's data is the bottom's array (no copy, no memory of its
+    own), also after the bottom changes shape; the diffs stay separate."""
+    layer = make_layer('type: "Split"')
+    bottom = blobs_from(np.arange(6, dtype=np.float32).reshape(2, 3))
+    top = setup_layer(layer, bottom, 2)
+    layer.run_forward(bottom, top)
+    assert all(t.data is bottom[0].data for t in top)
+    assert not np.shares_memory(top[0].diff, top[1].diff)
+    bottom[0].reshape(4, 5)
+    bottom[0].data[...] = 7
+    layer.run_forward(bottom, top)
+    assert all(t.data is bottom[0].data and t.diff.shape == (4, 5) for t in top)
+
+
 def test_split_gradient_and_no_in_place():
     """Numerical gradients agree; a top equal to the bottom is refused."""
     layer = make_layer('type: "Split"')
