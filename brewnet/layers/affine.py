@@ -7,11 +7,14 @@ from typing import Any
 
 import numpy as np
 
+from .. import kernels
 from ..blob import Blob
 from ..proto import caffe_pb2
 from .base import Layer, learnable_shape_check
 from .registry import register
 from .structure import canonical_axis, count
+
+_NONE = np.empty(0, dtype=np.float32)  # an array argument a kernel is told to skip
 
 
 def _param_shape(layer: Layer, shape: tuple[int, ...], axis_field: int,
@@ -180,6 +183,14 @@ class Scale(_Broadcast):
                 self._input = self._copy
         s = self._operand(bottom).data.reshape(1, self.view[1], 1)
         y = top[0].data.reshape(self.view)
+        if kernels.enabled(xp):
+            from ..kernels.batch_norm import scale_forward
+            from ..kernels.threads import split
+
+            bias = self.blobs[-1].data.reshape(-1) if self.bias_term else _NONE
+            split(scale_forward, (x.reshape(self.view), s.reshape(-1), bias, y), self.view[1],
+                  y.size)
+            return
         xp.multiply(x.reshape(self.view), s, out=y)
         if self.bias_term:
             y += self.blobs[-1].data.reshape(1, self.view[1], 1)
@@ -188,11 +199,14 @@ class Scale(_Broadcast):
                  bottom: list[Blob]) -> None:
         xp = bottom[0].xp
         dy = top[0].diff.reshape(self.view)
+        two = len(bottom) > 1
+        x = self._input if top[0] is bottom[0] else bottom[0].data
+        if kernels.enabled(xp):
+            self._backward_kernel(dy, x, propagate_down, bottom)
+            return
         if self.bias_term and self.param_propagate_down[-1]:
             self.blobs[-1].diff += self._sum_to_operand(dy, self.blobs[-1].diff.shape)
-        two = len(bottom) > 1
         if (propagate_down[1] if two else self.param_propagate_down[0]):
-            x = self._input if top[0] is bottom[0] else bottom[0].data
             # Σ dy·x over outer and inner without a product array.
             grad = xp.einsum("ijk,ijk->j", dy, x.reshape(self.view)).reshape(
                 self._operand(bottom).data.shape)
@@ -203,3 +217,23 @@ class Scale(_Broadcast):
         if propagate_down[0]:
             s = self._operand(bottom).data.reshape(1, self.view[1], 1)
             xp.multiply(dy, s, out=bottom[0].diff.reshape(self.view))
+
+    def _backward_kernel(self, dy: Any, x: Any, propagate_down: list[bool],
+                         bottom: list[Blob]) -> None:
+        """The three gradients in one pass per channel, over the BLAS threads."""
+        from ..kernels.batch_norm import scale_backward
+        from ..kernels.threads import split
+
+        operand = self._operand(bottom)
+        if len(bottom) > 1:
+            scale_grad = bottom[1].diff.reshape(-1) if propagate_down[1] else _NONE
+            scale_grad[...] = 0  # bottom[1]'s diff is assigned, not accumulated
+        else:
+            scale_grad = self.blobs[0].diff.reshape(-1) if self.param_propagate_down[0] else _NONE
+        bias_grad = _NONE
+        if self.bias_term and self.param_propagate_down[-1]:
+            bias_grad = self.blobs[-1].diff.reshape(-1)
+        dx = bottom[0].diff.reshape(self.view) if propagate_down[0] else _NONE.reshape(0, 0, 0)
+        x = dy if scale_grad is _NONE else x.reshape(self.view)  # read only for s's gradient
+        split(scale_backward, (dy, x, operand.data.reshape(-1), scale_grad, bias_grad, dx),
+              self.view[1], dy.size)

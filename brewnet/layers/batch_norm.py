@@ -96,11 +96,23 @@ class BatchNorm(Layer):
             xp.sqrt(std, out=std)
             y /= std
             return
-        mean = x.mean(axis=(0, 2), keepdims=True, dtype=np.float32)
-        xp.subtract(x, mean, out=norm)  # two-pass variance, E((x − μ)²), as Caffe
-        # The squares go to the top, free until the result is copied there (x is read).
-        var = xp.multiply(norm, norm, out=y).mean(axis=(0, 2), keepdims=True,
-                                                  dtype=np.float32)
+        if kernels.enabled(xp):
+            from ..kernels.batch_norm import forward
+            from ..kernels.threads import split
+
+            mean = np.empty(self.channels, dtype=np.float32)
+            var = np.empty(self.channels, dtype=np.float32)
+            split(forward, (x, norm, y, mean, var, std, self.eps), self.channels, x.size)
+        else:
+            mean = x.mean(axis=(0, 2), keepdims=True, dtype=np.float32)
+            xp.subtract(x, mean, out=norm)  # two-pass variance, E((x − μ)²), as Caffe
+            # The squares go to the top, free until the result is copied there (x is read).
+            var = xp.multiply(norm, norm, out=y).mean(axis=(0, 2), keepdims=True,
+                                                      dtype=np.float32)
+            xp.add(var, self.eps, out=std)
+            xp.sqrt(std, out=std)
+            norm /= std  # divided, not multiplied by a reciprocal, as Caffe
+            y[...] = norm
         m = self.view[0] * self.view[2]
         correction = np.float32(m / (m - 1) if m > 1 else 1)
         factor *= self.fraction
@@ -109,10 +121,6 @@ class BatchNorm(Layer):
         mean_sum += mean.reshape(-1)
         var_sum *= self.fraction
         var_sum += correction * var.reshape(-1)
-        xp.add(var, self.eps, out=std)
-        xp.sqrt(std, out=std)
-        norm /= std  # divided, not multiplied by a reciprocal, as Caffe
-        y[...] = norm
         self._norm_fresh = True
 
     def kept_top(self) -> Any:
@@ -134,14 +142,16 @@ class BatchNorm(Layer):
             return
         # dx = (dy − mean(dy) − y·mean(dy·y)) / sqrt(σ² + eps), means over (N, spatial)
         xp, y = bottom[0].xp, self._norm
+        if kernels.enabled(xp):
+            from ..kernels.batch_norm import backward
+            from ..kernels.threads import split
+
+            split(backward, (dy, y, self._std, dx), self.channels, dy.size)
+            return
         m = np.float32(self.view[0] * self.view[2])
         mean_dy = dy.mean(axis=(0, 2), keepdims=True, dtype=np.float32)
         # Σ dy·y without a product array (in place, dx is dy: no scratch to spare).
         mean_dyy = (xp.einsum("ncs,ncs->c", dy, y) / m).reshape(1, -1, 1)
-        if kernels.enabled(xp):
-            from ..kernels.batch_norm import backward
-            backward(dy, y, mean_dy, mean_dyy, self._std, dx)
-            return
         grad: Any = y * mean_dyy
         grad += mean_dy
         bottom[0].xp.subtract(dy, grad, out=grad)
