@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import math
 
+from .. import kernels
 from ..blob import Blob
+from ..kernels.threads import split, threads_for
 from .base import Layer
 from .registry import register
 
@@ -56,7 +58,13 @@ class Split(Layer):
         if len(top) == 1:
             xp.copyto(diff, top[0].diff)
             return
-        xp.add(top[0].diff, top[1].diff, out=diff)
+        if kernels.enabled(xp) and threads_for(diff.size) > 1:
+            from ..kernels.elementwise import add, blocks
+
+            split(add, (top[0].diff.reshape(-1), top[1].diff.reshape(-1), diff.reshape(-1)),
+                  blocks(diff.size), diff.size)
+        else:
+            xp.add(top[0].diff, top[1].diff, out=diff)
         for t in top[2:]:
             diff += t.diff
 

@@ -1,0 +1,51 @@
+"""ReLU's passes and a two-array sum over flat arrays, in blocks of ``BLOCK`` values: each
+kernel takes a block range ``lo..hi`` last, so :func:`brewnet.kernels.threads.split` can
+share the blocks among threads (they release the GIL). Per value the arithmetic is the NumPy
+bodies' own, so the results are bit-identical to them. Each block is a slice, so its loop
+counts from 0 (numba then adds no negative-index checks). An output may be an input (in
+place): LLVM then runs the loop unvectorized, which these memory-bound passes do not feel."""
+
+from __future__ import annotations
+
+from functools import partial
+
+import numpy as np
+
+from . import kernel
+
+BLOCK = 1 << 12
+
+
+def blocks(size: int) -> int:
+    """The number of blocks covering ``size`` values."""
+    return -(-size // BLOCK)
+
+
+@partial(kernel, nogil=True)
+def relu_forward(x, y, lo, hi):  # pragma: no cover - compiled
+    """``y = max(x, 0)`` as NumPy's ``maximum`` gives it: NaN passes, −0.0 becomes 0."""
+    zero = np.float32(0)
+    for start in range(lo * BLOCK, min(hi * BLOCK, x.size), BLOCK):
+        xs, ys = x[start:start + BLOCK], y[start:start + BLOCK]
+        for k in range(xs.size):
+            v = xs[k]
+            ys[k] = v if v > zero or v != v else zero
+
+
+@partial(kernel, nogil=True)
+def relu_backward(dy, x, dx, lo, hi):  # pragma: no cover - compiled
+    """``dx = dy·(x > 0)``, the mask cast to float32 as NumPy multiplies by a bool."""
+    zero = np.float32(0)
+    for start in range(lo * BLOCK, min(hi * BLOCK, x.size), BLOCK):
+        xs, gs, ds = x[start:start + BLOCK], dy[start:start + BLOCK], dx[start:start + BLOCK]
+        for k in range(xs.size):
+            ds[k] = gs[k] * np.float32(xs[k] > zero)
+
+
+@partial(kernel, nogil=True)
+def add(a, b, out, lo, hi):  # pragma: no cover - compiled
+    """``out = a + b``."""
+    for start in range(lo * BLOCK, min(hi * BLOCK, a.size), BLOCK):
+        xs, ys, os = a[start:start + BLOCK], b[start:start + BLOCK], out[start:start + BLOCK]
+        for k in range(xs.size):
+            os[k] = xs[k] + ys[k]

@@ -1,0 +1,48 @@
+"""The compiled ReLU passes and two-array sum are NumPy's ``maximum``, ``multiply`` by the
+``> 0`` mask and ``add`` bit for bit (NaN, ±0 and infinities included), in place too, for
+sizes that are not whole blocks, however the blocks are cut among threads."""
+
+import numpy as np
+import pytest
+
+from brewnet.kernels.threads import split
+
+ew = pytest.importorskip("brewnet.kernels.elementwise")  # compiles with numba on import
+
+SPECIAL = np.array([np.nan, -0.0, 0.0, -1.5, 2.0, np.inf, -np.inf, 1e-45, -1e-45], np.float32)
+
+
+def values(size: int, seed: int) -> np.ndarray:
+    x = np.random.default_rng(seed).standard_normal(size).astype(np.float32)
+    x[:SPECIAL.size] = SPECIAL
+    return x
+
+
+def same_bits(a: np.ndarray, b: np.ndarray) -> None:
+    np.testing.assert_array_equal(a.view(np.int32), b.view(np.int32))
+
+
+@pytest.mark.parametrize("size", [9, ew.BLOCK + 5, 3 * ew.BLOCK])
+@pytest.mark.parametrize("threads", [1, 2, 3])
+@np.errstate(invalid="ignore")  # NumPy's own inf·0 in the references
+def test_kernels_are_numpy_bit_for_bit(monkeypatch, size, threads):
+    """Out of place and in place, every value equals NumPy's result bit for bit."""
+    monkeypatch.setattr("brewnet.kernels.threads.blas_threads", lambda: threads)
+    monkeypatch.setattr("brewnet.kernels.threads.MIN_SPLIT", 0)
+    x, dy = values(size, 1), values(size, 2)
+    n = ew.blocks(size)
+    y = np.empty_like(x)
+    split(ew.relu_forward, (x, y), n, size)
+    same_bits(y, np.maximum(x, 0))
+    dx = np.empty_like(x)
+    split(ew.relu_backward, (dy, x, dx), n, size)
+    same_bits(dx, np.multiply(dy, x > 0))
+    out = np.empty_like(x)
+    split(ew.add, (x, dy, out), n, size)
+    same_bits(out, np.add(x, dy))
+    inplace = x.copy()
+    split(ew.relu_forward, (inplace, inplace), n, size)
+    same_bits(inplace, np.maximum(x, 0))
+    inplace = dy.copy()
+    split(ew.relu_backward, (inplace, x, inplace), n, size)
+    same_bits(inplace, np.multiply(dy, x > 0))
