@@ -32,7 +32,11 @@ class Split(Layer):
     """One bottom to every top; backward sums the top diffs (a blob read by several layers
     receives the sum of their gradients). The net inserts these automatically. As Caffe's,
     the tops share the bottom's data array (ShareData) instead of holding copies: nothing
-    writes a split top (a layer in place on one would be a second producer of its name)."""
+    writes a split top (a layer in place on one would be a second producer of its name).
+    Top 0 also shares the bottom's diff, which backward then sums the others into: until
+    this layer's backward nothing else reads or writes the bottom's diff (Caffe does not
+    share it because its loss weight, written into a top diff once at setup, would be
+    summed over; brewnet writes it before every forward)."""
 
     type = "Split"
     exact_num_bottom = 1
@@ -45,6 +49,7 @@ class Split(Layer):
                 raise self.error(f"top {i} is the bottom blob; Split cannot run in place")
             t.reshape_like(bottom[0])
             t.share_data(bottom[0])
+        top[0].share_diff(bottom[0])
 
     def forward(self, bottom: list[Blob], top: list[Blob]) -> None:
         """Nothing to compute: reshape shared the bottom's data with the tops."""
@@ -54,19 +59,15 @@ class Split(Layer):
         if not propagate_down[0]:
             return
         xp = bottom[0].xp
-        diff = bottom[0].diff
-        if len(top) == 1:
-            xp.copyto(diff, top[0].diff)
-            return
-        if kernels.enabled(xp) and threads_for(diff.size) > 1:
-            from ..kernels.elementwise import add, blocks
+        diff = bottom[0].diff  # top 0's diff already
+        for t in top[1:]:
+            if kernels.enabled(xp) and threads_for(diff.size) > 1:
+                from ..kernels.elementwise import add, blocks
 
-            split(add, (top[0].diff.reshape(-1), top[1].diff.reshape(-1), diff.reshape(-1)),
-                  blocks(diff.size), diff.size)
-        else:
-            xp.add(top[0].diff, top[1].diff, out=diff)
-        for t in top[2:]:
-            diff += t.diff
+                flat = diff.reshape(-1)
+                split(add, (flat, t.diff.reshape(-1), flat), blocks(diff.size), diff.size)
+            else:
+                diff += t.diff
 
 
 class ReshapedCopy(Layer):
