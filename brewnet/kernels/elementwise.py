@@ -1,4 +1,4 @@
-"""ReLU's passes and a two-array sum over flat arrays, in blocks of ``BLOCK`` values: each
+"""ReLU's passes over flat arrays, in blocks of ``BLOCK`` values: each
 kernel takes a block range ``lo..hi`` last, so :func:`brewnet.kernels.threads.split` can
 share the blocks among threads (they release the GIL). Per value the arithmetic is the NumPy
 bodies' own, so the results are bit-identical to them. Each block is a slice, so its loop
@@ -40,12 +40,3 @@ def relu_backward(dy, x, dx, lo, hi):  # pragma: no cover - compiled
         xs, gs, ds = x[start:start + BLOCK], dy[start:start + BLOCK], dx[start:start + BLOCK]
         for k in range(xs.size):
             ds[k] = gs[k] * np.float32(xs[k] > zero)
-
-
-@partial(kernel, nogil=True)
-def add(a, b, out, lo, hi):  # pragma: no cover - compiled
-    """``out = a + b``."""
-    for start in range(lo * BLOCK, min(hi * BLOCK, a.size), BLOCK):
-        xs, ys, os = a[start:start + BLOCK], b[start:start + BLOCK], out[start:start + BLOCK]
-        for k in range(xs.size):
-            os[k] = xs[k] + ys[k]

@@ -90,8 +90,7 @@ MIN_SPLIT = 1 << 16
 
 
 def threads_for(size: int) -> int:
-    """How many threads :func:`split` gives work touching ``size`` elements now: a layer whose
-    NumPy body is one pass already (a sum) takes the kernel only when this is above 1."""
+    """How many threads :func:`split` gives work touching ``size`` elements now."""
     return (blas_threads() or 1) if size >= MIN_SPLIT else 1
 
 

@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import math
 
-from .. import kernels
 from ..blob import Blob
-from ..kernels.threads import split, threads_for
 from .base import Layer
 from .registry import register
 
@@ -58,16 +56,9 @@ class Split(Layer):
                  bottom: list[Blob]) -> None:
         if not propagate_down[0]:
             return
-        xp = bottom[0].xp
         diff = bottom[0].diff  # top 0's diff already
         for t in top[1:]:
-            if kernels.enabled(xp) and threads_for(diff.size) > 1:
-                from ..kernels.elementwise import add, blocks
-
-                flat = diff.reshape(-1)
-                split(add, (flat, t.diff.reshape(-1), flat), blocks(diff.size), diff.size)
-            else:
-                diff += t.diff
+            diff += t.diff
 
 
 class ReshapedCopy(Layer):
