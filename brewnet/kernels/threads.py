@@ -12,6 +12,7 @@ time), so the two pools never compete for the cores.
 from __future__ import annotations
 
 import ctypes
+import os
 import threading
 from collections.abc import Callable
 from functools import cache
@@ -83,6 +84,8 @@ class _Helper:
 
 
 _local = threading.local()
+# A forked child has none of the parent's helper threads: it makes its own when it needs them.
+os.register_at_fork(after_in_child=lambda: _local.__dict__.pop("helpers", None))
 
 
 # Below this many elements a kernel is done before a helper thread would wake.

@@ -2,6 +2,8 @@
 helpers' errors raised in the caller, and serial when the BLAS runs one thread or the work
 is small; the count is OpenBLAS's own at the time of the call."""
 
+import os
+import signal
 import threading
 
 import pytest
@@ -64,3 +66,20 @@ def test_count_follows_openblas():
         assert threads.threads_for(threads.MIN_SPLIT - 1) == 1
     finally:
         put(before)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_forked_child_makes_its_own_helpers(monkeypatch):
+    """The parent's helper threads do not exist in a forked child; split there starts new
+    ones instead of waiting for ones that will never answer."""
+    monkeypatch.setattr(threads, "blas_threads", lambda: 2)
+    calls, lock = [], threading.Lock()
+    threads.split(record(calls, lock), ("parent",), 4, 10**6)  # the parent has a helper
+    pid = os.fork()
+    if pid == 0:  # the child: exit 0 only if both ranges ran, killed if it hangs
+        signal.alarm(20)
+        done = []
+        threads.split(lambda lo, hi: done.append((lo, hi)), (), 4, 10**6)
+        os._exit(0 if sorted(done) == [(0, 2), (2, 4)] else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
