@@ -54,7 +54,7 @@ def _centred_squares(a, mu):  # pragma: no cover - compiled
 
 
 @threaded
-def _store(row, out):  # pragma: no cover - compiled
+def store(row, out):  # pragma: no cover - compiled
     """``out[:] = row``, as a loop (numba's slice assignment does not vectorize)."""
     for k in range(out.size):
         out[k] = row[k]
@@ -86,7 +86,7 @@ def forward(x, norm, y, mean, var, std, eps, lo, hi):  # pragma: no cover - comp
             mu, d = mean[ch], std[0, ch, 0]
             for k in range(s):
                 nr[k] = (xr[k] - mu) / d
-            _store(nr, y[b, ch])  # after the row is read: y may be x
+            store(nr, y[b, ch])  # after the row is read: y may be x
 
 
 @threaded
@@ -109,7 +109,7 @@ def backward(dy, y, std, dx, lo, hi):  # pragma: no cover - compiled
             gr, yr, d = dy[b, ch], y[b, ch], std[0, ch, 0]
             for k in range(s):
                 row[k] = (gr[k] - (yr[k] * mean_dyy + mean_dy)) / d
-            _store(row, dx[b, ch])
+            store(row, dx[b, ch])
 
 
 @threaded
@@ -128,7 +128,7 @@ def scale_forward(x, scale, bias, y, lo, hi):  # pragma: no cover - compiled
             else:
                 for k in range(s):
                     row[k] = xr[k] * a
-            _store(row, y[b, ch])
+            store(row, y[b, ch])
 
 
 @threaded
@@ -156,4 +156,4 @@ def scale_backward(dy, x, scale, scale_grad, bias_grad, dx, lo, hi):  # pragma: 
                 gr, a = dy[b, ch], scale[ch]
                 for k in range(s):
                     row[k] = gr[k] * a
-                _store(row, dx[b, ch])
+                store(row, dx[b, ch])

@@ -2,8 +2,7 @@
 kernel takes a block range ``lo..hi`` last, so :func:`brewnet.kernels.threads.split` can
 share the blocks among threads (they release the GIL). Per value the arithmetic is the NumPy
 bodies' own, so the results are bit-identical to them. Each block is a slice, so its loop
-counts from 0 (numba then adds no negative-index checks). An output may be an input (in
-place): LLVM then runs the loop unvectorized, which these memory-bound passes do not feel."""
+counts from 0 (numba then adds no negative-index checks)."""
 
 from __future__ import annotations
 
@@ -12,6 +11,7 @@ from functools import partial
 import numpy as np
 
 from . import kernel
+from .batch_norm import store
 
 BLOCK = 1 << 12
 
@@ -23,13 +23,17 @@ def blocks(size: int) -> int:
 
 @partial(kernel, nogil=True)
 def relu_forward(x, y, lo, hi):  # pragma: no cover - compiled
-    """``y = max(x, 0)`` as NumPy's ``maximum`` gives it: NaN passes, −0.0 becomes 0."""
+    """``y = max(x, 0)`` as NumPy's ``maximum`` gives it: NaN passes, −0.0 becomes 0. Through
+    a row buffer: in place (ResNet's case) the direct loop is not vectorized."""
+    row = np.empty(BLOCK, dtype=np.float32)
     zero = np.float32(0)
     for start in range(lo * BLOCK, min(hi * BLOCK, x.size), BLOCK):
-        xs, ys = x[start:start + BLOCK], y[start:start + BLOCK]
+        xs = x[start:start + BLOCK]
+        r = row[:xs.size]
         for k in range(xs.size):
             v = xs[k]
-            ys[k] = v if v > zero or v != v else zero
+            r[k] = v if v > zero or v != v else zero
+        store(r, y[start:start + xs.size])
 
 
 @partial(kernel, nogil=True)
