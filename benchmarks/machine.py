@@ -8,17 +8,34 @@ import os
 import platform
 import resource
 import statistics
+from functools import cache
 from typing import Any
 
 import numpy as np
 
-from brewnet.kernels.threads import blas_symbol
+
+@cache
+def _openblas() -> ctypes.CDLL | None:
+    """The OpenBLAS library NumPy loaded, found among the process's mapped files."""
+    with open("/proc/self/maps") as maps:
+        paths = sorted({line.split()[-1] for line in maps if "openblas" in line.lower()})
+    return ctypes.CDLL(paths[0]) if paths else None
+
+
+def _blas_symbol(suffix: str) -> Any:
+    lib = _openblas()
+    if lib is None:
+        return None
+    for name in (f"scipy_openblas_{suffix}64_", f"openblas_{suffix}64_", f"openblas_{suffix}"):
+        if hasattr(lib, name):
+            return getattr(lib, name)
+    return None
 
 
 def blas_threads() -> int:
     """Threads NumPy's BLAS uses (OpenBLAS asked directly; else OMP_NUM_THREADS or the CPU
     count, which is OpenBLAS's default)."""
-    get = blas_symbol("get_num_threads")
+    get = _blas_symbol("get_num_threads")
     if get is not None:
         return int(get())
     return int(os.environ.get("OMP_NUM_THREADS") or os.cpu_count() or 1)
@@ -27,13 +44,13 @@ def blas_threads() -> int:
 def set_blas_threads(threads: int) -> None:
     """Make NumPy's OpenBLAS use ``threads`` threads from now on (nothing when it is not
     OpenBLAS)."""
-    set_threads = blas_symbol("set_num_threads")
+    set_threads = _blas_symbol("set_num_threads")
     if set_threads is not None:
         set_threads(threads)
 
 
 def blas_config() -> str:
-    get = blas_symbol("get_config")
+    get = _blas_symbol("get_config")
     if get is None:
         return "BLAS not identified (not OpenBLAS)"
     get.restype = ctypes.c_char_p

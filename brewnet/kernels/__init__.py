@@ -37,9 +37,9 @@ def _numba_imports() -> bool:
 
 def kernel(function, nogil: bool = False, reassociate: bool = False):
     """``function`` compiled by numba: cached on disk, IEEE arithmetic (results must match the
-    NumPy bodies), serial (numba's own thread pool fights OpenBLAS's; see ``threads``).
-    ``nogil`` lets other threads run while it does, for kernels that threads call at once
-    (the data feed's workers, ``threads.split``). ``reassociate`` lets LLVM reorder additions
+    NumPy bodies), serial (threads over planes measured slower on 2 cores, where they fight
+    OpenBLAS's threads). ``nogil`` lets other threads run while it does, for kernels that
+    threads call at once (the data feed's workers). ``reassociate`` lets LLVM reorder additions
     so a sum vectorizes: only for float64 sums of float32 values, whose order changes nothing
     at float32 precision. Without a writable cache folder (a read-only install and no home)
     it still compiles, once per process."""

@@ -1,12 +1,8 @@
-"""ReLU's passes over flat arrays, in blocks of ``BLOCK`` values: each
-kernel takes a block range ``lo..hi`` last, so :func:`brewnet.kernels.threads.split` can
-share the blocks among threads (they release the GIL). Per value the arithmetic is the NumPy
-bodies' own, so the results are bit-identical to them. Each block is a slice, so its loop
-counts from 0 (numba then adds no negative-index checks)."""
+"""ReLU's passes over flat arrays, in blocks of ``BLOCK`` values. Per value the arithmetic is
+the NumPy bodies' own, so the results are bit-identical to them. Each block is a slice, so
+its loop counts from 0 (numba then adds no negative-index checks)."""
 
 from __future__ import annotations
-
-from functools import partial
 
 import numpy as np
 
@@ -16,18 +12,13 @@ from .batch_norm import store
 BLOCK = 1 << 12
 
 
-def blocks(size: int) -> int:
-    """The number of blocks covering ``size`` values."""
-    return -(-size // BLOCK)
-
-
-@partial(kernel, nogil=True)
-def relu_forward(x, y, lo, hi):  # pragma: no cover - compiled
+@kernel
+def relu_forward(x, y):  # pragma: no cover - compiled
     """``y = max(x, 0)`` as NumPy's ``maximum`` gives it: NaN passes, −0.0 becomes 0. Through
     a row buffer: in place (ResNet's case) the direct loop is not vectorized."""
     row = np.empty(BLOCK, dtype=np.float32)
     zero = np.float32(0)
-    for start in range(lo * BLOCK, min(hi * BLOCK, x.size), BLOCK):
+    for start in range(0, x.size, BLOCK):
         xs = x[start:start + BLOCK]
         r = row[:xs.size]
         for k in range(xs.size):
@@ -36,11 +27,11 @@ def relu_forward(x, y, lo, hi):  # pragma: no cover - compiled
         store(r, y[start:start + xs.size])
 
 
-@partial(kernel, nogil=True)
-def relu_backward(dy, x, dx, lo, hi):  # pragma: no cover - compiled
+@kernel
+def relu_backward(dy, x, dx):  # pragma: no cover - compiled
     """``dx = dy·(x > 0)``, the mask cast to float32 as NumPy multiplies by a bool."""
     zero = np.float32(0)
-    for start in range(lo * BLOCK, min(hi * BLOCK, x.size), BLOCK):
+    for start in range(0, x.size, BLOCK):
         xs, gs, ds = x[start:start + BLOCK], dy[start:start + BLOCK], dx[start:start + BLOCK]
         for k in range(xs.size):
             ds[k] = gs[k] * np.float32(xs[k] > zero)

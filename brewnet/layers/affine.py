@@ -185,11 +185,9 @@ class Scale(_Broadcast):
         y = top[0].data.reshape(self.view)
         if kernels.enabled(xp):
             from ..kernels.batch_norm import scale_forward
-            from ..kernels.threads import split
 
             bias = self.blobs[-1].data.reshape(-1) if self.bias_term else _NONE
-            split(scale_forward, (x.reshape(self.view), s.reshape(-1), bias, y), self.view[1],
-                  y.size)
+            scale_forward(x.reshape(self.view), s.reshape(-1), bias, y)
             return
         xp.multiply(x.reshape(self.view), s, out=y)
         if self.bias_term:
@@ -220,9 +218,8 @@ class Scale(_Broadcast):
 
     def _backward_kernel(self, dy: Any, x: Any, propagate_down: list[bool],
                          bottom: list[Blob]) -> None:
-        """The three gradients in one pass per channel, over the BLAS threads."""
+        """The three gradients in two passes (the sums, then the bottom's)."""
         from ..kernels.batch_norm import scale_backward
-        from ..kernels.threads import split
 
         operand = self._operand(bottom)
         if len(bottom) > 1:
@@ -235,5 +232,4 @@ class Scale(_Broadcast):
             bias_grad = self.blobs[-1].diff.reshape(-1)
         dx = bottom[0].diff.reshape(self.view) if propagate_down[0] else _NONE.reshape(0, 0, 0)
         x = dy if scale_grad is _NONE else x.reshape(self.view)  # read only for s's gradient
-        split(scale_backward, (dy, x, operand.data.reshape(-1), scale_grad, bias_grad, dx),
-              self.view[1], dy.size)
+        scale_backward(dy, x, operand.data.reshape(-1), scale_grad, bias_grad, dx)

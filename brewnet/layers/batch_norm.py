@@ -98,11 +98,10 @@ class BatchNorm(Layer):
             return
         if kernels.enabled(xp):
             from ..kernels.batch_norm import forward
-            from ..kernels.threads import split
 
             mean = np.empty(self.channels, dtype=np.float32)
             var = np.empty(self.channels, dtype=np.float32)
-            split(forward, (x, norm, y, mean, var, std, self.eps), self.channels, x.size)
+            forward(x, norm, y, mean, var, std, self.eps)
         else:
             mean = x.mean(axis=(0, 2), keepdims=True, dtype=np.float32)
             xp.subtract(x, mean, out=norm)  # two-pass variance, E((x − μ)²), as Caffe
@@ -144,9 +143,8 @@ class BatchNorm(Layer):
         xp, y = bottom[0].xp, self._norm
         if kernels.enabled(xp):
             from ..kernels.batch_norm import backward
-            from ..kernels.threads import split
 
-            split(backward, (dy, y, self._std, dx), self.channels, dy.size)
+            backward(dy, y, self._std, dx)
             return
         m = np.float32(self.view[0] * self.view[2])
         mean_dy = dy.mean(axis=(0, 2), keepdims=True, dtype=np.float32)

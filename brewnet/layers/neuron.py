@@ -40,10 +40,9 @@ class ReLU(Layer):
         xp, x, y = bottom[0].xp, bottom[0].data, top[0].data
         if self.slope == 0:
             if kernels.enabled(xp):
-                from ..kernels.elementwise import blocks, relu_forward
-                from ..kernels.threads import split
+                from ..kernels.elementwise import relu_forward
 
-                split(relu_forward, (x.reshape(-1), y.reshape(-1)), blocks(x.size), x.size)
+                relu_forward(x.reshape(-1), y.reshape(-1))
                 return
             xp.maximum(x, 0, out=y)
             return
@@ -61,11 +60,9 @@ class ReLU(Layer):
             return
         xp, x = bottom[0].xp, bottom[0].data
         if self.slope == 0 and kernels.enabled(xp):  # one pass, no mask
-            from ..kernels.elementwise import blocks, relu_backward
-            from ..kernels.threads import split
+            from ..kernels.elementwise import relu_backward
 
-            split(relu_backward, (top[0].diff.reshape(-1), x.reshape(-1),
-                                  bottom[0].diff.reshape(-1)), blocks(x.size), x.size)
+            relu_backward(top[0].diff.reshape(-1), x.reshape(-1), bottom[0].diff.reshape(-1))
             return
         positive = xp.greater(x, 0, out=scratch(xp, "relu.mask", x.shape, dtype=bool))
         if self.slope == 0:

@@ -1,7 +1,7 @@
 """The compiled BatchNorm and Scale passes against the NumPy bodies: the per-element arithmetic
 is the bodies', the per-channel sums are float64 instead of NumPy's float32 pairwise sums, so
-results agree to float32 rounding and are closer to the exact (float64) statistics; cutting
-the channels among threads changes nothing. The bodies are checked against numerical
+results agree to float32 rounding and are closer to the exact (float64) statistics. The
+bodies are checked against numerical
 gradients in tests/layers/test_batch_norm.py and test_affine.py."""
 
 import numpy as np
@@ -23,12 +23,10 @@ def sample(shape, seed):
     return (rng.standard_normal(shape) * 2 + 1).astype(np.float32)
 
 
-def run(monkeypatch, text: str, compiled: bool, threads: int = 1, shape=(4, 3, 5, 6)):
+def run(monkeypatch, text: str, compiled: bool, shape=(4, 3, 5, 6)):
     """Top, bottom gradient, parameter gradients (Scale) or running sums (BatchNorm) after a
     forward and two backwards, out of place and then in place."""
     monkeypatch.setattr("brewnet.kernels.AVAILABLE", compiled)
-    monkeypatch.setattr("brewnet.kernels.threads.blas_threads", lambda: threads)
-    monkeypatch.setattr("brewnet.kernels.threads.MIN_SPLIT", 0)
     x, dy = sample(shape, 5), sample(shape, 6)
     results = []
     for in_place in (False, True):
@@ -74,13 +72,3 @@ def test_batch_norm_statistics_are_float64_sums(monkeypatch):
     mean = x64.mean(axis=(0, 2), keepdims=True)
     want = (x64 - mean) / np.sqrt(((x64 - mean) ** 2).mean(axis=(0, 2), keepdims=True) + 1e-5)
     np.testing.assert_allclose(top[0].data, want, rtol=1e-5, atol=2e-6)
-
-
-@pytest.mark.parametrize("text", [BN, SCALE], ids=["BatchNorm", "Scale"])
-@pytest.mark.parametrize("threads", [2, 3])
-def test_threads_change_nothing(monkeypatch, text, threads):
-    """Each channel is one thread's whole: any cut gives the serial result bit for bit."""
-    serial = run(monkeypatch, text, True, 1, shape=(3, 7, 4, 5))
-    cut = run(monkeypatch, text, True, threads, shape=(3, 7, 4, 5))
-    for a, b in zip(serial, cut, strict=True):
-        np.testing.assert_array_equal(a, b)

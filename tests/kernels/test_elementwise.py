@@ -1,11 +1,9 @@
 """The compiled ReLU passes are NumPy's ``maximum`` and ``multiply`` by the ``> 0`` mask bit
 for bit (NaN, ±0 and infinities included), in place too, for sizes that are not whole
-blocks, however the blocks are cut among threads."""
+blocks."""
 
 import numpy as np
 import pytest
-
-from brewnet.kernels.threads import split
 
 ew = pytest.importorskip("brewnet.kernels.elementwise")  # compiles with numba on import
 
@@ -23,23 +21,19 @@ def same_bits(a: np.ndarray, b: np.ndarray) -> None:
 
 
 @pytest.mark.parametrize("size", [9, ew.BLOCK + 5, 3 * ew.BLOCK])
-@pytest.mark.parametrize("threads", [1, 2, 3])
 @np.errstate(invalid="ignore")  # NumPy's own inf·0 in the references
-def test_kernels_are_numpy_bit_for_bit(monkeypatch, size, threads):
+def test_kernels_are_numpy_bit_for_bit(size):
     """Out of place and in place, every value equals NumPy's result bit for bit."""
-    monkeypatch.setattr("brewnet.kernels.threads.blas_threads", lambda: threads)
-    monkeypatch.setattr("brewnet.kernels.threads.MIN_SPLIT", 0)
     x, dy = values(size, 1), values(size, 2)
-    n = ew.blocks(size)
     y = np.empty_like(x)
-    split(ew.relu_forward, (x, y), n, size)
+    ew.relu_forward(x, y)
     same_bits(y, np.maximum(x, 0))
     dx = np.empty_like(x)
-    split(ew.relu_backward, (dy, x, dx), n, size)
+    ew.relu_backward(dy, x, dx)
     same_bits(dx, np.multiply(dy, x > 0))
     inplace = x.copy()
-    split(ew.relu_forward, (inplace, inplace), n, size)
+    ew.relu_forward(inplace, inplace)
     same_bits(inplace, np.maximum(x, 0))
     inplace = dy.copy()
-    split(ew.relu_backward, (inplace, x, inplace), n, size)
+    ew.relu_backward(inplace, x, inplace)
     same_bits(inplace, np.multiply(dy, x > 0))
