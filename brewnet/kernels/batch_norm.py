@@ -5,8 +5,8 @@ sample by sample, in memory order (a channel at a time was slower: short strided
 defeat prefetching). Serial: cut over two threads between a net's GEMMs they ran slower,
 next to OpenBLAS's spinning idle worker (benchmarks/README.md).
 
-Sums are float64, vectorized (their order is LLVM's, which at float64 changes nothing a
-float32 result can show); NumPy's float32 pairwise sums round differently, so statistics may
+Sums are float64, vectorized (their order is LLVM's; in float64 its effect lies far below
+float32's rounding); NumPy's float32 pairwise sums round differently, so statistics may
 differ from the NumPy bodies' in the last bit. The element-wise arithmetic per value is the
 bodies' own, in float32. Rows are written through a row buffer: a loop whose output may be
 its input (in place) is not vectorized by LLVM."""

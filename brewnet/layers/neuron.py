@@ -46,8 +46,8 @@ class ReLU(Layer):
                 return
             xp.maximum(x, 0, out=y)
             return
-        # Buffers shared by every layer of the thread: per layer they cost a fifth of ResNet's
-        # activations (the mask) or all of them (the leaky variant's factor).
+        # Buffers shared by every layer of the thread: kept per layer, the masks alone cost a
+        # byte per value of every ReLU's bottom (69 MiB over ResNet-50 at batch 8).
         neg = scratch(xp, "relu.values", x.shape)
         xp.minimum(x, 0, out=neg)
         neg *= self.slope
