@@ -112,10 +112,10 @@ def check_gradient(layer, bottom: list[Blob], top: list[Blob],
 
     # Analytic gradients.
     run_forward()
+    for b in bottom:  # cleared first: a top may share a bottom's diff (Split's top 0)
+        b.diff[...] = 0
     for w, t in zip(weights, top, strict=True):
         t.diff[...] = w
-    for b in bottom:
-        b.diff[...] = 0
     for p in layer.blobs:
         p.diff[...] = 0
     propagate = [i in check_bottom for i in range(len(bottom))]

@@ -7,11 +7,14 @@ from typing import Any
 
 import numpy as np
 
+from .. import kernels
 from ..blob import Blob
 from ..proto import caffe_pb2
 from .base import Layer, learnable_shape_check
 from .registry import register
 from .structure import canonical_axis, count
+
+_NONE = np.empty(0, dtype=np.float32)  # an array argument a kernel is told to skip
 
 
 def _param_shape(layer: Layer, shape: tuple[int, ...], axis_field: int,
@@ -114,7 +117,8 @@ class Scale(_Broadcast):
     """top = bottom[0]·s (+ b with ``bias_term``), s broadcast like Bias's operand: a learned
     blob (filler default constant 1) or bottom[1]. Parameter blobs: [s, b] with one bottom,
     [b] with two. Backward: bottom diff = dy·s; s's gradient Σ dy·x, b's Σ dy over the other
-    axes. In place, forward keeps a copy of the input for s's gradient (as Caffe)."""
+    axes. In place, forward keeps a copy of the input for s's gradient (as Caffe), unless
+    the layer that wrote the bottom kept one already (BatchNorm's normalized batch)."""
 
     type = "Scale"
 
@@ -127,7 +131,9 @@ class Scale(_Broadcast):
     def setup(self, bottom: list[Blob], top: list[Blob]) -> None:
         p = self.param.scale_param
         xp = bottom[0].xp
-        self._input = None
+        self._input = None  # the input of an in-place forward: _copy or the producer's
+        self._copy = None
+        self._producer: Layer | None = None
         self.bias_term = bool(p.bias_term)
         bshape = tuple(bottom[0].data.shape)
         if len(bottom) > 1:
@@ -159,18 +165,30 @@ class Scale(_Broadcast):
                                   tuple(self._operand(bottom).data.shape))
         if top[0] is not bottom[0]:
             top[0].reshape_like(bottom[0])
-        else:
-            data = bottom[0].data
-            if (self._input is None or self._input.shape != data.shape
-                    or not isinstance(self._input, type(data))):
-                self._input = bottom[0].xp.empty(data.shape, dtype=np.float32)
+
+    def follows(self, producer: Layer) -> None:
+        self._producer = producer
 
     def forward(self, bottom: list[Blob], top: list[Blob]) -> None:
         xp, x = bottom[0].xp, bottom[0].data
         if top[0] is bottom[0]:
-            self._input[...] = x
+            kept = self._producer.kept_top() if self._producer is not None else None
+            if kept is not None and kept.size == x.size and isinstance(kept, type(x)):
+                self._input = kept.reshape(x.shape)
+            else:  # allocated on first need: a Scale after BatchNorm never needs it
+                if (self._copy is None or self._copy.shape != x.shape
+                        or not isinstance(self._copy, type(x))):
+                    self._copy = xp.empty(x.shape, dtype=np.float32)
+                self._copy[...] = x
+                self._input = self._copy
         s = self._operand(bottom).data.reshape(1, self.view[1], 1)
         y = top[0].data.reshape(self.view)
+        if kernels.enabled(xp):
+            from ..kernels.batch_norm import scale_forward
+
+            bias = self.blobs[-1].data.reshape(-1) if self.bias_term else _NONE
+            scale_forward(x.reshape(self.view), s.reshape(-1), bias, y)
+            return
         xp.multiply(x.reshape(self.view), s, out=y)
         if self.bias_term:
             y += self.blobs[-1].data.reshape(1, self.view[1], 1)
@@ -179,11 +197,14 @@ class Scale(_Broadcast):
                  bottom: list[Blob]) -> None:
         xp = bottom[0].xp
         dy = top[0].diff.reshape(self.view)
+        two = len(bottom) > 1
+        x = self._input if top[0] is bottom[0] else bottom[0].data
+        if kernels.enabled(xp):
+            self._backward_kernel(dy, x, propagate_down, bottom)
+            return
         if self.bias_term and self.param_propagate_down[-1]:
             self.blobs[-1].diff += self._sum_to_operand(dy, self.blobs[-1].diff.shape)
-        two = len(bottom) > 1
         if (propagate_down[1] if two else self.param_propagate_down[0]):
-            x = self._input if top[0] is bottom[0] else bottom[0].data
             # Σ dy·x over outer and inner without a product array.
             grad = xp.einsum("ijk,ijk->j", dy, x.reshape(self.view)).reshape(
                 self._operand(bottom).data.shape)
@@ -194,3 +215,21 @@ class Scale(_Broadcast):
         if propagate_down[0]:
             s = self._operand(bottom).data.reshape(1, self.view[1], 1)
             xp.multiply(dy, s, out=bottom[0].diff.reshape(self.view))
+
+    def _backward_kernel(self, dy: Any, x: Any, propagate_down: list[bool],
+                         bottom: list[Blob]) -> None:
+        """The three gradients in two passes (the sums, then the bottom's)."""
+        from ..kernels.batch_norm import scale_backward
+
+        operand = self._operand(bottom)
+        if len(bottom) > 1:
+            scale_grad = bottom[1].diff.reshape(-1) if propagate_down[1] else _NONE
+            scale_grad[...] = 0  # bottom[1]'s diff is assigned, not accumulated
+        else:
+            scale_grad = self.blobs[0].diff.reshape(-1) if self.param_propagate_down[0] else _NONE
+        bias_grad = _NONE
+        if self.bias_term and self.param_propagate_down[-1]:
+            bias_grad = self.blobs[-1].diff.reshape(-1)
+        dx = bottom[0].diff.reshape(self.view) if propagate_down[0] else _NONE.reshape(0, 0, 0)
+        x = dy if scale_grad is _NONE else x.reshape(self.view)  # read only for s's gradient
+        scale_backward(dy, x, operand.data.reshape(-1), scale_grad, bias_grad, dx)

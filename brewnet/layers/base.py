@@ -160,6 +160,18 @@ class Layer:
             return False
         return not (self.is_loss and bottom_index == 1)
 
+    def kept_top(self) -> Any:
+        """An array this layer kept for its own backward whose values are exactly those its
+        last forward left in top 0, or None. Handed out once per forward: only the in-place
+        layer that writes top 0 next may read it instead of copying its input (Scale after
+        BatchNorm), and must not write it."""
+        return None
+
+    def follows(self, producer: Layer) -> None:
+        """The compiler names ``producer``, the layer that last wrote bottom 0 before this
+        in-place layer overwrites it; a layer that keeps a copy of its input may ask
+        ``producer.kept_top()`` for it instead."""
+
     def seek_batch(self, index: int) -> None:
         """Data layers: make the next forward deliver batch ``index`` counted from the start
         of the source (used when resuming, so the data order continues exactly)."""

@@ -42,6 +42,7 @@ class BatchNorm(Layer):
         shape = tuple(bottom[0].data.shape)
         self.channels = 1 if len(shape) == 1 else shape[1]
         self._norm = self._std = None
+        self._norm_fresh = False  # _norm equals the top as forward left it; not handed out
         shapes = [(self.channels,), (self.channels,), (1,)]
         if self.blobs:
             if len(self.blobs) != 3:
@@ -85,6 +86,7 @@ class BatchNorm(Layer):
         y = top[0].data.reshape(self.view)
         mean_sum, var_sum, factor = (b.data for b in self.blobs)
         norm, std = self._norm, self._std
+        self._norm_fresh = False
         if self.use_global_stats:
             # Fixed statistics: written straight into the top, no copy kept for backward.
             s = factor[0]
@@ -94,11 +96,22 @@ class BatchNorm(Layer):
             xp.sqrt(std, out=std)
             y /= std
             return
-        mean = x.mean(axis=(0, 2), keepdims=True, dtype=np.float32)
-        xp.subtract(x, mean, out=norm)  # two-pass variance, E((x − μ)²), as Caffe
-        # The squares go to the top, free until the result is copied there (x is read).
-        var = xp.multiply(norm, norm, out=y).mean(axis=(0, 2), keepdims=True,
-                                                  dtype=np.float32)
+        if kernels.enabled(xp):
+            from ..kernels.batch_norm import forward
+
+            mean = np.empty(self.channels, dtype=np.float32)
+            var = np.empty(self.channels, dtype=np.float32)
+            forward(x, norm, y, mean, var, std, self.eps)
+        else:
+            mean = x.mean(axis=(0, 2), keepdims=True, dtype=np.float32)
+            xp.subtract(x, mean, out=norm)  # two-pass variance, E((x − μ)²), as Caffe
+            # The squares go to the top, free until the result is copied there (x is read).
+            var = xp.multiply(norm, norm, out=y).mean(axis=(0, 2), keepdims=True,
+                                                      dtype=np.float32)
+            xp.add(var, self.eps, out=std)
+            xp.sqrt(std, out=std)
+            norm /= std  # divided, not multiplied by a reciprocal, as Caffe
+            y[...] = norm
         m = self.view[0] * self.view[2]
         correction = np.float32(m / (m - 1) if m > 1 else 1)
         factor *= self.fraction
@@ -107,10 +120,15 @@ class BatchNorm(Layer):
         mean_sum += mean.reshape(-1)
         var_sum *= self.fraction
         var_sum += correction * var.reshape(-1)
-        xp.add(var, self.eps, out=std)
-        xp.sqrt(std, out=std)
-        norm /= std  # divided, not multiplied by a reciprocal, as Caffe
-        y[...] = norm
+        self._norm_fresh = True
+
+    def kept_top(self) -> Any:
+        """The normalized batch kept for backward (an exact copy of the top), once per
+        forward with batch statistics: a Scale in place on the top reads it for its weight
+        gradient instead of keeping a second copy."""
+        kept = self._norm if self._norm_fresh else None
+        self._norm_fresh = False
+        return kept
 
     def backward(self, top: list[Blob], propagate_down: list[bool],
                  bottom: list[Blob]) -> None:
@@ -123,14 +141,15 @@ class BatchNorm(Layer):
             return
         # dx = (dy − mean(dy) − y·mean(dy·y)) / sqrt(σ² + eps), means over (N, spatial)
         xp, y = bottom[0].xp, self._norm
+        if kernels.enabled(xp):
+            from ..kernels.batch_norm import backward
+
+            backward(dy, y, self._std, dx)
+            return
         m = np.float32(self.view[0] * self.view[2])
         mean_dy = dy.mean(axis=(0, 2), keepdims=True, dtype=np.float32)
         # Σ dy·y without a product array (in place, dx is dy: no scratch to spare).
         mean_dyy = (xp.einsum("ncs,ncs->c", dy, y) / m).reshape(1, -1, 1)
-        if kernels.enabled(xp):
-            from ..kernels.batch_norm import backward
-            backward(dy, y, mean_dy, mean_dyy, self._std, dx)
-            return
         grad: Any = y * mean_dyy
         grad += mean_dy
         bottom[0].xp.subtract(dy, grad, out=grad)

@@ -8,9 +8,11 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from .. import kernels
 from ..blob import Blob
 from .base import Layer
 from .registry import register
+from .scratch import scratch
 
 
 @register
@@ -29,24 +31,24 @@ class ReLU(Layer):
 
     def setup(self, bottom: list[Blob], top: list[Blob]) -> None:
         self.slope = np.float32(self.param.relu_param.negative_slope)
-        self._scratch = None  # float32 buffer for the leaky variant, sized in reshape
-        self._mask = None  # bool buffer for backward, sized in reshape
 
     def reshape(self, bottom: list[Blob], top: list[Blob]) -> None:
         if top[0] is not bottom[0]:
             top[0].reshape_like(bottom[0])
-        xp, shape = bottom[0].xp, bottom[0].data.shape
-        if self._mask is None or self._mask.shape != shape or not isinstance(
-                self._mask, type(bottom[0].data)):
-            self._mask = xp.empty(shape, dtype=bool)
-            self._scratch = xp.empty(shape, dtype=np.float32) if self.slope != 0 else None
 
     def forward(self, bottom: list[Blob], top: list[Blob]) -> None:
         xp, x, y = bottom[0].xp, bottom[0].data, top[0].data
         if self.slope == 0:
+            if kernels.enabled(xp):
+                from ..kernels.elementwise import relu_forward
+
+                relu_forward(x.reshape(-1), y.reshape(-1))
+                return
             xp.maximum(x, 0, out=y)
             return
-        neg = self._scratch
+        # Buffers shared by every layer of the thread: kept per layer, the masks alone cost a
+        # byte per value of every ReLU's bottom (69 MiB over ResNet-50 at batch 8).
+        neg = scratch(xp, "relu.values", x.shape)
         xp.minimum(x, 0, out=neg)
         neg *= self.slope
         xp.maximum(x, 0, out=y)  # x is read before y overwrites it, elementwise
@@ -56,13 +58,18 @@ class ReLU(Layer):
                  bottom: list[Blob]) -> None:
         if not propagate_down[0]:
             return
-        xp = bottom[0].xp
-        positive = xp.greater(bottom[0].data, 0, out=self._mask)
+        xp, x = bottom[0].xp, bottom[0].data
+        if self.slope == 0 and kernels.enabled(xp):  # one pass, no mask
+            from ..kernels.elementwise import relu_backward
+
+            relu_backward(top[0].diff.reshape(-1), x.reshape(-1), bottom[0].diff.reshape(-1))
+            return
+        positive = xp.greater(x, 0, out=scratch(xp, "relu.mask", x.shape, dtype=bool))
         if self.slope == 0:
             xp.multiply(top[0].diff, positive, out=bottom[0].diff)
             return
         # factor = 1 where x > 0, negative_slope elsewhere
-        factor = self._scratch
+        factor = scratch(xp, "relu.values", x.shape)
         xp.multiply(positive, np.float32(1 - self.slope), out=factor)
         factor += self.slope
         xp.multiply(top[0].diff, factor, out=bottom[0].diff)

@@ -18,13 +18,15 @@ import numpy as np
 _local = threading.local()
 
 
-def scratch(xp: Any, role: str, shape: tuple[int, ...]) -> Any:
-    """A float32 array of ``shape`` (contents undefined) from the buffer for ``role``; two
-    arrays used at the same time need two roles."""
+def scratch(xp: Any, role: str, shape: tuple[int, ...], dtype: Any = np.float32) -> Any:
+    """An array of ``shape`` and ``dtype`` (contents undefined) from the buffer for ``role``;
+    two arrays used at the same time need two roles."""
     pool = _local.__dict__.setdefault("pool", {})
     size = math.prod(shape)
+    itemsize = np.dtype(dtype).itemsize
+    words = -(-size * itemsize // 4)  # float32 words holding the bytes
     key = (xp.__name__, role)
     buffer = pool.get(key)
-    if buffer is None or buffer.size < size:
-        buffer = pool[key] = xp.empty(size, dtype=np.float32)
-    return buffer[:size].reshape(shape)
+    if buffer is None or buffer.size < words:
+        buffer = pool[key] = xp.empty(words, dtype=np.float32)
+    return buffer[:words].view(dtype)[:size].reshape(shape)

@@ -27,8 +27,14 @@ def count(shape: tuple[int, ...] | list[int], start: int = 0, end: int | None = 
 
 @register
 class Split(Layer):
-    """Copies one bottom to every top; backward sums the top diffs (a blob read by several
-    layers receives the sum of their gradients). The net inserts these automatically."""
+    """One bottom to every top; backward sums the top diffs (a blob read by several layers
+    receives the sum of their gradients). The net inserts these automatically. As Caffe's,
+    the tops share the bottom's data array (ShareData) instead of holding copies: nothing
+    writes a split top (a layer in place on one would be a second producer of its name).
+    Top 0 also shares the bottom's diff, which backward then sums the others into: until
+    this layer's backward nothing else reads or writes the bottom's diff (Caffe does not
+    share it because its loss weight, written into a top diff once at setup, would be
+    summed over; brewnet writes it before every forward)."""
 
     type = "Split"
     exact_num_bottom = 1
@@ -40,23 +46,18 @@ class Split(Layer):
             if t is bottom[0]:
                 raise self.error(f"top {i} is the bottom blob; Split cannot run in place")
             t.reshape_like(bottom[0])
+            t.share_data(bottom[0])
+        top[0].share_diff(bottom[0])
 
     def forward(self, bottom: list[Blob], top: list[Blob]) -> None:
-        xp = bottom[0].xp
-        for t in top:
-            xp.copyto(t.data, bottom[0].data)
+        """Nothing to compute: reshape shared the bottom's data with the tops."""
 
     def backward(self, top: list[Blob], propagate_down: list[bool],
                  bottom: list[Blob]) -> None:
         if not propagate_down[0]:
             return
-        xp = bottom[0].xp
-        diff = bottom[0].diff
-        if len(top) == 1:
-            xp.copyto(diff, top[0].diff)
-            return
-        xp.add(top[0].diff, top[1].diff, out=diff)
-        for t in top[2:]:
+        diff = bottom[0].diff  # top 0's diff already
+        for t in top[1:]:
             diff += t.diff
 
 

@@ -62,6 +62,7 @@ class _Compiler:
         self.plan: Plan | None = None
         self.compiled: list[tuple[caffe_pb2.LayerParameter, Node | None]] = []
         self.ids: dict[str, int] = {}  # blob name -> its index in plan.blobs
+        self.writers: dict[int, Layer] = {}  # blob index -> the layer that wrote it last
 
     def run(self) -> Plan:
         if self.memory_limit is None:
@@ -208,6 +209,9 @@ class _Compiler:
                            f"or the layer's sizes, or override with {OVERRIDES}",
                            layer=lp.name, layer_type=lp.type) from None
         self.table.append(len(plan.steps), layer)
+        if tops and bottoms and tops[0] is bottoms[0]:
+            layer.follows(self.writers[top_ids[0]])
+        self.writers.update((i, layer) for i in top_ids if i is not None)
         if cls.type == "Input":
             plan.inputs.extend(top_names)
         plan.steps.append(Step(layer, list(lp.bottom), top_names,

@@ -207,3 +207,125 @@ def test_solver_leaves_statistics_alone():
         np.testing.assert_allclose(bn[0].data, mean_sum, rtol=1e-5, atol=1e-6)
         np.testing.assert_allclose(bn[1].data, var_sum, rtol=1e-5)
     assert not np.allclose(net.params["sc"][0].data, scale_before)
+
+
+def _chain_net(scale_top: str, between: str = "") -> str:
+    """conv-free ResNet chain: BatchNorm in place on x, optionally a layer in place after it,
+    then Scale (in place when ``scale_top`` is "x"), a ReLU and a Euclidean loss."""
+    return f"""
+name: "chain"
+force_backward: true
+layer {{ name: "in" type: "Input" top: "x" top: "y"
+  input_param {{ shape {{ dim: 4 dim: 3 dim: 5 }} shape {{ dim: 4 dim: 3 dim: 5 }} }} }}
+layer {{ name: "bn" type: "BatchNorm" bottom: "x" top: "x" }}
+{between}
+layer {{ name: "sc" type: "Scale" bottom: "x" top: "{scale_top}"
+  scale_param {{ bias_term: true filler {{ type: "gaussian" std: 1 }}
+                 bias_filler {{ type: "gaussian" std: 1 }} }} }}
+layer {{ name: "relu" type: "ReLU" bottom: "{scale_top}" top: "{scale_top}" }}
+layer {{ name: "loss" type: "EuclideanLoss" bottom: "{scale_top}" bottom: "y" top: "loss" }}
+"""
+
+
+def _run_chain(text: str, x: np.ndarray, y: np.ndarray):
+    """The net's loss, input gradient and Scale's two parameter gradients after one pass."""
+    from brewnet import set_random_seed
+    from brewnet.net import Net
+
+    set_random_seed(3)  # the fillers: the same Scale weights in every net
+    net = Net(parse_text(text, caffe_pb2.NetParameter()), phase=TRAIN)
+    net.blobs["x"].data[...] = x
+    net.blobs["y"].data[...] = y
+    loss = net.forward()["loss"]
+    net.backward()
+    sc = net.params["sc"]
+    return net, (float(loss), net.blobs["x"].diff.copy(), sc[0].diff.copy(), sc[1].diff.copy())
+
+
+def test_scale_in_place_after_batch_norm_reads_its_kept_batch():
+    """Scale in place directly on BatchNorm's top keeps no copy of its input: it reads the
+    normalized batch BatchNorm keeps (saving one activation per pair), and the loss and every
+    gradient equal, bit for bit, those of the same chain with Scale out of place."""
+    x, y = sample((4, 3, 5), seed=1), sample((4, 3, 5), seed=2)
+    paired, got = _run_chain(_chain_net("x"), x, y)
+    _, want = _run_chain(_chain_net("z"), x, y)
+    sc, bn = paired.layer_dict["sc"], paired.layer_dict["bn"]
+    assert sc._copy is None and np.shares_memory(sc._input, bn._norm)
+    for a, b in zip(got, want, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_scale_after_another_in_place_layer_keeps_its_own_copy():
+    """With a ReLU in place between them, Scale's input is not BatchNorm's normalized batch:
+    it copies its input (a wrong pairing would give s a gradient from the unrectified
+    values), and the loss and Scale's gradients match the out-of-place chain exactly (the
+    input gradient differs by Caffe's rules: Scale in place overwrites what ReLU's backward
+    reads)."""
+    relu = 'layer { name: "r0" type: "ReLU" bottom: "x" top: "x" }'
+    x, y = sample((4, 3, 5), seed=1), sample((4, 3, 5), seed=2)
+    paired, got = _run_chain(_chain_net("x", relu), x, y)
+    _, want = _run_chain(_chain_net("z", relu), x, y)
+    assert paired.layer_dict["sc"]._copy is not None
+    for k in (0, 2, 3):
+        np.testing.assert_array_equal(got[k], want[k])
+
+
+def test_batch_norm_top_read_twice_is_not_paired():
+    """When another layer also reads BatchNorm's top, a Split serves both readers and Scale
+    reads a split copy out of place (in place would be a second producer of the blob, an
+    error in Caffe too): nothing is paired or copied, and the gradients are the plain
+    chain's (the other reader is silenced)."""
+    power = ('layer { name: "p" type: "Power" bottom: "x" top: "p" }\n'
+             'layer { name: "s2" type: "Silence" bottom: "p" }')
+    x, y = sample((4, 3, 5), seed=1), sample((4, 3, 5), seed=2)
+    net, got = _run_chain(_chain_net("z", power), x, y)
+    sc = net.layer_dict["sc"]
+    assert net.plan.steps[2].layer.type == "Split" and sc._producer is None
+    assert sc._input is None and sc._copy is None
+    _, want = _run_chain(_chain_net("z"), x, y)
+    for a, b in zip(got, want, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_scale_forward_started_after_batch_norm_copies_the_current_input():
+    """A forward started at Scale (pycaffe's ``forward(start=...)``) after a full pass finds
+    in the blob what ReLU left there, not BatchNorm's batch: BatchNorm hands its batch out
+    once per forward, so Scale copies the blob and s's gradient is Σ dy·(that blob)."""
+    x, y = sample((4, 3, 5), seed=1), sample((4, 3, 5), seed=2)
+    net, _ = _run_chain(_chain_net("x"), x, y)
+    current = net.blobs["x"].data.copy()  # ReLU's output, in place
+    assert current.min() == 0
+    net.forward(start="sc")
+    net.params["sc"][0].diff[...] = 0
+    net.backward(start="relu", end="sc")
+    want = (net.blobs["x"].diff / net.params["sc"][0].data.reshape(1, 3, 1) * current).sum(
+        axis=(0, 2))
+    np.testing.assert_allclose(net.params["sc"][0].diff, want, rtol=1e-4, atol=1e-5)
+
+
+def test_paired_chain_gradient_is_numerical():
+    """The paired BatchNorm + Scale chain's gradients with respect to the input and to s
+    match central differences of the net's loss."""
+    x, y = sample((4, 3, 5), seed=1), sample((4, 3, 5), seed=2)
+    net, (_, dx, ds, _) = _run_chain(_chain_net("x"), x, y)
+    s = net.params["sc"][0].data
+    h = 1e-2
+
+    def loss_at(xv: np.ndarray) -> float:
+        net.blobs["x"].data[...] = xv
+        return float(net.forward()["loss"])
+
+    for idx in [(0, 0, 0), (1, 2, 3), (3, 1, 4)]:
+        plus, minus = x.copy(), x.copy()
+        plus[idx] += h
+        minus[idx] -= h
+        np.testing.assert_allclose((loss_at(plus) - loss_at(minus)) / (2 * h), dx[idx],
+                                   rtol=2e-2, atol=2e-3)
+    for c in range(3):
+        base = s[c]
+        s[c] = base + h
+        up = loss_at(x)
+        s[c] = base - h
+        down = loss_at(x)
+        s[c] = base
+        np.testing.assert_allclose((up - down) / (2 * h), ds[c], rtol=2e-2, atol=2e-3)

@@ -28,3 +28,13 @@ def test_threads_get_their_own_buffers():
     thread.start()
     thread.join()
     assert not np.shares_memory(mine, theirs[0])
+
+
+def test_other_dtypes_share_the_role_buffer():
+    """A bool request (ReLU's mask) is a view of the same float32 buffer, sized in bytes: a
+    role serves arrays of any dtype without a second allocation."""
+    floats = scratch(np, "test.dtype", (3, 4))
+    mask = scratch(np, "test.dtype", (3, 4, 4), dtype=bool)
+    assert mask.dtype == bool and mask.shape == (3, 4, 4)
+    assert np.shares_memory(mask, floats)
+    assert scratch(np, "test.dtype", (7,), dtype=bool).shape == (7,)
