@@ -191,12 +191,5 @@ class Blob:
                              f"{tuple(self._data.shape)}")
         self._data = array
 
-    def share_diff(self, other: Blob) -> None:
-        """Use ``other``'s diff array (Caffe's ShareDiff); shapes must already agree."""
-        if tuple(other._diff.shape) != tuple(self._diff.shape):
-            raise ValueError(f"cannot share a diff of shape {tuple(other._diff.shape)} with a "
-                             f"blob of shape {tuple(self._diff.shape)}")
-        self._diff = other._diff
-
     def __repr__(self) -> str:
         return f"Blob(shape={tuple(self._data.shape)})"

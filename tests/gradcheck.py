@@ -112,7 +112,7 @@ def check_gradient(layer, bottom: list[Blob], top: list[Blob],
 
     # Analytic gradients.
     run_forward()
-    for b in bottom:  # cleared first: a top may share a bottom's diff (Split's top 0)
+    for b in bottom:  # cleared first: a top may share a bottom's diff (a layer in place)
         b.diff[...] = 0
     for w, t in zip(weights, top, strict=True):
         t.diff[...] = w

@@ -31,10 +31,9 @@ class Split(Layer):
     receives the sum of their gradients). The net inserts these automatically. As Caffe's,
     the tops share the bottom's data array (ShareData) instead of holding copies: nothing
     writes a split top (a layer in place on one would be a second producer of its name).
-    Top 0 also shares the bottom's diff, which backward then sums the others into: until
-    this layer's backward nothing else reads or writes the bottom's diff (Caffe does not
-    share it because its loss weight, written into a top diff once at setup, would be
-    summed over; brewnet writes it before every forward)."""
+    The diffs stay separate, as Caffe's: a top whose reader sends no gradient (Accuracy,
+    propagate_down: false) keeps its diff as it was, so a bottom diff shared with top 0
+    would keep the last sum and grow by it every iteration."""
 
     type = "Split"
     exact_num_bottom = 1
@@ -47,7 +46,6 @@ class Split(Layer):
                 raise self.error(f"top {i} is the bottom blob; Split cannot run in place")
             t.reshape_like(bottom[0])
             t.share_data(bottom[0])
-        top[0].share_diff(bottom[0])
 
     def forward(self, bottom: list[Blob], top: list[Blob]) -> None:
         """Nothing to compute: reshape shared the bottom's data with the tops."""
@@ -56,8 +54,12 @@ class Split(Layer):
                  bottom: list[Blob]) -> None:
         if not propagate_down[0]:
             return
-        diff = bottom[0].diff  # top 0's diff already
-        for t in top[1:]:
+        xp, diff = bottom[0].xp, bottom[0].diff
+        if len(top) == 1:
+            xp.copyto(diff, top[0].diff)
+            return
+        xp.add(top[0].diff, top[1].diff, out=diff)
+        for t in top[2:]:
             diff += t.diff
 
 

@@ -25,22 +25,21 @@ def test_split_copies_forward_and_sums_backward(num_top):
     assert np.all(bottom[0].diff == sum(range(1, num_top + 1)))
 
 
-def test_split_tops_share_the_bottom_data_and_top_0_its_diff():
+def test_split_tops_share_the_bottom_data_not_its_diff():
     """As Caffe's ShareData, every top's data is the bottom's array (no copy, no memory of its
-    own), also after the bottom changes shape; top 0 also holds the bottom's diff, the other
-    tops diffs of their own."""
+    own), also after the bottom changes shape; each top and the bottom keep diffs of their
+    own, as Caffe's."""
     layer = make_layer('type: "Split"')
     bottom = blobs_from(np.arange(6, dtype=np.float32).reshape(2, 3))
     top = setup_layer(layer, bottom, 3)
     layer.run_forward(bottom, top)
     assert all(t.data is bottom[0].data for t in top)
-    assert top[0].diff is bottom[0].diff
-    assert not any(np.shares_memory(top[i].diff, top[j].diff) for i, j in ((0, 1), (0, 2),
-                                                                          (1, 2)))
+    diffs = [bottom[0].diff] + [t.diff for t in top]
+    assert not any(np.shares_memory(diffs[i], diffs[j]) for i in range(4) for j in range(i))
     bottom[0].reshape(4, 5)
     layer.run_forward(bottom, top)
     assert all(t.data is bottom[0].data and t.diff.shape == (4, 5) for t in top)
-    assert top[0].diff is bottom[0].diff
+    assert not np.shares_memory(top[0].diff, bottom[0].diff)
 
 
 def test_split_gradient_and_no_in_place():
@@ -80,9 +79,8 @@ def test_flatten_errors():
 
 def test_split_of_a_loss_weighted_blob_keeps_its_weight_every_iteration():
     """A blob with a loss weight that another layer also reads: the split's top 0 carries the
-    weight and shares the bottom's diff, which backward overwrites with the sum; the weight
-    is written again before every forward, so the gradient is right on every pass (Caffe,
-    writing it once at setup, could not share this diff)."""
+    weight in its diff, which backward adds to the other readers' gradients: the gradient is
+    right on every pass."""
     from brewnet.net import TRAIN, Net
     from brewnet.proto import caffe_pb2
     from brewnet.proto.textio import parse_text
@@ -108,3 +106,56 @@ def test_split_of_a_loss_weighted_blob_keeps_its_weight_every_iteration():
         # L = 0.5·Σ2x + Σ(2x − y)²/(2·2): dL/dx = 2·(0.5 + (2x − y)/2)
         np.testing.assert_allclose(net.blobs["x"].diff, 2 * (0.5 + (2 * x - y) / 2),
                                    rtol=1e-6)
+
+
+def _net(text):
+    from brewnet.net import TRAIN, Net
+    from brewnet.proto import caffe_pb2
+    from brewnet.proto.textio import parse_text
+
+    return Net(parse_text(text, caffe_pb2.NetParameter()), phase=TRAIN)
+
+
+def test_split_whose_first_reader_sends_no_gradient_does_not_accumulate():
+    """A blob read first by Accuracy (no backward) and then by a loss: the blob's gradient is
+    the loss's alone, the same on every iteration (Caffe sums the split tops' diffs, and
+    Accuracy's top diff stays as it was, zero); a diff shared with top 0 would keep the
+    previous iteration's sum and grow."""
+    net = _net("""
+    layer { name: "in" type: "Input" top: "x" top: "label"
+      input_param { shape { dim: 4 dim: 3 } shape { dim: 4 } } }
+    layer { name: "ip" type: "InnerProduct" bottom: "x" top: "ip"
+      inner_product_param { num_output: 3 weight_filler { type: "gaussian" std: 1 } } }
+    layer { name: "acc" type: "Accuracy" bottom: "ip" bottom: "label" top: "acc" }
+    layer { name: "loss" type: "SoftmaxWithLoss" bottom: "ip" bottom: "label" top: "loss" }
+    """)
+    rng = np.random.default_rng(0)
+    net.blobs["x"].data[...] = rng.standard_normal((4, 3))
+    net.blobs["label"].data[...] = [0, 1, 2, 1]
+    grads = []
+    for _ in range(3):
+        net.clear_param_diffs()
+        net.forward()
+        net.backward()
+        grads.append(net.params["ip"][0].diff.copy())
+    np.testing.assert_array_equal(grads[1], grads[0])
+    np.testing.assert_array_equal(grads[2], grads[0])
+
+
+def test_split_backward_twice_after_one_forward_gives_the_same_gradient():
+    """pycaffe's net.backward() run again without a forward: a loss-weighted split blob's
+    gradient is the same both times (the weight stays in the split's top 0 diff)."""
+    net = _net("""
+    force_backward: true
+    layer { name: "in" type: "Input" top: "x" top: "y"
+      input_param { shape { dim: 2 dim: 3 } shape { dim: 2 dim: 3 } } }
+    layer { name: "p" type: "Power" bottom: "x" top: "p" loss_weight: 0.5
+      power_param { scale: 2 } }
+    layer { name: "l2" type: "EuclideanLoss" bottom: "p" bottom: "y" top: "l2" }
+    """)
+    rng = np.random.default_rng(3)
+    net.blobs["x"].data[...] = rng.standard_normal((2, 3))
+    net.blobs["y"].data[...] = rng.standard_normal((2, 3))
+    net.forward()
+    first = net.backward()["x"].copy()
+    np.testing.assert_array_equal(net.backward()["x"], first)
