@@ -162,9 +162,10 @@ class Layer:
 
     def kept_top(self) -> Any:
         """An array this layer kept for its own backward whose values are exactly those its
-        last forward left in top 0, or None. Handed out once per forward: only the in-place
-        layer that writes top 0 next may read it instead of copying its input (Scale after
-        BatchNorm), and must not write it."""
+        last forward left in top 0, or None. Handed out once per forward (and dropped by a
+        pycaffe forward started after this layer): only the in-place layer that writes top 0
+        next may read it instead of copying its input (Scale after BatchNorm), and must not
+        write it."""
         return None
 
     def follows(self, producer: Layer) -> None:

@@ -329,3 +329,21 @@ def test_paired_chain_gradient_is_numerical():
         down = loss_at(x)
         s[c] = base
         np.testing.assert_allclose((up - down) / (2 * h), ds[c], rtol=2e-2, atol=2e-3)
+
+
+def test_scale_forward_after_the_user_rewrote_batch_norm_top_reads_the_new_values():
+    """``forward(end="bn")``, then values written into the blob (``net.blobs[...]``), then
+    ``forward(start="sc")``: Scale's input is what the user wrote, and s's gradient is
+    Σ dy·(those values), as Caffe's Scale, which copies its input at forward; BatchNorm's
+    normalized batch from the earlier partial pass is not Scale's input any more."""
+    x, y = sample((4, 3, 5), seed=1), sample((4, 3, 5), seed=2)
+    net, _ = _run_chain(_chain_net("x"), x, y)
+    net.forward(end="bn")
+    written = sample((4, 3, 5), seed=5)
+    net.blobs["x"].data[...] = written
+    net.forward(start="sc")
+    net.params["sc"][0].diff[...] = 0
+    net.backward(start="relu", end="sc")
+    want = (net.blobs["x"].diff / net.params["sc"][0].data.reshape(1, 3, 1) * written).sum(
+        axis=(0, 2))
+    np.testing.assert_allclose(net.params["sc"][0].diff, want, rtol=1e-4, atol=1e-5)
