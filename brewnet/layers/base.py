@@ -168,6 +168,12 @@ class Layer:
         write it."""
         return None
 
+    def passed_over(self, bottom: list[Blob], top: list[Blob]) -> None:
+        """A pycaffe forward starts after this layer, which does not run: drop what its last
+        forward left that the blobs may no longer hold (the kept top: the caller may have
+        written the blob since). Split overrides it to share the bottom's current array."""
+        self.kept_top()
+
     def follows(self, producer: Layer) -> None:
         """The compiler names ``producer``, the layer that last wrote bottom 0 before this
         in-place layer overwrites it; a layer that keeps a copy of its input may ask

@@ -50,6 +50,13 @@ class Split(Layer):
     def forward(self, bottom: list[Blob], top: list[Blob]) -> None:
         """Nothing to compute: reshape shared the bottom's data with the tops."""
 
+    def passed_over(self, bottom: list[Blob], top: list[Blob]) -> None:
+        """Share the bottom's array again: a data layer's forward since this layer's last
+        one may have replaced it (its tops adopt each batch's array), and the buffer the
+        tops still hold goes back to the prefetch thread (Caffe's split tops share the
+        blob's memory object, so they never fall behind)."""
+        self.reshape(bottom, top)
+
     def backward(self, top: list[Blob], propagate_down: list[bool],
                  bottom: list[Blob]) -> None:
         if not propagate_down[0]:

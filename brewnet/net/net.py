@@ -178,10 +178,8 @@ class Net(PlanViews, WeightFiles, WholeDatasetPasses):
             outputs = dict.fromkeys([*self.outputs, *blobs])
         if kwargs:
             self._set_arrays(kwargs, self.inputs, "data", "inputs")
-        # A layer that did not run in this pass may have kept a top the blob no longer holds
-        # (the caller can write blobs between partial passes): let none be read in place.
         for step in self.plan.steps[:start_i]:
-            step.layer.kept_top()
+            step.layer.passed_over(step.bottoms, step.tops)
         self._forward(start_i, end_i)
         return {name: self.blobs[name].data for name in outputs if name in self.blobs}
 

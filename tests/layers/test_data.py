@@ -346,3 +346,33 @@ def test_leveldb_without_plyvel_says_how_to_install(tmp_path, monkeypatch):
     with pytest.raises(DataError, match=r"layer 'data' \(Data\): .*needs plyvel.*"
                                         r"pip install 'brewnet\[leveldb\]'"):
         setup_layer(leveldb_layer(tmp_path / "ldb", "batch_size: 2"), [], 2)
+
+
+def test_split_tops_of_the_data_follow_a_forward_that_skips_the_split(db):
+    """The data blob read by two layers goes through a Split whose tops share its array. A
+    pycaffe forward that stops at the Data layer and one that starts after the Split
+    (``forward(end="data")``, ``forward(start="p0")``) must feed the new batch to both
+    readers, as Caffe's split tops share the blob's memory object: a split top still holding
+    the previous batch's array would read a buffer the prefetch thread refills."""
+    from brewnet.net import TRAIN, Net
+    from brewnet.proto.textio import parse_text
+
+    text = f"""
+    layer {{ name: "data" type: "Data" top: "data" top: "label"
+      data_param {{ source: "{db}" backend: LMDB batch_size: 4 }} }}
+    layer {{ name: "p0" type: "Power" bottom: "data" top: "p0" power_param {{ shift: 1 }} }}
+    layer {{ name: "p1" type: "Power" bottom: "data" top: "p1" power_param {{ shift: 2 }} }}
+    """
+    net = Net(parse_text(text, caffe_pb2.NetParameter()), phase=TRAIN)
+    try:
+        assert any(s.layer.type == "Split" for s in net.plan.steps)
+        net.forward()
+        for start in range(4, 12, 4):
+            net.forward(end="data")
+            net.forward(start="p0")
+            want = IMAGES[np.arange(start, start + 4) % 10].astype(np.float32)
+            np.testing.assert_array_equal(net.blobs["data"].data, want)
+            np.testing.assert_array_equal(net.blobs["p0"].data, want + 1)
+            np.testing.assert_array_equal(net.blobs["p1"].data, want + 2)
+    finally:
+        net.close()
