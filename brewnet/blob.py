@@ -179,6 +179,9 @@ class Blob:
             raise ValueError(f"cannot share data of shape {tuple(other._data.shape)} with a "
                              f"blob of shape {tuple(self._data.shape)}")
         self._data = other._data
+        budget = _BUDGET.get()
+        if budget is not None:  # only the diff is this blob's own now
+            budget.admit(self, 4 * math.prod(self._diff.shape))
 
     def adopt_data(self, array: Any) -> None:
         """Make ``array`` this blob's data without copying it (Caffe's set_cpu_data, with

@@ -93,17 +93,23 @@ class MemoryUse:
 def net_memory(plan: Plan, history_slots: int = 0) -> MemoryUse:
     """The memory ``plan`` needs; ``history_slots``: arrays a solver keeps per learnable
     parameter (its history and scratch). Blobs are counted once however many layers share
-    them (in-place tops); a parameter shared by name holds its data once, a diff per user."""
+    them (in-place tops), and a data array once however many blobs share it (a Split's
+    tops hold their bottom's); a parameter shared by name holds its data once, a diff per
+    user."""
     use = MemoryUse()
     seen: set[int] = set()
+    arrays: set[int] = set()  # ids of the data arrays counted
     sizes: list[tuple[str, int]] = []
     for i, step in enumerate(plan.steps):
         for name, blob in zip(step.top_names, step.tops, strict=True):
             if id(blob) not in seen:
                 seen.add(id(blob))
-                use.data += _FLOAT * blob.count
-                use.diffs += _FLOAT * blob.count
-                sizes.append((f"blob '{name}' (layer {step.name})", 2 * _FLOAT * blob.count))
+                nbytes = _FLOAT * blob.count
+                own = id(blob.data) not in arrays
+                arrays.add(id(blob.data))
+                use.data += nbytes if own else 0
+                use.diffs += nbytes
+                sizes.append((f"blob '{name}' (layer {step.name})", nbytes * (1 + own)))
         slots = plan.slots[i] if i < len(plan.slots) else []
         for j, blob in enumerate(step.layer.blobs):
             shared = j < len(slots) and slots[j].owner is not None

@@ -170,3 +170,37 @@ def test_check_reports_the_memory_of_every_corpus_net(tmp_path, monkeypatch, cap
         # A net whose phase keeps no layer (the autoencoder's TEST without its stage) needs 0.
         assert all((n == "0") == (t == "0 B") for n, t in zip(layers, totals, strict=True)), \
             (rel, totals)
+
+
+def test_split_tops_count_their_diffs_only():
+    """x (2, 3) read by two InnerProducts goes through a Split whose tops share x's data
+    (Caffe's ShareData) and have diffs of their own: data is x, ip1 and ip2 (6 + 8 + 8
+    values), diffs those and the two split tops (22 + 12)."""
+    net = Net(parsed("""name: "split"
+layer { name: "x" type: "Input" top: "x" input_param { shape { dim: 2 dim: 3 } } }
+layer { name: "ip1" type: "InnerProduct" bottom: "x" top: "ip1"
+  inner_product_param { num_output: 4 } }
+layer { name: "ip2" type: "InnerProduct" bottom: "x" top: "ip2"
+  inner_product_param { num_output: 4 } }
+"""), TEST)
+    assert any(s.layer.type == "Split" for s in net.plan.steps)
+    use = net_memory(net.plan)
+    assert (use.data, use.diffs) == (4 * 22, 4 * 34)
+    assert ("blob 'x_x_0_split_0' (layer x_x_0_split)", 24) in use.largest
+
+
+def test_a_net_whose_split_tops_fit_only_shared_is_built(monkeypatch):
+    """x (1000, 100) read by three layers: its Split's three tops hold x's data, not copies.
+    With just the memory the net needs available (net_memory's count, which counts x's data
+    once), the net is built: the allocation budget the compiler builds it under counts only
+    the split tops' diffs too (counting three more copies of x, it refused the net)."""
+    text = """name: "split3"
+layer { name: "x" type: "Input" top: "x" input_param { shape { dim: 1000 dim: 100 } } }
+layer { name: "p1" type: "Power" bottom: "x" top: "p1" }
+layer { name: "p2" type: "Power" bottom: "x" top: "p2" }
+layer { name: "p3" type: "Power" bottom: "x" top: "p3" }
+"""
+    monkeypatch.delenv(IGNORE_ENV, raising=False)
+    need = net_memory(Net(parsed(text), TEST, ignore_memory_limit=True).plan).total
+    monkeypatch.setattr(memory, "available_memory", lambda: need + 1024)
+    assert Net(parsed(text), TEST).blobs["x"].shape == [1000, 100]
