@@ -39,6 +39,29 @@ def forward_kernel(kh: int, kw: int, sh: int, sw: int, dh: int, dw: int):
 
 
 @cache
+def forward_affine_kernel(kh: int, kw: int, sh: int, sw: int, dh: int, dw: int):
+    """``forward_affine(xpad, w, a, b, slope, out)``: ``forward``'s sum, then the epilogue
+    ``act(sum * a[c] + b[c])`` (``brewnet.kernels.epilogue``) before the one store."""
+
+    @kernel
+    def forward_affine(xpad, w, a, b, slope, out):  # pragma: no cover - compiled
+        n, c, oh, ow = out.shape
+        zero = np.float32(0)
+        for bi in range(n):
+            for ch in range(c):
+                ac, bc = a[ch], b[ch]
+                for y in range(oh):
+                    for x in range(ow):
+                        acc = np.float32(0)
+                        for i in range(kh):
+                            for j in range(kw):
+                                acc += w[ch, i, j] * xpad[bi, ch, y * sh + i * dh, x * sw + j * dw]
+                        v = acc * ac + bc
+                        out[bi, ch, y, x] = max(v, zero) + slope * min(v, zero)
+    return forward_affine
+
+
+@cache
 def backward_data_kernel(kh: int, kw: int, sh: int, sw: int, dh: int, dw: int):
     """``backward_data(dy, w, dxpad)``: ``dxpad[n, c, window(i, j)] += w[c, i, j] * dy[n, c]``
     for every offset in order, from zero."""

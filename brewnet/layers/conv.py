@@ -49,7 +49,7 @@ import numpy as np
 from .. import kernels
 from ..blob import Blob
 from ..proto import caffe_pb2
-from . import depthwise
+from . import depthwise, epilogue
 from .base import Layer
 from .registry import register
 from .scratch import scratch
@@ -400,6 +400,46 @@ class ConvolutionLayer(Layer):
         sub = scratch(xp, "conv.sub", (n, c, self._oh * self._ow))
         xp.copyto(sub.reshape(n, c, self._oh, self._ow), self._nchw(x)[:, :, ::sh, ::sw])
         return sub
+
+    def epilogue_channels(self) -> int | None:
+        """The top's channel count when the channels lie on axis 1, where BatchNorm and Scale
+        read theirs, so an epilogue per channel can follow the GEMMs (``forward_affine``);
+        else None."""
+        return self._num_output if self._axis == 1 else None
+
+    def forward_affine(self, bottom: list[Blob], top: list[Blob], scale, shift,
+                       slope: float | None) -> None:
+        """Forward with an epilogue per channel: ``top = act((W * bottom + bias)·scale +
+        shift)``, ``act`` a ReLU with negative ``slope`` (none when None), ``scale``/``shift``
+        ``(M,)`` (None: 1 and 0). How a convolution runs the BatchNorm, Scale and ReLU that
+        ``brewnet.net.fusion`` folded into it: in the pass that writes the top (depthwise,
+        pointwise), or in one more pass after forward (im2col)."""
+        xp = bottom[0].xp
+        g, m, n = self._group, self._num_output, self._n
+        mg, ohw = m // g, self._oh * self._ow
+        a = xp.ones(m, dtype=np.float32) if scale is None else scale
+        b = xp.zeros(m, dtype=np.float32) if shift is None else shift
+        act = np.float32(1 if slope is None else slope)
+        if self._kind == "im2col":
+            self.forward(bottom, top)
+            for t in top:
+                epilogue.apply(xp, t.data.reshape(n, g, mg, ohw), a.reshape(g, mg),
+                               b.reshape(g, mg), act)
+            return
+        if self._bias_term:
+            b = self.blobs[1].data * a + b
+        weight = self.blobs[0].data
+        for index, (x, t) in enumerate(zip(bottom, top, strict=True)):
+            if self._kind == "depthwise":
+                depthwise.forward_affine(xp, self._depthwise_source(xp, x.data, index, True),
+                                         weight.reshape(self._channels, *self._kernel),
+                                         self._nchw_top(t.data), self._depthwise_scratch(xp),
+                                         self._stride, self._dilation, a, b, act)
+                continue
+            out = t.data.reshape(n, m, ohw)  # pointwise: one group
+            xp.matmul(weight.reshape(m, -1), self._pointwise_source(xp, x.data), out=out)
+            epilogue.apply(xp, out.reshape(n, 1, m, ohw), a.reshape(1, m), b.reshape(1, m),
+                           act)
 
     def _depthwise_scratch(self, xp):
         """An output-shaped scratch array for the depthwise NumPy bodies."""

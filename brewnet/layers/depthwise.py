@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from .. import kernels
+from . import epilogue
 
 
 def _windows(shape: tuple[int, ...], kernel: tuple[int, int], stride: tuple[int, int],
@@ -46,6 +47,20 @@ def forward(xp: Any, xpad: Any, w: Any, out: Any, scratch: Any, stride: tuple[in
         else:
             xp.multiply(xpad[window], wij, out=scratch)
             out += scratch
+
+
+def forward_affine(xp: Any, xpad: Any, w: Any, out: Any, scratch: Any,
+                   stride: tuple[int, int], dilation: tuple[int, int], a: Any, b: Any,
+                   slope: np.float32) -> None:
+    """``forward``, then ``out = act(out·a + b)`` per channel (``a``, ``b`` ``(C,)``;
+    ``brewnet.layers.epilogue``), in the same pass with the kernels."""
+    if kernels.enabled(xp):
+        from ..kernels.depthwise import forward_affine_kernel
+        forward_affine_kernel(*w.shape[1:], *stride, *dilation)(xpad, w, a, b, slope, out)
+        return
+    forward(xp, xpad, w, out, scratch, stride, dilation)
+    n, c = out.shape[:2]
+    epilogue.apply(xp, out.reshape(n, 1, c, -1), a.reshape(1, c), b.reshape(1, c), slope)
 
 
 def backward_data(xp: Any, dy: Any, w: Any, dxpad: Any, scratch: Any, stride: tuple[int, int],
