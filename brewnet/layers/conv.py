@@ -482,11 +482,15 @@ class ConvolutionLayer(Layer):
             top4 += bias
 
     def _weight_patch_rows(self):
-        """The weights as ``(G, kh*kw*C/G, M/G)``, matching the patch rows."""
+        """The weights as ``(G, kh*kw*C/G, M/G)``, matching the patch rows: a transposed view
+        of a ``(G, M/G, kh*kw*C/G)`` copy, which BLAS reads as it is. Building that copy
+        moves taps before channels within each filter; the ``M/G``-last copy it replaces
+        was a whole strided transpose (4.7 ms for 512x512x3x3 filters, more than their
+        GEMM at batch 1)."""
         g, m = self._group, self._num_output
-        kh, kw = self._kernel
-        w = self.blobs[0].data.reshape(g, m // g, self._channels // g, kh, kw)
-        return w.transpose(0, 3, 4, 2, 1).reshape(g, self._kg, m // g)
+        w = self.blobs[0].data.reshape(g, m // g, self._channels // g, -1)
+        rows = self.blobs[0].xp.ascontiguousarray(w.transpose(0, 1, 3, 2))
+        return rows.reshape(g, m // g, self._kg).transpose(0, 2, 1)
 
     def backward(self, top: list[Blob], propagate_down: list[bool],
                  bottom: list[Blob]) -> None:
