@@ -26,7 +26,6 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-
 from google.protobuf import text_format
 
 from brewnet.log import set_level
