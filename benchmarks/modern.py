@@ -1,6 +1,7 @@
 """Modern nets, brewnet against its peers: ``python -m benchmarks.modern``.
 
-ResNet-50, MobileNet v2 (batch 8 at 224x224) and CIFAR-10 quick (batch 100), from
+ResNet-50, MobileNet v2 (batch 8 at 224x224), SqueezeNet 1.1 and CaffeNet (batch 8 at
+227x227) and CIFAR-10 quick (batch 100), from
 ``modern_nets.py``. Training: one iteration is forward, backward and a plain SGD step
 (``w -= lr*g``, diffs cleared) in brewnet (TRAIN net, DummyData) and in its PyTorch twin
 (``TorchGraph``, same weights, same batch), alternated in rounds after a warm-up. Inference: the
@@ -36,8 +37,10 @@ from .machine import machine_lines, peak_rss_mib, set_blas_threads, summary, tor
 from .modern_nets import NETS
 from .torch_twin import TorchGraph
 
-TRAIN_BATCH = {"resnet50": 8, "mobilenet_v2": 8, "cifar10_quick": 100}
-SIZE = {"resnet50": 224, "mobilenet_v2": 224, "cifar10_quick": 32}
+TRAIN_BATCH = {"resnet50": 8, "mobilenet_v2": 8, "squeezenet1_1": 8, "caffenet": 8,
+               "cifar10_quick": 100}
+SIZE = {"resnet50": 224, "mobilenet_v2": 224, "squeezenet1_1": 227, "caffenet": 227,
+        "cifar10_quick": 32}
 LR = np.float32(1e-4)
 
 
@@ -82,7 +85,7 @@ def torch_step(torch: Any, graph: TorchGraph, x: np.ndarray, y: np.ndarray
     tx, ty = torch.from_numpy(x), torch.from_numpy(y).long()
 
     def step() -> float:
-        loss = torch.nn.functional.cross_entropy(graph(tx), ty)
+        loss = torch.nn.functional.cross_entropy(graph(tx).flatten(1), ty)
         for p in graph.params:
             p.grad = None
         loss.backward()
