@@ -115,8 +115,10 @@ def test_mobilenet_block_depthwise_pointwise_and_conv_relu_fuse():
     assert_same_blobs(fused, plain)
 
 
-def test_partial_chains_scale_without_bias_bn_only_scale_only_leaky_relu():
-    fused, plain = twins(PARTIAL)
+@pytest.mark.parametrize("batch", [2, 1])
+def test_partial_chains_scale_without_bias_bn_only_scale_only_leaky_relu(batch):
+    """Batch 1 takes the patch-row layer (c) through per-sample columns instead."""
+    fused, plain = twins(PARTIAL.replace("dim: 2", f"dim: {batch}"))
     assert chains(fused) == {"a": "ra", "b": "bnb", "c": "sc", "d": "rd"}
     assert fused.layers[fused._layer_names.index("c")]._patch_rows
     fused.forward()
