@@ -430,9 +430,10 @@ class ConvolutionLayer(Layer):
         if self._bias_term:
             b = self.blobs[1].data * a + b
         weight = self.blobs[0].data
-        for index, (x, t) in enumerate(zip(bottom, top, strict=True)):
+        for x, t in zip(bottom, top, strict=True):
             if self._kind == "depthwise":
-                depthwise.forward_affine(xp, self._depthwise_source(xp, x.data, index, True),
+                self._col_source = None  # _xpad is not (or not only) this bottom's copy
+                depthwise.forward_affine(xp, self._nchw(x.data), self._xpad, self._pad,
                                          weight.reshape(self._channels, *self._kernel),
                                          self._nchw_top(t.data), self._depthwise_scratch(xp),
                                          self._stride, self._dilation, a, b, act)

@@ -36,20 +36,27 @@ def test_epilogue_kernel_matches_numpy_body(monkeypatch, slope, shape):
 
 
 @pytest.mark.parametrize("slope", SLOPES)
-@pytest.mark.parametrize(("stride", "dilation"), [((1, 1), (1, 1)), ((2, 1), (1, 2))])
+@pytest.mark.parametrize(("stride", "dilation", "pad"),
+                         [((1, 1), (1, 1), (1, 1)), ((2, 1), (1, 2), (2, 1)),
+                          ((1, 2), (1, 1), (0, 0)), ((2, 2), (1, 1), (3, 3))])
 def test_depthwise_forward_affine_kernel_matches_numpy_body(monkeypatch, slope, stride,
-                                                            dilation):
+                                                            dilation, pad):
+    """The kernel pads plane by plane where the NumPy body pads the whole bottom (also a
+    padding wider than the kernel reaches)."""
     rng = np.random.default_rng(4)
-    n, c, kh, kw = 2, 5, 3, 3
-    xpad = rng.standard_normal((n, c, 11, 12)).astype(np.float32)
+    n, c, kh, kw, h, w_ = 2, 5, 3, 3, 9, 10
+    x = rng.standard_normal((n, c, h, w_)).astype(np.float32)
     w = rng.standard_normal((c, kh, kw)).astype(np.float32)
-    oh = (11 - dilation[0] * (kh - 1) - 1) // stride[0] + 1
-    ow = (12 - dilation[1] * (kw - 1) - 1) // stride[1] + 1
+    hp, wp = h + 2 * pad[0], w_ + 2 * pad[1]
+    oh = (hp - dilation[0] * (kh - 1) - 1) // stride[0] + 1
+    ow = (wp - dilation[1] * (kw - 1) - 1) // stride[1] + 1
     a, b = (v.reshape(c) for v in _affine(rng, 1, c))
     out = {}
     for compiled in (True, False):
         monkeypatch.setattr("brewnet.kernels.AVAILABLE", compiled)
         out[compiled] = np.empty((n, c, oh, ow), np.float32)
-        depthwise.forward_affine(np, xpad, w, out[compiled], np.empty_like(out[compiled]),
-                                 stride, dilation, a, b, np.float32(slope))
+        xpad = np.zeros((n, c, hp, wp), np.float32) if pad != (0, 0) else None
+        depthwise.forward_affine(np, x, xpad, pad, w, out[compiled],
+                                 np.empty_like(out[compiled]), stride, dilation, a, b,
+                                 np.float32(slope))
     np.testing.assert_array_equal(out[True], out[False])
