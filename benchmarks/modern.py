@@ -1,11 +1,14 @@
 """Modern nets, brewnet against its peers: ``python -m benchmarks.modern``.
 
-ResNet-50, MobileNet v2 (batch 8 at 224x224) and CIFAR-10 quick (batch 100), from
+ResNet-50, MobileNet v2 (batch 8 at 224x224), SqueezeNet 1.1 and CaffeNet (batch 8 at
+227x227) and CIFAR-10 quick (batch 100), from
 ``modern_nets.py``. Training: one iteration is forward, backward and a plain SGD step
 (``w -= lr*g``, diffs cleared) in brewnet (TRAIN net, DummyData) and in its PyTorch twin
 (``TorchGraph``, same weights, same batch), alternated in rounds after a warm-up. Inference: the
 deploy net (TEST, BatchNorm on stored statistics) at batch 1 and 16 against the twin in
-``inference_mode`` and against onnxruntime running brewnet's own ONNX export. Each block runs
+``inference_mode``, against onnxruntime running brewnet's own ONNX export and against OpenCV
+DNN (``cv2.dnn.readNetFromCaffe``) reading brewnet's deploy prototxt and a .caffemodel
+brewnet wrote. Each block runs
 at 1 and 2 threads (OpenBLAS's count, torch's intra-op threads, onnxruntime's intra-op
 threads). Outputs are compared first. Peak memory: one child process per framework
 (``--peak``), each running a few training iterations alone.
@@ -24,6 +27,7 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+from google.protobuf import text_format
 
 from brewnet.log import set_level
 from brewnet.net import TEST, TRAIN, Net
@@ -33,8 +37,10 @@ from .machine import machine_lines, peak_rss_mib, set_blas_threads, summary, tor
 from .modern_nets import NETS
 from .torch_twin import TorchGraph
 
-TRAIN_BATCH = {"resnet50": 8, "mobilenet_v2": 8, "cifar10_quick": 100}
-SIZE = {"resnet50": 224, "mobilenet_v2": 224, "cifar10_quick": 32}
+TRAIN_BATCH = {"resnet50": 8, "mobilenet_v2": 8, "squeezenet1_1": 8, "caffenet": 8,
+               "cifar10_quick": 100}
+SIZE = {"resnet50": 224, "mobilenet_v2": 224, "squeezenet1_1": 227, "caffenet": 227,
+        "cifar10_quick": 32}
 LR = np.float32(1e-4)
 
 
@@ -79,7 +85,7 @@ def torch_step(torch: Any, graph: TorchGraph, x: np.ndarray, y: np.ndarray
     tx, ty = torch.from_numpy(x), torch.from_numpy(y).long()
 
     def step() -> float:
-        loss = torch.nn.functional.cross_entropy(graph(tx), ty)
+        loss = torch.nn.functional.cross_entropy(graph(tx).flatten(1), ty)
         for p in graph.params:
             p.grad = None
         loss.backward()
@@ -142,6 +148,34 @@ def _onnx_runner(net: Net, threads: int) -> Callable[[], Any] | None:
     return lambda: session.run(None, feed)[0]
 
 
+def _opencv_runner(name: str, net: Net, size: int, threads: int) -> Callable[[], Any] | None:
+    """OpenCV DNN on the deploy prototxt and the weights ``net`` holds, or None (and a
+    message) when cv2 is not installed."""
+    try:
+        import cv2  # an optional peer
+    except ImportError:
+        print("  (OpenCV DNN skipped: cv2 is not installed)")
+        return None
+    if not hasattr(cv2.dnn, "readNetFromCaffe"):
+        print(f"  (OpenCV DNN skipped: OpenCV {cv2.__version__} has no Caffe importer; it "
+              "was removed in OpenCV 5: pip install 'opencv-python-headless<5')")
+        return None
+    cv2.setNumThreads(threads)
+    batch = int(net.blobs["data"].shape[0])
+    with tempfile.TemporaryDirectory() as tmp:
+        proto, model = os.path.join(tmp, "deploy.prototxt"), os.path.join(tmp, "w.caffemodel")
+        with open(proto, "w") as f:
+            f.write(text_format.MessageToString(NETS[name](False, batch=batch, size=size)))
+        net.save(model)
+        dnn = cv2.dnn.readNetFromCaffe(proto, model)
+    x = net.blobs["data"].data.copy()
+
+    def forward() -> Any:
+        dnn.setInput(x)
+        return dnn.forward().reshape(batch, -1)
+    return forward
+
+
 def infer_block(name: str, batch: int, threads: int, rounds: int, torch: Any, size: int
                 ) -> dict[str, Any]:
     set_blas_threads(threads)
@@ -169,6 +203,13 @@ def infer_block(name: str, batch: int, threads: int, rounds: int, torch: Any, si
     if onnx is not None:
         runners["onnxruntime"] = onnx
         diffs["onnxruntime"] = float(np.abs(onnx() - mine).max())
+    opencv = _opencv_runner(name, net, size, threads)
+    if opencv is not None:
+        diffs["opencv"] = float(np.abs(opencv() - mine.reshape(len(mine), -1)).max())
+        if diffs["opencv"] > 1e-4:
+            raise AssertionError(f"{name}: OpenCV DNN's output differs from brewnet's by "
+                                 f"{diffs['opencv']:.1e}")
+        runners["opencv"] = opencv
     calls = max(1, int(8 / batch)) if name != "cifar10_quick" else 20
     result: dict[str, Any] = dict(_alternate(runners, rounds, calls))
     result["diff"] = diffs
@@ -254,7 +295,7 @@ def main(argv: list[str] | None = None) -> int:
                 for b in batches:
                     r = infer_block(name, b, t, args.rounds, torch, size)
                     line = f"  {t} thread(s) batch {b:>3}  brewnet {_ms(r['brewnet'])}"
-                    for peer in ("pytorch", "onnxruntime"):
+                    for peer in ("pytorch", "onnxruntime", "opencv"):
                         if peer in r:
                             line += (f"   {peer} {_ms(r[peer])} "
                                      f"{r[peer][0] / r['brewnet'][0]:.2f}x "

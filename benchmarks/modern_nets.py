@@ -1,7 +1,9 @@
 """The modern nets the speed benchmarks run, written with NetSpec: ResNet-50 (He et al.'s Caffe
 layout: BatchNorm + Scale after every convolution, a 1x1 stride-2 projection per stage),
 MobileNet v2 (Sandler et al.: inverted residuals with depthwise 3x3 convolutions, ReLU for
-ReLU6 as Caffe ports do) and CIFAR-10 quick (the Caffe example's layers).
+ReLU6 as Caffe ports do), SqueezeNet 1.1 (Iandola et al.: fire modules, a 1x1 classifier
+convolution and global average pooling) and CIFAR-10 quick (the Caffe example's layers);
+CaffeNet is read from ``benchmarks/nets/caffenet_deploy.prototxt``.
 
 Each builder returns a NetParameter: ``train=True`` reads a DummyData batch and its labels and
 ends in SoftmaxWithLoss; ``train=False`` is the deploy net, an Input blob and a Softmax.
@@ -13,10 +15,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from google.protobuf import text_format
+
 from brewnet.netspec import NetSpec, Top
 from brewnet.netspec import layers as L
 from brewnet.netspec import params as P
 from brewnet.proto import caffe_pb2
+
+from . import REPO
 
 _MSRA = {"type": "msra"}
 
@@ -128,5 +134,76 @@ def cifar10_quick(train: bool, batch: int = 100, size: int = 32) -> caffe_pb2.Ne
     return n.to_proto()
 
 
+def _fire(n: NetSpec, name: str, bottom: Top, squeeze: int, expand: int) -> Top:
+    """A fire module: a 1x1 squeeze, then 1x1 and 3x3 expands side by side, concatenated;
+    each convolution followed by an in-place ReLU."""
+    def conv_relu(part: str, x: Top, num_output: int, kernel: int) -> Top:
+        conv = L.Convolution(x, num_output=num_output, kernel_size=kernel,
+                             pad=(kernel - 1) // 2, weight_filler=_MSRA)
+        setattr(n, f"{name}/{part}", conv)
+        setattr(n, f"{name}/relu_{part}", L.ReLU(conv, in_place=True))
+        return conv
+    s = conv_relu("squeeze1x1", bottom, squeeze, 1)
+    setattr(n, f"{name}/concat", L.Concat(conv_relu("expand1x1", s, expand, 1),
+                                          conv_relu("expand3x3", s, expand, 3)))
+    return getattr(n, f"{name}/concat")
+
+
+def squeezenet1_1(train: bool, batch: int = 8, size: int = 227) -> caffe_pb2.NetParameter:
+    """SqueezeNet 1.1: conv1 3x3/2, eight fire modules with max pooling after conv1, fire3
+    and fire5, dropout, conv10 (the 1000-way classifier, named ``fc`` here as the benchmarks
+    address the logits), ReLU, global average pooling."""
+    n = NetSpec()
+    n.conv1 = L.Convolution(_head(n, train, 3, size, batch), num_output=64, kernel_size=3,
+                            stride=2, weight_filler=_MSRA)
+    n.relu_conv1 = L.ReLU(n.conv1, in_place=True)
+    x = n.pool1 = L.Pooling(n.conv1, pool=P.Pooling.MAX, kernel_size=3, stride=2)
+    for index, (squeeze, expand) in enumerate(((16, 64), (16, 64), (32, 128), (32, 128),
+                                               (48, 192), (48, 192), (64, 256), (64, 256)),
+                                              start=2):
+        x = _fire(n, f"fire{index}", x, squeeze, expand)
+        if index in (3, 5):
+            setattr(n, f"pool{index}", L.Pooling(x, pool=P.Pooling.MAX, kernel_size=3,
+                                                 stride=2))
+            x = getattr(n, f"pool{index}")
+    n.drop9 = L.Dropout(x, dropout_ratio=0.5, in_place=True)
+    n.fc = L.Convolution(x, num_output=1000, kernel_size=1,
+                         weight_filler={"type": "gaussian", "std": 0.01})
+    n.relu_conv10 = L.ReLU(n.fc, in_place=True)
+    n.pool10 = L.Pooling(n.fc, pool=P.Pooling.AVE, global_pooling=True)
+    if train:
+        n.loss = L.SoftmaxWithLoss(n.pool10, n.label)
+    else:
+        n.prob = L.Softmax(n.pool10)
+    return n.to_proto()
+
+
+def caffenet(train: bool, batch: int = 8, size: int = 227) -> caffe_pb2.NetParameter:
+    """BVLC's CaffeNet deploy net (``benchmarks/nets``) at this batch and size, its fc8
+    renamed ``fc`` as the benchmarks address the logits; for training its Input becomes a
+    DummyData batch with labels and its Softmax a SoftmaxWithLoss."""
+    with open(REPO / "benchmarks" / "nets" / "caffenet_deploy.prototxt") as f:
+        param = text_format.Parse(f.read(), caffe_pb2.NetParameter())
+    for layer in param.layer:
+        for names in (layer.bottom, layer.top):
+            names[:] = ["fc" if name == "fc8" else name for name in names]
+        if layer.name == "fc8":
+            layer.name = "fc"
+        if layer.type == "Input":
+            layer.input_param.shape[0].dim[:] = [batch, 3, size, size]
+            if train:
+                layer.type = "DummyData"
+                layer.top.append("label")
+                layer.ClearField("input_param")
+                layer.dummy_data_param.shape.add(dim=[batch, 3, size, size])
+                layer.dummy_data_param.shape.add(dim=[batch])
+        if layer.type == "Softmax" and train:
+            layer.type, layer.name = "SoftmaxWithLoss", "loss"
+            layer.bottom.append("label")
+            layer.top[:] = ["loss"]
+    return param
+
+
 NETS: dict[str, Callable[..., Any]] = {"resnet50": resnet50, "mobilenet_v2": mobilenet_v2,
+                                       "squeezenet1_1": squeezenet1_1, "caffenet": caffenet,
                                        "cifar10_quick": cifar10_quick}

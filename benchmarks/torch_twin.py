@@ -103,9 +103,10 @@ class TorchGraph:
         self.values: dict[str, Any] = {}
         for i, step in enumerate(net.plan.steps):
             layer = step.layer
-            if layer.type in SKIPPED | {"BatchNorm", "Scale", "Eltwise", "Softmax"}:
+            if layer.type in SKIPPED | {"BatchNorm", "Scale", "Eltwise", "Softmax", "Concat"}:
                 continue
             module, mine = _module(torch, layer)
+            module.train(net.phase == caffe_pb2.TRAIN)  # Dropout is the identity at TEST
             with torch.no_grad():
                 for tensor, blob in zip(mine, layer.blobs, strict=True):
                     tensor.copy_(torch.from_numpy(blob.data.reshape(tuple(tensor.shape))))
@@ -145,6 +146,8 @@ class TorchGraph:
                 outputs = [inputs[0] * gamma + beta]
             elif layer.type == "Eltwise":
                 outputs = [inputs[0] + inputs[1]]
+            elif layer.type == "Concat":
+                outputs = [self.torch.cat(inputs, dim=1)]
             elif layer.type == "Softmax":
                 outputs = [F.softmax(inputs[0], dim=1)]
             else:

@@ -39,6 +39,38 @@ def forward_kernel(kh: int, kw: int, sh: int, sw: int, dh: int, dw: int):
 
 
 @cache
+def forward_affine_kernel(kh: int, kw: int, sh: int, sw: int, dh: int, dw: int, ph: int,
+                          pw: int):
+    """``forward_affine(x, w, a, b, slope, out)``: ``forward``'s sum over the bottom ``x``
+    ``(N, C, H, W)`` padded by ``ph``/``pw``, then the epilogue ``act(sum * a[c] + b[c])``
+    (``brewnet.kernels.epilogue``) before the one store. Each plane is padded into a
+    plane-sized buffer that stays in cache, instead of a padded copy of the whole bottom
+    written to memory and read back."""
+
+    @kernel
+    def forward_affine(x, w, a, b, slope, out):  # pragma: no cover - compiled
+        n, c, oh, ow = out.shape
+        h, wd = x.shape[2], x.shape[3]
+        plane = np.zeros((h + 2 * ph, wd + 2 * pw), dtype=np.float32)
+        zero = np.float32(0)
+        for bi in range(n):
+            for ch in range(c):
+                for r in range(h):
+                    for q in range(wd):
+                        plane[ph + r, pw + q] = x[bi, ch, r, q]
+                ac, bc = a[ch], b[ch]
+                for y in range(oh):
+                    for xo in range(ow):
+                        acc = np.float32(0)
+                        for i in range(kh):
+                            for j in range(kw):
+                                acc += w[ch, i, j] * plane[y * sh + i * dh, xo * sw + j * dw]
+                        v = acc * ac + bc
+                        out[bi, ch, y, xo] = max(v, zero) + slope * min(v, zero)
+    return forward_affine
+
+
+@cache
 def backward_data_kernel(kh: int, kw: int, sh: int, sw: int, dh: int, dw: int):
     """``backward_data(dy, w, dxpad)``: ``dxpad[n, c, window(i, j)] += w[c, i, j] * dy[n, c]``
     for every offset in order, from zero."""

@@ -193,6 +193,17 @@ class Scale(_Broadcast):
         if self.bias_term:
             y += self.blobs[-1].data.reshape(1, self.view[1], 1)
 
+    def channel_affine(self) -> tuple[Any, Any] | None:
+        """``(a, b)``, each ``(C,)``, with forward's ``y = x·a + b`` per channel (axis 1) from
+        the parameters as they are now; None when the factor is a second bottom or not one
+        value per channel. What ``brewnet.net.fusion`` folds into a preceding convolution."""
+        if len(self.param.bottom) > 1 or self.axis != 1 or self.blobs[0].data.ndim != 1:
+            return None
+        a = self.blobs[0].data
+        if self.bias_term:
+            return a, self.blobs[1].data
+        return a, self.blobs[0].xp.zeros_like(a)
+
     def backward(self, top: list[Blob], propagate_down: list[bool],
                  bottom: list[Blob]) -> None:
         xp = bottom[0].xp

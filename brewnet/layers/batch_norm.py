@@ -130,6 +130,18 @@ class BatchNorm(Layer):
         self._norm_fresh = False
         return kept
 
+    def channel_affine(self) -> tuple[Any, Any] | None:
+        """``(a, b)``, each ``(C,)``, with forward's ``y = x·a + b`` from the stored
+        statistics as they are now; None with batch statistics (not a fixed map). What
+        ``brewnet.net.fusion`` folds into a preceding convolution."""
+        if not self.use_global_stats:
+            return None
+        mean_sum, var_sum, factor = (b.data for b in self.blobs)
+        s = factor[0]
+        scale = np.float32(0) if s == 0 else np.float32(1) / s
+        a = np.float32(1) / self.blobs[0].xp.sqrt(var_sum * scale + self.eps)
+        return a, -(mean_sum * scale) * a
+
     def backward(self, top: list[Blob], propagate_down: list[bool],
                  bottom: list[Blob]) -> None:
         if not propagate_down[0]:

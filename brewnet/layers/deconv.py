@@ -27,6 +27,10 @@ class DeconvolutionLayer(ConvolutionLayer):
     param_fields = ("convolution_param",)  # Caffe's Deconvolution shares Convolution's
     direct_kinds = False  # forward and backward drive the im2col pieces themselves
 
+    def epilogue_channels(self) -> None:
+        """None: this forward is not the convolution's, so it takes no fused epilogue."""
+        return None
+
     def _conv_channels(self, bottom_channels: int, num_output: int) -> tuple[int, int]:
         return num_output, bottom_channels
 

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from .. import kernels
+from . import epilogue
 
 
 def _windows(shape: tuple[int, ...], kernel: tuple[int, int], stride: tuple[int, int],
@@ -46,6 +47,25 @@ def forward(xp: Any, xpad: Any, w: Any, out: Any, scratch: Any, stride: tuple[in
         else:
             xp.multiply(xpad[window], wij, out=scratch)
             out += scratch
+
+
+def forward_affine(xp: Any, x: Any, xpad: Any, pad: tuple[int, int], w: Any, out: Any,
+                   scratch: Any, stride: tuple[int, int], dilation: tuple[int, int], a: Any,
+                   b: Any, slope: np.float32) -> None:
+    """``forward``, then ``out = act(out·a + b)`` per channel (``a``, ``b`` ``(C,)``;
+    ``brewnet.layers.epilogue``), from the bottom ``x`` ``(N, C, H, W)`` padded by ``pad``.
+    The kernel pads one plane at a time in cache and stores each output once; the NumPy
+    body copies ``x`` into ``xpad`` (the padded buffer, None when ``pad`` is 0) first."""
+    if kernels.enabled(xp):
+        from ..kernels.depthwise import forward_affine_kernel
+        forward_affine_kernel(*w.shape[1:], *stride, *dilation, *pad)(x, w, a, b, slope, out)
+        return
+    if xpad is not None:
+        ph, pw = pad
+        xp.copyto(xpad[:, :, ph:ph + x.shape[2], pw:pw + x.shape[3]], x)
+    forward(xp, x if xpad is None else xpad, w, out, scratch, stride, dilation)
+    n, c = out.shape[:2]
+    epilogue.apply(xp, out.reshape(n, 1, c, -1), a.reshape(1, c), b.reshape(1, c), slope)
 
 
 def backward_data(xp: Any, dy: Any, w: Any, dxpad: Any, scratch: Any, stride: tuple[int, int],

@@ -54,6 +54,11 @@ class ReLU(Layer):
         xp.maximum(x, 0, out=y)  # x is read before y overwrites it, elementwise
         y += neg
 
+    def activation_slope(self) -> np.float32:
+        """The negative slope, for a convolution that applies this ReLU in its own pass over
+        its top (``brewnet.net.fusion``)."""
+        return self.slope
+
     def backward(self, top: list[Blob], propagate_down: list[bool],
                  bottom: list[Blob]) -> None:
         if not propagate_down[0]:

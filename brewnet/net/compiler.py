@@ -21,6 +21,7 @@ from ..proto import caffe_pb2
 from ..proto.blobproto import blobproto_to_array
 from ..proto.positions import Node
 from .backward import plan_backward
+from .fusion import fused_chains
 from .lint import explain_foreign_params, net_warnings
 from .locate import locate_layer_error
 from .memory import OVERRIDES, memory_error, net_memory
@@ -36,7 +37,7 @@ def compile_net(param: caffe_pb2.NetParameter, state: caffe_pb2.NetState,
                 nodes: list[Node | None], *, file: str | None = None,
                 allow_python_layers: bool = False, collect_problems: bool = False,
                 log_warnings: bool = True, memory_limit: int | None = None,
-                history_slots: int = 0) -> Plan:
+                history_slots: int = 0, fuse: bool = False) -> Plan:
     """Compile ``param`` (already upgraded; ``nodes``: each layer's prototxt block in
     ``file``) for ``state``. The first error is raised, with the layers set up so far
     stopped; with ``collect_problems`` every error is kept in ``plan.problems`` instead, the
@@ -44,9 +45,13 @@ def compile_net(param: caffe_pb2.NetParameter, state: caffe_pb2.NetState,
     the net's warnings (``plan.warnings``, a reused layer name) out of the log, for readers
     that only want shapes, such as draw. A net needing more than ``memory_limit`` bytes
     (with ``history_slots`` solver arrays per learnable parameter) is an error, found
-    before more than the limit is allocated (net/memory.py)."""
-    return _Compiler(param, state, nodes, file, allow_python_layers, collect_problems,
+    before more than the limit is allocated (net/memory.py). ``fuse`` finds the chains of
+    steps a forward may run as one (``plan.fused``, net/fusion.py)."""
+    plan = _Compiler(param, state, nodes, file, allow_python_layers, collect_problems,
                      log_warnings, memory_limit, history_slots).run()
+    if fuse:
+        plan.fused = fused_chains(plan)
+    return plan
 
 
 class _Compiler:

@@ -24,6 +24,7 @@ from ..proto.textio import read_net_located
 from ..proto.upgrade import upgrade_net
 from .batching import WholeDatasetPasses
 from .compiler import compile_net
+from .fusion import fusion_wanted
 from .locate import source_nodes
 from .memory import memory_limit
 from .state import net_state
@@ -67,6 +68,9 @@ class Net(PlanViews, WeightFiles, WholeDatasetPasses):
     A net needing more memory than is available is refused before it is allocated, unless
     ``ignore_memory_limit=True`` (or BREWNET_IGNORE_MEMORY_LIMIT=1); a solver passes the
     arrays it keeps per learnable parameter as ``history_slots``, counted too.
+    Forward runs a convolution and the fixed BatchNorm/Scale/ReLU in place after it as one
+    step where nothing can tell (brewnet.net.fusion); ``fuse=False`` (or BREWNET_FUSE=0)
+    runs every layer by itself.
 
     Errors name the prototxt's ``file:line:col`` (``self.file``) of the layer or field at
     fault; ``warnings`` lists what is legal but suspicious (brewnet.net.lint).
@@ -80,7 +84,8 @@ class Net(PlanViews, WeightFiles, WholeDatasetPasses):
                  weights: str | os.PathLike | None = None,
                  state: caffe_pb2.NetState | None = None, source: str | None = None,
                  layout: Node | None = None, allow_python_layers: bool = False,
-                 ignore_memory_limit: bool = False, history_slots: int = 0):
+                 ignore_memory_limit: bool = False, history_slots: int = 0,
+                 fuse: bool | None = None):
         # Opt-in for `type: "Python"` layers, which import and run the module the prototxt names.
         self.allow_python_layers = allow_python_layers
         # pycaffe's before_/after_ forward/backward callbacks, each called with a layer index.
@@ -113,7 +118,7 @@ class Net(PlanViews, WeightFiles, WholeDatasetPasses):
                                 allow_python_layers=allow_python_layers,
                                 collect_problems=self.collects_problems,
                                 memory_limit=memory_limit(ignore_memory_limit),
-                                history_slots=history_slots)
+                                history_slots=history_slots, fuse=fusion_wanted(fuse))
         if weights is not None:
             self.copy_from(weights)
 
@@ -121,17 +126,27 @@ class Net(PlanViews, WeightFiles, WholeDatasetPasses):
     # running
     # ------------------------------------------------------------------------------------
     def _forward(self, start: int, end: int) -> float:
-        """Run layers ``start..end`` (inclusive); return the weighted loss they produce."""
+        """Run layers ``start..end`` (inclusive); return the weighted loss they produce. A
+        fused chain (net/fusion.py) wholly in the range runs as one step, unless callbacks
+        watch the layers one by one."""
         loss = np.float32(0)  # float32 like Caffe's Dtype, so printed losses agree
         before, after = self._hooks["before_forward"], self._hooks["after_forward"]
         steps = self.plan.steps
-        for i in range(start, end + 1):
+        fused = {} if before or after else self.plan.fused
+        i = start
+        while i <= end:
+            chain = fused.get(i)
+            if chain is not None and chain.last <= end:
+                chain.run(steps)  # no loss: a chain's steps carry no loss weight
+                i = chain.last + 1
+                continue
             for fn in before:
                 fn(i)
             step = steps[i]
             loss += step.layer.run_forward(step.bottoms, step.tops)
             for fn in after:
                 fn(i)
+            i += 1
         return float(loss)
 
     def _backward(self, start: int, end: int) -> None:

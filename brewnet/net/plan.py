@@ -7,12 +7,16 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from ..blob import Blob
 from ..errors import BrewnetError
 from ..layers.base import Layer
 from ..proto import caffe_pb2
 from ..proto.positions import Node
+
+if TYPE_CHECKING:
+    from .fusion import FusedChain
 
 
 @dataclass(eq=False)
@@ -71,7 +75,8 @@ class ParamSlot:
 class Plan:
     """A net compiled for one NetState. ``param_def`` is the NetParameter that compiled
     (filtered, Splits inserted); ``problems`` the compile errors a collecting compile kept;
-    ``warnings`` what is legal but suspicious (net/lint.py), extended by weight loading."""
+    ``warnings`` what is legal but suspicious (net/lint.py), extended by weight loading;
+    ``fused`` the chains of steps a forward may run as one (net/fusion.py), by first step."""
 
     name: str
     phase: int
@@ -85,6 +90,7 @@ class Plan:
     learnable: list[Learnable] = field(default_factory=list)
     problems: list[BrewnetError] = field(default_factory=list)
     warnings: list[BrewnetError] = field(default_factory=list)
+    fused: dict[int, FusedChain] = field(default_factory=dict)
 
     @property
     def layers(self) -> list[Layer]:

@@ -1,0 +1,222 @@
+"""Folding BatchNorm/Scale/ReLU into the convolution before them (brewnet/net/fusion.py): the
+fused net's blobs equal the unfused net's, only whole in-place chains that nothing learns
+through fold, and whatever watches the layers one by one sees them run one by one."""
+
+import numpy as np
+import pytest
+from google.protobuf import text_format
+
+from brewnet.net import TEST, TRAIN, Net
+from brewnet.proto import caffe_pb2
+
+INPUT = ('layer { name: "data" type: "Input" top: "data" '
+         'input_param { shape { dim: 2 dim: 8 dim: 9 dim: 9 } } }\n')
+
+
+def conv(name, bottom, n, k=3, pad=1, extra=""):
+    return (f'layer {{ name: "{name}" type: "Convolution" bottom: "{bottom}" top: "{name}" '
+            f'convolution_param {{ num_output: {n} kernel_size: {k} pad: {pad} {extra} '
+            'weight_filler { type: "gaussian" std: 0.3 } '
+            'bias_filler { type: "gaussian" std: 0.3 } } }\n')
+
+
+def bn(name, blob, top=None, extra=""):
+    return (f'layer {{ name: "{name}" type: "BatchNorm" bottom: "{blob}" top: "{top or blob}" '
+            f'{extra} }}\n')
+
+
+def scale(name, blob, bias=True, top=None):
+    return (f'layer {{ name: "{name}" type: "Scale" bottom: "{blob}" top: "{top or blob}" '
+            f'scale_param {{ bias_term: {str(bias).lower()} }} }}\n')
+
+
+def relu(name, blob, slope=0.0, top=None):
+    return (f'layer {{ name: "{name}" type: "ReLU" bottom: "{blob}" top: "{top or blob}" '
+            f'relu_param {{ negative_slope: {slope} }} }}\n')
+
+
+# ResNet's bottleneck layout: conv (no bias) -> BatchNorm -> Scale -> ReLU in place, a 1x1
+# branch without ReLU, a shortcut, Eltwise sum, ReLU.
+RESNET = (INPUT + conv("c1", "data", 8, extra="bias_term: false") + bn("bn1", "c1")
+          + scale("sc1", "c1") + relu("r1", "c1")
+          + conv("c2", "c1", 8, k=1, pad=0, extra="bias_term: false") + bn("bn2", "c2")
+          + scale("sc2", "c2")
+          + 'layer { name: "sum" type: "Eltwise" bottom: "c2" bottom: "data" top: "sum" }\n'
+          + relu("r2", "sum"))
+# MobileNet's: depthwise 3x3 (group == channels), pointwise 1x1, each with BatchNorm and
+# Scale; ReLU after the depthwise only.
+MOBILENET = (INPUT + conv("dw", "data", 8, extra="group: 8 bias_term: false")
+             + bn("bn_dw", "dw") + scale("sc_dw", "dw") + relu("r_dw", "dw")
+             + conv("pw", "dw", 12, k=1, pad=0, extra="bias_term: false")
+             + bn("bn_pw", "pw") + scale("sc_pw", "pw")
+             + conv("c3", "pw", 6, extra="stride: 2") + relu("r3", "c3"))
+# The partial chains: Scale without bias, BatchNorm alone, Scale alone, a leaky ReLU, a
+# convolution with a bias and one with patch rows (kw * C >= 32).
+PARTIAL = (INPUT + conv("a", "data", 8) + scale("sa", "a", bias=False) + relu("ra", "a", 0.1)
+           + conv("b", "a", 8, extra="bias_term: false") + bn("bnb", "b")
+           + conv("c", "b", 16, k=5, pad=2) + scale("sc", "c")
+           + conv("d", "c", 4, k=1, pad=0) + bn("bnd", "d") + relu("rd", "d", 0.2))
+
+
+def make(text, phase=TEST, **kwargs):
+    return Net(text_format.Parse(text, caffe_pb2.NetParameter()), phase, **kwargs)
+
+
+def randomize(net, seed=1):
+    """Random weights and plausible BatchNorm statistics (moving-average factor 2, so the
+    stored sums are divided), and a random input."""
+    rng = np.random.default_rng(seed)
+    for layer in net.layers:
+        if layer.type == "BatchNorm":
+            c = layer.blobs[0].data.shape[0]
+            layer.blobs[0].data[...] = rng.normal(0, 0.5, c)
+            layer.blobs[1].data[...] = rng.uniform(0.5, 2.0, c)
+            layer.blobs[2].data[...] = 2
+        else:
+            for blob in layer.blobs:
+                blob.data[...] = rng.normal(0, 0.5, blob.shape)
+    net.blobs["data"].data[...] = rng.standard_normal(net.blobs["data"].shape)
+
+
+def twins(text, phase=TEST, **kwargs):
+    """The net fused and unfused, with the same weights and input."""
+    fused, plain = make(text, phase, **kwargs), make(text, phase, fuse=False, **kwargs)
+    randomize(fused)
+    randomize(plain)
+    return fused, plain
+
+
+def assert_same_blobs(a, b, rtol=1e-5):
+    for name in a.blobs:
+        x, y = a.blobs[name].data, b.blobs[name].data
+        scale_ = max(float(np.abs(y).max()), 1e-6)
+        assert np.abs(x - y).max() <= rtol * scale_, name
+
+
+def chains(net):
+    return {net._layer_names[i]: net._layer_names[c.last] for i, c in net.plan.fused.items()}
+
+
+def test_resnet_block_fuses_each_conv_chain_and_matches_unfused():
+    fused, plain = twins(RESNET)
+    assert chains(fused) == {"c1": "r1", "c2": "sc2"}
+    assert plain.plan.fused == {}
+    fused.forward()
+    plain.forward()
+    assert_same_blobs(fused, plain)
+
+
+def test_mobilenet_block_depthwise_pointwise_and_conv_relu_fuse():
+    fused, plain = twins(MOBILENET)
+    assert chains(fused) == {"dw": "r_dw", "pw": "sc_pw", "c3": "r3"}
+    assert fused.layers[1]._kind == "depthwise" and fused.layers[5]._kind == "pointwise"
+    fused.forward()
+    plain.forward()
+    assert_same_blobs(fused, plain)
+
+
+@pytest.mark.parametrize("batch", [2, 1])
+def test_partial_chains_scale_without_bias_bn_only_scale_only_leaky_relu(batch):
+    """Batch 1 takes the patch-row layer (c) through per-sample columns instead."""
+    fused, plain = twins(PARTIAL.replace("dim: 2", f"dim: {batch}"))
+    assert chains(fused) == {"a": "ra", "b": "bnb", "c": "sc", "d": "rd"}
+    assert fused.layers[fused._layer_names.index("c")]._patch_rows
+    fused.forward()
+    plain.forward()
+    assert_same_blobs(fused, plain)
+
+
+def test_chain_not_in_place_does_not_fuse():
+    text = (INPUT + conv("c", "data", 8) + bn("bn", "c", top="n") + scale("s", "n")
+            + relu("r", "n"))
+    fused, plain = twins(text)
+    assert chains(fused) == {}  # BatchNorm writes another blob: conv's own top stays visible
+    text = INPUT + conv("c", "data", 8) + bn("bn", "c") + relu("r", "c", top="out")
+    fused, plain = twins(text)
+    assert chains(fused) == {"c": "bn"}  # the ReLU out of place stays a step of its own
+    fused.forward()
+    plain.forward()
+    assert_same_blobs(fused, plain)
+
+
+def test_force_backward_and_train_nets_do_not_fuse():
+    assert chains(make("force_backward: true\n" + RESNET)) == {}
+    # TRAIN: BatchNorm uses batch statistics, and a loss makes every layer learn.
+    train = RESNET + ('layer { name: "loss" type: "EuclideanLoss" bottom: "sum" '
+                      'bottom: "data" top: "loss" }\n')
+    assert chains(make(train, TRAIN)) == {}
+    # Fixed statistics but something learns through the chain: still not fused.
+    learning = train.replace('type: "BatchNorm"', 'type: "BatchNorm" '
+                             'batch_norm_param { use_global_stats: true }')
+    assert chains(make(learning, TRAIN)) == {}
+
+
+def test_a_loss_weight_in_a_chain_stops_it():
+    text = INPUT + conv("c", "data", 8) + relu("r", "c").replace("}\n", "loss_weight: 1 }\n")
+    assert chains(make(text)) == {}
+
+
+def test_params_assigned_between_forwards_are_honoured():
+    fused, plain = twins(RESNET)
+    fused.forward()
+    plain.forward()
+    rng = np.random.default_rng(5)
+    for name, j in (("bn1", 0), ("bn1", 1), ("bn1", 2), ("sc1", 0), ("sc1", 1), ("c1", 0),
+                    ("bn2", 1)):
+        values = rng.uniform(0.5, 1.5, fused.params[name][j].data.shape)
+        fused.params[name][j].data[...] = values
+        plain.params[name][j].data[...] = values
+    fused.forward()
+    plain.forward()
+    assert_same_blobs(fused, plain)
+
+
+def test_moving_average_factor_zero_is_read_as_caffe_does():
+    fused, plain = twins(PARTIAL)
+    for net in (fused, plain):
+        net.params["bnb"][2].data[...] = 0  # Caffe: statistics scaled by 0, not divided
+    fused.forward()
+    plain.forward()
+    assert_same_blobs(fused, plain)
+
+
+def test_callbacks_see_every_layer_run_unfused():
+    fused, plain = twins(RESNET)
+    seen = {}
+
+    def after(i):
+        seen[fused._layer_names[i]] = fused.blobs["c1"].data.copy()
+    with fused.hooked(after_forward=after):
+        fused.forward()
+    plain.forward(end="c1")
+    # Right after the convolution its top holds the convolution alone, before BatchNorm.
+    np.testing.assert_allclose(seen["c1"], plain.blobs["c1"].data, rtol=1e-6)
+    assert len(seen) == len(fused.layers)
+
+
+def test_a_forward_range_ending_inside_a_chain_runs_it_layer_by_layer():
+    fused, plain = twins(RESNET)
+    fused.forward(end="sc1")
+    plain.forward(end="sc1")
+    assert_same_blobs(fused, plain)  # Scale's output, not the ReLU's
+    fused.forward(start="r1")  # starting inside a chain: its head is not run again
+    plain.forward(start="r1")
+    assert_same_blobs(fused, plain)
+
+
+def test_deconvolution_is_not_fused():
+    text = INPUT + conv("d", "data", 4).replace('"Convolution"', '"Deconvolution"') \
+        + bn("bn", "d") + relu("r", "d")
+    assert chains(make(text)) == {}
+
+
+@pytest.mark.parametrize("how", ["env", "keyword"])
+def test_opt_out(monkeypatch, how):
+    if how == "env":
+        monkeypatch.setenv("BREWNET_FUSE", "0")
+        net = make(RESNET)
+    else:
+        net = make(RESNET, fuse=False)
+    assert net.plan.fused == {}
+    monkeypatch.setenv("BREWNET_FUSE", "0")
+    assert chains(make(RESNET, fuse=True)) == {"c1": "r1", "c2": "sc2"}  # keyword wins
