@@ -38,6 +38,7 @@ from .transform import DataTransformer
 from .workers import Workers, worker_count
 
 _CLOSE_TIMEOUT_S = 10.0  # how long close/seek wait for the prefetch thread
+_PARTS_PER_WORKER = 8  # parts a batch is cut into per worker: small ones shorten the tail
 _PART_VALUES = 1 << 18  # the least pixel values a worker takes at once (a 256x256x3 image: 3/4)
 
 
@@ -168,13 +169,13 @@ class BatchFeed(ABC):
         rng = np.random.default_rng(self._stream(index)) if self.transformer.random else None
         crops = self.transformer.draw(n, first.shape[1], first.shape[2], rng)
         mismatches: dict[int, Exception] = {}
-        # Workers take parts of a few consecutive images, up to 4 parts each for balance, of
+        # Workers take parts of a few consecutive images, up to 8 parts each for balance, of
         # at least _PART_VALUES pixel values: smaller images (MNIST) are not worth a hand-over
         # between threads. A part's images sharing one window, 4 parts' worth of values at
         # most, get one transform; others are transformed as soon as decoded, so each is
         # freed and its memory reused for the next (keeping large images alive made the
         # allocator return and fault in their pages every time: 36 page faults an image).
-        chunk = max(-(-n // (4 * self.workers)), -(-_PART_VALUES // first.size))
+        chunk = max(-(-n // (_PARTS_PER_WORKER * self.workers)), -(-_PART_VALUES // first.size))
         together = crops.uniform and chunk * first.size <= 4 * _PART_VALUES
 
         def work(part: int) -> None:
