@@ -38,9 +38,9 @@ from .modern_nets import NETS
 from .torch_twin import TorchGraph
 
 TRAIN_BATCH = {"resnet50": 8, "mobilenet_v2": 8, "squeezenet1_1": 8, "caffenet": 8,
-               "cifar10_quick": 100}
+               "cifar10_quick": 100, "cifar10_full": 100}
 SIZE = {"resnet50": 224, "mobilenet_v2": 224, "squeezenet1_1": 227, "caffenet": 227,
-        "cifar10_quick": 32}
+        "cifar10_quick": 32, "cifar10_full": 32}
 LR = np.float32(1e-4)
 
 
@@ -210,7 +210,7 @@ def infer_block(name: str, batch: int, threads: int, rounds: int, torch: Any, si
             raise AssertionError(f"{name}: OpenCV DNN's output differs from brewnet's by "
                                  f"{diffs['opencv']:.1e}")
         runners["opencv"] = opencv
-    calls = max(1, int(8 / batch)) if name != "cifar10_quick" else 20
+    calls = max(1, int(8 / batch)) if not name.startswith("cifar10") else 20
     result: dict[str, Any] = dict(_alternate(runners, rounds, calls))
     result["diff"] = diffs
     net.close()

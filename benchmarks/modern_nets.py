@@ -134,6 +134,41 @@ def cifar10_quick(train: bool, batch: int = 100, size: int = 32) -> caffe_pb2.Ne
     return n.to_proto()
 
 
+def cifar10_full(train: bool, batch: int = 100, size: int = 32) -> caffe_pb2.NetParameter:
+    """The layers of examples/cifar10/cifar10_full_train_test.prototxt: CIFAR-10 quick's
+    convolutions and poolings with a WITHIN_CHANNEL LRN after the first two poolings, and one
+    10-way classifier."""
+    n = NetSpec()
+    x = _head(n, train, 3, size, batch)
+
+    def conv(bottom: Top, num_output: int, std: float) -> Top:
+        return L.Convolution(bottom, num_output=num_output, kernel_size=5, pad=2,
+                             weight_filler={"type": "gaussian", "std": std})
+
+    def norm(bottom: Top) -> Top:
+        return L.LRN(bottom, local_size=3, alpha=5e-5, beta=0.75,
+                     norm_region=P.LRN.WITHIN_CHANNEL)
+
+    n.conv1 = conv(x, 32, 0.0001)
+    n.pool1 = L.Pooling(n.conv1, pool=P.Pooling.MAX, kernel_size=3, stride=2)
+    n.relu1 = L.ReLU(n.pool1, in_place=True)
+    n.norm1 = norm(n.pool1)
+    n.conv2 = conv(n.norm1, 32, 0.01)
+    n.relu2 = L.ReLU(n.conv2, in_place=True)
+    n.pool2 = L.Pooling(n.conv2, pool=P.Pooling.AVE, kernel_size=3, stride=2)
+    n.norm2 = norm(n.pool2)
+    n.conv3 = conv(n.norm2, 64, 0.01)
+    n.relu3 = L.ReLU(n.conv3, in_place=True)
+    n.pool3 = L.Pooling(n.conv3, pool=P.Pooling.AVE, kernel_size=3, stride=2)
+    n.fc = L.InnerProduct(n.pool3, num_output=10,
+                          weight_filler={"type": "gaussian", "std": 0.01})
+    if train:
+        n.loss = L.SoftmaxWithLoss(n.fc, n.label)
+    else:
+        n.prob = L.Softmax(n.fc)
+    return n.to_proto()
+
+
 def _fire(n: NetSpec, name: str, bottom: Top, squeeze: int, expand: int) -> Top:
     """A fire module: a 1x1 squeeze, then 1x1 and 3x3 expands side by side, concatenated;
     each convolution followed by an in-place ReLU."""
@@ -206,4 +241,5 @@ def caffenet(train: bool, batch: int = 8, size: int = 227) -> caffe_pb2.NetParam
 
 NETS: dict[str, Callable[..., Any]] = {"resnet50": resnet50, "mobilenet_v2": mobilenet_v2,
                                        "squeezenet1_1": squeezenet1_1, "caffenet": caffenet,
-                                       "cifar10_quick": cifar10_quick}
+                                       "cifar10_quick": cifar10_quick,
+                                       "cifar10_full": cifar10_full}

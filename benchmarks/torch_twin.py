@@ -30,6 +30,21 @@ def _pair(p: Any, name: str, default: int) -> tuple[int, int]:
     return (values[0], values[-1]) if values else (default, default)
 
 
+def _within_channel_lrn(torch: Any, size: int, alpha: float, beta: float) -> Any:
+    """Caffe's WITHIN_CHANNEL LRN, which torch lacks: x / (1 + alpha * m)^beta, m the mean of
+    x^2 over a size x size window with zeros beyond the borders (Caffe's AVE pooling of the
+    squares, padding counted, then a Power layer with shift 1; ``k`` is not used)."""
+    functional = torch.nn.functional
+
+    class WithinChannelLRN(torch.nn.Module):
+        def forward(self, x: Any) -> Any:
+            mean = functional.avg_pool2d(x * x, size, stride=1, padding=(size - 1) // 2,
+                                         count_include_pad=True)
+            return x * (1 + alpha * mean).pow(-beta)
+
+    return WithinChannelLRN()
+
+
 def _module(torch: Any, layer: Any) -> Any:
     nn = torch.nn
     lp = layer.param
@@ -58,8 +73,11 @@ def _module(torch: Any, layer: Any) -> Any:
         return cls(k, s, pad, ceil_mode=True), []  # Caffe rounds pooled sizes up
     if lp.type == "ReLU":
         return nn.ReLU(inplace=True), []
-    if lp.type == "LRN":  # ACROSS_CHANNELS; both divide alpha by local_size
+    if lp.type == "LRN":
         p = lp.lrn_param
+        if p.norm_region == caffe_pb2.LRNParameter.WITHIN_CHANNEL:
+            return _within_channel_lrn(torch, p.local_size, p.alpha, p.beta), []
+        # ACROSS_CHANNELS: both divide alpha by local_size
         return nn.LocalResponseNorm(p.local_size, p.alpha, p.beta, p.k), []
     if lp.type == "Dropout":
         return nn.Dropout(lp.dropout_param.dropout_ratio), []
