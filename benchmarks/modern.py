@@ -304,7 +304,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.only in (None, "peak") and not args.quick:
             mine = peak("brewnet", name, size, batch)
             theirs = peak("torch", name, size, batch) if torch is not None else None
-            print(f"{name} training peak MiB: brewnet {mine}  pytorch {theirs}", flush=True)
+            mib = [f"{v:,.0f}" if v is not None else "not measured" for v in (mine, theirs)]
+            print(f"{name} training peak MiB: brewnet {mib[0]}  pytorch {mib[1]}", flush=True)
     return 0
 
 
