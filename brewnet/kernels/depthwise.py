@@ -16,6 +16,7 @@ from functools import cache
 import numpy as np
 
 from . import kernel
+from .epilogue import relu
 
 
 @cache
@@ -52,7 +53,6 @@ def forward_affine_kernel(kh: int, kw: int, sh: int, sw: int, dh: int, dw: int, 
         n, c, oh, ow = out.shape
         h, wd = x.shape[2], x.shape[3]
         plane = np.zeros((h + 2 * ph, wd + 2 * pw), dtype=np.float32)
-        zero = np.float32(0)
         for bi in range(n):
             for ch in range(c):
                 for r in range(h):
@@ -65,8 +65,7 @@ def forward_affine_kernel(kh: int, kw: int, sh: int, sw: int, dh: int, dw: int, 
                         for i in range(kh):
                             for j in range(kw):
                                 acc += w[ch, i, j] * plane[y * sh + i * dh, xo * sw + j * dw]
-                        v = acc * ac + bc
-                        out[bi, ch, y, xo] = max(v, zero) + slope * min(v, zero)
+                        out[bi, ch, y, xo] = relu(acc * ac + bc, slope)
     return forward_affine
 
 

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from brewnet.layers import depthwise, epilogue
+from tests.gradcheck import blobs_from, make_layer, setup_layer
 
 pytest.importorskip("numba")
 
@@ -60,3 +61,31 @@ def test_depthwise_forward_affine_kernel_matches_numpy_body(monkeypatch, slope, 
                                  np.empty_like(out[compiled]), stride, dilation, a, b,
                                  np.float32(slope))
     np.testing.assert_array_equal(out[True], out[False])
+
+
+
+EDGES = np.array([np.inf, -np.inf, np.nan, -0.0, 0.0, 1e-45, -1e-45, 3.0, -3.0], np.float32)
+
+
+@pytest.mark.parametrize("slope", [0.0, 0.1])
+def test_fused_relu_gives_the_relu_layers_values_at_the_edges(monkeypatch, slope):
+    """A fused epilogue (the compiled kernel, the depthwise kernel and the NumPy body) gives
+    what the ReLU layer gives for ±inf, NaN, ±0 and subnormals: with slope 0 a −inf is 0, not
+    ``0·−inf`` = NaN, and NaN stays NaN."""
+    layer = make_layer(f'type: "ReLU" relu_param {{ negative_slope: {slope} }}')
+    bottom = blobs_from(EDGES.reshape(1, 1, 1, -1))
+    top = setup_layer(layer, bottom)
+    layer.forward(bottom, top)
+    expected = top[0].data.reshape(-1)
+    one, zero = np.ones((1, 1), np.float32), np.zeros((1, 1), np.float32)
+    for compiled in (True, False):
+        monkeypatch.setattr("brewnet.kernels.AVAILABLE", compiled)
+        y = EDGES.reshape(1, 1, 1, -1).copy()
+        epilogue.apply(np, y, one, zero, np.float32(slope))
+        np.testing.assert_array_equal(y.reshape(-1), expected)
+        out = np.empty((1, 1, 1, EDGES.size), np.float32)
+        depthwise.forward_affine(np, EDGES.reshape(1, 1, 1, -1), None, (0, 0),
+                                 np.ones((1, 1, 1), np.float32), out, np.empty_like(out),
+                                 (1, 1), (1, 1), one.reshape(1), zero.reshape(1),
+                                 np.float32(slope))
+        np.testing.assert_array_equal(out.reshape(-1), expected)
