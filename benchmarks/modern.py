@@ -66,12 +66,12 @@ def _batch(net: Net, classes: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def brewnet_step(net: Net) -> Callable[[], float]:
-    """One training iteration of ``net`` (its data blobs already filled)."""
+    """One training iteration of ``net`` (its data blobs already filled); returns the net's
+    loss (every loss top times its weight)."""
     learnable = net.learnable_params
 
     def step() -> float:
-        loss = float(net.forward()["loss"])
-        net.backward()
+        loss = net.forward_backward()
         for blob in learnable:
             blob.diff *= -LR
             blob.data += blob.diff
@@ -85,7 +85,8 @@ def torch_step(torch: Any, graph: TorchGraph, x: np.ndarray, y: np.ndarray
     tx, ty = torch.from_numpy(x), torch.from_numpy(y).long()
 
     def step() -> float:
-        loss = torch.nn.functional.cross_entropy(graph(tx).flatten(1), ty)
+        graph(tx, ty)
+        loss = graph.loss
         for p in graph.params:
             p.grad = None
         loss.backward()
@@ -124,7 +125,7 @@ def train_block(name: str, threads: int, rounds: int, torch: Any, size: int,
         torch.set_num_threads(threads)
         graph = TorchGraph(torch, net)
         runners["pytorch"] = torch_step(torch, graph, x, y)
-        result["loss_diff"] = abs(float(net.forward()["loss"]) - runners["pytorch"]())
+        result["loss_diff"] = abs(net.forward_loss() - runners["pytorch"]())
     result.update(_alternate(runners, rounds, 1))
     net.close()
     return result
