@@ -1,9 +1,9 @@
 """Modern nets, brewnet against its peers: ``python -m benchmarks.modern``.
 
-ResNet-50, MobileNet v2 (batch 8 at 224x224), SqueezeNet 1.1 and CaffeNet (batch 8 at
-227x227) and CIFAR-10 quick (batch 100), from
-``modern_nets.py``. Training: one iteration is forward, backward and a plain SGD step
-(``w -= lr*g``, diffs cleared) in brewnet (TRAIN net, DummyData) and in its PyTorch twin
+ResNet-50, MobileNet v2, GoogLeNet (batch 8 at 224x224), SqueezeNet 1.1 and CaffeNet (batch 8
+at 227x227) and CIFAR-10 quick and full (batch 100), from ``modern_nets.py``. Training: one
+iteration is forward, backward and a plain SGD step (``w -= lr*g``, diffs cleared) in brewnet
+(TRAIN net, DummyData; the loss is the net's, every loss weighted) and in its PyTorch twin
 (``TorchGraph``, same weights, same batch), alternated in rounds after a warm-up. Inference: the
 deploy net (TEST, BatchNorm on stored statistics) at batch 1 and 16 against the twin in
 ``inference_mode``, against onnxruntime running brewnet's own ONNX export and against OpenCV
@@ -37,10 +37,10 @@ from .machine import machine_lines, peak_rss_mib, set_blas_threads, summary, tor
 from .modern_nets import NETS
 from .torch_twin import TorchGraph
 
-TRAIN_BATCH = {"resnet50": 8, "mobilenet_v2": 8, "squeezenet1_1": 8, "caffenet": 8,
-               "cifar10_quick": 100, "cifar10_full": 100}
-SIZE = {"resnet50": 224, "mobilenet_v2": 224, "squeezenet1_1": 227, "caffenet": 227,
-        "cifar10_quick": 32, "cifar10_full": 32}
+TRAIN_BATCH = {"resnet50": 8, "mobilenet_v2": 8, "squeezenet1_1": 8, "googlenet": 8,
+               "caffenet": 8, "cifar10_quick": 100, "cifar10_full": 100}
+SIZE = {"resnet50": 224, "mobilenet_v2": 224, "squeezenet1_1": 227, "googlenet": 224,
+        "caffenet": 227, "cifar10_quick": 32, "cifar10_full": 32}
 LR = np.float32(1e-4)
 
 
@@ -66,12 +66,12 @@ def _batch(net: Net, classes: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def brewnet_step(net: Net) -> Callable[[], float]:
-    """One training iteration of ``net`` (its data blobs already filled)."""
+    """One training iteration of ``net`` (its data blobs already filled); returns the net's
+    loss (every loss top times its weight)."""
     learnable = net.learnable_params
 
     def step() -> float:
-        loss = float(net.forward()["loss"])
-        net.backward()
+        loss = net.forward_backward()
         for blob in learnable:
             blob.diff *= -LR
             blob.data += blob.diff
@@ -85,7 +85,8 @@ def torch_step(torch: Any, graph: TorchGraph, x: np.ndarray, y: np.ndarray
     tx, ty = torch.from_numpy(x), torch.from_numpy(y).long()
 
     def step() -> float:
-        loss = torch.nn.functional.cross_entropy(graph(tx).flatten(1), ty)
+        graph(tx, ty)
+        loss = graph.loss
         for p in graph.params:
             p.grad = None
         loss.backward()
@@ -124,7 +125,7 @@ def train_block(name: str, threads: int, rounds: int, torch: Any, size: int,
         torch.set_num_threads(threads)
         graph = TorchGraph(torch, net)
         runners["pytorch"] = torch_step(torch, graph, x, y)
-        result["loss_diff"] = abs(float(net.forward()["loss"]) - runners["pytorch"]())
+        result["loss_diff"] = abs(net.forward_loss() - runners["pytorch"]())
     result.update(_alternate(runners, rounds, 1))
     net.close()
     return result

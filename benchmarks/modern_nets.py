@@ -2,8 +2,9 @@
 layout: BatchNorm + Scale after every convolution, a 1x1 stride-2 projection per stage),
 MobileNet v2 (Sandler et al.: inverted residuals with depthwise 3x3 convolutions, ReLU for
 ReLU6 as Caffe ports do), SqueezeNet 1.1 (Iandola et al.: fire modules, a 1x1 classifier
-convolution and global average pooling) and CIFAR-10 quick (the Caffe example's layers);
-CaffeNet is read from ``benchmarks/nets/caffenet_deploy.prototxt``.
+convolution and global average pooling), GoogLeNet (Szegedy et al., BVLC's bvlc_googlenet:
+nine inception modules, LRN after the stem) and CIFAR-10 quick and full (the Caffe examples'
+layers); CaffeNet is read from ``benchmarks/nets/caffenet_deploy.prototxt``.
 
 Each builder returns a NetParameter: ``train=True`` reads a DummyData batch and its labels and
 ends in SoftmaxWithLoss; ``train=False`` is the deploy net, an Input blob and a Softmax.
@@ -213,6 +214,113 @@ def squeezenet1_1(train: bool, batch: int = 8, size: int = 227) -> caffe_pb2.Net
     return n.to_proto()
 
 
+_XAVIER = {"type": "xavier"}
+
+
+def _inception(n: NetSpec, name: str, bottom: Top, one: int, reduce3: int, three: int,
+               reduce5: int, five: int, proj: int) -> Top:
+    """An inception module: a 1x1, a 1x1 reduction then a 3x3, a 1x1 reduction then a 5x5,
+    and a 3x3/1 max pooling then a 1x1 projection, side by side, concatenated in that order;
+    each convolution followed by an in-place ReLU."""
+    def conv_relu(part: str, x: Top, num_output: int, kernel: int) -> Top:
+        conv = L.Convolution(x, num_output=num_output, kernel_size=kernel,
+                             pad=(kernel - 1) // 2, weight_filler=_XAVIER,
+                             bias_filler={"type": "constant", "value": 0.2})
+        setattr(n, f"{name}/{part}", conv)
+        setattr(n, f"{name}/relu_{part}", L.ReLU(conv, in_place=True))
+        return conv
+    branches = [conv_relu("1x1", bottom, one, 1),
+                conv_relu("3x3", conv_relu("3x3_reduce", bottom, reduce3, 1), three, 3),
+                conv_relu("5x5", conv_relu("5x5_reduce", bottom, reduce5, 1), five, 5)]
+    setattr(n, f"{name}/pool", L.Pooling(bottom, pool=P.Pooling.MAX, kernel_size=3, stride=1,
+                                         pad=1))
+    branches.append(conv_relu("pool_proj", getattr(n, f"{name}/pool"), proj, 1))
+    setattr(n, f"{name}/output", L.Concat(*branches))
+    return getattr(n, f"{name}/output")
+
+
+def _auxiliary_head(n: NetSpec, name: str, bottom: Top) -> None:
+    """A training-only classifier on an inception 4 output: 5x5/3 average pooling, a 1x1
+    convolution to 128, a 1024-wide fully connected layer, dropout 0.7 and a 1000-way
+    classifier whose loss counts 0.3."""
+    constant = {"type": "constant", "value": 0.2}
+    setattr(n, f"{name}/ave_pool", L.Pooling(bottom, pool=P.Pooling.AVE, kernel_size=5,
+                                             stride=3))
+    setattr(n, f"{name}/conv", L.Convolution(getattr(n, f"{name}/ave_pool"), num_output=128,
+                                             kernel_size=1, weight_filler=_XAVIER,
+                                             bias_filler=constant))
+    setattr(n, f"{name}/relu_conv", L.ReLU(getattr(n, f"{name}/conv"), in_place=True))
+    setattr(n, f"{name}/fc", L.InnerProduct(getattr(n, f"{name}/conv"), num_output=1024,
+                                            weight_filler=_XAVIER, bias_filler=constant))
+    setattr(n, f"{name}/relu_fc", L.ReLU(getattr(n, f"{name}/fc"), in_place=True))
+    setattr(n, f"{name}/drop_fc", L.Dropout(getattr(n, f"{name}/fc"), dropout_ratio=0.7,
+                                            in_place=True))
+    setattr(n, f"{name}/classifier", L.InnerProduct(getattr(n, f"{name}/fc"), num_output=1000,
+                                                    weight_filler=_XAVIER))
+    setattr(n, f"{name}/loss", L.SoftmaxWithLoss(getattr(n, f"{name}/classifier"), n.label,
+                                                 loss_weight=0.3))
+
+
+def googlenet(train: bool, batch: int = 8, size: int = 224) -> caffe_pb2.NetParameter:
+    """GoogLeNet as BVLC's bvlc_googlenet: conv1 7x7/2, max pooling, LRN, conv2 (1x1 then
+    3x3), LRN, max pooling, inception 3a-3b, max pooling, 4a-4e, max pooling, 5a-5b, 7x7
+    average pooling, dropout 0.4 and the 1000-way classifier (loss3/classifier, named ``fc``
+    here as the benchmarks address the logits). The train net adds BVLC's two auxiliary
+    heads on inception 4a and 4d (loss weight 0.3 each); the deploy net, as BVLC's, has none.
+    Below 224x224 the last pooling shrinks to the map it gets (global, as 7x7 is at 224)."""
+    n = NetSpec()
+    x = _head(n, train, 3, size, batch)
+    constant = {"type": "constant", "value": 0.2}
+
+    def conv_relu(name: str, relu: str, x: Top, num_output: int, kernel: int,
+                  stride: int = 1) -> Top:
+        conv = L.Convolution(x, num_output=num_output, kernel_size=kernel, stride=stride,
+                             pad=(kernel - 1) // 2, weight_filler=_XAVIER,
+                             bias_filler=constant)
+        setattr(n, name, conv)
+        setattr(n, relu, L.ReLU(conv, in_place=True))
+        return conv
+
+    def max_pool(name: str, x: Top) -> Top:
+        setattr(n, name, L.Pooling(x, pool=P.Pooling.MAX, kernel_size=3, stride=2))
+        return getattr(n, name)
+
+    def lrn(name: str, x: Top) -> Top:
+        setattr(n, name, L.LRN(x, local_size=5, alpha=1e-4, beta=0.75))
+        return getattr(n, name)
+
+    x = conv_relu("conv1/7x7_s2", "conv1/relu_7x7", x, 64, 7, stride=2)
+    x = lrn("pool1/norm1", max_pool("pool1/3x3_s2", x))
+    x = conv_relu("conv2/3x3_reduce", "conv2/relu_3x3_reduce", x, 64, 1)
+    x = conv_relu("conv2/3x3", "conv2/relu_3x3", x, 192, 3)
+    x = max_pool("pool2/3x3_s2", lrn("conv2/norm2", x))
+    x = _inception(n, "inception_3a", x, 64, 96, 128, 16, 32, 32)
+    x = _inception(n, "inception_3b", x, 128, 128, 192, 32, 96, 64)
+    x = max_pool("pool3/3x3_s2", x)
+    for module, widths in zip("abcde", ((192, 96, 208, 16, 48, 64),
+                                        (160, 112, 224, 24, 64, 64),
+                                        (128, 128, 256, 24, 64, 64),
+                                        (112, 144, 288, 32, 64, 64),
+                                        (256, 160, 320, 32, 128, 128)), strict=True):
+        x = _inception(n, f"inception_4{module}", x, *widths)
+        if train and module in "ad":
+            _auxiliary_head(n, "loss1" if module == "a" else "loss2", x)
+    x = max_pool("pool4/3x3_s2", x)
+    x = _inception(n, "inception_5a", x, 256, 160, 320, 32, 128, 128)
+    x = _inception(n, "inception_5b", x, 384, 192, 384, 48, 128, 128)
+    side = (size - 1) // 2 + 1  # conv1 (7x7/2, pad 3), then four 3x3/2 poolings rounding up
+    for _ in range(4):
+        side = -(-(side - 3) // 2) + 1
+    n["pool5/7x7_s1"] = L.Pooling(x, pool=P.Pooling.AVE, kernel_size=min(7, side), stride=1)
+    n["pool5/drop_7x7_s1"] = L.Dropout(n["pool5/7x7_s1"], dropout_ratio=0.4, in_place=True)
+    n.fc = L.InnerProduct(n["pool5/7x7_s1"], num_output=1000, weight_filler=_XAVIER)
+    if train:
+        n.loss = L.SoftmaxWithLoss(n.fc, n.label)
+    else:
+        n.prob = L.Softmax(n.fc)
+    return n.to_proto()
+
+
 def caffenet(train: bool, batch: int = 8, size: int = 227) -> caffe_pb2.NetParameter:
     """BVLC's CaffeNet deploy net (``benchmarks/nets``) at this batch and size, its fc8
     renamed ``fc`` as the benchmarks address the logits; for training its Input becomes a
@@ -240,6 +348,7 @@ def caffenet(train: bool, batch: int = 8, size: int = 227) -> caffe_pb2.NetParam
 
 
 NETS: dict[str, Callable[..., Any]] = {"resnet50": resnet50, "mobilenet_v2": mobilenet_v2,
-                                       "squeezenet1_1": squeezenet1_1, "caffenet": caffenet,
+                                       "squeezenet1_1": squeezenet1_1, "googlenet": googlenet,
+                                       "caffenet": caffenet,
                                        "cifar10_quick": cifar10_quick,
                                        "cifar10_full": cifar10_full}

@@ -109,8 +109,10 @@ def torch_twin(torch: Any, net: Net) -> Any:
 class TorchGraph:
     """``net``'s arithmetic in PyTorch, step by step over the compiled plan, with a copy of its
     weights: BatchNorm normalizes by the batch (TRAIN) or by the stored sums (global stats),
-    as brewnet's layer does. Call it with the input tensor; it returns the last top and keeps
-    every top of that call in ``values``, by blob name."""
+    as brewnet's layer does. Call it with the input tensor (and, for a train net, the labels);
+    it returns the last top that is not a loss and keeps every top of that call in
+    ``values``, by blob name. With labels, ``loss`` is Caffe's net loss: each SoftmaxWithLoss
+    (on its bottom flattened to (N, classes), the batch mean) times its loss weight, summed."""
 
     def __init__(self, torch: Any, net: Net) -> None:
         self.torch = torch
@@ -143,13 +145,21 @@ class TorchGraph:
                 self.constants[i] = (torch.from_numpy(mean_sum * factor),
                                      torch.from_numpy(var_sum * factor))
 
-    def __call__(self, x: Any) -> Any:
+    def __call__(self, x: Any, label: Any = None) -> Any:
         F = self.torch.nn.functional
         steps = self.net.plan.steps
         values = self.values = {steps[0].top_names[0]: x}
+        if label is not None:
+            values[steps[0].top_names[1]] = label
+        self.loss: Any = None
         last = x
         for i, step in enumerate(steps):
             layer = step.layer
+            if layer.type == "SoftmaxWithLoss" and label is not None:
+                logits, target = (values[name] for name in step.bottom_names)
+                term = F.cross_entropy(logits.flatten(1), target.long()) * step.loss_weights[0]
+                self.loss = term if self.loss is None else self.loss + term
+                continue
             if layer.type in SKIPPED - {"Split"}:
                 continue
             inputs = [values[name] for name in step.bottom_names]
