@@ -220,3 +220,108 @@ def test_opt_out(monkeypatch, how):
     assert net.plan.fused == {}
     monkeypatch.setenv("BREWNET_FUSE", "0")
     assert chains(make(RESNET, fuse=True)) == {"c1": "r1", "c2": "sc2"}  # keyword wins
+
+
+# --- weights that change after the net was built and fused ---------------------------------
+
+
+def fill_input(net, seed):
+    """A new random input (of the data blob's current shape) in ``net``."""
+    data = net.blobs["data"]
+    data.data[...] = np.random.default_rng(seed).standard_normal(data.shape)
+
+
+def test_a_test_net_sharing_a_training_nets_weights_reads_them_after_solver_steps():
+    """pycaffe's ``solver.test_nets[0].share_with(solver.net)``: the TEST net's fused chains
+    read the weights and BatchNorm statistics the TRAIN net's steps have since moved (SGD
+    updates them in place; TRAIN BatchNorm updates its running sums in place), not those
+    of its first, fused forward: after three steps it equals an unfused TEST net sharing
+    the same arrays."""
+    from brewnet.solver import SGDSolver
+
+    loss = ('layer { name: "loss" type: "EuclideanLoss" bottom: "sum" bottom: "data" '
+            'top: "loss" include { phase: TRAIN } }\n')
+    param = caffe_pb2.SolverParameter(base_lr=0.01, momentum=0.9, lr_policy="fixed",
+                                      max_iter=100, test_iter=[1], test_interval=1000,
+                                      test_initialization=False, display=0)
+    text_format.Parse(RESNET + loss, param.net_param)
+    solver = SGDSolver(param)
+    randomize(solver.net)  # BatchNorm statistics as after some training (factor 2)
+    fused = solver.test_nets[0]
+    plain = make(RESNET, fuse=False)
+    assert chains(fused) == {"c1": "r1", "c2": "sc2"}
+    for net in (fused, plain):
+        net.share_with(solver.net)
+        fill_input(net, 3)
+    fused.forward()
+    before = fused.blobs["sum"].data.copy()
+    stats = solver.net.params["bn1"][0].data.copy()
+    solver.step(3)
+    assert np.abs(solver.net.params["bn1"][0].data - stats).max() > 1e-3  # statistics moved
+    fused.forward()
+    plain.forward()
+    assert np.abs(fused.blobs["sum"].data - before).max() > 1e-2  # and the output with them
+    assert_same_blobs(fused, plain)
+
+
+@pytest.mark.parametrize("kind", ["caffemodel", "hdf5", "constructor"])
+def test_weights_loaded_after_fusion_count(tmp_path, kind):
+    """``copy_from`` (a .caffemodel), ``load_hdf5`` after the net was built, fused and run,
+    and ``Net(..., weights=)``: the fused forward equals the unfused net that wrote the
+    file, on its input."""
+    source = make(RESNET, fuse=False)
+    randomize(source, seed=7)
+    source.forward()
+    if kind == "hdf5":
+        pytest.importorskip("h5py")
+        path = tmp_path / "w.caffemodel.h5"
+        source.save_hdf5(path)
+    else:
+        path = tmp_path / "w.caffemodel"
+        source.save(path)
+    if kind == "constructor":
+        fused = make(RESNET, weights=str(path))
+    else:
+        fused = make(RESNET)
+        randomize(fused, seed=1)
+        fused.forward()
+        if kind == "caffemodel":
+            fused.copy_from(path)
+        else:
+            fused.load_hdf5(path)
+    assert chains(fused) == {"c1": "r1", "c2": "sc2"}
+    fused.blobs["data"].data[...] = source.blobs["data"].data
+    fused.forward()
+    assert_same_blobs(fused, source)
+
+
+@pytest.mark.parametrize("text", [RESNET, MOBILENET, PARTIAL, PARTIAL.replace("dim: 2", "dim: 1")],
+                         ids=["resnet", "mobilenet", "partial", "partial-batch-1"])
+def test_python_writes_into_params_between_forwards_count_for_every_conv_kind(text):
+    """Arrays taken from ``net.params`` before the first forward and changed in place
+    afterwards (``*=``, ``[...] =``), and the blob's ``data`` setter: every convolution kind
+    (im2col, patch rows at batch 1 and 2, depthwise, pointwise) and every absorbed layer
+    reads them at the next forward."""
+    fused, plain = twins(text)
+    views = {name: [b.data for b in fused.params[name]] for name in fused.params}
+    fused.forward()
+    plain.forward()
+    rng = np.random.default_rng(9)
+    for name, arrays in views.items():
+        layer_type = fused.layers[fused._layer_names.index(name)].type
+        for j, array in enumerate(arrays):
+            if layer_type == "BatchNorm" and j == 2:
+                factor = np.float32(rng.uniform(0.5, 3))
+                array *= factor
+                plain.params[name][j].data[...] *= factor
+                continue
+            low = 0.5 if layer_type == "BatchNorm" else -1.5  # a variance stays positive
+            values = rng.uniform(low, 1.5, array.shape).astype(np.float32)
+            if j == 0:
+                fused.params[name][j].data = values  # the setter writes into the array
+            else:
+                array[...] = values
+            plain.params[name][j].data[...] = values
+    fused.forward()
+    plain.forward()
+    assert_same_blobs(fused, plain)
