@@ -325,3 +325,64 @@ def test_python_writes_into_params_between_forwards_count_for_every_conv_kind(te
     fused.forward()
     plain.forward()
     assert_same_blobs(fused, plain)
+
+
+# --- a frozen backbone in a TRAIN net ---------------------------------------------------------
+
+FROZEN = ' param { lr_mult: 0 } param { lr_mult: 0 } '
+GLOBAL = 'batch_norm_param { use_global_stats: true }'
+
+
+def frozen(name, bottom, n, extra=""):
+    """conv (lr_mult 0) -> BatchNorm (use_global_stats) -> Scale (lr_mult 0) -> ReLU, in
+    place: a fine-tuning backbone whose layers are fixed."""
+    return (conv(name, bottom, n, extra=extra).replace('convolution_param', FROZEN
+                                                       + 'convolution_param')
+            + bn(f"bn_{name}", name, extra=GLOBAL)
+            + scale(f"sc_{name}", name).replace("scale_param", FROZEN + "scale_param")
+            + relu(f"r_{name}", name))
+
+
+EUCLID = ('layer { name: "loss" type: "EuclideanLoss" bottom: "head" bottom: "data" '
+          'top: "loss" }\n')
+# A head that learns: conv, BatchNorm (batch statistics in TRAIN), Scale, ReLU, then a loss.
+HEAD = (conv("head", "f2", 8, extra="bias_term: false") + bn("bn_head", "head")
+        + scale("sc_head", "head") + relu("r_head", "head") + EUCLID)
+TRAIN_NETS = {
+    # The frozen layers come first: nothing before them learns, so they fold as at TEST.
+    "frozen-first": (INPUT + frozen("f1", "data", 8) + frozen("f2", "f1", 8, "group: 8")
+                     + HEAD, {"f1": "r_f1", "f2": "r_f2"}),
+    # A learnable convolution before them: the gradient runs through them, nothing folds.
+    "learnable-first": (INPUT + conv("c0", "data", 8) + frozen("f1", "c0", 8)
+                        + frozen("f2", "f1", 8, "group: 8") + HEAD, {}),
+    # A learnable Scale in the backbone: only conv + BatchNorm before it fold.
+    "learnable-scale": (INPUT + frozen("f1", "data", 8)
+                        + frozen("f2", "f1", 8).replace(FROZEN + "scale_param", "scale_param")
+                        + HEAD, {"f1": "r_f1", "f2": "bn_f2"}),
+}
+
+
+@pytest.mark.parametrize("name", TRAIN_NETS)
+def test_frozen_backbone_in_train_folds_only_where_no_gradient_runs(name):
+    """TRAIN phase, BatchNorm with use_global_stats and lr_mult 0 on the convolution and the
+    Scale: a chain folds exactly when no gradient reaches it (nothing before it learns), and
+    forward (every blob, the loss) and backward (every blob's and parameter's gradient, those
+    of learnable layers before and after the backbone included) equal the unfused net's.
+    Tolerance: fusion rounds ``conv·a + b`` where BatchNorm rounds ``(conv − μ)/σ``, a few
+    float32 ulps of the blob's largest value; the gradients carry that through one more
+    BatchNorm with batch statistics (measured: 5e-7 of the largest), so 2e-5."""
+    text, expected = TRAIN_NETS[name]
+    fused, plain = twins(text, TRAIN)
+    assert chains(fused) == expected
+    losses = [net.forward_backward() for net in (fused, plain)]
+    np.testing.assert_allclose(losses[0], losses[1], rtol=1e-5)
+    assert_same_blobs(fused, plain)
+    for key in fused.blobs:
+        x, y = fused.blobs[key].diff, plain.blobs[key].diff
+        assert np.abs(x - y).max() <= 2e-5 * max(float(np.abs(y).max()), 1e-6), key
+    for key in fused.params:
+        for j, (x, y) in enumerate(zip(fused.params[key], plain.params[key], strict=True)):
+            scale_ = max(float(np.abs(y.diff).max()), 1e-6)
+            assert np.abs(x.diff - y.diff).max() <= 2e-5 * scale_, (key, j)
+    learnable = "c0" if name == "learnable-first" else "head"
+    assert np.abs(fused.params[learnable][0].diff).max() > 0
