@@ -386,3 +386,47 @@ def test_frozen_backbone_in_train_folds_only_where_no_gradient_runs(name):
             assert np.abs(x.diff - y.diff).max() <= 2e-5 * scale_, (key, j)
     learnable = "c0" if name == "learnable-first" else "head"
     assert np.abs(fused.params[learnable][0].diff).max() > 0
+
+
+# --- Scale variants after BatchNorm -----------------------------------------------------------
+
+SCALES = {  # scale_param, batch, num_output, the layer the chain ends at
+    "per-channel": ("axis: 1 num_axes: 1 bias_term: true", 2, 8, "r"),
+    "negative-axis": ("axis: -3 bias_term: true", 2, 8, "r"),
+    "no-bias": ("bias_term: false", 2, 8, "r"),
+    "scalar": ("num_axes: 0 bias_term: true", 2, 8, "bn"),
+    "to-the-end": ("num_axes: -1 bias_term: true", 2, 8, "bn"),
+    "channels-and-rows": ("num_axes: 2 bias_term: true", 2, 8, "bn"),
+    # One value per sample, and the batch is as large as the channel count.
+    "batch-axis": ("axis: 0 bias_term: true", 8, 8, "bn"),
+    # One value per row, and the rows are as many as the channels (9x9 output).
+    "row-axis": ("axis: 2 bias_term: true", 2, 9, "bn"),
+    # The factor is a second bottom (one per channel, but a blob, not a parameter).
+    "second-bottom": ("axis: 1 bias_term: true", 2, 8, "bn"),
+}
+
+
+@pytest.mark.parametrize("variant", SCALES)
+def test_only_a_per_channel_scale_folds_and_every_variant_matches_unfused(variant):
+    """A Scale in place after conv + BatchNorm folds when it is one factor (and bias) per
+    channel of axis 1 from its own parameters, also written as axis -3; a scalar, a factor
+    over more axes, over the batch or over rows (even when their count equals the channel
+    count) or from a second bottom does not, and ends the chain (the ReLU after it runs
+    alone). The net's blobs equal the unfused net's in every case."""
+    scale_param, batch, n, last = SCALES[variant]
+    two = variant == "second-bottom"
+    factor = ('layer { name: "f" type: "Input" top: "f" input_param { shape { dim: 8 } } }\n'
+              if two else "")
+    bottoms = 'bottom: "c" bottom: "f"' if two else 'bottom: "c"'
+    text = (INPUT.replace("dim: 2 dim: 8", f"dim: {batch} dim: 8") + factor
+            + conv("c", "data", n) + bn("bn", "c")
+            + f'layer {{ name: "s" type: "Scale" {bottoms} top: "c" '
+            f'scale_param {{ {scale_param} }} }}\n' + relu("r", "c"))
+    fused, plain = twins(text)
+    assert chains(fused) == {"c": last}
+    if two:
+        for net in (fused, plain):
+            net.blobs["f"].data[...] = np.linspace(-1.5, 1.5, 8)
+    fused.forward()
+    plain.forward()
+    assert_same_blobs(fused, plain)
