@@ -430,3 +430,59 @@ def test_only_a_per_channel_scale_folds_and_every_variant_matches_unfused(varian
     fused.forward()
     plain.forward()
     assert_same_blobs(fused, plain)
+
+
+# --- shapes, activations and readers --------------------------------------------------------
+
+NETS = {"resnet": RESNET, "mobilenet": MOBILENET, "partial": PARTIAL}
+
+
+@pytest.mark.parametrize("compiled", [True, False], ids=["kernels", "numpy"])
+@pytest.mark.parametrize("name", NETS)
+def test_a_batch_size_change_after_a_fused_forward(monkeypatch, name, compiled):
+    """pycaffe's ``net.blobs['data'].reshape(...)`` then ``forward()`` after a fused forward,
+    to a larger batch, to batch 1 (where a patch-row layer takes per-sample columns) and
+    back: each fused chain reshapes its convolution (and its scratch, the depthwise padding
+    included) and equals the unfused net, with the compiled kernels and the NumPy bodies."""
+    monkeypatch.setattr("brewnet.kernels.AVAILABLE", compiled)
+    fused, plain = twins(NETS[name])
+    fused.forward()
+    plain.forward()
+    for seed, batch in enumerate((3, 1, 2), start=10):
+        for net in (fused, plain):
+            net.blobs["data"].reshape(batch, 8, 9, 9)
+            fill_input(net, seed)
+            net.forward()
+        assert fused.blobs["data"].shape[0] == batch
+        assert all(fused.blobs[k].shape == plain.blobs[k].shape for k in plain.blobs)
+        assert_same_blobs(fused, plain)
+
+
+SLOPES = [0.0, 0.1, -0.5, 1.0, 3.0]
+# A chain ending in a ReLU for each way a convolution runs its epilogue: im2col with
+# per-sample columns (kw·C = 24), depthwise, pointwise, patch rows (kw·C = 40).
+KINDS = (INPUT + conv("a", "data", 8) + bn("bn_a", "a") + scale("sc_a", "a") + relu("r_a", "a")
+         + conv("dw", "a", 8, extra="group: 8") + bn("bn_dw", "dw") + relu("r_dw", "dw")
+         + conv("pw", "dw", 8, k=1, pad=0) + scale("sc_pw", "pw") + relu("r_pw", "pw")
+         + conv("pr", "pw", 16, k=5, pad=2) + bn("bn_pr", "pr") + relu("r_pr", "pr"))
+
+
+@pytest.mark.parametrize("compiled", [True, False], ids=["kernels", "numpy"])
+@pytest.mark.parametrize("batch", [2, 1])
+@pytest.mark.parametrize("slope", SLOPES)
+def test_relu_negative_slope_folds_for_every_conv_kind(monkeypatch, slope, batch, compiled):
+    """ReLU's ``negative_slope`` (0, leaky, negative, 1 — the identity — and above 1) is the
+    fused epilogue's, in each convolution kind (at batch 1 the patch-row layer takes
+    per-sample columns), with the compiled kernels and the NumPy bodies."""
+    monkeypatch.setattr("brewnet.kernels.AVAILABLE", compiled)
+    text = KINDS.replace("negative_slope: 0.0", f"negative_slope: {slope}")
+    fused, plain = twins(text.replace("dim: 2", f"dim: {batch}"))
+    assert chains(fused) == {"a": "r_a", "dw": "r_dw", "pw": "r_pw", "pr": "r_pr"}
+    assert [fused.layers[fused._layer_names.index(k)]._kind for k in ("a", "dw", "pw")] \
+        == ["im2col", "depthwise", "pointwise"]
+    assert fused.layers[fused._layer_names.index("pr")]._patch_rows
+    fused.forward()
+    plain.forward()
+    assert_same_blobs(fused, plain)
+    # Negative values are left exactly where the slope keeps their sign.
+    assert (fused.blobs["a"].data < 0).any() == (slope > 0)
