@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from google.protobuf import text_format
 
+from brewnet.errors import NetError
 from brewnet.net import TEST, TRAIN, Net
 from brewnet.proto import caffe_pb2
 
@@ -486,3 +487,40 @@ def test_relu_negative_slope_folds_for_every_conv_kind(monkeypatch, slope, batch
     assert_same_blobs(fused, plain)
     # Negative values are left exactly where the slope keeps their sign.
     assert (fused.blobs["a"].data < 0).any() == (slope > 0)
+
+
+def eltwise(name, a, b):
+    return f'layer {{ name: "{name}" type: "Eltwise" bottom: "{a}" bottom: "{b}" top: "{name}" }}\n'
+
+
+def test_a_blob_with_a_second_reader_holds_what_caffe_holds():
+    """Readers of a chain's blob besides the chain: an out-of-place ReLU and an Eltwise both
+    reading the Scale's output (a Split after the Scale) leave the ReLU out of the chain,
+    and ``net.blobs['c']`` holds the Scale's output, negative values included, as Caffe's;
+    two readers after a whole in-place chain (a Split after its ReLU) see its end, also
+    after a batch-size change reallocates the convolution's top (the Split's tops share the
+    new array). A reader between the convolution and its in-place BatchNorm would make the
+    BatchNorm a second producer of the blob, which Caffe and brewnet refuse."""
+    text = (INPUT + conv("c", "data", 8) + bn("bn", "c") + scale("s", "c")
+            + relu("r", "c", top="out") + eltwise("sum", "c", "out"))
+    fused, plain = twins(text)
+    assert chains(fused) == {"c": "s"}
+    fused.forward()
+    plain.forward()
+    assert_same_blobs(fused, plain)
+    assert (fused.blobs["c"].data < 0).any()
+    text = (INPUT + conv("c", "data", 8) + bn("bn", "c") + scale("s", "c") + relu("r", "c")
+            + conv("d", "c", 8, k=1, pad=0) + eltwise("sum", "c", "d"))
+    fused, plain = twins(text)
+    assert chains(fused) == {"c": "r"}
+    assert any(layer.type == "Split" for layer in fused.layers)
+    for batch in (2, 3):
+        for net in (fused, plain):
+            net.blobs["data"].reshape(batch, 8, 9, 9)
+            fill_input(net, batch)
+            net.forward()
+        assert_same_blobs(fused, plain)
+    pool = ('layer { name: "p" type: "Pooling" bottom: "c" top: "p" '
+            'pooling_param { pool: MAX kernel_size: 2 } }\n')
+    with pytest.raises(NetError, match="produced by more than one layer"):
+        make(INPUT + conv("c", "data", 8) + pool + bn("bn", "c") + relu("r", "c"))
