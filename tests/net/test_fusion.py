@@ -259,6 +259,9 @@ def test_a_test_net_sharing_a_training_nets_weights_reads_them_after_solver_step
     stats = solver.net.params["bn1"][0].data.copy()
     solver.step(3)
     assert np.abs(solver.net.params["bn1"][0].data - stats).max() > 1e-3  # statistics moved
+    for name in fused.params:  # still the train net's arrays, which the steps updated
+        for mine, theirs in zip(fused.params[name], solver.net.params[name], strict=True):
+            assert np.shares_memory(mine.data, theirs.data), name
     fused.forward()
     plain.forward()
     assert np.abs(fused.blobs["sum"].data - before).max() > 1e-2  # and the output with them
@@ -524,3 +527,43 @@ def test_a_blob_with_a_second_reader_holds_what_caffe_holds():
             'pooling_param { pool: MAX kernel_size: 2 } }\n')
     with pytest.raises(NetError, match="produced by more than one layer"):
         make(INPUT + conv("c", "data", 8) + pool + bn("bn", "c") + relu("r", "c"))
+
+
+IN_1D = ('layer { name: "data" type: "Input" top: "data" '
+         'input_param { shape { dim: 2 dim: 8 dim: 20 } } }\n')
+ONE_D = {  # num_output, kernel, pad, extra, (kind, patch rows)
+    "im2col": (8, 3, 1, "", ("im2col", False)),
+    "depthwise": (8, 3, 1, "group: 8", ("depthwise", False)),
+    "pointwise": (8, 1, 0, "", ("pointwise", False)),
+    "patch-rows": (16, 5, 2, "", ("im2col", True)),
+}
+
+
+@pytest.mark.parametrize("kind", ONE_D)
+def test_one_dimensional_convolutions_fold(kind):
+    """A 1-d convolution (bottom ``(N, C, W)``, a 2-d one over a height of 1) folds its
+    BatchNorm, Scale and ReLU in each kind and equals the unfused net."""
+    n, k, pad, extra, expected = ONE_D[kind]
+    text = (IN_1D + conv("c", "data", n, k=k, pad=pad, extra=extra) + bn("bn", "c")
+            + scale("s", "c") + relu("r", "c", 0.1))
+    fused, plain = twins(text)
+    assert chains(fused) == {"c": "r"}
+    assert (fused.layers[1]._kind, fused.layers[1]._patch_rows) == expected
+    fused.forward()
+    plain.forward()
+    assert_same_blobs(fused, plain)
+
+
+def test_batch_statistics_in_a_test_net_do_not_fold():
+    """``use_global_stats: false`` in a TEST net: BatchNorm normalizes by the batch's
+    statistics (and updates its running sums), no fixed map, so the chain ends before it."""
+    text = (INPUT + conv("c", "data", 8)
+            + bn("bn", "c", extra="batch_norm_param { use_global_stats: false }")
+            + scale("s", "c") + relu("r", "c"))
+    fused, plain = twins(text)
+    assert chains(fused) == {}
+    fused.forward()
+    plain.forward()
+    assert_same_blobs(fused, plain)
+    for j in range(3):
+        np.testing.assert_array_equal(fused.params["bn"][j].data, plain.params["bn"][j].data)
