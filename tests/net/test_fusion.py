@@ -1,6 +1,8 @@
 """Folding BatchNorm/Scale/ReLU into the convolution before them (brewnet/net/fusion.py): the
 fused net's blobs equal the unfused net's, only whole in-place chains that nothing learns
-through fold, and whatever watches the layers one by one sees them run one by one."""
+through fold, and whatever watches the layers one by one sees them run one by one. The chains
+read the weights as they are at each forward (shared with a training net, loaded, written
+from Python) and follow shape changes; only a per-channel Scale folds."""
 
 import numpy as np
 import pytest
