@@ -1,11 +1,14 @@
 """Folding BatchNorm/Scale/ReLU into the convolution before them (brewnet/net/fusion.py): the
 fused net's blobs equal the unfused net's, only whole in-place chains that nothing learns
-through fold, and whatever watches the layers one by one sees them run one by one."""
+through fold, and whatever watches the layers one by one sees them run one by one. The chains
+read the weights as they are at each forward (shared with a training net, loaded, written
+from Python) and follow shape changes; only a per-channel Scale folds."""
 
 import numpy as np
 import pytest
 from google.protobuf import text_format
 
+from brewnet.errors import NetError
 from brewnet.net import TEST, TRAIN, Net
 from brewnet.proto import caffe_pb2
 
@@ -220,3 +223,349 @@ def test_opt_out(monkeypatch, how):
     assert net.plan.fused == {}
     monkeypatch.setenv("BREWNET_FUSE", "0")
     assert chains(make(RESNET, fuse=True)) == {"c1": "r1", "c2": "sc2"}  # keyword wins
+
+
+# --- weights that change after the net was built and fused ---------------------------------
+
+
+def fill_input(net, seed):
+    """A new random input (of the data blob's current shape) in ``net``."""
+    data = net.blobs["data"]
+    data.data[...] = np.random.default_rng(seed).standard_normal(data.shape)
+
+
+def test_a_test_net_sharing_a_training_nets_weights_reads_them_after_solver_steps():
+    """pycaffe's ``solver.test_nets[0].share_with(solver.net)``: the TEST net's fused chains
+    read the weights and BatchNorm statistics the TRAIN net's steps have since moved (SGD
+    updates them in place; TRAIN BatchNorm updates its running sums in place), not those
+    of its first, fused forward: after three steps it equals an unfused TEST net sharing
+    the same arrays."""
+    from brewnet.solver import SGDSolver
+
+    loss = ('layer { name: "loss" type: "EuclideanLoss" bottom: "sum" bottom: "data" '
+            'top: "loss" include { phase: TRAIN } }\n')
+    param = caffe_pb2.SolverParameter(base_lr=0.01, momentum=0.9, lr_policy="fixed",
+                                      max_iter=100, test_iter=[1], test_interval=1000,
+                                      test_initialization=False, display=0)
+    text_format.Parse(RESNET + loss, param.net_param)
+    solver = SGDSolver(param)
+    randomize(solver.net)  # BatchNorm statistics as after some training (factor 2)
+    fused = solver.test_nets[0]
+    plain = make(RESNET, fuse=False)
+    assert chains(fused) == {"c1": "r1", "c2": "sc2"}
+    for net in (fused, plain):
+        net.share_with(solver.net)
+        fill_input(net, 3)
+    fused.forward()
+    before = fused.blobs["sum"].data.copy()
+    stats = solver.net.params["bn1"][0].data.copy()
+    solver.step(3)
+    assert np.abs(solver.net.params["bn1"][0].data - stats).max() > 1e-3  # statistics moved
+    for name in fused.params:  # still the train net's arrays, which the steps updated
+        for mine, theirs in zip(fused.params[name], solver.net.params[name], strict=True):
+            assert np.shares_memory(mine.data, theirs.data), name
+    fused.forward()
+    plain.forward()
+    assert np.abs(fused.blobs["sum"].data - before).max() > 1e-2  # and the output with them
+    assert_same_blobs(fused, plain)
+
+
+@pytest.mark.parametrize("kind", ["caffemodel", "hdf5", "constructor"])
+def test_weights_loaded_after_fusion_count(tmp_path, kind):
+    """``copy_from`` (a .caffemodel), ``load_hdf5`` after the net was built, fused and run,
+    and ``Net(..., weights=)``: the fused forward equals the unfused net that wrote the
+    file, on its input."""
+    source = make(RESNET, fuse=False)
+    randomize(source, seed=7)
+    source.forward()
+    if kind == "hdf5":
+        pytest.importorskip("h5py")
+        path = tmp_path / "w.caffemodel.h5"
+        source.save_hdf5(path)
+    else:
+        path = tmp_path / "w.caffemodel"
+        source.save(path)
+    if kind == "constructor":
+        fused = make(RESNET, weights=str(path))
+    else:
+        fused = make(RESNET)
+        randomize(fused, seed=1)
+        fused.forward()
+        if kind == "caffemodel":
+            fused.copy_from(path)
+        else:
+            fused.load_hdf5(path)
+    assert chains(fused) == {"c1": "r1", "c2": "sc2"}
+    fused.blobs["data"].data[...] = source.blobs["data"].data
+    fused.forward()
+    assert_same_blobs(fused, source)
+
+
+@pytest.mark.parametrize("text", [RESNET, MOBILENET, PARTIAL, PARTIAL.replace("dim: 2", "dim: 1")],
+                         ids=["resnet", "mobilenet", "partial", "partial-batch-1"])
+def test_python_writes_into_params_between_forwards_count_for_every_conv_kind(text):
+    """Arrays taken from ``net.params`` before the first forward and changed in place
+    afterwards (``*=``, ``[...] =``), and the blob's ``data`` setter: every convolution kind
+    (im2col, patch rows at batch 1 and 2, depthwise, pointwise) and every absorbed layer
+    reads them at the next forward."""
+    fused, plain = twins(text)
+    views = {name: [b.data for b in fused.params[name]] for name in fused.params}
+    fused.forward()
+    plain.forward()
+    rng = np.random.default_rng(9)
+    for name, arrays in views.items():
+        layer_type = fused.layers[fused._layer_names.index(name)].type
+        for j, array in enumerate(arrays):
+            if layer_type == "BatchNorm" and j == 2:
+                factor = np.float32(rng.uniform(0.5, 3))
+                array *= factor
+                plain.params[name][j].data[...] *= factor
+                continue
+            low = 0.5 if layer_type == "BatchNorm" else -1.5  # a variance stays positive
+            values = rng.uniform(low, 1.5, array.shape).astype(np.float32)
+            if j == 0:
+                fused.params[name][j].data = values  # the setter writes into the array
+            else:
+                array[...] = values
+            plain.params[name][j].data[...] = values
+    fused.forward()
+    plain.forward()
+    assert_same_blobs(fused, plain)
+
+
+# --- a frozen backbone in a TRAIN net ---------------------------------------------------------
+
+FROZEN = ' param { lr_mult: 0 } param { lr_mult: 0 } '
+GLOBAL = 'batch_norm_param { use_global_stats: true }'
+
+
+def frozen(name, bottom, n, extra=""):
+    """conv (lr_mult 0) -> BatchNorm (use_global_stats) -> Scale (lr_mult 0) -> ReLU, in
+    place: a fine-tuning backbone whose layers are fixed."""
+    return (conv(name, bottom, n, extra=extra).replace('convolution_param', FROZEN
+                                                       + 'convolution_param')
+            + bn(f"bn_{name}", name, extra=GLOBAL)
+            + scale(f"sc_{name}", name).replace("scale_param", FROZEN + "scale_param")
+            + relu(f"r_{name}", name))
+
+
+EUCLID = ('layer { name: "loss" type: "EuclideanLoss" bottom: "head" bottom: "data" '
+          'top: "loss" }\n')
+# A head that learns: conv, BatchNorm (batch statistics in TRAIN), Scale, ReLU, then a loss.
+HEAD = (conv("head", "f2", 8, extra="bias_term: false") + bn("bn_head", "head")
+        + scale("sc_head", "head") + relu("r_head", "head") + EUCLID)
+TRAIN_NETS = {
+    # The frozen layers come first: nothing before them learns, so they fold as at TEST.
+    "frozen-first": (INPUT + frozen("f1", "data", 8) + frozen("f2", "f1", 8, "group: 8")
+                     + HEAD, {"f1": "r_f1", "f2": "r_f2"}),
+    # A learnable convolution before them: the gradient runs through them, nothing folds.
+    "learnable-first": (INPUT + conv("c0", "data", 8) + frozen("f1", "c0", 8)
+                        + frozen("f2", "f1", 8, "group: 8") + HEAD, {}),
+    # A learnable Scale in the backbone: only conv + BatchNorm before it fold.
+    "learnable-scale": (INPUT + frozen("f1", "data", 8)
+                        + frozen("f2", "f1", 8).replace(FROZEN + "scale_param", "scale_param")
+                        + HEAD, {"f1": "r_f1", "f2": "bn_f2"}),
+}
+
+
+@pytest.mark.parametrize("name", TRAIN_NETS)
+def test_frozen_backbone_in_train_folds_only_where_no_gradient_runs(name):
+    """TRAIN phase, BatchNorm with use_global_stats and lr_mult 0 on the convolution and the
+    Scale: a chain folds exactly when no gradient reaches it (nothing before it learns), and
+    forward (every blob, the loss) and backward (every blob's and parameter's gradient, those
+    of learnable layers before and after the backbone included) equal the unfused net's.
+    Tolerance: fusion rounds ``conv·a + b`` where BatchNorm rounds ``(conv − μ)/σ``, a few
+    float32 ulps of the blob's largest value; the gradients carry that through one more
+    BatchNorm with batch statistics (measured: 5e-7 of the largest), so 2e-5."""
+    text, expected = TRAIN_NETS[name]
+    fused, plain = twins(text, TRAIN)
+    assert chains(fused) == expected
+    losses = [net.forward_backward() for net in (fused, plain)]
+    np.testing.assert_allclose(losses[0], losses[1], rtol=1e-5)
+    assert_same_blobs(fused, plain)
+    for key in fused.blobs:
+        x, y = fused.blobs[key].diff, plain.blobs[key].diff
+        assert np.abs(x - y).max() <= 2e-5 * max(float(np.abs(y).max()), 1e-6), key
+    for key in fused.params:
+        for j, (x, y) in enumerate(zip(fused.params[key], plain.params[key], strict=True)):
+            scale_ = max(float(np.abs(y.diff).max()), 1e-6)
+            assert np.abs(x.diff - y.diff).max() <= 2e-5 * scale_, (key, j)
+    learnable = "c0" if name == "learnable-first" else "head"
+    assert np.abs(fused.params[learnable][0].diff).max() > 0
+
+
+# --- Scale variants after BatchNorm -----------------------------------------------------------
+
+SCALES = {  # scale_param, batch, num_output, the layer the chain ends at
+    "per-channel": ("axis: 1 num_axes: 1 bias_term: true", 2, 8, "r"),
+    "negative-axis": ("axis: -3 bias_term: true", 2, 8, "r"),
+    "no-bias": ("bias_term: false", 2, 8, "r"),
+    "scalar": ("num_axes: 0 bias_term: true", 2, 8, "bn"),
+    "to-the-end": ("num_axes: -1 bias_term: true", 2, 8, "bn"),
+    "channels-and-rows": ("num_axes: 2 bias_term: true", 2, 8, "bn"),
+    # One value per sample, and the batch is as large as the channel count.
+    "batch-axis": ("axis: 0 bias_term: true", 8, 8, "bn"),
+    # One value per row, and the rows are as many as the channels (9x9 output).
+    "row-axis": ("axis: 2 bias_term: true", 2, 9, "bn"),
+    # The factor is a second bottom (one per channel, but a blob, not a parameter).
+    "second-bottom": ("axis: 1 bias_term: true", 2, 8, "bn"),
+}
+
+
+@pytest.mark.parametrize("variant", SCALES)
+def test_only_a_per_channel_scale_folds_and_every_variant_matches_unfused(variant):
+    """A Scale in place after conv + BatchNorm folds when it is one factor (and bias) per
+    channel of axis 1 from its own parameters, also written as axis -3; a scalar, a factor
+    over more axes, over the batch or over rows (even when their count equals the channel
+    count) or from a second bottom does not, and ends the chain (the ReLU after it runs
+    alone). The net's blobs equal the unfused net's in every case."""
+    scale_param, batch, n, last = SCALES[variant]
+    two = variant == "second-bottom"
+    factor = ('layer { name: "f" type: "Input" top: "f" input_param { shape { dim: 8 } } }\n'
+              if two else "")
+    bottoms = 'bottom: "c" bottom: "f"' if two else 'bottom: "c"'
+    text = (INPUT.replace("dim: 2 dim: 8", f"dim: {batch} dim: 8") + factor
+            + conv("c", "data", n) + bn("bn", "c")
+            + f'layer {{ name: "s" type: "Scale" {bottoms} top: "c" '
+            f'scale_param {{ {scale_param} }} }}\n' + relu("r", "c"))
+    fused, plain = twins(text)
+    assert chains(fused) == {"c": last}
+    if two:
+        for net in (fused, plain):
+            net.blobs["f"].data[...] = np.linspace(-1.5, 1.5, 8)
+    fused.forward()
+    plain.forward()
+    assert_same_blobs(fused, plain)
+
+
+# --- shapes, activations and readers --------------------------------------------------------
+
+NETS = {"resnet": RESNET, "mobilenet": MOBILENET, "partial": PARTIAL}
+
+
+@pytest.mark.parametrize("compiled", [True, False], ids=["kernels", "numpy"])
+@pytest.mark.parametrize("name", NETS)
+def test_a_batch_size_change_after_a_fused_forward(monkeypatch, name, compiled):
+    """pycaffe's ``net.blobs['data'].reshape(...)`` then ``forward()`` after a fused forward,
+    to a larger batch, to batch 1 (where a patch-row layer takes per-sample columns) and
+    back: each fused chain reshapes its convolution (and its scratch, the depthwise padding
+    included) and equals the unfused net, with the compiled kernels and the NumPy bodies."""
+    monkeypatch.setattr("brewnet.kernels.AVAILABLE", compiled)
+    fused, plain = twins(NETS[name])
+    fused.forward()
+    plain.forward()
+    for seed, batch in enumerate((3, 1, 2), start=10):
+        for net in (fused, plain):
+            net.blobs["data"].reshape(batch, 8, 9, 9)
+            fill_input(net, seed)
+            net.forward()
+        assert fused.blobs["data"].shape[0] == batch
+        assert all(fused.blobs[k].shape == plain.blobs[k].shape for k in plain.blobs)
+        assert_same_blobs(fused, plain)
+
+
+SLOPES = [0.0, 0.1, -0.5, 1.0, 3.0]
+# A chain ending in a ReLU for each way a convolution runs its epilogue: im2col with
+# per-sample columns (kw·C = 24), depthwise, pointwise, patch rows (kw·C = 40).
+KINDS = (INPUT + conv("a", "data", 8) + bn("bn_a", "a") + scale("sc_a", "a") + relu("r_a", "a")
+         + conv("dw", "a", 8, extra="group: 8") + bn("bn_dw", "dw") + relu("r_dw", "dw")
+         + conv("pw", "dw", 8, k=1, pad=0) + scale("sc_pw", "pw") + relu("r_pw", "pw")
+         + conv("pr", "pw", 16, k=5, pad=2) + bn("bn_pr", "pr") + relu("r_pr", "pr"))
+
+
+@pytest.mark.parametrize("compiled", [True, False], ids=["kernels", "numpy"])
+@pytest.mark.parametrize("batch", [2, 1])
+@pytest.mark.parametrize("slope", SLOPES)
+def test_relu_negative_slope_folds_for_every_conv_kind(monkeypatch, slope, batch, compiled):
+    """ReLU's ``negative_slope`` (0, leaky, negative, 1 — the identity — and above 1) is the
+    fused epilogue's, in each convolution kind (at batch 1 the patch-row layer takes
+    per-sample columns), with the compiled kernels and the NumPy bodies."""
+    monkeypatch.setattr("brewnet.kernels.AVAILABLE", compiled)
+    text = KINDS.replace("negative_slope: 0.0", f"negative_slope: {slope}")
+    fused, plain = twins(text.replace("dim: 2", f"dim: {batch}"))
+    assert chains(fused) == {"a": "r_a", "dw": "r_dw", "pw": "r_pw", "pr": "r_pr"}
+    assert [fused.layers[fused._layer_names.index(k)]._kind for k in ("a", "dw", "pw")] \
+        == ["im2col", "depthwise", "pointwise"]
+    assert fused.layers[fused._layer_names.index("pr")]._patch_rows
+    fused.forward()
+    plain.forward()
+    assert_same_blobs(fused, plain)
+    # Negative values are left exactly where the slope keeps their sign.
+    assert (fused.blobs["a"].data < 0).any() == (slope > 0)
+
+
+def eltwise(name, a, b):
+    return f'layer {{ name: "{name}" type: "Eltwise" bottom: "{a}" bottom: "{b}" top: "{name}" }}\n'
+
+
+def test_a_blob_with_a_second_reader_holds_what_caffe_holds():
+    """Readers of a chain's blob besides the chain: an out-of-place ReLU and an Eltwise both
+    reading the Scale's output (a Split after the Scale) leave the ReLU out of the chain,
+    and ``net.blobs['c']`` holds the Scale's output, negative values included, as Caffe's;
+    two readers after a whole in-place chain (a Split after its ReLU) see its end, also
+    after a batch-size change reallocates the convolution's top (the Split's tops share the
+    new array). A reader between the convolution and its in-place BatchNorm would make the
+    BatchNorm a second producer of the blob, which Caffe and brewnet refuse."""
+    text = (INPUT + conv("c", "data", 8) + bn("bn", "c") + scale("s", "c")
+            + relu("r", "c", top="out") + eltwise("sum", "c", "out"))
+    fused, plain = twins(text)
+    assert chains(fused) == {"c": "s"}
+    fused.forward()
+    plain.forward()
+    assert_same_blobs(fused, plain)
+    assert (fused.blobs["c"].data < 0).any()
+    text = (INPUT + conv("c", "data", 8) + bn("bn", "c") + scale("s", "c") + relu("r", "c")
+            + conv("d", "c", 8, k=1, pad=0) + eltwise("sum", "c", "d"))
+    fused, plain = twins(text)
+    assert chains(fused) == {"c": "r"}
+    assert any(layer.type == "Split" for layer in fused.layers)
+    for batch in (2, 3):
+        for net in (fused, plain):
+            net.blobs["data"].reshape(batch, 8, 9, 9)
+            fill_input(net, batch)
+            net.forward()
+        assert_same_blobs(fused, plain)
+    pool = ('layer { name: "p" type: "Pooling" bottom: "c" top: "p" '
+            'pooling_param { pool: MAX kernel_size: 2 } }\n')
+    with pytest.raises(NetError, match="produced by more than one layer"):
+        make(INPUT + conv("c", "data", 8) + pool + bn("bn", "c") + relu("r", "c"))
+
+
+IN_1D = ('layer { name: "data" type: "Input" top: "data" '
+         'input_param { shape { dim: 2 dim: 8 dim: 20 } } }\n')
+ONE_D = {  # num_output, kernel, pad, extra, (kind, patch rows)
+    "im2col": (8, 3, 1, "", ("im2col", False)),
+    "depthwise": (8, 3, 1, "group: 8", ("depthwise", False)),
+    "pointwise": (8, 1, 0, "", ("pointwise", False)),
+    "patch-rows": (16, 5, 2, "", ("im2col", True)),
+}
+
+
+@pytest.mark.parametrize("kind", ONE_D)
+def test_one_dimensional_convolutions_fold(kind):
+    """A 1-d convolution (bottom ``(N, C, W)``, a 2-d one over a height of 1) folds its
+    BatchNorm, Scale and ReLU in each kind and equals the unfused net."""
+    n, k, pad, extra, expected = ONE_D[kind]
+    text = (IN_1D + conv("c", "data", n, k=k, pad=pad, extra=extra) + bn("bn", "c")
+            + scale("s", "c") + relu("r", "c", 0.1))
+    fused, plain = twins(text)
+    assert chains(fused) == {"c": "r"}
+    assert (fused.layers[1]._kind, fused.layers[1]._patch_rows) == expected
+    fused.forward()
+    plain.forward()
+    assert_same_blobs(fused, plain)
+
+
+def test_batch_statistics_in_a_test_net_do_not_fold():
+    """``use_global_stats: false`` in a TEST net: BatchNorm normalizes by the batch's
+    statistics (and updates its running sums), no fixed map, so the chain ends before it."""
+    text = (INPUT + conv("c", "data", 8)
+            + bn("bn", "c", extra="batch_norm_param { use_global_stats: false }")
+            + scale("s", "c") + relu("r", "c"))
+    fused, plain = twins(text)
+    assert chains(fused) == {}
+    fused.forward()
+    plain.forward()
+    assert_same_blobs(fused, plain)
+    for j in range(3):
+        np.testing.assert_array_equal(fused.params["bn"][j].data, plain.params["bn"][j].data)
