@@ -10,10 +10,17 @@ absorbed steps are skipped.
 
 It cannot be observed, by construction: only whole in-place chains fold, so the blob holds
 the unfused value after the chain (up to rounding) and no other blob or parameter changes;
-no step of a chain runs backward (no ``force_backward``, nothing learns through it) or
-carries a loss weight; a forward whose range ends inside a chain, and any forward with
-per-layer callbacks (pycaffe's ``before_forward``/``after_forward``, ``debug_info``,
-``brewnet time``'s per-layer timing), run the layers one by one as written.
+no step of a chain carries a loss weight; a forward whose range ends inside a chain, and any
+forward with per-layer callbacks (pycaffe's ``before_forward``/``after_forward``,
+``debug_info``, ``brewnet time``'s per-layer timing), run the layers one by one as written.
+Backward needs what the absorbed layers keep from their own forward, so in a TRAIN net, or
+with ``force_backward``, a chain folds only where no gradient runs through it. A TEST net
+with a loss (a train_val net's test phase: Caffe marks its layers as needing backward, though
+only a pycaffe caller ever runs it) folds those chains too, as ``replay`` chains: the net
+runs a replay chain's layers one by one again, from the convolution's unchanged bottom,
+before a backward that reaches it (``Net._backward``), so its backward sees what an unfused
+forward would have left. The convolution's bottom still holds what it read then: the
+compiler refuses a layer in place on a blob that another layer has read (Split's rule).
 ``BREWNET_FUSE=0`` or ``Net(..., fuse=False)`` turns it off.
 """
 
@@ -26,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from ..layers.base import Layer
+from ..proto import caffe_pb2
 from .plan import Plan, Step
 
 ENV = "BREWNET_FUSE"
@@ -42,12 +50,15 @@ def fusion_wanted(fuse: bool | None) -> bool:
 @dataclass(frozen=True)
 class FusedChain:
     """Steps ``head..last``: a convolution, then ``affines`` (layers with a per-channel
-    ``y = x·a + b``) and, with ``slope`` not None, a ReLU with that negative slope."""
+    ``y = x·a + b``) and, with ``slope`` not None, a ReLU with that negative slope.
+    ``replay``: a step of it runs backward, so a backward reaching it must first run the
+    steps one by one (:meth:`replay_steps`)."""
 
     head: int
     last: int
     affines: tuple[Layer, ...]
     slope: np.float32 | None
+    replay: bool = False
 
     def run(self, steps: list[Step]) -> None:
         """The chain's forward, as the convolution's one step."""
@@ -60,13 +71,20 @@ class FusedChain:
         step.layer.reshape(step.bottoms, step.tops)
         step.layer.forward_affine(step.bottoms, step.tops, scale, shift, self.slope)
 
+    def replay_steps(self, steps: list[Step]) -> None:
+        """The chain's forward again, layer by layer, leaving each layer what its backward
+        reads (a chain carries no loss, so nothing is returned)."""
+        for step in steps[self.head:self.last + 1]:
+            step.layer.run_forward(step.bottoms, step.tops)
+
 
 def fused_chains(plan: Plan) -> dict[int, FusedChain]:
     """The chains of ``plan`` that fold, by the index of their convolution."""
     chains: dict[int, FusedChain] = {}
+    replayable = plan.phase == caffe_pb2.TEST and not plan.param_def.force_backward
     i = 0
     while i < len(plan.steps):
-        chain = _chain_at(plan.steps, i)
+        chain = _chain_at(plan.steps, i, replayable)
         if chain is None:
             i += 1
         else:
@@ -75,29 +93,34 @@ def fused_chains(plan: Plan) -> dict[int, FusedChain]:
     return chains
 
 
-def _quiet(step: Step) -> bool:
-    """Whether nothing but the step's forward value is ever asked of it."""
-    return not (step.need_backward or any(step.bottom_need_backward)
-                or any(step.loss_weights))
+def _backward_runs(step: Step) -> bool:
+    return step.need_backward or any(step.bottom_need_backward)
 
 
-def _in_place_on(step: Step, blob: Any) -> bool:
+def _foldable(step: Step, replayable: bool) -> bool:
+    """Whether the step may run inside a fused chain: it carries no loss, and either no
+    backward runs through it or the chain can be replayed before one does."""
+    return not any(step.loss_weights) and (replayable or not _backward_runs(step))
+
+
+def _in_place_on(step: Step, blob: Any, replayable: bool) -> bool:
     return (len(step.bottoms) == 1 and len(step.tops) == 1 and step.bottoms[0] is blob
-            and step.tops[0] is blob and _quiet(step))
+            and step.tops[0] is blob and _foldable(step, replayable))
 
 
-def _chain_at(steps: list[Step], i: int) -> FusedChain | None:
+def _chain_at(steps: list[Step], i: int, replayable: bool) -> FusedChain | None:
     head = steps[i]
     channels = getattr(head.layer, "epilogue_channels", None)
     if (channels is None or len(head.bottoms) != 1 or len(head.tops) != 1
-            or head.tops[0] is head.bottoms[0] or not _quiet(head)):
+            or head.tops[0] is head.bottoms[0] or not _foldable(head, replayable)):
         return None
     channels = channels()
     blob = head.tops[0]
     affines: list[Layer] = []
     slope = None
     j = i + 1
-    while channels is not None and j < len(steps) and _in_place_on(steps[j], blob):
+    while (channels is not None and j < len(steps)
+           and _in_place_on(steps[j], blob, replayable)):
         layer = steps[j].layer
         affine = getattr(layer, "channel_affine", None)
         pair = affine() if affine is not None else None
@@ -112,4 +135,5 @@ def _chain_at(steps: list[Step], i: int) -> FusedChain | None:
         break  # an activation ends the chain
     if j == i + 1:
         return None
-    return FusedChain(i, j - 1, tuple(affines), slope)
+    replay = any(_backward_runs(step) for step in steps[i:j])
+    return FusedChain(i, j - 1, tuple(affines), slope, replay)

@@ -92,6 +92,9 @@ class Net(PlanViews, WeightFiles, WholeDatasetPasses):
         self._hooks: dict[str, list[Callable[[int], Any]]] = {
             "before_forward": [], "after_forward": [], "before_backward": [],
             "after_backward": []}
+        # Heads of the fused chains whose last forward ran fused and that a backward must
+        # replay first (brewnet.net.fusion).
+        self._replays_due: set[int] = set()
         if state is None:
             phase, weights = _parse_net_args(args, phase, weights)
         elif args:
@@ -138,8 +141,11 @@ class Net(PlanViews, WeightFiles, WholeDatasetPasses):
             chain = fused.get(i)
             if chain is not None and chain.last <= end:
                 chain.run(steps)  # no loss: a chain's steps carry no loss weight
+                if chain.replay:
+                    self._replays_due.add(i)
                 i = chain.last + 1
                 continue
+            self._replays_due.discard(i)
             for fn in before:
                 fn(i)
             step = steps[i]
@@ -150,9 +156,15 @@ class Net(PlanViews, WeightFiles, WholeDatasetPasses):
         return float(loss)
 
     def _backward(self, start: int, end: int) -> None:
-        """Run backward for layers ``start`` down to ``end`` (inclusive)."""
+        """Run backward for layers ``start`` down to ``end`` (inclusive), after replaying
+        the fused chains in the range that the last forward ran fused (net/fusion.py)."""
         before, after = self._hooks["before_backward"], self._hooks["after_backward"]
         steps = self.plan.steps
+        for head in sorted(self._replays_due):
+            chain = self.plan.fused[head]
+            if head <= start and chain.last >= end:
+                chain.replay_steps(steps)
+                self._replays_due.discard(head)
         for i in range(start, end - 1, -1):
             for fn in before:  # called for every layer in the range, as Caffe's
                 fn(i)

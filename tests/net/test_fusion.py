@@ -96,6 +96,17 @@ def assert_same_blobs(a, b, rtol=1e-5):
         assert np.abs(x - y).max() <= rtol * scale_, name
 
 
+def assert_same_diffs(a, b, rtol=2e-5):
+    """Every blob's and parameter's gradient within ``rtol`` of the largest of ``b``'s."""
+    for name in a.blobs:
+        x, y = a.blobs[name].diff, b.blobs[name].diff
+        assert np.abs(x - y).max() <= rtol * max(float(np.abs(y).max()), 1e-6), name
+    for name in a.params:
+        for j, (x, y) in enumerate(zip(a.params[name], b.params[name], strict=True)):
+            scale_ = max(float(np.abs(y.diff).max()), 1e-6)
+            assert np.abs(x.diff - y.diff).max() <= rtol * scale_, (name, j)
+
+
 def chains(net):
     return {net._layer_names[i]: net._layer_names[c.last] for i, c in net.plan.fused.items()}
 
@@ -383,13 +394,7 @@ def test_frozen_backbone_in_train_folds_only_where_no_gradient_runs(name):
     losses = [net.forward_backward() for net in (fused, plain)]
     np.testing.assert_allclose(losses[0], losses[1], rtol=1e-5)
     assert_same_blobs(fused, plain)
-    for key in fused.blobs:
-        x, y = fused.blobs[key].diff, plain.blobs[key].diff
-        assert np.abs(x - y).max() <= 2e-5 * max(float(np.abs(y).max()), 1e-6), key
-    for key in fused.params:
-        for j, (x, y) in enumerate(zip(fused.params[key], plain.params[key], strict=True)):
-            scale_ = max(float(np.abs(y.diff).max()), 1e-6)
-            assert np.abs(x.diff - y.diff).max() <= 2e-5 * scale_, (key, j)
+    assert_same_diffs(fused, plain)
     learnable = "c0" if name == "learnable-first" else "head"
     assert np.abs(fused.params[learnable][0].diff).max() > 0
 
@@ -569,3 +574,48 @@ def test_batch_statistics_in_a_test_net_do_not_fold():
     assert_same_blobs(fused, plain)
     for j in range(3):
         np.testing.assert_array_equal(fused.params["bn"][j].data, plain.params["bn"][j].data)
+
+
+# --- TEST nets with a loss: fused forward, replayed before backward ---------------------------
+
+RESNET_LOSS = RESNET + ('layer { name: "loss" type: "EuclideanLoss" bottom: "sum" '
+                        'bottom: "data" top: "loss" }\n')
+
+
+def test_a_test_net_with_a_loss_folds_and_replays_its_chains_before_backward():
+    """A train_val net's TEST phase: Caffe marks its layers as needing backward (a loss, lr_mult
+    1), which a solver never runs but pycaffe may. Its chains fold; the first backward after a
+    fused forward runs them layer by layer again, so every gradient (blobs, parameters,
+    Scale's included, which reads the input Scale kept at its own forward) equals the unfused
+    net's. A second forward with another input makes stale state visible if nothing replays."""
+    fused, plain = twins(RESNET_LOSS)
+    assert chains(fused) == {"c1": "r1", "c2": "sc2"}
+    assert all(chain.replay for chain in fused.plan.fused.values())
+    for seed in (2, 3):  # the first forward's state must not survive into the backward
+        rng = np.random.default_rng(seed)
+        x = rng.standard_normal(fused.blobs["data"].shape).astype(np.float32)
+        losses = [net.forward(data=x)["loss"] for net in (fused, plain)]
+    np.testing.assert_allclose(losses[0], losses[1], rtol=1e-5)
+    assert_same_blobs(fused, plain)
+    for net in (fused, plain):
+        net.backward()
+    assert_same_diffs(fused, plain)
+    assert np.abs(fused.params["sc1"][0].diff).max() > 0
+
+
+def test_replay_happens_once_and_only_for_a_backward_that_reaches_the_chain():
+    """A backward that stops after the chains leaves them due; the one reaching them replays
+    each once; a second backward without a forward replays nothing (the layers still hold
+    that forward's state)."""
+    fused, plain = twins(RESNET_LOSS)
+    for net in (fused, plain):
+        net.forward()
+    heads = set(fused.plan.fused)
+    due = [heads, {fused._layer_names.index("c1")}, set(), set()]
+    for (start, end), left in zip([("loss", "sum"), ("sc2", "c2"), (None, None),
+                                   (None, None)], due, strict=True):
+        for net in (fused, plain):  # parameter gradients add up over backward calls
+            net.backward(start=start, end=end)
+        assert fused._replays_due == left
+    assert_same_diffs(fused, plain)
+
