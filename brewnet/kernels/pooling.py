@@ -1,14 +1,20 @@
-"""MAX and AVE pooling windows ``(P, H, W)`` -> ``(P, OH, OW)``, compiled per kernel and stride.
+"""MAX and AVE pooling windows ``(P, H, W)`` -> ``(P, OH, OW)``, compiled per kernel, stride
+and padding.
 
-The layer (``brewnet.layers.pooling``) hands these kernels the frame its NumPy body works on:
-the bottom itself, or its copy padded with -inf (MAX) or 0 (AVE), with every window at
-``(o_h * stride_h, o_w * stride_w)`` inside it. So the results are the NumPy body's: MAX keeps
-the first maximum in row-major window order (strict ``>``, as Caffe) and records its offset
-``i * kw + j``; AVE adds in the same order and divides by the same divisor. One difference: a
-NaN never wins a MAX window here (Caffe's rule), where the NumPy body's maximum propagates it.
+The kernels work on the frame the NumPy body (``brewnet.layers.pooling``) works on: the
+bottom padded by ``(ph, pw)`` with -inf (MAX) or 0 (AVE) and cut to the windows' span, every
+window at ``(o_h * stride_h, o_w * stride_w)`` inside it. Where the NumPy body pads the whole
+bottom into a copy (and backward routes into a whole padded gradient, then copies it out),
+the kernels pad one plane at a time in a plane-sized buffer that stays in cache; with no
+padding and every window inside the bottom they read and write the planes directly. So the
+results are the NumPy body's: MAX keeps the first maximum in row-major window order (strict
+``>``, as Caffe) and records its offset ``i * kw + j``; AVE adds in the same order and
+divides by the same divisor. One difference: a NaN never wins a MAX window here (Caffe's
+rule), where the NumPy body's maximum propagates it.
 
-Each kernel is a closure over the kernel and stride, so its window loops have constant trip
-counts and unroll into straight, branch-free code; that is what beats the NumPy passes.
+Each kernel is a closure over the kernel, stride and padding, so its window loops have
+constant trip counts and unroll into straight, branch-free code; that is what beats the
+NumPy passes.
 """
 
 from __future__ import annotations
@@ -21,14 +27,25 @@ from . import kernel
 
 
 @cache
-def max_forward_kernel(kh: int, kw: int, sh: int, sw: int):
-    """``forward(source, y, argmax)`` for this kernel and stride, over windows at
-    ``(o_h * sh, o_w * sw)`` that all lie inside ``source`` (the caller pads it with -inf)."""
+def max_forward_kernel(kh: int, kw: int, sh: int, sw: int, ph: int, pw: int, direct: bool):
+    """``forward(x, y, argmax)`` for this geometry over the bottom planes ``x``; ``direct``:
+    no padding and every window inside ``x``, which is then read as it is."""
 
     @kernel
-    def forward(source, y, argmax):  # pragma: no cover - compiled
+    def forward(x, y, argmax):  # pragma: no cover - compiled
         planes, oh, ow = y.shape
+        h, w = x.shape[1], x.shape[2]
+        span_h, span_w = (oh - 1) * sh + kh, (ow - 1) * sw + kw
+        rows, cols = min(h, span_h - ph), min(w, span_w - pw)
+        frame = np.full((span_h, span_w), -np.inf, dtype=np.float32)
         for p in range(planes):
+            if direct:
+                source = x[p]
+            else:  # the border stays -inf: only the interior is ever written
+                for r in range(rows):
+                    for c in range(cols):
+                        frame[ph + r, pw + c] = x[p, r, c]
+                source = frame
             for r in range(oh):
                 for c in range(ow):
                     best = np.float32(-np.inf)
@@ -37,7 +54,7 @@ def max_forward_kernel(kh: int, kw: int, sh: int, sw: int):
                     # stays branch-free, which matters as a window's winner is unpredictable.
                     for i in range(kh):
                         for j in range(kw):
-                            v = source[p, r * sh + i, c * sw + j]
+                            v = source[r * sh + i, c * sw + j]
                             better = v > best
                             arg += better * (i * kw + j - arg)
                             best = v if better else best
@@ -48,72 +65,121 @@ def max_forward_kernel(kh: int, kw: int, sh: int, sw: int):
 
 
 @cache
-def max_backward_kernel(kh: int, kw: int, sh: int, sw: int, tiles: bool):
-    """``backward(dy, argmax, grad)``: each top diff to its window's argmax in ``grad`` (the
-    forward's frame, overwritten). ``tiles``: the windows are disjoint and cover ``grad``, so
-    every cell is written once and no zeroing pass is needed."""
+def ave_forward_kernel(kh: int, kw: int, sh: int, sw: int, ph: int, pw: int, direct: bool):
+    """``forward(x, y, divisor)``: window sums over ``x`` padded with zeros, divided by
+    ``divisor`` ``(OH, OW)``; ``direct`` as for MAX."""
 
     @kernel
-    def backward(dy, argmax, grad):  # pragma: no cover - compiled
-        planes, oh, ow = dy.shape
-        if not tiles:
-            grad[...] = 0
-        for p in range(planes):
-            for r in range(oh):
-                for i in range(kh):  # one gradient row at a time: its cells in memory order
-                    for c in range(ow):
-                        d = dy[p, r, c]
-                        a = argmax[p, r, c]
-                        for j in range(kw):
-                            # A multiply by the hit, as the NumPy body: branch-free.
-                            routed = d * np.float32(a == i * kw + j)
-                            if tiles:
-                                grad[p, r * sh + i, c * sw + j] = routed
-                            else:
-                                grad[p, r * sh + i, c * sw + j] += routed
-
-    return backward
-
-
-@cache
-def ave_forward_kernel(kh: int, kw: int, sh: int, sw: int):
-    """``forward(source, y, divisor)``: window sums over ``source`` (the caller pads it with
-    zeros) divided by ``divisor`` ``(OH, OW)``."""
-
-    @kernel
-    def forward(source, y, divisor):  # pragma: no cover - compiled
+    def forward(x, y, divisor):  # pragma: no cover - compiled
         planes, oh, ow = y.shape
+        h, w = x.shape[1], x.shape[2]
+        span_h, span_w = (oh - 1) * sh + kh, (ow - 1) * sw + kw
+        rows, cols = min(h, span_h - ph), min(w, span_w - pw)
+        frame = np.zeros((span_h, span_w), dtype=np.float32)
         for p in range(planes):
+            if direct:
+                source = x[p]
+            else:
+                for r in range(rows):
+                    for c in range(cols):
+                        frame[ph + r, pw + c] = x[p, r, c]
+                source = frame
             for r in range(oh):
                 for c in range(ow):
                     total = np.float32(0)
                     for i in range(kh):
                         for j in range(kw):
-                            total += source[p, r * sh + i, c * sw + j]
+                            total += source[r * sh + i, c * sw + j]
                     y[p, r, c] = total / divisor[r, c]
 
     return forward
 
 
 @cache
-def ave_backward_kernel(kh: int, kw: int, sh: int, sw: int, tiles: bool):
-    """``backward(dy, divisor, grad)``: ``dy / divisor`` to every cell of each window in
-    ``grad`` (overwritten); ``tiles`` as for MAX."""
+def max_backward_kernel(kh: int, kw: int, sh: int, sw: int, ph: int, pw: int, direct: bool,
+                        tiles: bool):
+    """``backward(dy, argmax, dx)``: each top diff to its window's argmax, ``dx`` (the bottom
+    diff planes) overwritten. ``tiles``: the windows are disjoint and cover the bottom, so
+    every cell is written once and no zeroing is needed."""
+    by_offset = sw == 1 and not tiles
 
     @kernel
-    def backward(dy, divisor, grad):  # pragma: no cover - compiled
+    def backward(dy, argmax, dx):  # pragma: no cover - compiled
         planes, oh, ow = dy.shape
-        if not tiles:
-            grad[...] = 0
+        h, w = dx.shape[1], dx.shape[2]
+        span_h, span_w = (oh - 1) * sh + kh, (ow - 1) * sw + kw
+        rows, cols = min(h, span_h - ph), min(w, span_w - pw)
+        frame = np.empty((span_h, span_w), dtype=np.float32)
         for p in range(planes):
+            grad = dx[p] if direct else frame
+            if not tiles:
+                grad[...] = 0  # one plane, then routed into while it is in cache
+            if by_offset:
+                # Offset by offset, as the NumPy body adds: within one offset no two windows
+                # share a cell, so with stride 1 the row loop is a vectorized add.
+                for i in range(kh):
+                    for j in range(kw):
+                        k = i * kw + j
+                        for r in range(oh):
+                            for c in range(ow):
+                                grad[r * sh + i, c + j] += (
+                                    dy[p, r, c] * np.float32(argmax[p, r, c] == k))
+            else:
+                for r in range(oh):
+                    for i in range(kh):  # one gradient row at a time, in memory order
+                        for c in range(ow):
+                            d = dy[p, r, c]
+                            a = argmax[p, r, c]
+                            for j in range(kw):
+                                # A multiply by the hit, as the NumPy body: branch-free.
+                                routed = d * np.float32(a == i * kw + j)
+                                if tiles:
+                                    grad[r * sh + i, c * sw + j] = routed
+                                else:
+                                    grad[r * sh + i, c * sw + j] += routed
+            if not direct:
+                _unpad(frame, dx[p], ph, pw, rows, cols)
+
+    return backward
+
+
+@cache
+def ave_backward_kernel(kh: int, kw: int, sh: int, sw: int, ph: int, pw: int, direct: bool,
+                        tiles: bool):
+    """``backward(dy, divisor, dx)``: ``dy / divisor`` to every cell of each window, ``dx``
+    overwritten; ``direct`` and ``tiles`` as for MAX."""
+
+    @kernel
+    def backward(dy, divisor, dx):  # pragma: no cover - compiled
+        planes, oh, ow = dy.shape
+        h, w = dx.shape[1], dx.shape[2]
+        span_h, span_w = (oh - 1) * sh + kh, (ow - 1) * sw + kw
+        rows, cols = min(h, span_h - ph), min(w, span_w - pw)
+        frame = np.empty((span_h, span_w), dtype=np.float32)
+        for p in range(planes):
+            grad = dx[p] if direct else frame
+            if not tiles:
+                grad[...] = 0
             for r in range(oh):
                 for c in range(ow):
                     share = dy[p, r, c] / divisor[r, c]
                     for i in range(kh):
                         for j in range(kw):
                             if tiles:
-                                grad[p, r * sh + i, c * sw + j] = share
+                                grad[r * sh + i, c * sw + j] = share
                             else:
-                                grad[p, r * sh + i, c * sw + j] += share
+                                grad[r * sh + i, c * sw + j] += share
+            if not direct:
+                _unpad(frame, dx[p], ph, pw, rows, cols)
 
     return backward
+
+
+@kernel
+def _unpad(frame, out, ph, pw, rows, cols):  # pragma: no cover - compiled
+    """A padded gradient plane's interior into the bottom's plane ``out``; the cells no
+    window reaches (FLOOR rounding leaves rows and columns out) get 0."""
+    h, w = out.shape
+    for r in range(h):
+        for c in range(w):
+            out[r, c] = frame[ph + r, pw + c] if r < rows and c < cols else np.float32(0)

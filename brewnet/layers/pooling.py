@@ -150,9 +150,10 @@ class PoolingLayer(Layer):
         if self._stochastic:
             self._allocate_stochastic(xp)
             return
-        # NumPy arrays with numba present take the compiled window loops (brewnet.kernels).
+        # NumPy arrays with numba present take the compiled window loops (brewnet.kernels),
+        # which pad plane by plane themselves.
         self._fast = kernels.enabled(xp) and not self._global
-        if self._direct:
+        if self._direct or self._fast:
             self._buffer = None
             plane_bytes = h * w * 4
         else:
@@ -164,8 +165,6 @@ class PoolingLayer(Layer):
             plane_bytes = span_h * span_w * 4
         # Work on blocks of planes small enough to stay in cache across the k*k passes.
         self._step = max(1, _BLOCK_BYTES // plane_bytes)
-        if self._fast:
-            self._step = planes  # the kernels make one pass: one call, no blocks
         self._grad = None  # gradient scratch, made by the first backward
         # Disjoint MAX windows are first copied apart, one contiguous plane per kernel offset:
         # the k*k passes then run on contiguous arrays (SIMD) instead of stride-k views.
@@ -317,6 +316,8 @@ class PoolingLayer(Layer):
             self._forward_stochastic(xp, x, y)
         elif self._global:
             self._forward_global(xp, x, y)
+        elif self._fast:
+            self._forward_kernel(x, y)
         else:
             for block in self._blocks():
                 if self._gather is not None:
@@ -331,9 +332,6 @@ class PoolingLayer(Layer):
             self._write_mask(xp, self._planar(top[1].data))
 
     def _forward_block(self, xp, source, y, block: slice) -> None:
-        if self._fast:
-            self._forward_kernel(source, y, block)
-            return
         windows = self._windows(source)
         _, first = next(windows)
         xp.copyto(y, first)
@@ -353,22 +351,23 @@ class PoolingLayer(Layer):
                 y += window
             y /= self._divisor
 
-    def _forward_kernel(self, source, y, block: slice) -> None:
-        """The compiled window loops (brewnet.kernels.pooling) over the same frame."""
+    def _forward_kernel(self, x, y) -> None:
+        """The compiled window loops (brewnet.kernels.pooling) over the same frame, padded
+        plane by plane."""
         from ..kernels import pooling as compiled  # imports numba: only when it is used
-        frame = (*self._kernel, *self._stride)
+        frame = (*self._kernel, *self._stride, *self._pad, self._direct)
         if self._max:
-            compiled.max_forward_kernel(*frame)(source, y, self._argmax[block])
+            compiled.max_forward_kernel(*frame)(x, y, self._argmax)
         else:
-            compiled.ave_forward_kernel(*frame)(source, y, self._divisor)
+            compiled.ave_forward_kernel(*frame)(x, y, self._divisor)
 
-    def _backward_kernel(self, dy, grad, block: slice) -> None:
+    def _backward_kernel(self, dy, dx) -> None:
         from ..kernels import pooling as compiled
-        frame = (*self._kernel, *self._stride, self._tiles)
+        frame = (*self._kernel, *self._stride, *self._pad, self._direct, self._tiles)
         if self._max:
-            compiled.max_backward_kernel(*frame)(dy, self._argmax[block], grad)
+            compiled.max_backward_kernel(*frame)(dy, self._argmax, dx)
         else:
-            compiled.ave_backward_kernel(*frame)(dy, self._divisor, grad)
+            compiled.ave_backward_kernel(*frame)(dy, self._divisor, dx)
 
     def _forward_global(self, xp, x, y) -> None:
         flat = x.reshape(self._planes, -1)
@@ -402,6 +401,9 @@ class PoolingLayer(Layer):
         if self._global:
             self._backward_global(xp, dy, dx)
             return
+        if self._fast:
+            self._backward_kernel(dy, dx)
+            return
         if not self._direct and self._grad is None:
             self._grad = xp.empty_like(self._buffer)
         for block in self._blocks():
@@ -417,9 +419,6 @@ class PoolingLayer(Layer):
     def _backward_block(self, xp, dy, grad, block: slice) -> None:
         """MAX routes each top diff to its argmax through multiplies by the hit mask, so a
         non-finite top diff would also reach the other cells of its window (as NaN)."""
-        if self._fast:
-            self._backward_kernel(dy, grad, block)
-            return
         argmax = self._argmax[block] if self._max else None
         hit = self._better[block] if self._max else None
         if self._tiles:
