@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import kernels
 from ..blob import Blob
 from ..proto import caffe_pb2
 from .base import Layer
+from .neuron import relu
 from .registry import register
 
 _OP = caffe_pb2.EltwiseParameter
@@ -79,6 +81,26 @@ class Eltwise(Layer):
                 wins = blob.data > out
                 self.max_idx[wins] = k
                 xp.maximum(out, blob.data, out=out)
+
+    def takes_activation(self) -> bool:
+        """Whether ``forward_activated`` runs an in-place ReLU after this layer in one pass:
+        a SUM of two bottoms with coefficients 1 (ResNet's shortcut add)."""
+        return self.op == _OP.SUM and self.coeff == [1.0, 1.0]
+
+    def forward_activated(self, bottom: list[Blob], top: list[Blob], slope: np.float32
+                          ) -> None:
+        """``forward``, then the ReLU with negative ``slope`` in place on the top, for
+        ``brewnet.net.fusion``: one compiled pass (read two, write one, where the two layers
+        read three and write two), or the two forwards as written."""
+        xp, y = bottom[0].xp, top[0].data
+        if kernels.enabled(xp):
+            from ..kernels.elementwise import add_relu
+
+            add_relu(bottom[0].data.reshape(-1), bottom[1].data.reshape(-1), y.reshape(-1),
+                     slope)
+            return
+        self.forward(bottom, top)
+        relu(xp, y, y, slope)
 
     def backward(self, top: list[Blob], propagate_down: list[bool],
                  bottom: list[Blob]) -> None:

@@ -15,6 +15,26 @@ from .registry import register
 from .scratch import scratch
 
 
+def relu(xp: Any, x: Any, y: Any, slope: np.float32) -> None:
+    """``y = max(x, 0) + slope·min(x, 0)`` (``y`` may be ``x``): the ReLU layer's forward, which
+    a layer running an in-place ReLU after itself in one pass (Eltwise) falls back to."""
+    if slope == 0:
+        if kernels.enabled(xp):
+            from ..kernels.elementwise import relu_forward
+
+            relu_forward(x.reshape(-1), y.reshape(-1))
+            return
+        xp.maximum(x, 0, out=y)
+        return
+    # Buffers shared by every layer of the thread: kept per layer, the masks alone cost a
+    # byte per value of every ReLU's bottom (69 MiB over ResNet-50 at batch 8).
+    neg = scratch(xp, "relu.values", x.shape)
+    xp.minimum(x, 0, out=neg)
+    neg *= slope
+    xp.maximum(x, 0, out=y)  # x is read before y overwrites it, elementwise
+    y += neg
+
+
 @register
 class ReLU(Layer):
     """y = max(x, 0) + negative_slope·min(x, 0), any shape.
@@ -37,22 +57,7 @@ class ReLU(Layer):
             top[0].reshape_like(bottom[0])
 
     def forward(self, bottom: list[Blob], top: list[Blob]) -> None:
-        xp, x, y = bottom[0].xp, bottom[0].data, top[0].data
-        if self.slope == 0:
-            if kernels.enabled(xp):
-                from ..kernels.elementwise import relu_forward
-
-                relu_forward(x.reshape(-1), y.reshape(-1))
-                return
-            xp.maximum(x, 0, out=y)
-            return
-        # Buffers shared by every layer of the thread: kept per layer, the masks alone cost a
-        # byte per value of every ReLU's bottom (69 MiB over ResNet-50 at batch 8).
-        neg = scratch(xp, "relu.values", x.shape)
-        xp.minimum(x, 0, out=neg)
-        neg *= self.slope
-        xp.maximum(x, 0, out=y)  # x is read before y overwrites it, elementwise
-        y += neg
+        relu(bottom[0].xp, bottom[0].data, top[0].data, self.slope)
 
     def activation_slope(self) -> np.float32:
         """The negative slope, for a convolution that applies this ReLU in its own pass over

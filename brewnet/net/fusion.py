@@ -22,6 +22,10 @@ before a backward that reaches it (``Net._backward``), so its backward sees what
 forward would have left. The convolution's bottom still holds what it read then: the
 compiler refuses a layer in place on a blob that another layer has read (Split's rule).
 ``BREWNET_FUSE=0`` or ``Net(..., fuse=False)`` turns it off.
+
+The same holds for a ReLU in place on the top of an Eltwise sum (ResNet's shortcut add): the
+two run as the Eltwise layer's ``forward_activated``, one pass over the blobs
+(:class:`FusedActivation`).
 """
 
 from __future__ import annotations
@@ -78,13 +82,33 @@ class FusedChain:
             step.layer.run_forward(step.bottoms, step.tops)
 
 
-def fused_chains(plan: Plan) -> dict[int, FusedChain]:
-    """The chains of ``plan`` that fold, by the index of their convolution."""
-    chains: dict[int, FusedChain] = {}
+@dataclass(frozen=True)
+class FusedActivation:
+    """Steps ``head..last``: a layer that runs an in-place ReLU with negative ``slope`` after
+    itself in one pass (``forward_activated``), then that ReLU; ``replay`` as
+    :class:`FusedChain`'s."""
+
+    head: int
+    last: int
+    slope: np.float32
+    replay: bool = False
+
+    def run(self, steps: list[Step]) -> None:
+        step = steps[self.head]
+        step.layer.reshape(step.bottoms, step.tops)
+        step.layer.forward_activated(step.bottoms, step.tops, self.slope)
+
+    replay_steps = FusedChain.replay_steps
+
+
+def fused_chains(plan: Plan) -> dict[int, FusedChain | FusedActivation]:
+    """The chains of ``plan`` that fold, by the index of their first step."""
+    chains: dict[int, FusedChain | FusedActivation] = {}
     replayable = plan.phase == caffe_pb2.TEST and not plan.param_def.force_backward
     i = 0
     while i < len(plan.steps):
-        chain = _chain_at(plan.steps, i, replayable)
+        chain = (_chain_at(plan.steps, i, replayable)
+                 or _activation_at(plan.steps, i, replayable))
         if chain is None:
             i += 1
         else:
@@ -137,3 +161,18 @@ def _chain_at(steps: list[Step], i: int, replayable: bool) -> FusedChain | None:
         return None
     replay = any(_backward_runs(step) for step in steps[i:j])
     return FusedChain(i, j - 1, tuple(affines), slope, replay)
+
+
+def _activation_at(steps: list[Step], i: int, replayable: bool) -> FusedActivation | None:
+    head = steps[i]
+    takes = getattr(head.layer, "takes_activation", None)
+    if (takes is None or not takes() or len(head.tops) != 1
+            or not _foldable(head, replayable)):
+        return None
+    if i + 1 >= len(steps) or not _in_place_on(steps[i + 1], head.tops[0], replayable):
+        return None
+    activation = getattr(steps[i + 1].layer, "activation_slope", None)
+    if activation is None:
+        return None
+    replay = any(_backward_runs(step) for step in steps[i:i + 2])
+    return FusedActivation(i, i + 1, np.float32(activation()), replay)

@@ -113,7 +113,7 @@ def chains(net):
 
 def test_resnet_block_fuses_each_conv_chain_and_matches_unfused():
     fused, plain = twins(RESNET)
-    assert chains(fused) == {"c1": "r1", "c2": "sc2"}
+    assert chains(fused) == {"c1": "r1", "c2": "sc2", "sum": "r2"}
     assert plain.plan.fused == {}
     fused.forward()
     plain.forward()
@@ -233,7 +233,7 @@ def test_opt_out(monkeypatch, how):
         net = make(RESNET, fuse=False)
     assert net.plan.fused == {}
     monkeypatch.setenv("BREWNET_FUSE", "0")
-    assert chains(make(RESNET, fuse=True)) == {"c1": "r1", "c2": "sc2"}  # keyword wins
+    assert chains(make(RESNET, fuse=True)) == {"c1": "r1", "c2": "sc2", "sum": "r2"}  # keyword
 
 
 # --- weights that change after the net was built and fused ---------------------------------
@@ -263,7 +263,7 @@ def test_a_test_net_sharing_a_training_nets_weights_reads_them_after_solver_step
     randomize(solver.net)  # BatchNorm statistics as after some training (factor 2)
     fused = solver.test_nets[0]
     plain = make(RESNET, fuse=False)
-    assert chains(fused) == {"c1": "r1", "c2": "sc2"}
+    assert chains(fused) == {"c1": "r1", "c2": "sc2", "sum": "r2"}
     for net in (fused, plain):
         net.share_with(solver.net)
         fill_input(net, 3)
@@ -306,7 +306,7 @@ def test_weights_loaded_after_fusion_count(tmp_path, kind):
             fused.copy_from(path)
         else:
             fused.load_hdf5(path)
-    assert chains(fused) == {"c1": "r1", "c2": "sc2"}
+    assert chains(fused) == {"c1": "r1", "c2": "sc2", "sum": "r2"}
     fused.blobs["data"].data[...] = source.blobs["data"].data
     fused.forward()
     assert_same_blobs(fused, source)
@@ -589,7 +589,7 @@ def test_a_test_net_with_a_loss_folds_and_replays_its_chains_before_backward():
     Scale's included, which reads the input Scale kept at its own forward) equals the unfused
     net's. A second forward with another input makes stale state visible if nothing replays."""
     fused, plain = twins(RESNET_LOSS)
-    assert chains(fused) == {"c1": "r1", "c2": "sc2"}
+    assert chains(fused) == {"c1": "r1", "c2": "sc2", "sum": "r2"}
     assert all(chain.replay for chain in fused.plan.fused.values())
     for seed in (2, 3):  # the first forward's state must not survive into the backward
         rng = np.random.default_rng(seed)
@@ -611,7 +611,9 @@ def test_replay_happens_once_and_only_for_a_backward_that_reaches_the_chain():
     for net in (fused, plain):
         net.forward()
     heads = set(fused.plan.fused)
-    due = [heads, {fused._layer_names.index("c1")}, set(), set()]
+    # loss..sum reaches the Eltwise + ReLU chain only; sc2..c2 the second convolution's.
+    due = [heads - {fused._layer_names.index("sum")}, {fused._layer_names.index("c1")}, set(),
+           set()]
     for (start, end), left in zip([("loss", "sum"), ("sc2", "c2"), (None, None),
                                    (None, None)], due, strict=True):
         for net in (fused, plain):  # parameter gradients add up over backward calls
@@ -619,3 +621,41 @@ def test_replay_happens_once_and_only_for_a_backward_that_reaches_the_chain():
         assert fused._replays_due == left
     assert_same_diffs(fused, plain)
 
+
+
+SHAPE = "shape { dim: 2 dim: 3 dim: 50 dim: 70 }"
+SUM_INPUT = ('layer { name: "in" type: "Input" top: "a" top: "b" '
+             f'input_param {{ {SHAPE} {SHAPE} }} }}\n')
+
+
+def eltwise_of(bottoms, top, extra=""):
+    tops = " ".join(f'bottom: "{b}"' for b in bottoms)
+    return f'layer {{ name: "{top}" type: "Eltwise" {tops} top: "{top}" {extra} }}\n'
+
+
+@pytest.mark.parametrize("slope", [0.0, 0.1])
+def test_eltwise_sum_and_its_relu_run_as_one_pass_bit_for_bit(slope):
+    """ResNet's shortcut add and the ReLU after it; NaN, infinities and signed zeros too."""
+    text = SUM_INPUT + eltwise_of("ab", "s") + relu("r", "s", slope)
+    fused, plain = make(text), make(text, fuse=False)
+    assert chains(fused) == {"s": "r"}
+    rng = np.random.default_rng(3)
+    a, b = rng.standard_normal((2, *fused.blobs["a"].shape))
+    a.reshape(-1)[:6] = [np.nan, np.inf, -np.inf, -0.0, 0.0, -1.0]
+    b.reshape(-1)[:6] = [1.0, -np.inf, -1.0, -0.0, -0.0, 1.0]
+    for net in (fused, plain):
+        net.blobs["a"].data[...] = a
+        net.blobs["b"].data[...] = b
+        with np.errstate(invalid="ignore"):
+            net.forward()
+    np.testing.assert_array_equal(fused.blobs["s"].data.view(np.int32),
+                                  plain.blobs["s"].data.view(np.int32))
+
+
+def test_eltwise_that_is_not_a_plain_sum_or_relu_out_of_place_does_not_fuse():
+    for extra in ("eltwise_param { operation: PROD }", "eltwise_param { operation: MAX }",
+                  "eltwise_param { coeff: 1 coeff: -1 }"):
+        assert chains(make(SUM_INPUT + eltwise_of("ab", "s", extra) + relu("r", "s"))) == {}
+    assert chains(make(SUM_INPUT + eltwise_of("ab", "s") + relu("r", "s", top="t"))) == {}
+    three = SUM_INPUT.replace('top: "b"', 'top: "b" top: "c"').replace(SHAPE, SHAPE * 2, 1)
+    assert chains(make(three + eltwise_of("abc", "s") + relu("r", "s"))) == {}
