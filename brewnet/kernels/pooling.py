@@ -65,6 +65,49 @@ def max_forward_kernel(kh: int, kw: int, sh: int, sw: int, ph: int, pw: int, dir
 
 
 @cache
+def max_value_kernel(kh: int, kw: int, sh: int, sw: int, ph: int, pw: int, direct: bool):
+    """``forward(x, y)``: ``max_forward_kernel``'s values without the argmax, for a forward
+    no backward follows. Separable: for each output row the maxima down the window's rows,
+    every frame column at once (contiguous, vectorized), then across each window's columns;
+    NaN never wins, as there. Equal values are the same value except a zero maximum with
+    -0.0 and 0.0 both in its window, whose sign may differ from the row-major rule's (never
+    after a ReLU, which writes 0.0)."""
+
+    @kernel
+    def forward(x, y):  # pragma: no cover - compiled
+        planes, oh, ow = y.shape
+        h, w = x.shape[1], x.shape[2]
+        span_h, span_w = (oh - 1) * sh + kh, (ow - 1) * sw + kw
+        rows, cols = min(h, span_h - ph), min(w, span_w - pw)
+        frame = np.full((span_h, span_w), -np.inf, dtype=np.float32)
+        down = np.empty(span_w, dtype=np.float32)
+        for p in range(planes):
+            if direct:
+                source = x[p]
+            else:  # the border stays -inf: only the interior is ever written
+                for r in range(rows):
+                    for c in range(cols):
+                        frame[ph + r, pw + c] = x[p, r, c]
+                source = frame
+            for r in range(oh):
+                top = r * sh
+                for q in range(span_w):
+                    best = np.float32(-np.inf)
+                    for i in range(kh):
+                        v = source[top + i, q]
+                        best = v if v > best else best
+                    down[q] = best
+                for c in range(ow):
+                    best = np.float32(-np.inf)
+                    for j in range(kw):
+                        v = down[c * sw + j]
+                        best = v if v > best else best
+                    y[p, r, c] = best
+
+    return forward
+
+
+@cache
 def ave_forward_kernel(kh: int, kw: int, sh: int, sw: int, ph: int, pw: int, direct: bool):
     """``forward(x, y, divisor)``: window sums over ``x`` padded with zeros, divided by
     ``divisor`` ``(OH, OW)``; ``direct`` as for MAX."""

@@ -28,6 +28,7 @@ from ..blob import Blob
 from ..proto import caffe_pb2
 from .base import Layer
 from .registry import register
+from .scratch import scratch
 
 _P = caffe_pb2.PoolingParameter
 # Bytes of bottom planes processed together: about an L2 cache, so the k*k strided passes over
@@ -166,6 +167,7 @@ class PoolingLayer(Layer):
         # Work on blocks of planes small enough to stay in cache across the k*k passes.
         self._step = max(1, _BLOCK_BYTES // plane_bytes)
         self._grad = None  # gradient scratch, made by the first backward
+        self._argmax_due = False
         # Disjoint MAX windows are first copied apart, one contiguous plane per kernel offset:
         # the k*k passes then run on contiguous arrays (SIMD) instead of stride-k views.
         self._gather = (xp.empty((kh, kw, min(self._step, planes), oh, ow), dtype=np.float32)
@@ -316,8 +318,16 @@ class PoolingLayer(Layer):
             self._forward_stochastic(xp, x, y)
         elif self._global:
             self._forward_global(xp, x, y)
+        elif self._fast and self._max and len(top) == 1 and self.phase == caffe_pb2.TEST:
+            # A TEST forward without a mask top takes MAX's values only; a backward that
+            # follows anyway (pycaffe) finds the argmax first (``_argmax_due``).
+            from ..kernels import pooling as compiled
+            compiled.max_value_kernel(*self._kernel, *self._stride, *self._pad,
+                                      self._direct)(x, y)
+            self._argmax_due = True
         elif self._fast:
             self._forward_kernel(x, y)
+            self._argmax_due = False
         else:
             for block in self._blocks():
                 if self._gather is not None:
@@ -402,6 +412,10 @@ class PoolingLayer(Layer):
             self._backward_global(xp, dy, dx)
             return
         if self._fast:
+            if self._argmax_due:  # the forward took the values only
+                self._forward_kernel(self._planar(bottom[0].data),
+                                     scratch(xp, "pooling.values", dy.shape))
+                self._argmax_due = False
             self._backward_kernel(dy, dx)
             return
         if not self._direct and self._grad is None:

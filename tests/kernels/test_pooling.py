@@ -4,6 +4,7 @@ loops in tests/layers/test_pooling.py): same tops, argmax masks and bottom gradi
 import numpy as np
 import pytest
 
+from brewnet.proto import caffe_pb2
 from tests.gradcheck import blobs_from, make_layer, setup_layer
 from tests.layers.test_pooling import CASES
 
@@ -59,3 +60,30 @@ def test_lenet_pooling_is_bit_identical(monkeypatch):
     got = run(monkeypatch, True, "kernel_size: 2 stride: 2", "MAX", x, 3)
     for a, b in zip(got, want, strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("ties", [False, True], ids=["distinct", "ties"])
+@pytest.mark.parametrize("fields", [c[0] for c in CASES] + [e[0] for e in EXTRA])
+def test_test_phase_max_takes_values_only_and_a_later_backward_still_routes(monkeypatch, ties,
+                                                                           fields):
+    """A TEST forward without a mask top runs the values-only kernel: the TRAIN forward's
+    values (NaN never winning, infinities), and a backward after it (pycaffe) finds the
+    argmax first, so its gradient is the TRAIN layer's. Equal values compare equal: with
+    ties, a zero maximum may be -0.0 where the row-major rule keeps 0.0."""
+    shape = {c[0]: c[1] for c in CASES} | dict(EXTRA)
+    x = np.random.default_rng(len(fields)).standard_normal(shape[fields]).astype(np.float32)
+    if ties:
+        x = np.round(x).astype(np.float32)
+    x.reshape(-1)[:3] = [np.nan, np.inf, -np.inf]
+    train = run(monkeypatch, True, fields, "MAX", x, 5)
+    layer = make_layer(f'type: "Pooling" pooling_param {{ pool: MAX {fields} }}',
+                       caffe_pb2.TEST)
+    bottom = blobs_from(x)
+    top = setup_layer(layer, bottom)
+    layer.forward(bottom, top)
+    assert layer._argmax_due
+    np.testing.assert_array_equal(top[0].data, train[0])
+    top[0].diff[...] = np.random.default_rng(5).standard_normal(top[0].shape)
+    layer.backward(top, [True], bottom)
+    assert not layer._argmax_due
+    np.testing.assert_allclose(bottom[0].diff, train[2], rtol=1e-6, atol=1e-6)
