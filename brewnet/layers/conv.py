@@ -49,7 +49,7 @@ import numpy as np
 from .. import kernels
 from ..blob import Blob
 from ..proto import caffe_pb2
-from . import depthwise, epilogue
+from . import depthwise, epilogue, winograd
 from .base import Layer
 from .registry import register
 from .scratch import scratch
@@ -413,14 +413,25 @@ class ConvolutionLayer(Layer):
         shift)``, ``act`` a ReLU with negative ``slope`` (none when None), ``scale``/``shift``
         ``(M,)`` (None: 1 and 0). How a convolution runs the BatchNorm, Scale and ReLU that
         ``brewnet.net.fusion`` folded into it: in the pass that writes the top (depthwise,
-        pointwise), or in one more pass after forward's GEMMs (im2col; a patch-row layer at
-        batch 1 through ``_forward_columns`` instead)."""
+        pointwise, and 3x3 stride-1 layers at batch 4 and more through Winograd's F(2x2, 3x3),
+        ``winograd.py``), or in one more pass after forward's GEMMs (im2col; a patch-row layer
+        at batch 1 through ``_forward_columns`` instead)."""
         xp = bottom[0].xp
         g, m, n = self._group, self._num_output, self._n
         mg, ohw = m // g, self._oh * self._ow
         a = xp.ones(m, dtype=np.float32) if scale is None else scale
         b = xp.zeros(m, dtype=np.float32) if shift is None else shift
         act = np.float32(1 if slope is None else slope)
+        if (self._kind == "im2col" and kernels.enabled(xp)
+                and winograd.applies(n, self._kernel, self._stride, self._pad, self._dilation,
+                                     g)):
+            self._col_source = None  # _col no longer matches any bottom
+            if self._bias_term:
+                b = self.blobs[1].data * a + b
+            for x, t in zip(bottom, top, strict=True):
+                winograd.forward_affine(xp, self._nchw(x.data), self.blobs[0].data,
+                                        self._nchw_top(t.data), a, b, act)
+            return
         if self._kind == "im2col" and not (self._patch_rows and n == 1):
             self.forward(bottom, top)
             for t in top:

@@ -659,3 +659,27 @@ def test_eltwise_that_is_not_a_plain_sum_or_relu_out_of_place_does_not_fuse():
     assert chains(make(SUM_INPUT + eltwise_of("ab", "s") + relu("r", "s", top="t"))) == {}
     three = SUM_INPUT.replace('top: "b"', 'top: "b" top: "c"').replace(SHAPE, SHAPE * 2, 1)
     assert chains(make(three + eltwise_of("abc", "s") + relu("r", "s"))) == {}
+
+
+@pytest.mark.parametrize("bias", [False, True])
+def test_batch_4_3x3_chains_run_winograd_and_match_unfused(monkeypatch, bias):
+    """From batch 4 a folded 3x3 stride-1 convolution runs Winograd's F(2x2, 3x3)
+    (brewnet/layers/winograd.py): a ResNet chain and a conv + ReLU one equal the unfused
+    net's blobs up to rounding, odd extents included."""
+    from brewnet import kernels
+    from brewnet.layers import winograd
+
+    calls = []
+    original = winograd.forward_affine
+    monkeypatch.setattr(winograd, "forward_affine",
+                        lambda *args: calls.append(1) or original(*args))
+    extra = "" if bias else "bias_term: false"
+    text = (INPUT.replace("dim: 2", "dim: 4") + conv("c1", "data", 16, extra=extra)
+            + bn("bn1", "c1") + scale("sc1", "c1") + relu("r1", "c1")
+            + conv("c2", "c1", 8, extra=extra) + relu("r2", "c2", 0.1))
+    fused, plain = twins(text)
+    assert chains(fused) == {"c1": "r1", "c2": "r2"}
+    fused.forward()
+    plain.forward()
+    assert_same_blobs(fused, plain)
+    assert len(calls) == (2 if kernels.enabled(np) else 0)
