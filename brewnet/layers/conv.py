@@ -423,13 +423,13 @@ class ConvolutionLayer(Layer):
         b = xp.zeros(m, dtype=np.float32) if shift is None else shift
         act = np.float32(1 if slope is None else slope)
         if (self._kind == "im2col" and kernels.enabled(xp)
-                and winograd.applies(n, self._kernel, self._stride, self._pad, self._dilation,
-                                     g)):
+                and winograd.applies(n, self._kernel, self._stride, self._pad,
+                                     self._dilation)):
             self._col_source = None  # _col no longer matches any bottom
             if self._bias_term:
                 b = self.blobs[1].data * a + b
             for x, t in zip(bottom, top, strict=True):
-                winograd.forward_affine(xp, self._nchw(x.data), self.blobs[0].data,
+                winograd.forward_affine(xp, self._nchw(x.data), self.blobs[0].data, g,
                                         self._nchw_top(t.data), a, b, act)
             return
         if self._kind == "im2col" and not (self._patch_rows and n == 1):

@@ -1,9 +1,9 @@
 """A 3x3, stride-1, pad-1 convolution's forward by Winograd's F(2x2, 3x3) (Lavin & Gray,
-2015), for inference: the transformed weights ``U = G g Gᵀ`` (16, M, C), the transformed
-bottom ``V`` (16, C, T) of T 2x2 output tiles, 16 GEMMs ``U @ V`` over channels (16 products
-a tile where the direct form has 36), and the output transform with the convolution's
-per-channel epilogue (``brewnet.layers.epilogue``) in the same pass. ResNet-50's 3x3 layers
-at batch 16 take 0.6x the time of the patch-row GEMMs.
+2015), for inference: the transformed weights ``U = G g Gᵀ`` (16, G, M/G, C/G), the
+transformed bottom ``V`` (16, C, T) of T 2x2 output tiles, 16 GEMMs ``U @ V`` per group over
+its channels (16 products a tile where the direct form has 36), and the output transform with
+the convolution's per-channel epilogue (``brewnet.layers.epilogue``) in the same pass.
+ResNet-50's 3x3 layers at batch 16 take 0.6x the time of the patch-row GEMMs.
 
 Results differ from the direct sum by rounding only (the transforms add and subtract inputs
 before the products; relative differences of about 1e-6). The transforms are compiled
@@ -25,31 +25,29 @@ _GG = np.kron(_G, _G)  # (16, 9): row 4i + j, column 3r + s
 _CHUNK_BYTES = 16 << 20
 
 
-def applies(n: int, kernel: tuple, stride: tuple, pad: tuple, dilation: tuple,
-            group: int) -> bool:
+def applies(n: int, kernel: tuple, stride: tuple, pad: tuple, dilation: tuple) -> bool:
     """Whether the Winograd forward serves this convolution: 3x3, stride 1, pad 1, no
-    dilation, one group, and a batch of at least 4 (below that the weight transform, made at
-    every forward, costs more than the GEMMs save)."""
-    return ((kernel, stride, pad, dilation, group) == ((3, 3), (1, 1), (1, 1), (1, 1), 1)
-            and n >= 4)
+    dilation (any groups), and a batch of at least 4 (below that the weight transform, made
+    at every forward, costs more than the GEMMs save)."""
+    return (kernel, stride, pad, dilation) == ((3, 3), (1, 1), (1, 1), (1, 1)) and n >= 4
 
 
-def forward_affine(xp: Any, x: Any, weight: Any, y: Any, a: Any, b: Any,
+def forward_affine(xp: Any, x: Any, weight: Any, group: int, y: Any, a: Any, b: Any,
                    slope: np.float32) -> None:
-    """``y = act((weight * x)·a + b)`` per channel: ``x`` ``(N, C, H, W)``, ``weight``
-    ``(M, C, 3, 3)``, ``y`` ``(N, M, H, W)``, ``a``, ``b`` ``(M,)``."""
+    """``y = act((weight * x)·a + b)`` per channel, ``group`` groups: ``x`` ``(N, C, H, W)``,
+    ``weight`` ``(M, C/G, 3, 3)``, ``y`` ``(N, M, H, W)``, ``a``, ``b`` ``(M,)``."""
     from ..kernels.winograd import input_transform, output_transform
 
     n, c, h, w = x.shape
-    m = weight.shape[0]
+    m, g = weight.shape[0], group
     tiles = ((h + 1) // 2) * ((w + 1) // 2)
-    u = scratch(xp, "winograd.u", (16, m, c))
-    xp.matmul(_GG, weight.reshape(m * c, 9).T, out=u.reshape(16, m * c))
+    u = scratch(xp, "winograd.u", (16, g, m // g, c // g))
+    xp.matmul(_GG, weight.reshape(-1, 9).T, out=u.reshape(16, -1))
     chunk = max(1, min(n, _CHUNK_BYTES // (16 * max(c, m) * tiles * 4)))
     for start in range(0, n, chunk):
-        stop = min(n, start + chunk)
-        v = scratch(xp, "winograd.v", (16, c, (stop - start) * tiles))
-        out = scratch(xp, "winograd.m", (16, m, (stop - start) * tiles))
-        input_transform(x[start:stop], v)
-        xp.matmul(u, v, out=out)
-        output_transform(out, y[start:stop], a, b, slope)
+        q = min(n, start + chunk) - start
+        v = scratch(xp, "winograd.v", (16, c, q * tiles))
+        out = scratch(xp, "winograd.m", (16, m, q * tiles))
+        input_transform(x[start:start + q], v)
+        xp.matmul(u, v.reshape(16, g, c // g, -1), out=out.reshape(16, g, m // g, -1))
+        output_transform(out, y[start:start + q], a, b, slope)

@@ -665,7 +665,7 @@ def test_eltwise_that_is_not_a_plain_sum_or_relu_out_of_place_does_not_fuse():
 def test_batch_4_3x3_chains_run_winograd_and_match_unfused(monkeypatch, bias):
     """From batch 4 a folded 3x3 stride-1 convolution runs Winograd's F(2x2, 3x3)
     (brewnet/layers/winograd.py): a ResNet chain and a conv + ReLU one equal the unfused
-    net's blobs up to rounding, odd extents included."""
+    net's blobs up to rounding, odd extents and groups included."""
     from brewnet import kernels
     from brewnet.layers import winograd
 
@@ -676,7 +676,7 @@ def test_batch_4_3x3_chains_run_winograd_and_match_unfused(monkeypatch, bias):
     extra = "" if bias else "bias_term: false"
     text = (INPUT.replace("dim: 2", "dim: 4") + conv("c1", "data", 16, extra=extra)
             + bn("bn1", "c1") + scale("sc1", "c1") + relu("r1", "c1")
-            + conv("c2", "c1", 8, extra=extra) + relu("r2", "c2", 0.1))
+            + conv("c2", "c1", 8, extra=extra + " group: 2") + relu("r2", "c2", 0.1))
     fused, plain = twins(text)
     assert chains(fused) == {"c1": "r1", "c2": "r2"}
     fused.forward()
