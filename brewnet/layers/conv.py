@@ -413,7 +413,7 @@ class ConvolutionLayer(Layer):
         shift)``, ``act`` a ReLU with negative ``slope`` (none when None), ``scale``/``shift``
         ``(M,)`` (None: 1 and 0). How a convolution runs the BatchNorm, Scale and ReLU that
         ``brewnet.net.fusion`` folded into it: in the pass that writes the top (depthwise,
-        pointwise, and 3x3 stride-1 layers at batch 4 and more through Winograd's F(2x2, 3x3),
+        pointwise, and 3x3 stride-1 layers with enough 2x2 tiles through Winograd's F(2x2, 3x3),
         ``winograd.py``), or in one more pass after forward's GEMMs (im2col; a patch-row layer
         at batch 1 through ``_forward_columns`` instead)."""
         xp = bottom[0].xp
@@ -423,8 +423,8 @@ class ConvolutionLayer(Layer):
         b = xp.zeros(m, dtype=np.float32) if shift is None else shift
         act = np.float32(1 if slope is None else slope)
         if (self._kind == "im2col" and kernels.enabled(xp)
-                and winograd.applies(n, self._kernel, self._stride, self._pad,
-                                     self._dilation)):
+                and winograd.applies(n, self._h, self._w, self._channels // g, self._kernel,
+                                     self._stride, self._pad, self._dilation)):
             self._col_source = None  # _col no longer matches any bottom
             if self._bias_term:
                 b = self.blobs[1].data * a + b

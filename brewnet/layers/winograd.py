@@ -23,13 +23,23 @@ _G = np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]], dtype=n
 _GG = np.kron(_G, _G)  # (16, 9): row 4i + j, column 3r + s
 # Samples per chunk: V and the GEMM output stay within about this many bytes each.
 _CHUNK_BYTES = 16 << 20
+# Below 4 samples, the tiles and channels a forward needs for the GEMMs to repay the
+# transforms.
+MIN_TILES = 196
+MIN_CHANNELS = 64
 
 
-def applies(n: int, kernel: tuple, stride: tuple, pad: tuple, dilation: tuple) -> bool:
-    """Whether the Winograd forward serves this convolution: 3x3, stride 1, pad 1, no
-    dilation (any groups), and a batch of at least 4 (below that the weight transform, made
-    at every forward, costs more than the GEMMs save)."""
-    return (kernel, stride, pad, dilation) == ((3, 3), (1, 1), (1, 1), (1, 1)) and n >= 4
+def applies(n: int, h: int, w: int, group_channels: int, kernel: tuple, stride: tuple,
+            pad: tuple, dilation: tuple) -> bool:
+    """Whether the Winograd forward serves this convolution of ``n`` ``h x w`` planes with
+    ``group_channels`` input channels a group: 3x3, stride 1, pad 1, no dilation, and at
+    least 4 samples, or ``MIN_TILES`` tiles over ``MIN_CHANNELS`` channels (with fewer, the
+    weight transform made at every forward and the serial bottom and top transforms cost
+    more than the GEMMs save: ResNet-50's 14x14 and 7x7 layers and SqueezeNet's at batch 1,
+    the latter at 2 threads)."""
+    tiles = n * ((h + 1) // 2) * ((w + 1) // 2)
+    return ((kernel, stride, pad, dilation) == ((3, 3), (1, 1), (1, 1), (1, 1))
+            and (n >= 4 or (tiles >= MIN_TILES and group_channels >= MIN_CHANNELS)))
 
 
 def forward_affine(xp: Any, x: Any, weight: Any, group: int, y: Any, a: Any, b: Any,

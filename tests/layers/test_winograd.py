@@ -55,11 +55,14 @@ def test_chunks_of_samples_give_the_whole_batch(monkeypatch):
     np.testing.assert_array_equal(chunked, whole)
 
 
-def test_only_3x3_stride_1_pad_1_from_batch_4():
+def test_only_3x3_stride_1_pad_1_from_batch_4_or_enough_tiles_and_channels():
     same = ((3, 3), (1, 1), (1, 1), (1, 1))
-    assert winograd.applies(4, *same)
-    assert not winograd.applies(3, *same)
+    assert winograd.applies(4, 7, 7, 16, *same)
+    assert not winograd.applies(3, 7, 7, 64, *same)  # 48 tiles
+    assert winograd.applies(1, 28, 28, 64, *same)  # 196 tiles
+    assert not winograd.applies(1, 28, 28, 32, *same)  # too few channels
+    assert not winograd.applies(1, 27, 26, 64, *same)  # 182 tiles
     for i, other in enumerate([(5, 5), (2, 2), (0, 0), (2, 2)]):
         changed = list(same)
         changed[i] = other
-        assert not winograd.applies(16, *changed)
+        assert not winograd.applies(16, 14, 14, 64, *changed)

@@ -663,7 +663,7 @@ def test_eltwise_that_is_not_a_plain_sum_or_relu_out_of_place_does_not_fuse():
 
 @pytest.mark.parametrize("bias", [False, True])
 def test_batch_4_3x3_chains_run_winograd_and_match_unfused(monkeypatch, bias):
-    """From batch 4 a folded 3x3 stride-1 convolution runs Winograd's F(2x2, 3x3)
+    """From batch 4 (9x9 planes) a folded 3x3 stride-1 convolution runs Winograd's F(2x2, 3x3)
     (brewnet/layers/winograd.py): a ResNet chain and a conv + ReLU one equal the unfused
     net's blobs up to rounding, odd extents and groups included."""
     from brewnet import kernels
