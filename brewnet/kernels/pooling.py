@@ -42,9 +42,7 @@ def max_forward_kernel(kh: int, kw: int, sh: int, sw: int, ph: int, pw: int, dir
             if direct:
                 source = x[p]
             else:  # the border stays -inf: only the interior is ever written
-                for r in range(rows):
-                    for c in range(cols):
-                        frame[ph + r, pw + c] = x[p, r, c]
+                _pad(x[p], frame, ph, pw, rows, cols)
                 source = frame
             for r in range(oh):
                 for c in range(ow):
@@ -85,9 +83,7 @@ def max_value_kernel(kh: int, kw: int, sh: int, sw: int, ph: int, pw: int, direc
             if direct:
                 source = x[p]
             else:  # the border stays -inf: only the interior is ever written
-                for r in range(rows):
-                    for c in range(cols):
-                        frame[ph + r, pw + c] = x[p, r, c]
+                _pad(x[p], frame, ph, pw, rows, cols)
                 source = frame
             for r in range(oh):
                 top = r * sh
@@ -123,9 +119,7 @@ def ave_forward_kernel(kh: int, kw: int, sh: int, sw: int, ph: int, pw: int, dir
             if direct:
                 source = x[p]
             else:
-                for r in range(rows):
-                    for c in range(cols):
-                        frame[ph + r, pw + c] = x[p, r, c]
+                _pad(x[p], frame, ph, pw, rows, cols)
                 source = frame
             for r in range(oh):
                 for c in range(ow):
@@ -216,6 +210,15 @@ def ave_backward_kernel(kh: int, kw: int, sh: int, sw: int, ph: int, pw: int, di
                 _unpad(frame, dx[p], ph, pw, rows, cols)
 
     return backward
+
+
+@kernel
+def _pad(plane, frame, ph, pw, rows, cols):  # pragma: no cover - compiled
+    """A bottom plane's first ``rows`` x ``cols`` cells into the interior of its padded
+    ``frame``, whose border the caller filled once."""
+    for r in range(rows):
+        for c in range(cols):
+            frame[ph + r, pw + c] = plane[r, c]
 
 
 @kernel
