@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from .. import kernels
-from .scratch import scratch
+from .neuron import relu
 
 
 def apply(xp: Any, y: Any, a: Any, b: Any, slope: np.float32) -> None:
@@ -27,13 +27,5 @@ def apply(xp: Any, y: Any, a: Any, b: Any, slope: np.float32) -> None:
     shape = (1, *a.shape, 1)
     y *= a.reshape(shape)
     y += b.reshape(shape)
-    if slope == 1:
-        return
-    if slope == 0:
-        xp.maximum(y, 0, out=y)
-        return
-    negative = scratch(xp, "epilogue.negative", y.shape)
-    xp.minimum(y, 0, out=negative)
-    negative *= slope
-    xp.maximum(y, 0, out=y)
-    y += negative
+    if slope != 1:
+        relu(xp, y, y, slope)
