@@ -38,7 +38,6 @@ def relu_backward(dy, x, dx):  # pragma: no cover - compiled
             ds[k] = gs[k] * np.float32(xs[k] > zero)
 
 
-
 @kernel
 def add_relu(a, b, y, slope):  # pragma: no cover - compiled
     """``y = act(a + b)``, ``act`` the ReLU layer's (:func:`brewnet.kernels.epilogue.relu`):
