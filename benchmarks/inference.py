@@ -20,7 +20,7 @@ from brewnet.log import set_level
 from brewnet.net import TEST, Net
 
 from . import REPO
-from .machine import blas_threads, machine_lines, summary, torch_or_none
+from .machine import blas_threads, machine_lines, settle, summary, torch_or_none
 from .torch_twin import torch_twin
 
 NETS = {"lenet": REPO / "examples" / "mnist" / "lenet.prototxt",
@@ -73,6 +73,7 @@ def _bench_batch(net: Net, model: Any, batch: int, rounds: int, torch: Any,
     rates: dict[str, list[float]] = {k: [] for k in runners}
     for _ in range(rounds):
         for k, fn in runners.items():
+            settle()
             start = time.perf_counter()
             for _ in range(calls[k]):
                 fn()

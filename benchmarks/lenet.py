@@ -29,7 +29,7 @@ from brewnet.proto.textio import read_net, read_solver
 from brewnet.solver import get_solver
 
 from . import REPO
-from .machine import blas_threads, machine_lines, peak_rss_mib, summary, torch_or_none
+from .machine import blas_threads, machine_lines, peak_rss_mib, settle, summary, torch_or_none
 from .torch_twin import torch_twin
 
 MNIST = REPO / "examples" / "mnist"
@@ -205,6 +205,7 @@ def run(rounds: int, iters: int, batches: int, check_iters: int) -> dict[str, An
             fn(max(2, iters // 5))  # warm-up: first-call allocations, thread pools, caches
         for _ in range(rounds):
             for name, fn in runners.items():
+                settle()
                 rates[name].append(_rates(fn, iters))
     finally:
         solver.close()

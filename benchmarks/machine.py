@@ -8,6 +8,7 @@ import os
 import platform
 import resource
 import statistics
+import time
 from functools import cache
 from typing import Any
 
@@ -104,6 +105,19 @@ def peak_rss_mib() -> float:
         pass
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / 2**20 if platform.system() == "Darwin" else peak / 1024
+
+
+# Seconds to wait before timing a runner: idle pool threads go on spinning for a while after
+# their last task (OpenBLAS's for 2^28 cycles, about 0.1 s here; onnxruntime's and OpenMP's
+# too), and on this 2-core machine a peer's spinning thread took a core from the runner timed
+# after it: MobileNet v2 at batch 1 and 2 threads ran in 22-32 ms right after onnxruntime,
+# 11.6 ms after this wait (onnxruntime 7.9 against 4.2 ms after brewnet).
+SETTLE_S = 0.3
+
+
+def settle() -> None:
+    """Let the threads of whatever ran last go idle before the next runner is timed."""
+    time.sleep(SETTLE_S)
 
 
 def summary(rates: list[float]) -> tuple[float, float]:

@@ -33,7 +33,7 @@ from brewnet.log import set_level
 from brewnet.net import TEST, TRAIN, Net
 
 from . import REPO
-from .machine import machine_lines, peak_rss_mib, set_blas_threads, summary, torch_or_none
+from .machine import machine_lines, peak_rss_mib, set_blas_threads, settle, summary, torch_or_none
 from .modern_nets import NETS
 from .torch_twin import TorchGraph
 
@@ -105,6 +105,7 @@ def _alternate(runners: dict[str, Callable[[], Any]], rounds: int, calls: int
     times: dict[str, list[float]] = {k: [] for k in runners}
     for _ in range(rounds):
         for k, fn in runners.items():
+            settle()
             start = time.perf_counter()
             for _ in range(calls):
                 fn()
