@@ -7,4 +7,10 @@ then the figures. ``--quick`` runs each at tiny sizes (the smoke tests use it).
 
 from pathlib import Path
 
+# brewnet before NumPy, as a user's script imports it: its OpenBLAS kernel choice is made
+# before NumPy loads OpenBLAS (brewnet/blas_env.py), so the benchmarks time what users get.
+import brewnet  # noqa: F401
+
+# isort: split
+
 REPO = Path(__file__).resolve().parents[1]

@@ -9,6 +9,10 @@ brewnet adds ``allow_python_layers(True)``, the process-wide opt-in for Python l
 ``deploy_net(train_val)``, the deploy net Caffe users write by hand.
 """
 
+# First, before anything loads NumPy: OpenBLAS's kernel choice on this CPU (blas_env).
+from . import blas_env  # noqa: F401
+
+# isort: split
 from importlib import import_module
 from types import ModuleType
 

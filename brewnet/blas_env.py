@@ -1,0 +1,59 @@
+"""OpenBLAS's kernel choice, made before NumPy loads OpenBLAS (which reads it only then).
+
+On AMD Zen 4 (family 25 with AVX-512) OpenBLAS picks its SkylakeX kernels, whose 512-bit
+instructions Zen 4 executes as two 256-bit halves; its Haswell (AVX2) kernels ran brewnet's
+convolution GEMMs faster there: a CIFAR-10 quick training iteration 8% faster, ResNet-50 and
+CaffeNet inference at batch 16 1-6% and 1-9% (alternated processes, one thread; square 1024
+GEMMs 110 against 93 GFLOP/s; benchmarks/README.md). So on Zen 4 ``import brewnet`` sets
+``OPENBLAS_CORETYPE=Haswell``, unless the variable is set already (the user's choice wins,
+``OPENBLAS_CORETYPE=SkylakeX`` undoes this) or NumPy is loaded already (too late: a script
+that imports NumPy before brewnet keeps OpenBLAS's own choice). ``brewnet/__init__`` imports
+this module before any module that imports NumPy; importing it makes the choice. Other CPUs,
+and NumPy builds on another BLAS (which ignore the variable), are left as they are.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping, MutableMapping
+
+VARIABLE = "OPENBLAS_CORETYPE"
+_ZEN4_KERNELS = "Haswell"
+
+
+def preferred_coretype(cpuinfo: str) -> str | None:
+    """The OpenBLAS core type brewnet prefers for the CPU ``cpuinfo`` (the text of
+    /proc/cpuinfo) describes: Haswell on AMD family 25 with AVX-512 (Zen 4), else None."""
+    fields: dict[str, str] = {}
+    for line in cpuinfo.splitlines():
+        if not line.strip():
+            break  # the first processor's block describes them all
+        key, _, value = line.partition(":")
+        fields.setdefault(key.strip(), value.strip())
+    zen4 = (fields.get("vendor_id") == "AuthenticAMD" and fields.get("cpu family") == "25"
+            and "avx512f" in fields.get("flags", "").split())
+    return _ZEN4_KERNELS if zen4 else None
+
+
+def choose_coretype(environ: MutableMapping[str, str], modules: Mapping[str, object],
+                    cpuinfo: str) -> str | None:
+    """Set ``environ[OPENBLAS_CORETYPE]`` to the preferred core type when NumPy is not in
+    ``modules`` yet and the variable is unset; return what was set (None: nothing)."""
+    if VARIABLE in environ or "numpy" in modules:
+        return None
+    coretype = preferred_coretype(cpuinfo)
+    if coretype is not None:
+        environ[VARIABLE] = coretype
+    return coretype
+
+
+def _cpuinfo() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            return f.read(1 << 16)  # the first processor's block is all that is read
+    except OSError:  # not Linux
+        return ""
+
+
+chosen = choose_coretype(os.environ, sys.modules, _cpuinfo())
