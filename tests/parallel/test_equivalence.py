@@ -61,19 +61,20 @@ def train(folder: Path, name: str, batch: int, ranks: int, lines: str,
     return records(folder / f"{name}.jsonl"), weights(folder / f"{name}_iter_50.caffemodel")
 
 
-def assert_same_run(got: tuple[list[dict], dict], want: tuple[list[dict], dict]) -> None:
+def assert_same_run(got: tuple[list[dict], dict], want: tuple[list[dict], dict],
+                    rtol: float = RTOL) -> None:
     (got_log, got_w), (want_log, want_w) = got, want
     assert [(r["kind"], r["iteration"]) for r in got_log] == \
         [(r["kind"], r["iteration"]) for r in want_log]
     for g, w in zip(got_log, want_log, strict=True):
         if "loss" in w:
-            np.testing.assert_allclose(g["loss"], w["loss"], rtol=RTOL)
+            np.testing.assert_allclose(g["loss"], w["loss"], rtol=rtol)
         for name, value in w["outputs"].items():
-            np.testing.assert_allclose(g["outputs"][name], value, rtol=RTOL)
+            np.testing.assert_allclose(g["outputs"][name], value, rtol=rtol)
     assert got_w.keys() == want_w.keys()
     for key, want in want_w.items():
         error = np.linalg.norm(got_w[key] - want) / np.linalg.norm(want)
-        assert error <= RTOL, f"{key}: relative difference {error:.2e}"
+        assert error <= rtol, f"{key}: relative difference {error:.2e}"
 
 
 @pytest.fixture(scope="module")
@@ -104,7 +105,13 @@ def test_adam(folder):
 def test_iter_size_two(folder):
     """Gradients accumulate over both passes on each rank, then are reduced once."""
     lines = solver_lines("SGD", "iter_size: 2\n")
-    assert_same_run(train(folder, "iter2", 32, 2, lines), train(folder, "iter1", 64, 1, lines))
+    # Passes of 32 against passes of 64: OpenBLAS's SkylakeX kernels give each sample the
+    # same values either way (the weights end 1e-8 to 2e-7 apart), its Haswell ones, which
+    # brewnet picks on Zen 4 (brewnet/blas_env.py), do not: ulp differences that flip a max
+    # pooling's argmax now and then leave them 4e-6 to 2.2e-4 apart. Ignoring iter_size
+    # (half the gradient) leaves them 5e-3 to 1.0 apart.
+    assert_same_run(train(folder, "iter2", 32, 2, lines), train(folder, "iter1", 64, 1, lines),
+                    rtol=1e-3)
 
 
 def test_two_rank_snapshot_resumes_on_one(folder, sgd_single, sgd_two_ranks_one_reduce):
