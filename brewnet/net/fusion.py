@@ -254,8 +254,7 @@ def _normalization_at(steps: list[Step], i: int) -> FusedNormalization | None:
         return None
     scale = steps[i + 1]
     channel_blobs = getattr(scale.layer, "channel_blobs", None)
-    blobs = channel_blobs() if channel_blobs is not None else None
-    if blobs is None or tuple(blobs[0].shape) != (head.layer.channels,):
+    if channel_blobs is None or channel_blobs() is None:  # not one factor per channel
         return None
     last, slope = i + 1, None
     if i + 2 < len(steps) and _in_place_on(steps[i + 2], blob, True):
