@@ -1,6 +1,8 @@
 """BatchNorm and Scale over ``(N, C, S)`` arrays in fewer passes than the NumPy bodies
 (BatchNorm forward: two reading passes for the statistics and one writing both outputs,
-against about ten; backward: one for both sums and one writing). They walk the channels
+against about ten; backward: one for both sums and one writing), and BatchNorm with the
+Scale and ReLU in place after it in those same passes (``forward_affine``,
+``affine_backward``: the training chains of ``brewnet.net.fusion``). They walk the channels
 sample by sample, in memory order (a channel at a time was slower: short strided runs
 defeat prefetching). Serial: cut over two threads between a net's GEMMs they ran slower,
 next to OpenBLAS's spinning idle worker (benchmarks/README.md).
@@ -8,8 +10,9 @@ next to OpenBLAS's spinning idle worker (benchmarks/README.md).
 Sums are float64, vectorized (their order is LLVM's; in float64 its effect lies far below
 float32's rounding); NumPy's float32 pairwise sums round differently, so statistics may
 differ from the NumPy bodies' in the last bit. The element-wise arithmetic per value is the
-bodies' own, in float32. Rows are written through a row buffer: a loop whose output may be
-its input (in place) is not vectorized by LLVM."""
+bodies' own, in float32. Rows are written through a row buffer, or rewritten in place as
+one array argument: a loop whose output may be its input (in place) is not vectorized by
+LLVM."""
 
 from __future__ import annotations
 
@@ -18,6 +21,7 @@ from functools import partial
 import numpy as np
 
 from . import kernel
+from .epilogue import relu
 
 summed = partial(kernel, reassociate=True)
 
@@ -60,10 +64,9 @@ def store(row, out):  # pragma: no cover - compiled
 
 
 @kernel
-def forward(x, norm, y, mean, var, std, eps):  # pragma: no cover - compiled
-    """Batch statistics: ``mean`` and biased ``var`` (C,) two-pass as Caffe,
-    ``std = sqrt(var + eps)`` (1, C, 1), ``norm = (x − mean)/std`` and ``y = norm``. ``y`` may
-    be ``x``."""
+def statistics(x, mean, var, std, eps):  # pragma: no cover - compiled
+    """Batch statistics of ``x`` (N, C, S): ``mean`` and biased ``var`` (C,) two-pass as
+    Caffe, ``std = sqrt(var + eps)`` (1, C, 1)."""
     n, c, s = x.shape
     m = n * s
     sums = np.zeros(c)
@@ -79,6 +82,13 @@ def forward(x, norm, y, mean, var, std, eps):  # pragma: no cover - compiled
     for ch in range(c):
         var[ch] = np.float32(sums[ch] / m)
         std[0, ch, 0] = np.sqrt(var[ch] + eps)
+
+
+@kernel
+def forward(x, norm, y, mean, var, std, eps):  # pragma: no cover - compiled
+    """:func:`statistics`, ``norm = (x − mean)/std`` and ``y = norm``. ``y`` may be ``x``."""
+    statistics(x, mean, var, std, eps)
+    n, c, s = x.shape
     for b in range(n):
         for ch in range(c):
             xr, nr = x[b, ch], norm[b, ch]
@@ -86,6 +96,35 @@ def forward(x, norm, y, mean, var, std, eps):  # pragma: no cover - compiled
             for k in range(s):
                 nr[k] = (xr[k] - mu) / d
             store(nr, y[b, ch])  # after the row is read: y may be x
+
+
+@kernel
+def _normalize_row(xy, mu, d, a, offset, bias, slope, norm):  # pragma: no cover - compiled
+    """``norm = (xy − mu)/d``, then ``xy = act(norm·a + offset)`` in place (``bias`` false:
+    no ``+ offset``; ``slope`` NaN: no ReLU), one row. One array in and out: LLVM vectorizes
+    it (an output that may alias the input would run scalar)."""
+    for k in range(xy.size):
+        v = (xy[k] - mu) / d
+        norm[k] = v
+        v = v * a + offset if bias else v * a
+        xy[k] = relu(v, slope) if slope == slope else v
+
+
+@kernel
+def forward_affine(x, norm, y, mean, var, std, eps, scale, bias, slope):  # pragma: no cover
+    """:func:`forward` with a Scale and a ReLU after it in the same pass: ``y = act(norm·scale
+    + bias)`` per channel, each value as :func:`scale_forward` and the ReLU layer compute
+    it (``bias`` empty: none; ``slope`` NaN: no ReLU). ``y`` may be ``x``."""
+    statistics(x, mean, var, std, eps)
+    n, c, s = x.shape
+    in_place = x.ctypes.data == y.ctypes.data
+    for b in range(n):
+        for ch in range(c):
+            if not in_place:
+                store(x[b, ch], y[b, ch])
+            offset = bias[ch] if bias.size > 0 else np.float32(0)
+            _normalize_row(y[b, ch], mean[ch], std[0, ch, 0], scale[ch], offset,
+                           bias.size > 0, slope, norm[b, ch])
 
 
 @kernel
@@ -155,3 +194,77 @@ def scale_backward(dy, x, scale, scale_grad, bias_grad, dx):  # pragma: no cover
                 for k in range(s):
                     row[k] = gr[k] * a
                 store(row, dx[b, ch])
+
+
+@summed
+def _masked_sums(dy, y, slope, keep, c):  # pragma: no cover - compiled
+    """(Σ dz, Σ dz·c) in float64 with ``dz = dy·(keep where y > 0, else slope)``, one row:
+    :func:`_sum_and_dot` behind an in-place ReLU's backward."""
+    t = u = 0.0
+    for k in range(dy.size):
+        v = np.float64(dy[k] * (keep if y[k] > np.float32(0) else slope))
+        t += v
+        u += v * np.float64(c[k])
+    return t, u
+
+
+@kernel
+def _gradient_row(g, y, slope, keep, a, scaled, normalized, mean_gn, mean_g, d,
+                  norm):  # pragma: no cover - compiled
+    """One row of :func:`affine_backward` in place on ``g`` (the top's gradient): ``dz``,
+    masked by the ReLU (``slope`` NaN: none); with ``scaled`` ``dz·a``; with ``normalized``
+    BatchNorm's ``(dz·a − (norm·mean_gn + mean_g))/d``."""
+    for k in range(g.size):
+        v = g[k] * (keep if y[k] > np.float32(0) else slope) if slope == slope else g[k]
+        if scaled:
+            v = v * a
+        if normalized:
+            v = (v - (norm[k] * mean_gn + mean_g)) / d
+        g[k] = v
+
+
+@kernel
+def affine_backward(dy, y, norm, std, scale, slope, scale_grad, bias_grad, dx,
+                    dtop):  # pragma: no cover - compiled
+    """Backward of :func:`forward_affine` in two passes, from the top's gradient ``dy`` and
+    values ``y`` (read only for the ReLU's mask; ``slope`` NaN: no ReLU). With ``dz`` the
+    gradient below the ReLU: ``bias_grad += Σ dz`` and ``scale_grad += Σ dz·norm`` (Scale's),
+    ``dx = (g − (norm·mean(g·norm) + mean(g)))/std`` with ``g = dz·scale`` (BatchNorm's; its
+    means are ``scale`` times Scale's sums over N·S), and ``dy`` left as the unfused layers
+    leave it: ``dtop`` "scaled" (``g``), "masked" (``dz``) or "" (untouched). Each gradient
+    is skipped when its array is empty; ``dx`` may be ``dy``."""
+    n, c, s = dy.shape
+    m = n * s
+    relu_in = slope == slope
+    keep = (np.float32(1) - slope) + slope if relu_in else np.float32(1)
+    sums = np.zeros((c, 2))
+    for b in range(n):
+        for ch in range(c):
+            if relu_in:
+                t, u = _masked_sums(dy[b, ch], y[b, ch], slope, keep, norm[b, ch])
+            else:
+                t, u = _sum_and_dot(dy[b, ch], norm[b, ch])
+            sums[ch, 0] += t
+            sums[ch, 1] += u
+    means = np.empty((c, 2), dtype=np.float32)
+    for ch in range(c):
+        if bias_grad.size > 0:
+            bias_grad[ch] += np.float32(sums[ch, 0])
+        if scale_grad.size > 0:
+            scale_grad[ch] += np.float32(sums[ch, 1])
+        means[ch, 0] = np.float32(scale[ch] * sums[ch, 0] / m)
+        means[ch, 1] = np.float32(scale[ch] * sums[ch, 1] / m)
+    in_place = dx.ctypes.data == dy.ctypes.data
+    scaled = dtop == "scaled"
+    leave = scaled or (dtop == "masked" and relu_in)
+    for b in range(n):
+        for ch in range(c):
+            a, yr, nr = scale[ch], y[b, ch] if relu_in else dy[b, ch], norm[b, ch]
+            if dx.size > 0:
+                if not in_place:
+                    store(dy[b, ch], dx[b, ch])
+                _gradient_row(dx[b, ch], yr, slope, keep, a, True, True, means[ch, 1],
+                              means[ch, 0], std[0, ch, 0], nr)
+            if leave:
+                _gradient_row(dy[b, ch], yr, slope, keep, a, scaled, False, means[ch, 1],
+                              means[ch, 0], std[0, ch, 0], nr)

@@ -193,16 +193,30 @@ class Scale(_Broadcast):
         if self.bias_term:
             y += self.blobs[-1].data.reshape(1, self.view[1], 1)
 
-    def channel_affine(self) -> tuple[Any, Any] | None:
-        """``(a, b)``, each ``(C,)``, with forward's ``y = x·a + b`` per channel (axis 1) from
-        the parameters as they are now; None when the factor is a second bottom or not one
-        value per channel. What ``brewnet.net.fusion`` folds into a preceding convolution."""
+    def channel_blobs(self) -> tuple[Blob, Blob | None] | None:
+        """The parameter blobs ``(a, b)``, each ``(C,)`` (``b`` None without ``bias_term``),
+        when forward is ``y = x·a + b`` per channel (axis 1); None when the factor is a
+        second bottom or not one value per channel. What ``brewnet.net.fusion`` folds into
+        a BatchNorm with batch statistics before it."""
         if len(self.param.bottom) > 1 or self.axis != 1 or self.blobs[0].data.ndim != 1:
             return None
-        a = self.blobs[0].data
-        if self.bias_term:
-            return a, self.blobs[1].data
-        return a, self.blobs[0].xp.zeros_like(a)
+        return self.blobs[0], self.blobs[1] if self.bias_term else None
+
+    def channel_affine(self) -> tuple[Any, Any] | None:
+        """``(a, b)`` of :meth:`channel_blobs`, their values as they are now (``b`` zeros
+        without a bias), or None. What ``brewnet.net.fusion`` folds into a preceding
+        convolution."""
+        blobs = self.channel_blobs()
+        if blobs is None:
+            return None
+        a, b = blobs
+        return a.data, (b.data if b is not None else a.xp.zeros_like(a.data))
+
+    def keep_input(self, x: Any) -> None:
+        """Take ``x`` as the input of an in-place forward another layer ran for this one
+        (a BatchNorm that folded it into its pass, ``brewnet.net.fusion``), for backward to
+        read as it reads the input it keeps itself."""
+        self._input = x
 
     def backward(self, top: list[Blob], propagate_down: list[bool],
                  bottom: list[Blob]) -> None:

@@ -14,6 +14,13 @@ from .base import Layer, learnable_shape_check
 from .registry import register
 from .structure import count
 
+_NONE = np.empty(0, dtype=np.float32)  # an array argument a kernel is told to skip
+
+
+def _slope(slope: np.float32 | None) -> np.float32:
+    """A ReLU's negative slope as the kernels take it: NaN for no ReLU."""
+    return np.float32(np.nan) if slope is None else np.float32(slope)
+
 
 @register
 class BatchNorm(Layer):
@@ -84,11 +91,11 @@ class BatchNorm(Layer):
         xp = bottom[0].xp
         x = bottom[0].data.reshape(self.view)
         y = top[0].data.reshape(self.view)
-        mean_sum, var_sum, factor = (b.data for b in self.blobs)
         norm, std = self._norm, self._std
         self._norm_fresh = False
         if self.use_global_stats:
             # Fixed statistics: written straight into the top, no copy kept for backward.
+            mean_sum, var_sum, factor = (b.data for b in self.blobs)
             s = factor[0]
             scale = np.float32(0) if s == 0 else np.float32(1) / s
             xp.subtract(x, (mean_sum * scale).reshape(1, -1, 1), out=y)
@@ -112,6 +119,13 @@ class BatchNorm(Layer):
             xp.sqrt(std, out=std)
             norm /= std  # divided, not multiplied by a reciprocal, as Caffe
             y[...] = norm
+        self._update_sums(mean, var)
+        self._norm_fresh = True
+
+    def _update_sums(self, mean: Any, var: Any) -> None:
+        """The running sums after a forward with batch statistics ``mean``, ``var`` (C values
+        each, any shape)."""
+        mean_sum, var_sum, factor = (b.data for b in self.blobs)
         m = self.view[0] * self.view[2]
         correction = np.float32(m / (m - 1) if m > 1 else 1)
         factor *= self.fraction
@@ -120,7 +134,29 @@ class BatchNorm(Layer):
         mean_sum += mean.reshape(-1)
         var_sum *= self.fraction
         var_sum += correction * var.reshape(-1)
-        self._norm_fresh = True
+
+    def normalizes_batch(self) -> bool:
+        """Whether forward uses the batch's statistics, so that a Scale and a ReLU in place
+        after it may run in its own pass (:meth:`forward_affine`, ``brewnet.net.fusion``)."""
+        return not self.use_global_stats
+
+    def forward_affine(self, bottom: list[Blob], top: list[Blob], scale: Any, bias: Any,
+                       slope: np.float32 | None) -> Any:
+        """Forward with batch statistics writing ``act(x̂·scale + bias)`` (``scale``,
+        ``bias`` (C,); ``bias`` None: none; ``slope`` None: no ReLU) to the top in the same
+        pass as x̂: an in-place Scale and ReLU folded in, by the compiled kernel only. Keeps
+        what forward keeps for backward and moves the running sums as forward does; returns
+        x̂ (N, C, S), the input the folded Scale's backward reads."""
+        from ..kernels.batch_norm import forward_affine
+
+        mean = np.empty(self.channels, dtype=np.float32)
+        var = np.empty(self.channels, dtype=np.float32)
+        forward_affine(bottom[0].data.reshape(self.view), self._norm,
+                       top[0].data.reshape(self.view), mean, var, self._std, self.eps, scale,
+                       _NONE if bias is None else bias, _slope(slope))
+        self._update_sums(mean, var)
+        self._norm_fresh = False  # the top holds act(x̂·scale + bias), not x̂
+        return self._norm
 
     def kept_top(self) -> Any:
         """The normalized batch kept for backward (an exact copy of the top), once per
@@ -167,3 +203,23 @@ class BatchNorm(Layer):
         bottom[0].xp.subtract(dy, grad, out=grad)
         grad /= self._std
         dx[...] = grad
+
+    def backward_affine(self, top: list[Blob], propagate_down: list[bool],
+                        bottom: list[Blob], scale: Any, scale_grad: Any, bias_grad: Any,
+                        slope: np.float32 | None, dtop: str | None) -> None:
+        """Backward of :meth:`forward_affine` in two passes: adds the folded Scale's
+        gradients to ``scale_grad`` and ``bias_grad`` ((C,) diffs, None: not wanted), writes
+        the bottom's as this layer's backward would (if ``propagate_down[0]``), and leaves in
+        the top's diff, when it is not the bottom's, what the unfused layers leave there:
+        ``dtop`` "scaled" (the Scale's bottom gradient), "masked" (the ReLU's), or None
+        (untouched)."""
+        from ..kernels.batch_norm import affine_backward
+
+        empty = _NONE.reshape(0, 0, 0)
+        dy = top[0].diff.reshape(self.view)
+        affine_backward(dy, empty if slope is None else top[0].data.reshape(self.view),
+                        self._norm, self._std, scale, _slope(slope),
+                        _NONE if scale_grad is None else scale_grad,
+                        _NONE if bias_grad is None else bias_grad,
+                        bottom[0].diff.reshape(self.view) if propagate_down[0] else empty,
+                        dtop or "")

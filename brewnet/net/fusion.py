@@ -1,4 +1,6 @@
-"""Folding fixed per-channel layers into the convolution before them, for inference.
+"""Running chains of layers as one step: fixed per-channel layers folded into the convolution
+before them (inference), and BatchNorm with batch statistics with its Scale and ReLU
+(training).
 
 A Convolution followed, in place on its top, by BatchNorm with fixed statistics (TEST phase
 or ``use_global_stats``), Scale and/or ReLU — Caffe's ResNet and MobileNet layout, and
@@ -26,16 +28,36 @@ compiler refuses a layer in place on a blob that another layer has read (Split's
 The same holds for a ReLU in place on the top of an Eltwise sum (ResNet's shortcut add): the
 two run as the Eltwise layer's ``forward_activated``, one pass over the blobs
 (:class:`FusedActivation`).
+
+In training, a BatchNorm with batch statistics, the per-channel Scale in place on its top
+and a ReLU in place after that (:class:`FusedNormalization`; ResNet's and MobileNet's every
+BatchNorm) run as one forward step, ``BatchNorm.forward_affine`` (the statistics' two
+reading passes, then one pass writing x̂ and ``act(x̂·γ + β)``), and, after a forward that
+ran so, as one backward step, ``BatchNorm.backward_affine`` (one pass for the Scale's two
+sums, which times γ are BatchNorm's two means too, one writing the bottom's gradient). The
+fused forward leaves each layer what its own forward leaves for backward (BatchNorm's x̂ and
+divisor, the Scale's input, the ReLU's output in the blob), so no replay is needed: whatever
+runs the steps one by one afterwards (a backward with callbacks or whose range covers part
+of the chain, a backward after a forward that started inside the chain) computes what it
+computes unfused. Blob values and BatchNorm's statistics are the unfused ones bit for bit;
+gradients equal them to float32 rounding (BatchNorm's means are γ times the Scale's float64
+sums, not sums of the rounded products γ·dz), and the blob's diff holds what the unfused
+layers leave there. Such a chain folds in any phase where BatchNorm uses batch statistics,
+with the compiled kernels only, and when no step carries a loss weight; its backward folds
+in every combination of gradients the compiler produces (frozen Scale parameters, a
+BatchNorm whose bottom needs none) except a ReLU that passes none on (``propagate_down:
+false``), where the steps run one by one.
 """
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
+from .. import kernels
 from ..layers.base import Layer
 from ..proto import caffe_pb2
 from .plan import Plan, Step
@@ -63,6 +85,7 @@ class FusedChain:
     affines: tuple[Layer, ...]
     slope: np.float32 | None
     replay: bool = False
+    folds_backward: ClassVar[bool] = False  # a backward runs the steps one by one
 
     def run(self, steps: list[Step]) -> None:
         """The chain's forward, as the convolution's one step."""
@@ -92,6 +115,7 @@ class FusedActivation:
     last: int
     slope: np.float32
     replay: bool = False
+    folds_backward: ClassVar[bool] = False
 
     def run(self, steps: list[Step]) -> None:
         step = steps[self.head]
@@ -101,14 +125,55 @@ class FusedActivation:
     replay_steps = FusedChain.replay_steps
 
 
-def fused_chains(plan: Plan) -> dict[int, FusedChain | FusedActivation]:
+@dataclass(frozen=True)
+class FusedNormalization:
+    """Steps ``head..last``: a BatchNorm with batch statistics, a per-channel Scale in place
+    on its top and, with ``slope`` not None, a ReLU in place after it. Forward leaves every
+    layer what its own forward leaves for backward, so it never needs a replay.
+    ``folds_backward``: the chain's backward runs as one step (else its steps run one by one),
+    with ``dx`` (the BatchNorm's bottom gets a gradient) and ``dtop`` (what the unfused
+    layers leave in the top's diff, :meth:`BatchNorm.backward_affine`)."""
+
+    head: int
+    last: int
+    slope: np.float32 | None
+    folds_backward: bool
+    dx: bool
+    dtop: str | None
+    replay: bool = False
+
+    def run(self, steps: list[Step]) -> None:
+        """The chain's forward, as the BatchNorm's one step."""
+        for step in steps[self.head:self.last + 1]:
+            step.layer.reshape(step.bottoms, step.tops)
+        head, scale = steps[self.head], steps[self.head + 1].layer
+        a, b = scale.channel_blobs()
+        x_hat = head.layer.forward_affine(head.bottoms, head.tops, a.data,
+                                          None if b is None else b.data, self.slope)
+        scale.keep_input(x_hat)
+
+    def run_backward(self, steps: list[Step]) -> None:
+        """The chain's backward, as one step (after a fused forward)."""
+        head, scale = steps[self.head], steps[self.head + 1].layer
+        (a, b), learns = scale.channel_blobs(), scale.param_propagate_down
+        head.layer.backward_affine(head.tops, [self.dx], head.bottoms, a.data,
+                                   a.diff if learns[0] else None,
+                                   b.diff if b is not None and learns[1] else None,
+                                   self.slope, self.dtop)
+
+
+Chain = FusedChain | FusedActivation | FusedNormalization
+
+
+def fused_chains(plan: Plan) -> dict[int, Chain]:
     """The chains of ``plan`` that fold, by the index of their first step."""
-    chains: dict[int, FusedChain | FusedActivation] = {}
+    chains: dict[int, Chain] = {}
     replayable = plan.phase == caffe_pb2.TEST and not plan.param_def.force_backward
     i = 0
     while i < len(plan.steps):
         chain = (_chain_at(plan.steps, i, replayable)
-                 or _activation_at(plan.steps, i, replayable))
+                 or _activation_at(plan.steps, i, replayable)
+                 or _normalization_at(plan.steps, i))
         if chain is None:
             i += 1
         else:
@@ -176,3 +241,37 @@ def _activation_at(steps: list[Step], i: int, replayable: bool) -> FusedActivati
         return None
     replay = any(_backward_runs(step) for step in steps[i:i + 2])
     return FusedActivation(i, i + 1, np.float32(activation()), replay)
+
+
+def _normalization_at(steps: list[Step], i: int) -> FusedNormalization | None:
+    head = steps[i]
+    batch = getattr(head.layer, "normalizes_batch", None)
+    if (batch is None or not batch() or len(head.bottoms) != 1 or len(head.tops) != 1
+            or any(head.loss_weights) or not kernels.enabled(head.bottoms[0].xp)):
+        return None
+    blob = head.tops[0]
+    if i + 1 >= len(steps) or not _in_place_on(steps[i + 1], blob, True):
+        return None
+    scale = steps[i + 1]
+    channel_blobs = getattr(scale.layer, "channel_blobs", None)
+    if channel_blobs is None or channel_blobs() is None:  # not one factor per channel
+        return None
+    last, slope = i + 1, None
+    if i + 2 < len(steps) and _in_place_on(steps[i + 2], blob, True):
+        activation = getattr(steps[i + 2].layer, "activation_slope", None)
+        if activation is not None:
+            last, slope = i + 2, np.float32(activation())
+    dx = head.need_backward and head.bottom_need_backward[0]
+    scaled = scale.bottom_need_backward[0]
+    relu = steps[last] if slope is not None else None
+    # The backward folds where the unfused one has the shape the kernel computes: the ReLU
+    # passes the gradient on, the Scale runs, and the BatchNorm, if it writes its bottom's
+    # gradient, reads the Scale's. Anything else (propagate_down false on the ReLU or the
+    # Scale) runs the steps one by one.
+    folds = (scale.need_backward and (scaled or not dx)
+             and (relu is None or (relu.need_backward and relu.bottom_need_backward[0])))
+    if dx and head.bottoms[0] is blob:
+        dtop = None  # overwritten by the BatchNorm's bottom gradient
+    else:
+        dtop = "scaled" if scaled else ("masked" if relu is not None else None)
+    return FusedNormalization(i, last, slope, folds, dx, dtop)

@@ -69,8 +69,9 @@ class Net(PlanViews, WeightFiles, WholeDatasetPasses):
     ``ignore_memory_limit=True`` (or BREWNET_IGNORE_MEMORY_LIMIT=1); a solver passes the
     arrays it keeps per learnable parameter as ``history_slots``, counted too.
     Forward runs a convolution and the fixed BatchNorm/Scale/ReLU in place after it as one
-    step where nothing can tell (brewnet.net.fusion); ``fuse=False`` (or BREWNET_FUSE=0)
-    runs every layer by itself.
+    step where nothing can tell, and in training a BatchNorm with batch statistics and its
+    Scale/ReLU as one forward and one backward step (brewnet.net.fusion); ``fuse=False`` (or
+    BREWNET_FUSE=0) runs every layer by itself.
 
     Errors name the prototxt's ``file:line:col`` (``self.file``) of the layer or field at
     fault; ``warnings`` lists what is legal but suspicious (brewnet.net.lint).
@@ -95,6 +96,10 @@ class Net(PlanViews, WeightFiles, WholeDatasetPasses):
         # Heads of the fused chains whose last forward ran fused and that a backward must
         # replay first (brewnet.net.fusion).
         self._replays_due: set[int] = set()
+        # Heads of the chains whose backward folds, whose last forward ran fused and whose
+        # steps have not run one by one since: a backward over the whole chain runs it as
+        # one step (brewnet.net.fusion).
+        self._backward_folds: set[int] = set()
         if state is None:
             phase, weights = _parse_net_args(args, phase, weights)
         elif args:
@@ -136,6 +141,9 @@ class Net(PlanViews, WeightFiles, WholeDatasetPasses):
         before, after = self._hooks["before_forward"], self._hooks["after_forward"]
         steps = self.plan.steps
         fused = {} if before or after else self.plan.fused
+        # A forward starting inside a chain runs the rest of it one by one.
+        self._backward_folds -= {head for head in self._backward_folds
+                                 if head < start <= self.plan.fused[head].last}
         i = start
         while i <= end:
             chain = fused.get(i)
@@ -143,9 +151,12 @@ class Net(PlanViews, WeightFiles, WholeDatasetPasses):
                 chain.run(steps)  # no loss: a chain's steps carry no loss weight
                 if chain.replay:
                     self._replays_due.add(i)
+                if chain.folds_backward:
+                    self._backward_folds.add(i)
                 i = chain.last + 1
                 continue
             self._replays_due.discard(i)
+            self._backward_folds.discard(i)
             for fn in before:
                 fn(i)
             step = steps[i]
@@ -157,7 +168,9 @@ class Net(PlanViews, WeightFiles, WholeDatasetPasses):
 
     def _backward(self, start: int, end: int) -> None:
         """Run backward for layers ``start`` down to ``end`` (inclusive), after replaying
-        the fused chains in the range that the last forward ran fused (net/fusion.py)."""
+        the fused chains in the range that the last forward ran fused (net/fusion.py). A
+        chain with a fused backward wholly in the range runs as one step, unless callbacks
+        watch the layers one by one."""
         before, after = self._hooks["before_backward"], self._hooks["after_backward"]
         steps = self.plan.steps
         for head in sorted(self._replays_due):
@@ -165,7 +178,15 @@ class Net(PlanViews, WeightFiles, WholeDatasetPasses):
             if head <= start and chain.last >= end:
                 chain.replay_steps(steps)
                 self._replays_due.discard(head)
-        for i in range(start, end - 1, -1):
+        folds = {} if before or after else {
+            self.plan.fused[head].last: self.plan.fused[head] for head in self._backward_folds}
+        i = start
+        while i >= end:
+            chain = folds.get(i)
+            if chain is not None and chain.head >= end:
+                chain.run_backward(steps)
+                i = chain.head - 1
+                continue
             for fn in before:  # called for every layer in the range, as Caffe's
                 fn(i)
             step = steps[i]
@@ -173,6 +194,7 @@ class Net(PlanViews, WeightFiles, WholeDatasetPasses):
                 step.layer.backward(step.tops, step.bottom_need_backward, step.bottoms)
             for fn in after:
                 fn(i)
+            i -= 1
 
     def forward_loss(self) -> float:
         """A full forward pass; returns the loss."""

@@ -16,7 +16,7 @@ from ..proto import caffe_pb2
 from ..proto.positions import Node
 
 if TYPE_CHECKING:
-    from .fusion import FusedActivation, FusedChain
+    from .fusion import Chain
 
 
 @dataclass(eq=False)
@@ -90,7 +90,7 @@ class Plan:
     learnable: list[Learnable] = field(default_factory=list)
     problems: list[BrewnetError] = field(default_factory=list)
     warnings: list[BrewnetError] = field(default_factory=list)
-    fused: dict[int, FusedChain | FusedActivation] = field(default_factory=dict)
+    fused: dict[int, Chain] = field(default_factory=dict)
 
     @property
     def layers(self) -> list[Layer]:

@@ -72,3 +72,64 @@ def test_batch_norm_statistics_are_float64_sums(monkeypatch):
     mean = x64.mean(axis=(0, 2), keepdims=True)
     want = (x64 - mean) / np.sqrt(((x64 - mean) ** 2).mean(axis=(0, 2), keepdims=True) + 1e-5)
     np.testing.assert_allclose(top[0].data, want, rtol=1e-5, atol=2e-6)
+
+
+def unfused(x, dy, scale, bias, slope):
+    """BatchNorm's, Scale's and the ReLU's kernels (NumPy's for a leaky ReLU) one after the
+    other, in place as in a net: the top, x̂, the statistics, the top's gradient after the
+    Scale's backward, the bottom's gradient, and Scale's two gradients."""
+    from brewnet.kernels import batch_norm as k
+    from brewnet.layers.neuron import relu
+
+    n, c, s = x.shape
+    norm, y = np.empty_like(x), np.empty_like(x)
+    mean, var, std = np.empty(c, np.float32), np.empty(c, np.float32), np.empty((1, c, 1),
+                                                                                np.float32)
+    k.forward(x, norm, y, mean, var, std, np.float32(1e-5))
+    k.scale_forward(y, scale, bias, y)
+    dz = dy.copy()
+    if slope is not None:
+        relu(np, y, y, slope)
+        dz *= np.where(y > 0, np.float32(1), slope)
+    grads = np.zeros((2, c), np.float32)
+    g = np.empty_like(dz)
+    k.scale_backward(dz, norm, scale, grads[0], grads[1], g)
+    dx = np.empty_like(x)
+    k.backward(g, norm, std, dx)
+    return y, norm, mean, var, std, g, dx, grads
+
+
+@pytest.mark.parametrize("slope", [None, 0.0, 0.1], ids=["no-relu", "relu", "leaky"])
+@pytest.mark.parametrize("bias", [True, False], ids=["bias", "no-bias"])
+def test_folded_scale_and_relu_match_the_three_kernels(slope, bias):
+    """``forward_affine`` leaves the top, x̂ and the statistics of BatchNorm's, Scale's and
+    the ReLU's passes bit for bit; ``affine_backward`` their gradients (bottom, Scale's
+    factor and bias, the top's as the Scale leaves it) to float32 rounding, also writing the
+    bottom's gradient in place over the top's."""
+    from brewnet.kernels import batch_norm as k
+
+    x, dy = sample((3, 4, 50), 1), sample((3, 4, 50), 2)
+    scale = sample(4, 3)
+    b = sample(4, 4) if bias else np.empty(0, np.float32)
+    slope = None if slope is None else np.float32(slope)
+    y, norm, mean, var, std, g, dx, grads = unfused(x, dy, scale, b, slope)
+    nan = np.float32(np.nan) if slope is None else slope
+    top = x.copy()  # in place
+    mine = [np.empty_like(x), np.empty(4, np.float32), np.empty(4, np.float32),
+            np.empty((1, 4, 1), np.float32)]
+    k.forward_affine(top, mine[0], top, mine[1], mine[2], mine[3], np.float32(1e-5), scale, b,
+                     nan)
+    for got, want in zip([top, *mine], [y, norm, mean, var, std], strict=True):
+        np.testing.assert_array_equal(got, want)
+    empty = np.empty((0, 0, 0), np.float32)
+    fused_grads = np.zeros((2, 4), np.float32)
+    diff, dtop = dy.copy(), dy.copy()
+    out = np.empty_like(x)
+    k.affine_backward(dtop, empty if slope is None else y, norm, std, scale, nan,
+                      fused_grads[0], fused_grads[1], out, "scaled")
+    k.affine_backward(diff, empty if slope is None else y, norm, std, scale, nan,
+                      np.empty(0, np.float32), np.empty(0, np.float32), diff, "")
+    np.testing.assert_allclose(fused_grads, grads, rtol=1e-5)
+    np.testing.assert_array_equal(dtop, g)
+    for got in (out, diff):
+        assert np.abs(got - dx).max() <= 1e-6 * np.abs(dx).max()  # measured: 6e-8

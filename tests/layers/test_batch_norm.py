@@ -228,12 +228,13 @@ layer {{ name: "loss" type: "EuclideanLoss" bottom: "{scale_top}" bottom: "y" to
 
 
 def _run_chain(text: str, x: np.ndarray, y: np.ndarray):
-    """The net's loss, input gradient and Scale's two parameter gradients after one pass."""
+    """The net's loss, input gradient and Scale's two parameter gradients after one pass,
+    the layers run one by one (brewnet.net.fusion would fold the in-place chain)."""
     from brewnet import set_random_seed
     from brewnet.net import Net
 
     set_random_seed(3)  # the fillers: the same Scale weights in every net
-    net = Net(parse_text(text, caffe_pb2.NetParameter()), phase=TRAIN)
+    net = Net(parse_text(text, caffe_pb2.NetParameter()), phase=TRAIN, fuse=False)
     net.blobs["x"].data[...] = x
     net.blobs["y"].data[...] = y
     loss = net.forward()["loss"]

@@ -2,14 +2,18 @@
 fused net's blobs equal the unfused net's, only whole in-place chains that nothing learns
 through fold, and whatever watches the layers one by one sees them run one by one. The chains
 read the weights as they are at each forward (shared with a training net, loaded, written
-from Python) and follow shape changes; only a per-channel Scale folds."""
+from Python) and follow shape changes; only a per-channel Scale folds. In training, a
+BatchNorm with batch statistics, its Scale and ReLU run as one forward and one backward
+(the last section)."""
 
 import numpy as np
 import pytest
 from google.protobuf import text_format
 
+from brewnet import kernels
 from brewnet.errors import NetError
 from brewnet.net import TEST, TRAIN, Net
+from brewnet.net.fusion import FusedNormalization
 from brewnet.proto import caffe_pb2
 
 INPUT = ('layer { name: "data" type: "Input" top: "data" '
@@ -153,12 +157,18 @@ def test_chain_not_in_place_does_not_fuse():
     assert_same_blobs(fused, plain)
 
 
-def test_force_backward_and_train_nets_do_not_fuse():
+def compiled() -> bool:
+    """Whether the compiled kernels run, so that batch-statistics chains fold."""
+    return kernels.enabled(np)
+
+
+def test_force_backward_and_train_nets_do_not_fold_convolutions():
     assert chains(make("force_backward: true\n" + RESNET)) == {}
-    # TRAIN: BatchNorm uses batch statistics, and a loss makes every layer learn.
+    # TRAIN: BatchNorm uses batch statistics, and a loss makes every layer learn: only the
+    # batch-statistics chains fold (the last section).
     train = RESNET + ('layer { name: "loss" type: "EuclideanLoss" bottom: "sum" '
                       'bottom: "data" top: "loss" }\n')
-    assert chains(make(train, TRAIN)) == {}
+    assert chains(make(train, TRAIN)) == ({"bn1": "r1", "bn2": "sc2"} if compiled() else {})
     # Fixed statistics but something learns through the chain: still not fused.
     learning = train.replace('type: "BatchNorm"', 'type: "BatchNorm" '
                              'batch_norm_param { use_global_stats: true }')
@@ -390,7 +400,7 @@ def test_frozen_backbone_in_train_folds_only_where_no_gradient_runs(name):
     BatchNorm with batch statistics (measured: 5e-7 of the largest), so 2e-5."""
     text, expected = TRAIN_NETS[name]
     fused, plain = twins(text, TRAIN)
-    assert chains(fused) == expected
+    assert chains(fused) == {**expected, **({"bn_head": "r_head"} if compiled() else {})}
     losses = [net.forward_backward() for net in (fused, plain)]
     np.testing.assert_allclose(losses[0], losses[1], rtol=1e-5)
     assert_same_blobs(fused, plain)
@@ -561,14 +571,15 @@ def test_one_dimensional_convolutions_fold(kind):
     assert_same_blobs(fused, plain)
 
 
-def test_batch_statistics_in_a_test_net_do_not_fold():
+def test_batch_statistics_in_a_test_net_do_not_fold_into_the_convolution():
     """``use_global_stats: false`` in a TEST net: BatchNorm normalizes by the batch's
-    statistics (and updates its running sums), no fixed map, so the chain ends before it."""
+    statistics (and updates its running sums), no fixed map, so the convolution's chain ends
+    before it; BatchNorm, Scale and ReLU fold as a batch-statistics chain instead."""
     text = (INPUT + conv("c", "data", 8)
             + bn("bn", "c", extra="batch_norm_param { use_global_stats: false }")
             + scale("s", "c") + relu("r", "c"))
     fused, plain = twins(text)
-    assert chains(fused) == {}
+    assert chains(fused) == ({"bn": "r"} if compiled() else {})
     fused.forward()
     plain.forward()
     assert_same_blobs(fused, plain)
@@ -683,3 +694,237 @@ def test_batch_4_3x3_chains_run_winograd_and_match_unfused(monkeypatch, bias):
     plain.forward()
     assert_same_blobs(fused, plain)
     assert len(calls) == (2 if kernels.enabled(np) else 0)
+
+
+# --- training: BatchNorm with batch statistics, Scale and ReLU as one forward and backward ----
+
+LOSS = ('layer {{ name: "loss" type: "EuclideanLoss" bottom: "{}" bottom: "target" '
+        'top: "loss" }}\n')
+TARGET = ('layer { name: "target" type: "Input" top: "target" '
+          'input_param { shape { dim: 2 dim: 8 dim: 9 dim: 9 } } }\n')
+NOBIAS = "bias_term: false"  # a bias before BatchNorm has a gradient of ~0: noise only
+
+
+def trained(body, out):
+    """``body`` after the input, then a 1x1 convolution of its blob ``out`` and a Euclidean
+    loss: a training net whose chains have a gradient above them."""
+    return (INPUT + TARGET + body + conv("out", out, 8, k=1, pad=0, extra=NOBIAS)
+            + LOSS.format("out"))
+
+
+BLOCK = (conv("c", "data", 8, extra=NOBIAS) + bn("bn", "c") + scale("s", "c")
+         + relu("r", "c"))
+LEARN0 = ' param { lr_mult: 0 } '
+TRAIN_CHAINS = {  # body, the blob it ends with, the chains (first: last)
+    "resnet-block": (RESNET.replace(INPUT, ""), "sum", {"bn1": "r1", "bn2": "sc2"}),
+    "no-scale-bias": (BLOCK.replace("bias_term: true", "bias_term: false"), "c",
+                      {"bn": "r"}),
+    "no-relu": (BLOCK.replace(relu("r", "c"), ""), "c", {"bn": "s"}),
+    "bn-not-in-place": (conv("c", "data", 8, extra=NOBIAS) + bn("bn", "c", top="n")
+                        + scale("s", "n") + relu("r", "n"), "n", {"bn": "r"}),
+    "bn-not-in-place-no-relu": (conv("c", "data", 8, extra=NOBIAS) + bn("bn", "c", top="n")
+                                + scale("s", "n"), "n", {"bn": "s"}),
+    "scale-lr-mult-0": (BLOCK.replace('"Scale"', '"Scale"' + LEARN0 + LEARN0), "c",
+                        {"bn": "r"}),
+    "scale-factor-lr-mult-0": (BLOCK.replace('"Scale"', '"Scale"' + LEARN0), "c",
+                               {"bn": "r"}),
+    "leaky-relu": (BLOCK.replace("negative_slope: 0.0", "negative_slope: 0.1"), "c",
+                   {"bn": "r"}),
+    "negative-slope": (BLOCK.replace("negative_slope: 0.0", "negative_slope: -0.5"), "c",
+                       {"bn": "r"}),
+    # Two readers after the chain: a Split hands the ReLU's output (and takes back both
+    # gradients).
+    "split-after": (BLOCK + conv("d", "c", 8, k=1, pad=0, extra=NOBIAS)
+                    + eltwise("sum", "c", "d"), "sum", {"bn": "r"}),
+    # Nothing below the BatchNorm learns: its bottom gets no gradient, the ReLU's is left
+    # in the blob's diff.
+    "frozen-first": (BLOCK.replace('"Convolution"', '"Convolution"' + LEARN0), "c",
+                     {"bn": "r"}),
+    "frozen-first-no-relu": (BLOCK.replace('"Convolution"', '"Convolution"' + LEARN0)
+                             .replace(relu("r", "c"), ""), "c", {"bn": "s"}),
+    # propagate_down false on the BatchNorm: the Scale's gradient stays in the blob's diff.
+    "bn-propagate-down-false": (BLOCK.replace(bn("bn", "c"),
+                                              bn("bn", "c", extra="propagate_down: false")),
+                                "c", {"bn": "r"}),
+    # propagate_down false on the ReLU: nothing runs backward below it; the steps run one
+    # by one (and do nothing).
+    "relu-propagate-down-false": (BLOCK.replace('relu_param', 'propagate_down: false '
+                                                'relu_param'), "c", {"bn": "r"}),
+}
+# (dx, dtop, folds_backward) of each variant's (first) chain.
+TRAIN_BACKWARD = {"resnet-block": (True, None, True), "no-scale-bias": (True, None, True),
+                  "no-relu": (True, None, True), "bn-not-in-place": (True, "scaled", True),
+                  "bn-not-in-place-no-relu": (True, "scaled", True),
+                  "scale-lr-mult-0": (True, None, True),
+                  "scale-factor-lr-mult-0": (True, None, True),
+                  "leaky-relu": (True, None, True), "negative-slope": (True, None, True),
+                  "split-after": (True, None, True), "frozen-first": (False, "masked", True),
+                  "frozen-first-no-relu": (False, None, True),
+                  "bn-propagate-down-false": (False, "scaled", True),
+                  "relu-propagate-down-false": (False, "masked", False)}
+
+
+def iterate(nets, seeds=(2, 3)):
+    """forward_backward on each net once per seed, with that seed's input and target; the
+    losses of the last."""
+    losses = []
+    for seed in seeds:
+        rng = np.random.default_rng(seed)
+        x, t = (rng.standard_normal((2, 8, 9, 9)).astype(np.float32) for _ in range(2))
+        losses = []
+        for net in nets:
+            net.blobs["data"].data[...] = x
+            net.blobs["target"].data[...] = t
+            losses.append(net.forward_backward())
+    return losses
+
+
+def assert_same_training(fused, plain):
+    """Every blob's values and every parameter's (BatchNorm's statistics included) bit for
+    bit: the fused forward computes each value as the layers do. Every gradient to float32
+    rounding: BatchNorm's means are the Scale's sums times its factor, not sums of the
+    rounded products."""
+    for name in plain.blobs:
+        np.testing.assert_array_equal(fused.blobs[name].data, plain.blobs[name].data, name)
+    for name in plain.params:
+        for j, (x, y) in enumerate(zip(fused.params[name], plain.params[name], strict=True)):
+            np.testing.assert_array_equal(x.data, y.data, f"{name}[{j}]")
+    assert_same_diffs(fused, plain)
+
+
+@pytest.mark.parametrize("variant", TRAIN_CHAINS)
+def test_training_chains_fold_forward_and_backward_and_match_unfused(variant):
+    """Each variant of BatchNorm (batch statistics) -> Scale -> ReLU in a TRAIN net folds
+    (ReLU-less, bias-less, BatchNorm out of place, frozen Scale parameters, leaky and
+    negative slopes, a Split after it, nothing learning below it, propagate_down false);
+    after two iterations with different inputs the loss, every blob's data and diff, every
+    parameter gradient and BatchNorm's statistics equal the unfused net's. The backward runs
+    as one step except where propagate_down stops the ReLU."""
+    if not compiled():
+        pytest.skip("batch-statistics chains fold only with the compiled kernels")
+    body, out, expected = TRAIN_CHAINS[variant]
+    fused, plain = twins(trained(body, out), TRAIN)
+    assert chains(fused) == expected
+    first = fused.plan.fused[min(fused.plan.fused)]
+    assert isinstance(first, FusedNormalization)
+    assert (first.dx, first.dtop, first.folds_backward) == TRAIN_BACKWARD[variant]
+    losses = iterate((fused, plain))
+    assert losses[0] == losses[1]
+    assert_same_training(fused, plain)
+    assert fused._backward_folds == {i for i, c in fused.plan.fused.items()
+                                     if c.folds_backward}
+    learned = {"scale-lr-mult-0": [False, False], "scale-factor-lr-mult-0": [False, True],
+               "relu-propagate-down-false": [False, False]}
+    grads = fused.params["s" if "s" in fused.params else "sc1"]
+    assert [bool(np.abs(b.diff).max() > 0) for b in grads] == learned.get(
+        variant, [True] * len(grads))
+
+
+@pytest.mark.parametrize("use_kernels", [True, False], ids=["kernels", "numpy"])
+def test_without_the_kernels_nothing_folds_and_training_matches(monkeypatch, use_kernels):
+    """With ``BREWNET_KERNELS=numpy`` (the NumPy bodies) the chains run layer by layer; with
+    or without the kernels the fused net trains as the unfused one."""
+    monkeypatch.setattr("brewnet.kernels.AVAILABLE", use_kernels)
+    body, out, expected = TRAIN_CHAINS["resnet-block"]
+    fused, plain = twins(trained(body, out), TRAIN)
+    assert chains(fused) == (expected if use_kernels else {})
+    losses = iterate((fused, plain))
+    assert losses[0] == losses[1]
+    assert_same_training(fused, plain)
+
+
+def test_what_does_not_fold_in_training():
+    """A Scale that is not one factor per channel of its own (a second bottom, a scalar) and
+    fixed statistics in a learning net leave the layers one by one; a loss weight on the
+    ReLU, or the ReLU out of place, ends the chain at the Scale."""
+    if not compiled():
+        pytest.skip("batch-statistics chains fold only with the compiled kernels")
+    factor = ('layer { name: "f" type: "Input" top: "f" input_param { shape { dim: 8 } } }\n'
+              + conv("c", "data", 8) + bn("bn", "c")
+              + 'layer { name: "s" type: "Scale" bottom: "c" bottom: "f" top: "c" }\n')
+    scalar = BLOCK.replace("bias_term: true", "num_axes: 0 bias_term: true")
+    fixed = BLOCK.replace('"BatchNorm"', '"BatchNorm" ' + GLOBAL)
+    for body in (factor, scalar, fixed):
+        assert chains(make(trained(body, "c"), TRAIN)) == {}
+    weighted = BLOCK.replace("relu_param", "loss_weight: 1 relu_param")  # the net's loss
+    assert chains(make(INPUT + weighted, TRAIN)) == {"bn": "s"}
+    out_of_place = BLOCK.replace(relu("r", "c"), relu("r", "c", top="o"))
+    assert chains(make(trained(out_of_place, "o"), TRAIN)) == {"bn": "s"}
+
+
+def test_callbacks_see_forward_and_backward_run_layer_by_layer():
+    """Hooks on the backward after a fused forward, and on the forward before an unhooked
+    backward: the callbacks see every layer, the chain's steps run one by one from what the
+    fused forward left (BatchNorm's normalized batch and divisor, the Scale's input, the
+    ReLU's output), and the results equal the unfused net's."""
+    if not compiled():
+        pytest.skip("batch-statistics chains fold only with the compiled kernels")
+    body, out, _ = TRAIN_CHAINS["resnet-block"]
+    fused, plain = twins(trained(body, out), TRAIN)
+    iterate((fused, plain), seeds=(2,))
+    seen = []
+    fused.forward()
+    with fused.hooked(before_backward=seen.append):
+        fused.backward()
+    with fused.hooked(after_forward=seen.append):
+        fused.forward()
+    assert fused._backward_folds == set()
+    fused.backward()
+    for _ in range(2):
+        plain.forward()
+        plain.backward()
+    steps = list(range(len(fused.layers)))
+    assert seen == steps[::-1] + steps
+    assert_same_training(fused, plain)
+
+
+def test_partial_ranges_run_what_they_cover_and_match_unfused():
+    """pycaffe's ranges: a forward ending inside a chain, one starting inside it (after a
+    fused forward: the Scale runs again on the ReLU's output and keeps a copy as its input,
+    so the chain's backward must not fold), backwards ending and starting inside a chain,
+    and a second backward without a forward, each as the unfused net computes them."""
+    if not compiled():
+        pytest.skip("batch-statistics chains fold only with the compiled kernels")
+    body, out, _ = TRAIN_CHAINS["resnet-block"]
+    fused, plain = twins(trained(body, out), TRAIN)
+    heads = {fused._layer_names[i]: i for i in fused.plan.fused}
+    iterate((fused, plain), seeds=(2,))
+    calls = [("forward", {"end": "sc1"}), ("forward", {"start": "r1"}),
+             ("backward", {}),  # the first chain ran one by one, the second fused
+             ("forward", {}), ("forward", {"start": "sc1"}), ("backward", {}),
+             ("forward", {}), ("backward", {"end": "sc1"}), ("backward", {"start": "bn1"}),
+             ("backward", {"start": "sc2"}), ("backward", {})]
+    second, both = {heads["bn2"]}, set(heads.values())
+    due = [second, second, second, both, second, second, both, both, both, both, both]
+    for (method, ranges), left in zip(calls, due, strict=True):
+        for net in (fused, plain):
+            getattr(net, method)(**ranges)
+        assert fused._backward_folds == left, (method, ranges)
+        assert_same_training(fused, plain)
+
+
+def test_solver_steps_through_folded_chains_match_unfused(monkeypatch):
+    """SGD with momentum for three iterations (the solver's own nets, BREWNET_FUSE=0 for the
+    unfused one): every weight and BatchNorm statistic after them equals the unfused run's
+    to float32 rounding."""
+    from brewnet.solver import SGDSolver
+
+    body, out, expected = TRAIN_CHAINS["resnet-block"]
+    solvers = []
+    for fuse in ("1", "0"):
+        monkeypatch.setenv("BREWNET_FUSE", fuse)
+        param = caffe_pb2.SolverParameter(base_lr=0.01, momentum=0.9, lr_policy="fixed",
+                                          max_iter=100, display=0)
+        text_format.Parse(trained(body, out), param.net_param)
+        solver = SGDSolver(param)
+        randomize(solver.net)
+        fill_input(solver.net, 4)
+        solver.net.blobs["target"].data[...] = 0.5
+        solver.step(3)
+        solvers.append(solver)
+    fused, plain = (s.net for s in solvers)
+    assert chains(fused) == (expected if compiled() else {}) and chains(plain) == {}
+    for name in plain.params:
+        for x, y in zip(fused.params[name], plain.params[name], strict=True):
+            scale_ = max(float(np.abs(y.data).max()), 1e-6)
+            assert np.abs(x.data - y.data).max() <= 1e-6 * scale_, name  # measured 1e-7
