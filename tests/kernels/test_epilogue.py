@@ -39,13 +39,17 @@ def test_epilogue_kernel_matches_numpy_body(monkeypatch, slope, shape):
 @pytest.mark.parametrize("slope", SLOPES)
 @pytest.mark.parametrize(("stride", "dilation", "pad"),
                          [((1, 1), (1, 1), (1, 1)), ((2, 1), (1, 2), (2, 1)),
-                          ((1, 2), (1, 1), (0, 0)), ((2, 2), (1, 1), (3, 3))])
+                          ((1, 2), (1, 1), (0, 0)), ((2, 2), (1, 1), (3, 3)),
+                          ((1, 1), (2, 3), (2, 1))])
+@pytest.mark.parametrize("width", [10, 40])
 def test_depthwise_forward_affine_kernel_matches_numpy_body(monkeypatch, slope, stride,
-                                                            dilation, pad):
-    """The kernel pads plane by plane where the NumPy body pads the whole bottom (also a
-    padding wider than the kernel reaches)."""
+                                                            dilation, pad, width):
+    """The kernel pads plane by plane, split by column phase, where the NumPy body pads the
+    whole bottom (also a padding wider than the kernel reaches); narrow stride-1 planes run
+    as one flat run (width 10), wide ones row by row (width 40: rows of at least
+    ``FLAT_BELOW``)."""
     rng = np.random.default_rng(4)
-    n, c, kh, kw, h, w_ = 2, 5, 3, 3, 9, 10
+    n, c, kh, kw, h, w_ = 2, 5, 3, 3, 9, width
     x = rng.standard_normal((n, c, h, w_)).astype(np.float32)
     w = rng.standard_normal((c, kh, kw)).astype(np.float32)
     hp, wp = h + 2 * pad[0], w_ + 2 * pad[1]
