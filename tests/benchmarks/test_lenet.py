@@ -6,6 +6,7 @@ import re
 import numpy as np
 import pytest
 
+import brewnet
 from benchmarks import lenet
 
 
@@ -39,6 +40,11 @@ def test_torch_update_rule_is_caffes(tmp_path):
     """Three iterations of the torch trainer change the weights exactly as brewnet's SGD
     solver does (weight decay in the gradient, momentum history, lr_mult 2 on biases)."""
     torch = pytest.importorskip("torch")
+    # Fixed initial weights: unseeded, about one run in eight failed, with one conv2 filter
+    # 4e-6 apart after three steps and the rest equal: a draw where a max-pooling window
+    # holds two values within rounding, which the two frameworks' ulp differences route
+    # differently. Each framework alone repeats itself bit for bit from the same weights.
+    brewnet.set_random_seed(1701)
     images, labels = lenet.mnist_like(3)
     solver = lenet.build_solver()
     solver.net.set_input_arrays(images, labels)
