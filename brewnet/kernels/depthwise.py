@@ -99,7 +99,13 @@ def forward_affine_kernel(kh: int, kw: int, sh: int, sw: int, dh: int, dw: int, 
 @cache
 def backward_data_kernel(kh: int, kw: int, sh: int, sw: int, dh: int, dw: int):
     """``backward_data(dy, w, dxpad)``: ``dxpad[n, c, window(i, j)] += w[c, i, j] * dy[n, c]``
-    for every offset in order, from zero."""
+    for every offset in order, from zero. At stride 1 each cell of ``dxpad`` is summed in
+    registers over the offsets whose window covers it, in that order, from the top gradient
+    padded plane by plane in cache (the forward's loop shape: a gather, one store a cell);
+    the offsets that miss it add ``w * 0``, which changes no sum of finite values. Other
+    strides scatter offset by offset."""
+    if (sh, sw) == (1, 1):
+        return _gathered_backward_data_kernel(kh, kw, dh, dw)
 
     @kernel
     def backward_data(dy, w, dxpad):  # pragma: no cover - compiled
@@ -115,6 +121,30 @@ def backward_data_kernel(kh: int, kw: int, sh: int, sw: int, dh: int, dw: int):
                             row = y * sh + i * dh
                             for x in range(ow):
                                 plane[row, x * sw + j * dw] += wij * dy[b, ch, y, x]
+    return backward_data
+
+
+def _gathered_backward_data_kernel(kh: int, kw: int, dh: int, dw: int):
+    eh, ew = (kh - 1) * dh, (kw - 1) * dw  # the top gradient's padding
+
+    @kernel
+    def backward_data(dy, w, dxpad):  # pragma: no cover - compiled
+        n, c, oh, ow = dy.shape
+        hp, wp = dxpad.shape[2], dxpad.shape[3]
+        dyp = np.zeros((oh + 2 * eh, ow + 2 * ew), dtype=np.float32)  # borders stay 0
+        for b in range(n):
+            for ch in range(c):
+                for y in range(oh):
+                    for x in range(ow):
+                        dyp[eh + y, ew + x] = dy[b, ch, y, x]
+                plane = dxpad[b, ch]
+                for r in range(hp):
+                    for q in range(wp):
+                        acc = np.float32(0)
+                        for i in range(kh):
+                            for j in range(kw):
+                                acc += w[ch, i, j] * dyp[r + eh - i * dh, q + ew - j * dw]
+                        plane[r, q] = acc
     return backward_data
 
 

@@ -15,6 +15,8 @@ CASES = [
     ("num_output: 4 kernel_h: 3 kernel_w: 2 stride_h: 1 stride_w: 3 pad_h: 2 pad_w: 1 "
      "group: 4", (1, 4, 7, 10)),  # stride > kernel
     ("num_output: 4 kernel_size: 3 dilation: 2 group: 4", (2, 4, 8, 8)),  # no padding
+    ("num_output: 4 kernel_h: 2 kernel_w: 3 pad_h: 1 pad_w: 2 dilation: 2 group: 4",
+     (2, 4, 6, 7)),  # stride 1, uneven: the gathered bottom gradient
 ]
 
 
