@@ -5,8 +5,10 @@ bodies they mirror. Planes are ``(N, C, ...)``; ``xpad`` is the padded bottom (o
 gradient), windows at ``(y * sh + i * dh, x * sw + j * dw)`` lie inside it.
 
 Forward and the bottom gradient add each cell's products in the NumPy bodies' order, one
-rounded product at a time, so they are bit-identical to them; the weight gradient sums in
-another order (within float32 rounding of the NumPy sum).
+rounded product at a time, so they are bit-identical to them (the gathered bottom gradients
+also add ``w * 0`` where an offset's window misses a cell, which changes no sum of finite
+values); the weight gradient sums in another order (within float32 rounding of the NumPy
+sum).
 """
 
 from __future__ import annotations
@@ -106,21 +108,49 @@ def backward_data_kernel(kh: int, kw: int, sh: int, sw: int, dh: int, dw: int):
     strides scatter offset by offset."""
     if (sh, sw) == (1, 1):
         return _gathered_backward_data_kernel(kh, kw, dh, dw)
+    return _strided_backward_data_kernel(kh, kw, sh, sw, dh, dw)
+
+
+def _strided_backward_data_kernel(kh: int, kw: int, sh: int, sw: int, dh: int, dw: int):
+    """A stride: a row of ``dxpad`` is gathered column phase by column phase (columns ``p,
+    p + sw, ...``, which the same offsets reach), each phase's cells summed offset by offset
+    in a row buffer over contiguous runs of the top gradient's row, then interleaved into
+    the plane; rows and phases no offset reaches stay 0."""
+    lpad = ((kw - 1) * dw + sw - 1) // sw  # the top gradient's left padding, in columns
 
     @kernel
     def backward_data(dy, w, dxpad):  # pragma: no cover - compiled
         n, c, oh, ow = dy.shape
+        hp, wp = dxpad.shape[2], dxpad.shape[3]
+        wq = (wp + sw - 1) // sw
+        dyp = np.zeros((oh, lpad + ow + wq + 1), dtype=np.float32)  # borders stay 0
+        rows = np.empty((sw, wq), dtype=np.float32)
         for b in range(n):
             for ch in range(c):
-                plane = dxpad[b, ch]
-                plane[:, :] = 0
-                for i in range(kh):
-                    for j in range(kw):
-                        wij = w[ch, i, j]
-                        for y in range(oh):
-                            row = y * sh + i * dh
-                            for x in range(ow):
-                                plane[row, x * sw + j * dw] += wij * dy[b, ch, y, x]
+                for y in range(oh):
+                    for x in range(ow):
+                        dyp[y, lpad + x] = dy[b, ch, y, x]
+                for r in range(hp):
+                    rows[:, :] = 0
+                    for i in range(kh):
+                        yy = r - i * dh
+                        if yy < 0 or yy % sh != 0 or yy // sh >= oh:
+                            continue
+                        src = dyp[yy // sh]
+                        for p in range(sw):
+                            dst = rows[p]
+                            for j in range(kw):
+                                xx = p - j * dw
+                                if xx % sw != 0:
+                                    continue
+                                # Unsigned: an index numba might have to wrap is not
+                                # vectorized.
+                                start = np.uint64(lpad + xx // sw)
+                                wij = w[ch, i, j]
+                                for t in range(wq):
+                                    dst[t] += wij * src[start + np.uint64(t)]
+                    for q in range(wp):
+                        dxpad[b, ch, r, q] = rows[q % sw, q // sw]
     return backward_data
 
 
@@ -152,21 +182,35 @@ def _gathered_backward_data_kernel(kh: int, kw: int, dh: int, dw: int):
 def weight_grad_kernel(kh: int, kw: int, sh: int, sw: int, dh: int, dw: int):
     """``weight_grad(dy, xpad, dw_out)``: ``dw_out[c, i, j] += sum over (n, y, x) of
     dy[n, c, y, x] * xpad[n, c, window(i, j)]``; partial sums per output column (a vector the
-    compiler keeps in registers), then their sum."""
+    compiler keeps in registers), then their sum. At a column stride each bottom plane is
+    first split by column phase in cache (columns ``p, p + sw, ...``), so every offset reads
+    a contiguous run instead of every other float; the sums are the same."""
 
     @kernel
     def weight_grad(dy, xpad, dw_out):  # pragma: no cover - compiled
         n, c, oh, ow = dy.shape
+        hp, wp = xpad.shape[2], xpad.shape[3]
+        wq = (wp + sw - 1) // sw
+        phases = np.zeros((sw, hp, wq), dtype=np.float32)
         acc = np.empty((kh, kw, ow), dtype=np.float32)
         for ch in range(c):
             acc[:] = 0
             for b in range(n):
+                if sw > 1:
+                    for r in range(hp):
+                        for q in range(wp):
+                            phases[q % sw, r, q // sw] = xpad[b, ch, r, q]
                 for y in range(oh):
                     for i in range(kh):
                         for j in range(kw):
                             row = y * sh + i * dh
-                            for x in range(ow):
-                                acc[i, j, x] += dy[b, ch, y, x] * xpad[b, ch, row, x * sw + j * dw]
+                            if sw > 1:
+                                p, shift = (j * dw) % sw, (j * dw) // sw
+                                for x in range(ow):
+                                    acc[i, j, x] += dy[b, ch, y, x] * phases[p, row, x + shift]
+                            else:
+                                for x in range(ow):
+                                    acc[i, j, x] += dy[b, ch, y, x] * xpad[b, ch, row, x + j * dw]
             for i in range(kh):
                 for j in range(kw):
                     dw_out[ch, i, j] += acc[i, j].sum()

@@ -17,6 +17,8 @@ CASES = [
     ("num_output: 4 kernel_size: 3 dilation: 2 group: 4", (2, 4, 8, 8)),  # no padding
     ("num_output: 4 kernel_h: 2 kernel_w: 3 pad_h: 1 pad_w: 2 dilation: 2 group: 4",
      (2, 4, 6, 7)),  # stride 1, uneven: the gathered bottom gradient
+    ("num_output: 4 kernel_h: 3 kernel_w: 2 stride_h: 2 stride_w: 3 pad: 2 dilation: 2 "
+     "group: 4", (2, 4, 9, 11)),  # column phases of a stride with a dilation
 ]
 
 
@@ -43,7 +45,8 @@ def run(monkeypatch, compiled: bool, fields: str, shape) -> list[np.ndarray]:
 @pytest.mark.parametrize(("fields", "shape"), CASES)
 def test_kernel_matches_numpy_body(monkeypatch, fields, shape):
     """Padding, stride (also > kernel), dilation: the same products added in the same order
-    (forward, bottom gradient); the weight gradient's sums within 1e-5 relative."""
+    (forward, bottom gradient: scattered by the body, gathered cell by cell or phase by phase
+    by the kernel); the weight gradient's sums within 1e-5 relative."""
     top, dx, dw, db = run(monkeypatch, True, fields, shape)
     top_np, dx_np, dw_np, db_np = run(monkeypatch, False, fields, shape)
     np.testing.assert_array_equal(top, top_np)
