@@ -104,8 +104,8 @@ def backward_data_kernel(kh: int, kw: int, sh: int, sw: int, dh: int, dw: int):
     for every offset in order, from zero. At stride 1 each cell of ``dxpad`` is summed in
     registers over the offsets whose window covers it, in that order, from the top gradient
     padded plane by plane in cache (the forward's loop shape: a gather, one store a cell);
-    the offsets that miss it add ``w * 0``, which changes no sum of finite values. Other
-    strides scatter offset by offset."""
+    the offsets that miss it add ``w * 0``, which changes no sum of finite values. At a
+    stride, gathered column phase by column phase (:func:`_strided_backward_data_kernel`)."""
     if (sh, sw) == (1, 1):
         return _gathered_backward_data_kernel(kh, kw, dh, dw)
     return _strided_backward_data_kernel(kh, kw, sh, sw, dh, dw)
@@ -155,6 +155,7 @@ def _strided_backward_data_kernel(kh: int, kw: int, sh: int, sw: int, dh: int, d
 
 
 def _gathered_backward_data_kernel(kh: int, kw: int, dh: int, dw: int):
+    """Stride 1: each cell of ``dxpad`` summed in registers (``backward_data_kernel``)."""
     eh, ew = (kh - 1) * dh, (kw - 1) * dw  # the top gradient's padding
 
     @kernel
@@ -191,7 +192,7 @@ def weight_grad_kernel(kh: int, kw: int, sh: int, sw: int, dh: int, dw: int):
         n, c, oh, ow = dy.shape
         hp, wp = xpad.shape[2], xpad.shape[3]
         wq = (wp + sw - 1) // sw
-        phases = np.zeros((sw, hp, wq), dtype=np.float32)
+        phases = np.zeros((sw, hp, wq) if sw > 1 else (1, 1, 1), dtype=np.float32)
         acc = np.empty((kh, kw, ow), dtype=np.float32)
         for ch in range(c):
             acc[:] = 0
