@@ -5,11 +5,16 @@ instructions Zen 4 executes as two 256-bit halves; its Haswell (AVX2) kernels ra
 convolution GEMMs faster there: a CIFAR-10 quick training iteration 8% faster, ResNet-50 and
 CaffeNet inference at batch 16 1-6% and 1-9% (alternated processes, one thread; square 1024
 GEMMs 110 against 93 GFLOP/s; benchmarks/README.md). So on Zen 4 ``import brewnet`` sets
-``OPENBLAS_CORETYPE=Haswell``, unless the variable is set already (the user's choice wins,
+``OPENBLAS_CORETYPE=Haswell``, unless the user set the variable (their choice wins,
 ``OPENBLAS_CORETYPE=SkylakeX`` undoes this) or NumPy is loaded already (too late: a script
 that imports NumPy before brewnet keeps OpenBLAS's own choice). ``brewnet/__init__`` imports
 this module before any module that imports NumPy; importing it makes the choice. Other CPUs,
 and NumPy builds on another BLAS (which ignore the variable), are left as they are.
+
+Child processes inherit the variable, and a launcher may carry it to another machine (MPICH's
+mpiexec passes the environment on), where forced kernels the CPU lacks would crash. So
+brewnet marks its own choice (``BREWNET_OPENBLAS_CORETYPE``) and a process that finds its
+mark decides again for its own CPU, removing the choice where it does not apply.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import sys
 from collections.abc import Mapping, MutableMapping
 
 VARIABLE = "OPENBLAS_CORETYPE"
+MARK = "BREWNET_OPENBLAS_CORETYPE"  # the value brewnet set VARIABLE to, not the user
 _ZEN4_KERNELS = "Haswell"
 
 
@@ -38,13 +44,18 @@ def preferred_coretype(cpuinfo: str) -> str | None:
 
 def choose_coretype(environ: MutableMapping[str, str], modules: Mapping[str, object],
                     cpuinfo: str) -> str | None:
-    """Set ``environ[OPENBLAS_CORETYPE]`` to the preferred core type when NumPy is not in
-    ``modules`` yet and the variable is unset; return what was set (None: nothing)."""
-    if VARIABLE in environ or "numpy" in modules:
+    """Set ``environ[OPENBLAS_CORETYPE]`` (and the mark) to the preferred core type when NumPy
+    is not in ``modules`` yet and the variable is unset or holds brewnet's own earlier choice,
+    removing such an inherited choice where this CPU has none; return what was set (None:
+    nothing)."""
+    inherited = VARIABLE in environ and environ.get(MARK) == environ[VARIABLE]
+    if "numpy" in modules or (VARIABLE in environ and not inherited):
         return None
     coretype = preferred_coretype(cpuinfo)
     if coretype is not None:
-        environ[VARIABLE] = coretype
+        environ[VARIABLE] = environ[MARK] = coretype
+    elif inherited:
+        del environ[VARIABLE], environ[MARK]
     return coretype
 
 

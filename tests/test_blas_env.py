@@ -43,17 +43,35 @@ def test_only_the_first_processor_block_is_read():
     assert blas_env.preferred_coretype(text) == "Haswell"
 
 
+CHOSEN = {"OPENBLAS_CORETYPE": "Haswell", "BREWNET_OPENBLAS_CORETYPE": "Haswell"}
+
+
 def test_choice_is_set_only_when_unset_and_before_numpy():
-    """The variable is set when NumPy is not loaded and the user has not set it; a user's
-    value and an already loaded NumPy are left alone."""
+    """The variable is set (and marked as brewnet's) when NumPy is not loaded and the user has
+    not set it; a user's value and an already loaded NumPy are left alone."""
     env: dict[str, str] = {}
     assert blas_env.choose_coretype(env, {}, _ZEN4) == "Haswell"
-    assert env == {"OPENBLAS_CORETYPE": "Haswell"}
+    assert env == CHOSEN
     env = {"OPENBLAS_CORETYPE": "SkylakeX"}
     assert blas_env.choose_coretype(env, {}, _ZEN4) is None
     assert env == {"OPENBLAS_CORETYPE": "SkylakeX"}
+    env = {"OPENBLAS_CORETYPE": "SkylakeX", "BREWNET_OPENBLAS_CORETYPE": "Haswell"}
+    assert blas_env.choose_coretype(env, {}, _ZEN4) is None  # the user changed it since
+    assert env["OPENBLAS_CORETYPE"] == "SkylakeX"
     env = {}
     assert blas_env.choose_coretype(env, {"numpy": object()}, _ZEN4) is None
+    assert env == {}
+
+
+def test_an_inherited_choice_is_made_again_for_this_cpu():
+    """A process that inherits brewnet's choice (a child, or a rank an MPI launcher started on
+    another machine) keeps it on Zen 4 and drops it on a CPU it does not suit, where forced
+    kernels could use instructions the CPU lacks."""
+    env = dict(CHOSEN)
+    assert blas_env.choose_coretype(env, {}, _ZEN4) == "Haswell"
+    assert env == CHOSEN
+    env = dict(CHOSEN)
+    assert blas_env.choose_coretype(env, {}, _cpu("GenuineIntel", 6, False)) is None
     assert env == {}
 
 
@@ -78,7 +96,7 @@ def test_import_brewnet_sets_openblas_kernels_on_this_machine():
         expected = None
     if expected is None:
         pytest.skip("not a CPU brewnet picks OpenBLAS kernels for")
-    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_CORETYPE"}
+    env = {k: v for k, v in os.environ.items() if k not in (blas_env.VARIABLE, blas_env.MARK)}
     try:
         chosen = _corename(env, numpy_first=False)
     except subprocess.CalledProcessError:
