@@ -34,9 +34,7 @@ def max_forward_kernel(kh: int, kw: int, sh: int, sw: int, ph: int, pw: int, dir
     @kernel
     def forward(x, y, argmax):  # pragma: no cover - compiled
         planes, oh, ow = y.shape
-        h, w = x.shape[1], x.shape[2]
-        span_h, span_w = (oh - 1) * sh + kh, (ow - 1) * sw + kw
-        rows, cols = min(h, span_h - ph), min(w, span_w - pw)
+        span_h, span_w, rows, cols = _frame_extent(y, x, kh, kw, sh, sw, ph, pw)
         frame = np.full((span_h, span_w), -np.inf, dtype=np.float32)
         for p in range(planes):
             if direct:
@@ -74,9 +72,7 @@ def max_value_kernel(kh: int, kw: int, sh: int, sw: int, ph: int, pw: int, direc
     @kernel
     def forward(x, y):  # pragma: no cover - compiled
         planes, oh, ow = y.shape
-        h, w = x.shape[1], x.shape[2]
-        span_h, span_w = (oh - 1) * sh + kh, (ow - 1) * sw + kw
-        rows, cols = min(h, span_h - ph), min(w, span_w - pw)
+        span_h, span_w, rows, cols = _frame_extent(y, x, kh, kw, sh, sw, ph, pw)
         frame = np.full((span_h, span_w), -np.inf, dtype=np.float32)
         down = np.empty(span_w, dtype=np.float32)
         for p in range(planes):
@@ -111,9 +107,7 @@ def ave_forward_kernel(kh: int, kw: int, sh: int, sw: int, ph: int, pw: int, dir
     @kernel
     def forward(x, y, divisor):  # pragma: no cover - compiled
         planes, oh, ow = y.shape
-        h, w = x.shape[1], x.shape[2]
-        span_h, span_w = (oh - 1) * sh + kh, (ow - 1) * sw + kw
-        rows, cols = min(h, span_h - ph), min(w, span_w - pw)
+        span_h, span_w, rows, cols = _frame_extent(y, x, kh, kw, sh, sw, ph, pw)
         frame = np.zeros((span_h, span_w), dtype=np.float32)
         for p in range(planes):
             if direct:
@@ -143,9 +137,7 @@ def max_backward_kernel(kh: int, kw: int, sh: int, sw: int, ph: int, pw: int, di
     @kernel
     def backward(dy, argmax, dx):  # pragma: no cover - compiled
         planes, oh, ow = dy.shape
-        h, w = dx.shape[1], dx.shape[2]
-        span_h, span_w = (oh - 1) * sh + kh, (ow - 1) * sw + kw
-        rows, cols = min(h, span_h - ph), min(w, span_w - pw)
+        span_h, span_w, rows, cols = _frame_extent(dy, dx, kh, kw, sh, sw, ph, pw)
         frame = np.empty((span_h, span_w), dtype=np.float32)
         for p in range(planes):
             grad = dx[p] if direct else frame
@@ -189,9 +181,7 @@ def ave_backward_kernel(kh: int, kw: int, sh: int, sw: int, ph: int, pw: int, di
     @kernel
     def backward(dy, divisor, dx):  # pragma: no cover - compiled
         planes, oh, ow = dy.shape
-        h, w = dx.shape[1], dx.shape[2]
-        span_h, span_w = (oh - 1) * sh + kh, (ow - 1) * sw + kw
-        rows, cols = min(h, span_h - ph), min(w, span_w - pw)
+        span_h, span_w, rows, cols = _frame_extent(dy, dx, kh, kw, sh, sw, ph, pw)
         frame = np.empty((span_h, span_w), dtype=np.float32)
         for p in range(planes):
             grad = dx[p] if direct else frame
@@ -210,6 +200,17 @@ def ave_backward_kernel(kh: int, kw: int, sh: int, sw: int, ph: int, pw: int, di
                 _unpad(frame, dx[p], ph, pw, rows, cols)
 
     return backward
+
+
+@kernel
+def _frame_extent(windows, bottom, kh, kw, sh, sw, ph, pw):  # pragma: no cover - compiled
+    """``(span_h, span_w, rows, cols)`` for window planes ``(P, OH, OW)`` over bottom planes
+    ``(P, H, W)``: the frame the windows span, and how many of the bottom's rows and columns
+    lie inside it (FLOOR rounding may leave the last ones out)."""
+    oh, ow = windows.shape[1], windows.shape[2]
+    span_h, span_w = (oh - 1) * sh + kh, (ow - 1) * sw + kw
+    return (span_h, span_w, min(bottom.shape[1], span_h - ph),
+            min(bottom.shape[2], span_w - pw))
 
 
 @kernel
