@@ -14,6 +14,10 @@ import os
 
 import numpy as np
 
+# An array argument a kernel is told to skip (size 0): the optional inputs and outputs of the
+# BatchNorm and Scale kernels.
+SKIP = np.empty(0, dtype=np.float32)
+
 # Read once at import: the choice must not change under a net that has allocated for it.
 AVAILABLE = (importlib.util.find_spec("numba") is not None
              and os.environ.get("BREWNET_KERNELS", "").lower() != "numpy")

@@ -14,8 +14,6 @@ from .base import Layer, learnable_shape_check
 from .registry import register
 from .structure import canonical_axis, count
 
-_NONE = np.empty(0, dtype=np.float32)  # an array argument a kernel is told to skip
-
 
 def _param_shape(layer: Layer, shape: tuple[int, ...], axis_field: int,
                  num_axes: int) -> tuple[int, ...]:
@@ -186,7 +184,7 @@ class Scale(_Broadcast):
         if kernels.enabled(xp):
             from ..kernels.batch_norm import scale_forward
 
-            bias = self.blobs[-1].data.reshape(-1) if self.bias_term else _NONE
+            bias = self.blobs[-1].data.reshape(-1) if self.bias_term else kernels.SKIP
             scale_forward(x.reshape(self.view), s.reshape(-1), bias, y)
             return
         xp.multiply(x.reshape(self.view), s, out=y)
@@ -246,15 +244,16 @@ class Scale(_Broadcast):
         """The three gradients in two passes (the sums, then the bottom's)."""
         from ..kernels.batch_norm import scale_backward
 
+        skip = kernels.SKIP
         operand = self._operand(bottom)
         if len(bottom) > 1:
-            scale_grad = bottom[1].diff.reshape(-1) if propagate_down[1] else _NONE
+            scale_grad = bottom[1].diff.reshape(-1) if propagate_down[1] else skip
             scale_grad[...] = 0  # bottom[1]'s diff is assigned, not accumulated
         else:
-            scale_grad = self.blobs[0].diff.reshape(-1) if self.param_propagate_down[0] else _NONE
-        bias_grad = _NONE
+            scale_grad = self.blobs[0].diff.reshape(-1) if self.param_propagate_down[0] else skip
+        bias_grad = skip
         if self.bias_term and self.param_propagate_down[-1]:
             bias_grad = self.blobs[-1].diff.reshape(-1)
-        dx = bottom[0].diff.reshape(self.view) if propagate_down[0] else _NONE.reshape(0, 0, 0)
-        x = dy if scale_grad is _NONE else x.reshape(self.view)  # read only for s's gradient
+        dx = bottom[0].diff.reshape(self.view) if propagate_down[0] else skip.reshape(0, 0, 0)
+        x = dy if scale_grad is skip else x.reshape(self.view)  # read only for s's gradient
         scale_backward(dy, x, operand.data.reshape(-1), scale_grad, bias_grad, dx)

@@ -14,8 +14,6 @@ from .base import Layer, learnable_shape_check
 from .registry import register
 from .structure import count
 
-_NONE = np.empty(0, dtype=np.float32)  # an array argument a kernel is told to skip
-
 
 def _slope(slope: np.float32 | None) -> np.float32:
     """A ReLU's negative slope as the kernels take it: NaN for no ReLU."""
@@ -153,7 +151,7 @@ class BatchNorm(Layer):
         var = np.empty(self.channels, dtype=np.float32)
         forward_affine(bottom[0].data.reshape(self.view), self._norm,
                        top[0].data.reshape(self.view), mean, var, self._std, self.eps, scale,
-                       _NONE if bias is None else bias, _slope(slope))
+                       kernels.SKIP if bias is None else bias, _slope(slope))
         self._update_sums(mean, var)
         self._norm_fresh = False  # the top holds act(x̂·scale + bias), not x̂
         return self._norm
@@ -215,11 +213,11 @@ class BatchNorm(Layer):
         (untouched)."""
         from ..kernels.batch_norm import affine_backward
 
-        empty = _NONE.reshape(0, 0, 0)
+        empty = kernels.SKIP.reshape(0, 0, 0)
         dy = top[0].diff.reshape(self.view)
         affine_backward(dy, empty if slope is None else top[0].data.reshape(self.view),
                         self._norm, self._std, scale, _slope(slope),
-                        _NONE if scale_grad is None else scale_grad,
-                        _NONE if bias_grad is None else bias_grad,
+                        kernels.SKIP if scale_grad is None else scale_grad,
+                        kernels.SKIP if bias_grad is None else bias_grad,
                         bottom[0].diff.reshape(self.view) if propagate_down[0] else empty,
                         dtop or "")
