@@ -236,6 +236,8 @@ def affine_backward(dy, y, norm, std, scale, slope, scale_grad, bias_grad, dx,
     n, c, s = dy.shape
     m = n * s
     relu_in = slope == slope
+    # The ReLU's factor where its input is positive, as the ReLU layer's backward computes
+    # it: (1 − slope) + slope, which float32 may not round to exactly 1.
     keep = (np.float32(1) - slope) + slope if relu_in else np.float32(1)
     sums = np.zeros((c, 2))
     for b in range(n):
