@@ -321,9 +321,7 @@ class PoolingLayer(Layer):
         elif self._fast and self._max and len(top) == 1 and self.phase == caffe_pb2.TEST:
             # A TEST forward without a mask top takes MAX's values only; a backward that
             # follows anyway (pycaffe) finds the argmax first (``_argmax_due``).
-            from ..kernels import pooling as compiled
-            compiled.max_value_kernel(*self._kernel, *self._stride, *self._pad,
-                                      self._direct)(x, y)
+            self._forward_kernel(x, y, values_only=True)
             self._argmax_due = True
         elif self._fast:
             self._forward_kernel(x, y)
@@ -361,12 +359,14 @@ class PoolingLayer(Layer):
                 y += window
             y /= self._divisor
 
-    def _forward_kernel(self, x, y) -> None:
+    def _forward_kernel(self, x, y, values_only: bool = False) -> None:
         """The compiled window loops (brewnet.kernels.pooling) over the same frame, padded
-        plane by plane."""
+        plane by plane; ``values_only``: MAX's values without the argmax."""
         from ..kernels import pooling as compiled  # imports numba: only when it is used
         frame = (*self._kernel, *self._stride, *self._pad, self._direct)
-        if self._max:
+        if values_only:
+            compiled.max_value_kernel(*frame)(x, y)
+        elif self._max:
             compiled.max_forward_kernel(*frame)(x, y, self._argmax)
         else:
             compiled.ave_forward_kernel(*frame)(x, y, self._divisor)
