@@ -39,18 +39,18 @@ def _numba_imports() -> bool:
     return True
 
 
-def kernel(function, nogil: bool = False, reassociate: bool = False):
+def kernel(function, reassociate: bool = False):
     """``function`` compiled by numba: cached on disk, IEEE arithmetic (results must match the
-    NumPy bodies), serial (threads over planes measured slower on 2 cores, where they fight
-    OpenBLAS's threads). ``nogil`` lets other threads run while it does, for kernels that
-    threads call at once (the data feed's workers). ``reassociate`` lets LLVM reorder additions
-    so a sum vectorizes: only for float64 sums of float32 values, whose order changes nothing
-    at float32 precision. Without a writable cache folder (a read-only install and no home)
-    it still compiles, once per process."""
+    NumPy bodies), serial, and without the GIL, so that threads can call kernels at once (the
+    data feed's workers; a layer splitting its batch over the cores, ``brewnet.cores``; numba's
+    own threads over planes measured slower on 2 cores, where they fight OpenBLAS's).
+    ``reassociate`` lets LLVM reorder additions so a sum vectorizes: only for float64 sums of
+    float32 values, whose order changes nothing at float32 precision. Without a writable cache
+    folder (a read-only install and no home) it still compiles, once per process."""
     from numba import njit
 
     fastmath = {"reassoc"} if reassociate else False
     try:
-        return njit(cache=True, fastmath=fastmath, nogil=nogil)(function)
+        return njit(cache=True, fastmath=fastmath, nogil=True)(function)
     except RuntimeError:  # numba's "cannot cache function ...: no locator available"
-        return njit(cache=False, fastmath=fastmath, nogil=nogil)(function)
+        return njit(cache=False, fastmath=fastmath, nogil=True)(function)

@@ -55,4 +55,4 @@ def window_kernel(channels: int, mean_kind: int, flip: bool, scaled: bool,
                         v = v * scale
                     out[c, i, j] = v
 
-    return kernel(window, nogil=True)
+    return kernel(window)

@@ -46,7 +46,7 @@ import math
 
 import numpy as np
 
-from .. import kernels
+from .. import cores, kernels
 from ..blob import Blob
 from ..proto import caffe_pb2
 from . import depthwise, epilogue, winograd
@@ -104,6 +104,14 @@ def _accumulate(xp, total, start: int, a, b, part) -> None:
     else:
         xp.matmul(a, b, out=part)
         total += part
+
+
+def _sum_parts(parts: list):
+    """The sum of the ranges' partial gradients, into the first."""
+    total = parts[0]
+    for part in parts[1:]:
+        total += part
+    return total
 
 
 def _spatial_values(layer: Layer, p: caffe_pb2.ConvolutionParameter, name: str,
@@ -279,7 +287,6 @@ class ConvolutionLayer(Layer):
             self._interior = (slice(None), slice(None), slice(ph, ph + h), slice(pw, pw + w))
             return
         if self._kind == "pointwise":
-            self._wgrad = None  # one sample's weight gradient, made by the first backward
             return
         rows_k = self._kg + self._folds_bias
         self._chunk = _chunk_samples(n, g * oh * ow * rows_k * 4, _COL_BUDGET)
@@ -310,7 +317,6 @@ class ConvolutionLayer(Layer):
                 if whole:
                     self._col_ext[:, :, self._kg] = 1
                 self._weight_ext = xp.empty((g, m // g, self._kg + 1), dtype=np.float32)
-            self._wgrad = None  # per-sample weight gradients, made by the first backward
 
     def _nchw(self, a):
         return a.reshape(self._n, self._channels, self._h, self._w)
@@ -319,54 +325,72 @@ class ConvolutionLayer(Layer):
         """Make ``x`` the columns' source: copy it into the padded scratch and, when the
         whole batch's columns are kept, build them; chunked columns are built by
         ``_column_chunks`` where they are used."""
-        kh, kw = self._kernel
-        if self._patch_rows:
-            xp.copyto(self._xpad[self._interior], self._nchw(x).transpose(0, 2, 3, 1))
-            if self._col is not None:
-                xp.copyto(self._col.reshape(self._group, self._n, self._oh, self._ow, kh, kw,
-                                            -1), self._patches)
-        else:
-            if self._xpad is None:
-                src = self._nchw(x)
-            else:
-                src = self._xpad
-                xp.copyto(src[self._interior], self._nchw(x))
-            _, c, hp, wp = src.shape
-            (sh, sw), (dh, dw) = self._stride, self._dilation
-            g = self._group
-            self._patches = _strided(xp, src, (self._n, g, c // g, kh, kw, self._oh, self._ow),
-                                     (c * hp * wp, c // g * hp * wp, hp * wp, dh * wp, dw,
-                                      sh * wp, sw))
-            if self._col is not None:
-                # _col may be a view with a ones row after each group's K rows: split, not
-                # merge.
-                xp.copyto(self._col.reshape(self._patches.shape), self._patches)
+        self._point_patches(xp, x)
+        cores.split(xp, self._n, lambda start, stop: self._fill(xp, x, start, stop))
         self._col_source = source
 
-    def _column_chunks(self, xp, with_ones: bool = False):
-        """``(start, stop, columns)`` for each chunk of samples of the source ``_im2col`` set:
-        patch rows ``(G, q*OH*OW, K)``; per-sample columns ``(q, G, K, OH*OW)``, or with
-        ``with_ones`` ``(q, G, K + 1, OH*OW)`` ending in a row of ones. The kept whole-batch
-        columns are one chunk."""
-        n, g, kg = self._n, self._group, self._kg
-        if self._chunk == n:
-            yield 0, n, self._col if self._patch_rows or not with_ones else self._col_ext
+    def _point_patches(self, xp, x) -> None:
+        """Per-sample columns: point ``_patches`` at what they read, the padded scratch or,
+        without padding, ``x`` itself (patch rows always read their fixed scratch)."""
+        if self._patch_rows:
             return
+        src = self._nchw(x) if self._xpad is None else self._xpad
+        _, c, hp, wp = src.shape
+        (kh, kw), (sh, sw), (dh, dw) = self._kernel, self._stride, self._dilation
+        g = self._group
+        self._patches = _strided(xp, src, (self._n, g, c // g, kh, kw, self._oh, self._ow),
+                                 (c * hp * wp, c // g * hp * wp, hp * wp, dh * wp, dw, sh * wp,
+                                  sw))
+
+    def _fill(self, xp, x, start: int, stop: int) -> None:
+        """Copy samples ``start:stop`` of ``x`` into the padded scratch and build their kept
+        whole-batch columns, if any."""
+        x = self._nchw(x)[start:stop]
+        if self._patch_rows:
+            xp.copyto(self._xpad[start:stop][self._interior], x.transpose(0, 2, 3, 1))
+            if self._col is not None:
+                kh, kw = self._kernel
+                ohw = self._oh * self._ow
+                xp.copyto(self._col[:, start * ohw:stop * ohw].reshape(
+                    self._group, stop - start, self._oh, self._ow, kh, kw, -1),
+                    self._patches[:, start:stop])
+            return
+        if self._xpad is not None:
+            xp.copyto(self._xpad[start:stop][self._interior], x)
+        if self._col is not None:
+            # _col may be a view with a ones row after each group's K rows: split, not merge.
+            patches = self._patches[start:stop]
+            xp.copyto(self._col[start:stop].reshape(patches.shape), patches)
+
+    def _column_chunks(self, xp, with_ones: bool = False, start: int = 0,
+                       stop: int | None = None):
+        """``(first, last, columns)`` for each chunk of samples ``start:stop`` (all by default)
+        of the source ``_im2col`` set: patch rows ``(G, q*OH*OW, K)``; per-sample columns
+        ``(q, G, K, OH*OW)``, or with ``with_ones`` ``(q, G, K + 1, OH*OW)`` ending in a row of
+        ones. The kept whole-batch columns are one chunk."""
+        n, g, kg = self._n, self._group, self._kg
+        stop = n if stop is None else stop
         ohw = self._oh * self._ow
-        for start in range(0, n, self._chunk):
-            stop = min(n, start + self._chunk)
-            q = stop - start
+        if self._chunk == n:
+            if self._patch_rows:
+                yield start, stop, self._col[:, start * ohw:stop * ohw]
+            else:
+                yield start, stop, (self._col_ext if with_ones else self._col)[start:stop]
+            return
+        for first in range(start, stop, self._chunk):
+            last = min(stop, first + self._chunk)
+            q = last - first
             if self._patch_rows:
                 cols = scratch(xp, "conv.col", (g, q * ohw, kg))
-                patches = self._patches[:, start:stop]
+                patches = self._patches[:, first:last]
                 xp.copyto(cols.reshape(patches.shape), patches)
             else:
                 cols = scratch(xp, "conv.col", (q, g, kg + with_ones, ohw))
-                patches = self._patches[start:stop]
+                patches = self._patches[first:last]
                 xp.copyto(cols[:, :, :kg].reshape(patches.shape), patches)
                 if with_ones:
                     cols[:, :, kg] = 1
-            yield start, stop, cols
+            yield first, last, cols
 
     # -- forward / backward --------------------------------------------------------------------
     def forward(self, bottom: list[Blob], top: list[Blob]) -> None:
@@ -383,25 +407,40 @@ class ConvolutionLayer(Layer):
                     t.data.reshape(self._n, g, mg, -1)[...] += bias
                 continue
             if self._kind == "pointwise":
-                out = t.data.reshape(self._n, mg, -1)
-                xp.matmul(self.blobs[0].data.reshape(mg, -1), self._pointwise_source(xp, b.data),
-                          out=out)
-                if bias is not None:
-                    out += bias.reshape(1, mg, 1)
+                self._pointwise_forward(xp, b.data, t.data.reshape(self._n, mg, -1), bias)
                 continue
-            self._im2col(xp, b.data, index)
-            self._apply_weights(xp, t.data, bias)
+            self._point_patches(xp, b.data)
+            self._apply_weights(xp, t.data, bias, fill=b.data)
+            self._col_source = index
 
-    def _pointwise_source(self, xp, x):
-        """The pointwise kind's column matrix ``(N, C, OH*OW)``: the bottom itself at stride 1,
-        else a copy of its strided pixels."""
-        n, c = self._n, self._channels
+    def _pointwise_source(self, xp, x, start: int, stop: int):
+        """The pointwise kind's column matrix ``(q, C, OH*OW)`` for samples ``start:stop``: the
+        bottom itself at stride 1, else a copy of its strided pixels."""
+        c = self._channels
+        x = self._nchw(x)[start:stop]
         if self._stride == (1, 1):
-            return x.reshape(n, c, -1)
+            return x.reshape(stop - start, c, -1)
         sh, sw = self._stride
-        sub = scratch(xp, "conv.sub", (n, c, self._oh * self._ow))
-        xp.copyto(sub.reshape(n, c, self._oh, self._ow), self._nchw(x)[:, :, ::sh, ::sw])
+        sub = scratch(xp, "conv.sub", (stop - start, c, self._oh * self._ow))
+        xp.copyto(sub.reshape(stop - start, c, self._oh, self._ow), x[:, :, ::sh, ::sw])
         return sub
+
+    def _pointwise_forward(self, xp, x, out, bias, epilogue_args=None) -> None:
+        """``out`` ``(N, M, OH*OW)`` = the weights times the pointwise columns of ``x`` (+
+        ``bias`` ``(1, 1, M, 1)``; then ``epilogue.apply(*epilogue_args)`` when given), each
+        range of samples one batched GEMM."""
+        m = self._num_output
+        weight = self.blobs[0].data.reshape(m, -1)
+
+        def multiply(start: int, stop: int) -> None:
+            part = out[start:stop]
+            xp.matmul(weight, self._pointwise_source(xp, x, start, stop), out=part)
+            if bias is not None:
+                part += bias.reshape(1, m, 1)
+            if epilogue_args is not None:
+                epilogue.apply(xp, part.reshape(stop - start, 1, m, -1), *epilogue_args)
+
+        cores.split(xp, self._n, multiply)
 
     def epilogue_channels(self) -> int | None:
         """The top's channel count when the channels lie on axis 1, where BatchNorm and Scale
@@ -457,10 +496,8 @@ class ConvolutionLayer(Layer):
                 self._forward_columns(xp, x.data, top4)
                 epilogue.apply(xp, top4, a.reshape(g, mg), b.reshape(g, mg), act)
                 continue
-            out = t.data.reshape(n, m, ohw)  # pointwise: one group
-            xp.matmul(weight.reshape(m, -1), self._pointwise_source(xp, x.data), out=out)
-            epilogue.apply(xp, out.reshape(n, 1, m, ohw), a.reshape(1, m), b.reshape(1, m),
-                           act)
+            self._pointwise_forward(xp, x.data, t.data.reshape(n, m, ohw), None,
+                                    (a.reshape(1, m), b.reshape(1, m), act))
 
     def _forward_columns(self, xp, x, out) -> None:
         """``out`` ``(N, G, M/G, OH*OW)`` = the weights times per-sample columns in the
@@ -500,28 +537,35 @@ class ConvolutionLayer(Layer):
             self._col_source = source
         return self._xpad
 
-    def _apply_weights(self, xp, out, bias) -> None:
+    def _apply_weights(self, xp, out, bias, fill=None) -> None:
         """``out`` (the convolution's output, any shape of that size) = weights x the columns
-        in ``_col`` (+ ``bias``, shaped ``(1, G, M/G, 1)``, when given)."""
+        in ``_col`` (+ ``bias``, shaped ``(1, G, M/G, 1)``, when given); with ``fill``, each
+        range of samples first copies its part of that bottom (``_fill``)."""
         g, m = self._group, self._num_output
         mg, ohw = m // g, self._oh * self._ow
         top4 = out.reshape(self._n, g, mg, ohw)
+        folded = bias is not None and self._folds_bias
         if self._patch_rows:
             weight = self._weight_patch_rows()
-            for start, stop, cols in self._column_chunks(xp):
-                _rows_gemm(xp, cols, weight, top4[start:stop], bias)
-            return
-        folded = bias is not None and self._folds_bias
-        if folded:
+        elif folded:
             weight = self._weight_ext
             weight[:, :, :self._kg] = self.blobs[0].data.reshape(g, mg, self._kg)
             weight[:, :, self._kg] = bias.reshape(g, mg)
         else:
             weight = self.blobs[0].data.reshape(g, mg, self._kg)
-        for start, stop, cols in self._column_chunks(xp, with_ones=folded):
-            xp.matmul(weight, cols, out=top4[start:stop])
-        if bias is not None and not folded:
-            top4 += bias
+
+        def multiply(start: int, stop: int) -> None:
+            if fill is not None:
+                self._fill(xp, fill, start, stop)
+            for first, last, cols in self._column_chunks(xp, folded, start, stop):
+                if self._patch_rows:
+                    _rows_gemm(xp, cols, weight, top4[first:last], bias)
+                else:
+                    xp.matmul(weight, cols, out=top4[first:last])
+                    if bias is not None and not folded:
+                        top4[first:last] += bias
+
+        cores.split(xp, self._n, multiply)
 
     def _weight_patch_rows(self):
         """The weights as ``(G, kh*kw*C/G, M/G)``, matching the patch rows: a transposed view
@@ -588,24 +632,44 @@ class ConvolutionLayer(Layer):
             return
         m = self._num_output
         dy = t.diff.reshape(n, m, -1)
+        weight = self.blobs[0].data.reshape(m, c)
         if weight_grad:
-            x = self._pointwise_source(xp, b.data)
-            # One GEMM per sample into an (M, C) buffer: scratch of one weight's size, not of
-            # the batch's.
+            parts = cores.split(xp, n, lambda a, z: self._pointwise_weight_grad(xp, b.data, dy,
+                                                                               a, z))
             wdiff = self.blobs[0].diff.reshape(m, c)
-            if self._wgrad is None:
-                self._wgrad = xp.empty((m, c), dtype=np.float32)
-            for k in range(n):
-                wdiff += xp.matmul(dy[k], x[k].T, out=self._wgrad)
-        if down and self._stride == (1, 1):
-            xp.matmul(self.blobs[0].data.reshape(m, c).T, dy, out=b.diff.reshape(n, c, -1))
-        elif down:  # only the strided pixels were used: the others' gradient is 0
+            wdiff += _sum_parts(parts)
+        if not down:
+            return
+        dx = self._nchw(b.diff)
+
+        def data_grad(start: int, stop: int) -> None:
+            if self._stride == (1, 1):
+                xp.matmul(weight.T, dy[start:stop], out=dx[start:stop].reshape(stop - start, c,
+                                                                               -1))
+                return
+            # Only the strided pixels were used: the others' gradient is 0.
             sh, sw = self._stride
-            dsub = scratch(xp, "conv.sub", (n, c, self._oh * self._ow))
-            xp.matmul(self.blobs[0].data.reshape(m, c).T, dy, out=dsub)
-            dx = self._nchw(b.diff)
-            dx.fill(0)
-            xp.copyto(dx[:, :, ::sh, ::sw], dsub.reshape(n, c, self._oh, self._ow))
+            dsub = scratch(xp, "conv.sub", (stop - start, c, self._oh * self._ow))
+            xp.matmul(weight.T, dy[start:stop], out=dsub)
+            dx[start:stop].fill(0)
+            xp.copyto(dx[start:stop, :, ::sh, ::sw],
+                      dsub.reshape(stop - start, c, self._oh, self._ow))
+
+        cores.split(xp, n, data_grad)
+
+    def _pointwise_weight_grad(self, xp, x, dy, start: int, stop: int):
+        """The pointwise weight gradient ``(M, C)`` over samples ``start:stop``: one GEMM per
+        sample into a weight-sized buffer, not a batch-sized one."""
+        m, c = self._num_output, self._channels
+        cols = self._pointwise_source(xp, x, start, stop)
+        grad = scratch(xp, "conv.wgrad", (m, c))
+        one = scratch(xp, "conv.wpart", (m, c))
+        for k in range(start, stop):
+            if k == start:
+                xp.matmul(dy[k], cols[0].T, out=grad)
+            else:
+                grad += xp.matmul(dy[k], cols[k - start].T, out=one)
+        return grad
 
     def _backward_data(self, xp, dy, dx) -> None:
         """``dx`` (the convolution's input, overwritten) = the transposed convolution of
@@ -621,45 +685,70 @@ class ConvolutionLayer(Layer):
     def _add_weight_grad(self, xp, dy, bias_diff=None) -> None:
         """Add the weight gradient for ``dy`` (N, G, M/G, OH*OW) and the columns in ``_col``;
         with ``bias_diff`` (per-sample columns with a ones row only), add the bias gradient
-        there too, read off the same GEMM."""
+        there too, read off the same GEMM. Each range of samples sums its own part; the parts
+        are added in order."""
         g, m = self._group, self._num_output
         mg = m // g
         kh, kw = self._kernel
         wdiff = self.blobs[0].diff.reshape(g, mg, -1, kh, kw)
-        ohw = self._oh * self._ow
         if self._patch_rows and self._col is not None:
-            # The kept whole-batch columns (LeNet's conv2): (K, P) @ (P, M/G) per group.
-            grad = scratch(xp, "conv.wgrad", (g, self._kg, mg))
-            dy_rows = scratch(xp, "conv.rows", (g, self._n * ohw, mg))
-            xp.copyto(dy_rows.reshape(g, self._n, ohw, mg), dy.transpose(1, 0, 3, 2))
-            xp.matmul(self._col.transpose(0, 2, 1), dy_rows, out=grad)
-            wdiff += grad.reshape(g, kh, kw, -1, mg).transpose(0, 4, 3, 1, 2)
+            parts = cores.split(xp, self._n, lambda a, b: self._kept_rows_grad(xp, dy, a, b))
+            total = _sum_parts(parts)
+            wdiff += total.reshape(g, kh, kw, -1, mg).transpose(0, 4, 3, 1, 2)
         elif self._patch_rows:
-            # Chunks: (M/G, q*P) @ (q*P, K) per group; the top diff needs only its samples
-            # moved next to each other (runs of OH*OW), no transpose into rows.
-            grad = scratch(xp, "conv.wgrad", (g, mg, self._kg))
-            for start, stop, cols in self._column_chunks(xp):
-                dy_t = scratch(xp, "conv.rows", (g, mg, stop - start, ohw))
-                xp.copyto(dy_t, dy[start:stop].transpose(1, 2, 0, 3))
-                _accumulate(xp, grad, start, dy_t.reshape(g, mg, -1), cols,
-                            scratch(xp, "conv.wpart", grad.shape))
-            wdiff += grad.reshape(g, mg, kh, kw, -1).transpose(0, 1, 4, 2, 3)
+            parts = cores.split(xp, self._n, lambda a, b: self._rows_grad(xp, dy, a, b))
+            total = _sum_parts(parts)
+            wdiff += total.reshape(g, mg, kh, kw, -1).transpose(0, 1, 4, 2, 3)
         else:
-            # One small GEMM per sample, then a sum: the columns are laid out per sample.
-            rows_k = self._kg + (bias_diff is not None)
-            if self._wgrad is None or self._wgrad.shape[-1] != rows_k:
-                self._wgrad = xp.empty((self._chunk, g, mg, rows_k), dtype=np.float32)
-            total = None
-            for start, stop, cols in self._column_chunks(xp, with_ones=bias_diff is not None):
-                per_sample = self._wgrad[:stop - start]
-                xp.matmul(dy[start:stop], cols.transpose(0, 1, 3, 2), out=per_sample)
-                if total is None:
-                    total = per_sample.sum(axis=0)
-                else:
-                    total += per_sample.sum(axis=0)
+            with_ones = bias_diff is not None
+            parts = cores.split(xp, self._n,
+                                lambda a, b: self._columns_grad(xp, dy, with_ones, a, b))
+            total = _sum_parts(parts)
             wdiff += total[:, :, :self._kg].reshape(wdiff.shape)
-            if bias_diff is not None:
+            if with_ones:
                 bias_diff += total[:, :, self._kg].reshape(m)
+
+    def _kept_rows_grad(self, xp, dy, start: int, stop: int):
+        """The kept whole-batch patch rows' weight gradient over samples ``start:stop`` (LeNet's
+        conv2): ``(K, q*P) @ (q*P, M/G)`` per group."""
+        g, mg, ohw = self._group, self._num_output // self._group, self._oh * self._ow
+        grad = scratch(xp, "conv.wgrad", (g, self._kg, mg))
+        dy_rows = scratch(xp, "conv.rows", (g, (stop - start) * ohw, mg))
+        xp.copyto(dy_rows.reshape(g, stop - start, ohw, mg),
+                  dy[start:stop].transpose(1, 0, 3, 2))
+        cols = self._col[:, start * ohw:stop * ohw]
+        xp.matmul(cols.transpose(0, 2, 1), dy_rows, out=grad)
+        return grad
+
+    def _rows_grad(self, xp, dy, start: int, stop: int):
+        """Chunked patch rows' weight gradient over samples ``start:stop``: ``(M/G, q*P) @
+        (q*P, K)`` per group and chunk; the top diff needs only its samples moved next to each
+        other (runs of OH*OW), no transpose into rows."""
+        g, mg, ohw = self._group, self._num_output // self._group, self._oh * self._ow
+        grad = scratch(xp, "conv.wgrad", (g, mg, self._kg))
+        for first, last, cols in self._column_chunks(xp, False, start, stop):
+            dy_t = scratch(xp, "conv.rows", (g, mg, last - first, ohw))
+            xp.copyto(dy_t, dy[first:last].transpose(1, 2, 0, 3))
+            _accumulate(xp, grad, first - start, dy_t.reshape(g, mg, -1), cols,
+                        scratch(xp, "conv.wpart", grad.shape))
+        return grad
+
+    def _columns_grad(self, xp, dy, with_ones: bool, start: int, stop: int):
+        """Per-sample columns' weight gradient (and with ``with_ones`` the bias gradient after
+        it) over samples ``start:stop``: one small GEMM per sample, then a sum."""
+        g, mg = self._group, self._num_output // self._group
+        rows_k = self._kg + with_ones
+        per_sample = scratch(xp, "conv.wsamples", (min(self._chunk, stop - start), g, mg,
+                                                   rows_k))
+        total = None
+        for first, last, cols in self._column_chunks(xp, with_ones, start, stop):
+            part = per_sample[:last - first]
+            xp.matmul(dy[first:last], cols.transpose(0, 1, 3, 2), out=part)
+            if total is None:
+                total = part.sum(axis=0)
+            else:
+                total += part.sum(axis=0)
+        return total
 
     def _offsets(self, index):
         """For each kernel offset (i, j), ``index(rows, cols)`` of its strided window."""
@@ -677,7 +766,22 @@ class ConvolutionLayer(Layer):
         chunk."""
         g, m, c = self._group, self._num_output, self._channels
         mg, cg = m // g, c // g
-        n, oh, ow, h, w = self._n, self._oh, self._ow, self._h, self._w
+        kh, kw = self._kernel
+        w5 = self.blobs[0].data.reshape(g, mg, cg, kh, kw)[:, :, :, ::-1, ::-1]
+        weight = xp.ascontiguousarray(w5.transpose(0, 3, 4, 1, 2)).reshape(g, -1, cg)
+        chunk = _chunk_samples(self._n, g * self._h * self._w * weight.shape[1] * 4,
+                               _COL_BUDGET)
+        top = top_diff.reshape(self._n, m, self._oh, self._ow)
+        dx4 = dx.reshape(self._n, g, cg, self._h * self._w)
+        cores.split(xp, self._n, lambda start, stop: self._flipped_range(
+            xp, top[start:stop], weight, dx4[start:stop], chunk))
+
+    def _flipped_range(self, xp, top, weight, dx4, chunk: int) -> None:
+        """``_backward_data_flipped`` for the samples of ``top`` (q, M, OH, OW) into ``dx4``
+        (q, G, C/G, H*W)."""
+        g, m, n = self._group, self._num_output, top.shape[0]
+        mg, h, w = m // g, self._h, self._w
+        oh, ow = self._oh, self._ow
         (kh, kw), (dh, dw) = self._kernel, self._dilation
         qh, qw = dh * (kh - 1) - self._pad[0], dw * (kw - 1) - self._pad[1]
         hp, wp = oh + 2 * qh, ow + 2 * qw
@@ -686,14 +790,9 @@ class ConvolutionLayer(Layer):
         dypad[:, qh + oh:].fill(0)
         dypad[:, qh:qh + oh, :qw].fill(0)
         dypad[:, qh:qh + oh, qw + ow:].fill(0)
-        xp.copyto(dypad[:, qh:qh + oh, qw:qw + ow],
-                  top_diff.reshape(n, m, oh, ow).transpose(0, 2, 3, 1))
+        xp.copyto(dypad[:, qh:qh + oh, qw:qw + ow], top.transpose(0, 2, 3, 1))
         patches = _strided(xp, dypad, (g, n, h, w, kh, kw, mg),
                            (mg, hp * wp * m, wp * m, m, dh * wp * m, dw * m, 1))
-        w5 = self.blobs[0].data.reshape(g, mg, cg, kh, kw)[:, :, :, ::-1, ::-1]
-        weight = xp.ascontiguousarray(w5.transpose(0, 3, 4, 1, 2)).reshape(g, -1, cg)
-        dx4 = dx.reshape(n, g, cg, h * w)
-        chunk = _chunk_samples(n, g * h * w * weight.shape[1] * 4, _COL_BUDGET)
         for start in range(0, n, chunk):
             stop = min(n, start + chunk)
             cols = scratch(xp, "conv.col", (g, (stop - start) * h * w, weight.shape[1]))
@@ -705,20 +804,29 @@ class ConvolutionLayer(Layer):
         """Per-sample column gradients by a batched GEMM, then one strided add per kernel
         offset into the padded bottom gradient, a chunk of samples at a time."""
         g, mg = self._group, self._num_output // self._group
-        kh, kw = self._kernel
-        dxpad = scratch(xp, "conv.dxpad", (self._n, self._channels, self._h + 2 * self._pad[0],
-                                           self._w + 2 * self._pad[1]))
         weight_t = self.blobs[0].data.reshape(g, mg, self._kg).transpose(0, 2, 1)
+        dx = self._nchw(dx)
+        cores.split(xp, self._n, lambda start, stop: self._columns_range(
+            xp, dy[start:stop], weight_t, dx[start:stop]))
+
+    def _columns_range(self, xp, dy, weight_t, dx) -> None:
+        """``_backward_data_columns`` for the samples of ``dy`` (q, G, M/G, OH*OW) into ``dx``
+        (q, C, H, W)."""
+        kh, kw = self._kernel
+        n = dy.shape[0]
+        dxpad = scratch(xp, "conv.dxpad", (n, self._channels, self._h + 2 * self._pad[0],
+                                           self._w + 2 * self._pad[1]))
         dxpad.fill(0)
-        for start in range(0, self._n, self._chunk):
-            stop = min(self._n, start + self._chunk)
-            dcol = scratch(xp, "conv.dcol", (stop - start, g, self._kg, self._oh * self._ow))
+        for start in range(0, n, self._chunk):
+            stop = min(n, start + self._chunk)
+            dcol = scratch(xp, "conv.dcol", (stop - start, self._group, self._kg,
+                                             self._oh * self._ow))
             xp.matmul(weight_t, dy[start:stop], out=dcol)
             dcol = dcol.reshape(stop - start, self._channels, kh, kw, self._oh, self._ow)
             part = dxpad[start:stop]
             for i, j, window in self._offsets(lambda rows, cols: (Ellipsis, rows, cols)):
                 part[window] += dcol[:, :, i, j]
-        xp.copyto(self._nchw(dx), dxpad[self._interior])
+        xp.copyto(dx, dxpad[self._interior])
 
     def _backward_data_rows(self, xp, top_diff, dx) -> None:
         """Column gradient in a batch-last ``(C, kh, kw, OH, OW, N)`` layout, one kernel row at
@@ -726,17 +834,27 @@ class ConvolutionLayer(Layer):
         ``OW * N`` long), so the scratch stays small and hot in cache and ``_col`` keeps the
         forward's patches."""
         g, m, c = self._group, self._num_output, self._channels
-        (kh, kw), (ph, pw) = self._kernel, self._pad
-        n, oh, ow = self._n, self._oh, self._ow
-        dxpad = scratch(xp, "conv.dxpad", (c, self._h + 2 * ph, self._w + 2 * pw, n))
-        dyt = scratch(xp, "conv.rows", (m, oh, ow, n))
-        drow = scratch(xp, "conv.dcol", (c, kw, oh, ow, n))
-        xp.copyto(dyt, top_diff.reshape(n, m, oh, ow).transpose(1, 2, 3, 0))
-        dyt_g = dyt.reshape(g, m // g, -1)
-        drow_g = drow.reshape(g, -1, oh * ow * n)
+        kh, kw = self._kernel
         # W^T by kernel row: (kh, G, C/G * kw, M/G).
         w = self.blobs[0].data.reshape(g, m // g, c // g, kh, kw)
         w_rows = xp.ascontiguousarray(w.transpose(3, 0, 2, 4, 1)).reshape(kh, g, -1, m // g)
+        top = top_diff.reshape(self._n, m, self._oh, self._ow)
+        dx = self._nchw(dx)
+        cores.split(xp, self._n, lambda start, stop: self._rows_range(
+            xp, top[start:stop], w_rows, dx[start:stop]))
+
+    def _rows_range(self, xp, top, w_rows, dx) -> None:
+        """``_backward_data_rows`` for the samples of ``top`` (q, M, OH, OW) into ``dx``
+        (q, C, H, W)."""
+        g, m, c = self._group, self._num_output, self._channels
+        (kh, kw), (ph, pw) = self._kernel, self._pad
+        n, oh, ow = top.shape[0], self._oh, self._ow
+        dxpad = scratch(xp, "conv.dxpad", (c, self._h + 2 * ph, self._w + 2 * pw, n))
+        dyt = scratch(xp, "conv.rows", (m, oh, ow, n))
+        drow = scratch(xp, "conv.dcol", (c, kw, oh, ow, n))
+        xp.copyto(dyt, top.transpose(1, 2, 3, 0))
+        dyt_g = dyt.reshape(g, m // g, -1)
+        drow_g = drow.reshape(g, -1, oh * ow * n)
         dxpad.fill(0)
         offsets = list(self._offsets(lambda r, s: (slice(None), r, s)))
         add_row = None
@@ -749,5 +867,4 @@ class ConvolutionLayer(Layer):
                 continue
             for j, (_, _, window) in enumerate(offsets[i * kw:(i + 1) * kw]):
                 dxpad[window] += drow[:, j]
-        xp.copyto(self._nchw(dx), dxpad[:, ph:ph + self._h, pw:pw + self._w]
-                  .transpose(3, 0, 1, 2))
+        xp.copyto(dx, dxpad[:, ph:ph + self._h, pw:pw + self._w].transpose(3, 0, 1, 2))

@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import cores
 from ..blob import Blob
 from .base import Layer
 from .registry import register
 from .structure import canonical_axis, count
+
+# Multiply-adds below which a GEMM runs on one core: splitting costs a hand-over (~50 us).
+_SPLIT_MACS = 1 << 20
 
 
 @register
@@ -55,30 +59,46 @@ class InnerProduct(Layer):
             # scratch for the weight gradient, which is then added into the diff
             self._wgrad = bottom[0].xp.empty(weight.shape, dtype=np.float32)
 
+    def _split(self, xp, size: int, function) -> None:
+        """``function(start, stop)`` over ranges of ``size`` weight rows or columns, split over
+        the cores when the GEMM is large enough to pay for it (LeNet's ip2 is not)."""
+        large = self.m * self.k * self.num_output >= _SPLIT_MACS
+        cores.split(xp, size, function, minimum=1 if large else size)
+
     def forward(self, bottom: list[Blob], top: list[Blob]) -> None:
         xp = bottom[0].xp
         x = bottom[0].data.reshape(self.m, self.k)
         y = top[0].data.reshape(self.m, self.num_output)
         w = self.blobs[0].data
-        xp.matmul(x, w if self.transpose else w.T, out=y)
-        if self.bias_term:
-            y += self.blobs[1].data
+        wt = w if self.transpose else w.T  # (K, N)
+        bias = self.blobs[1].data if self.bias_term else None
+
+        def outputs(a: int, b: int) -> None:
+            xp.matmul(x, wt[:, a:b], out=y[:, a:b])
+            if bias is not None:
+                y[:, a:b] += bias[a:b]
+
+        self._split(xp, self.num_output, outputs)
 
     def backward(self, top: list[Blob], propagate_down: list[bool],
                  bottom: list[Blob]) -> None:
         xp = bottom[0].xp
         dy = top[0].diff.reshape(self.m, self.num_output)
         want = self.param_propagate_down  # the net sets one entry per parameter blob
+        w = self.blobs[0].data
         if want[0]:
             x = bottom[0].data.reshape(self.m, self.k)
-            if self.transpose:  # dW (K, N) = Xᵀ·dY
-                xp.matmul(x.T, dy, out=self._wgrad)
-            else:  # dW (N, K) = dYᵀ·X
-                xp.matmul(dy.T, x, out=self._wgrad)
+            # dW (N, K) = dYᵀ·X, or with ``transpose`` (K, N) = Xᵀ·dY; each range its outputs.
+            if self.transpose:
+                self._split(xp, self.num_output, lambda a, b: xp.matmul(
+                    x.T, dy[:, a:b], out=self._wgrad[:, a:b]))
+            else:
+                self._split(xp, self.num_output, lambda a, b: xp.matmul(
+                    dy[:, a:b].T, x, out=self._wgrad[a:b]))
             self.blobs[0].diff += self._wgrad
         if self.bias_term and want[1]:
             self.blobs[1].diff += dy.sum(axis=0)
         if propagate_down[0]:
-            w = self.blobs[0].data
             dx = bottom[0].diff.reshape(self.m, self.k)
-            xp.matmul(dy, w.T if self.transpose else w, out=dx)
+            w_nk = w.T if self.transpose else w  # (N, K); each range its input features
+            self._split(xp, self.k, lambda a, b: xp.matmul(dy, w_nk[:, a:b], out=dx[:, a:b]))

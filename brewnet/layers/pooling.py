@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import kernels, rng
+from .. import cores, kernels, rng
 from ..blob import Blob
 from ..proto import caffe_pb2
 from .base import Layer
@@ -361,23 +361,29 @@ class PoolingLayer(Layer):
 
     def _forward_kernel(self, x, y, values_only: bool = False) -> None:
         """The compiled window loops (brewnet.kernels.pooling) over the same frame, padded
-        plane by plane; ``values_only``: MAX's values without the argmax."""
+        plane by plane, the planes split over the cores; ``values_only``: MAX's values
+        without the argmax."""
         from ..kernels import pooling as compiled  # imports numba: only when it is used
         frame = (*self._kernel, *self._stride, *self._pad, self._direct)
         if values_only:
-            compiled.max_value_kernel(*frame)(x, y)
+            run = compiled.max_value_kernel(*frame)
+            cores.split(np, self._planes, lambda a, b: run(x[a:b], y[a:b]))
         elif self._max:
-            compiled.max_forward_kernel(*frame)(x, y, self._argmax)
+            run = compiled.max_forward_kernel(*frame)
+            cores.split(np, self._planes, lambda a, b: run(x[a:b], y[a:b], self._argmax[a:b]))
         else:
-            compiled.ave_forward_kernel(*frame)(x, y, self._divisor)
+            run = compiled.ave_forward_kernel(*frame)
+            cores.split(np, self._planes, lambda a, b: run(x[a:b], y[a:b], self._divisor))
 
     def _backward_kernel(self, dy, dx) -> None:
         from ..kernels import pooling as compiled
         frame = (*self._kernel, *self._stride, *self._pad, self._direct, self._tiles)
         if self._max:
-            compiled.max_backward_kernel(*frame)(dy, self._argmax, dx)
+            run = compiled.max_backward_kernel(*frame)
+            cores.split(np, self._planes, lambda a, b: run(dy[a:b], self._argmax[a:b], dx[a:b]))
         else:
-            compiled.ave_backward_kernel(*frame)(dy, self._divisor, dx)
+            run = compiled.ave_backward_kernel(*frame)
+            cores.split(np, self._planes, lambda a, b: run(dy[a:b], self._divisor, dx[a:b]))
 
     def _forward_global(self, xp, x, y) -> None:
         flat = x.reshape(self._planes, -1)

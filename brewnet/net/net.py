@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import cores
 from ..errors import NetError, ShapeError, pycaffe_kind
 from ..log import log
 from ..proto import caffe_pb2
@@ -134,6 +135,23 @@ class Net(PlanViews, WeightFiles, WholeDatasetPasses):
     # running
     # ------------------------------------------------------------------------------------
     def _forward(self, start: int, end: int) -> float:
+        """``_forward_steps``, the batch split over the cores (brewnet.cores)."""
+        with cores.sharing(self._batch()):
+            return self._forward_steps(start, end)
+
+    def _backward(self, start: int, end: int) -> None:
+        """``_backward_steps``, the batch split over the cores (brewnet.cores)."""
+        with cores.sharing(self._batch()):
+            self._backward_steps(start, end)
+
+    def _batch(self) -> int:
+        """The batch size as the first layer's first top has it (1 without one)."""
+        steps = self.plan.steps
+        if not steps or not steps[0].tops or not steps[0].tops[0].shape:
+            return 1
+        return int(steps[0].tops[0].shape[0])
+
+    def _forward_steps(self, start: int, end: int) -> float:
         """Run layers ``start..end`` (inclusive); return the weighted loss they produce. A
         fused chain (net/fusion.py) wholly in the range runs as one step, unless callbacks
         watch the layers one by one."""
@@ -166,7 +184,7 @@ class Net(PlanViews, WeightFiles, WholeDatasetPasses):
             i += 1
         return float(loss)
 
-    def _backward(self, start: int, end: int) -> None:
+    def _backward_steps(self, start: int, end: int) -> None:
         """Run backward for layers ``start`` down to ``end`` (inclusive), after replaying
         the fused chains in the range that the last forward ran fused (net/fusion.py). A
         chain with a fused backward wholly in the range runs as one step, unless callbacks

@@ -1,0 +1,162 @@
+"""Both cores for one layer: a net's pass splits its batch over threads instead of leaving the
+second core to OpenBLAS.
+
+OpenBLAS splits one GEMM over its threads, but a convolution is more than its GEMMs (im2col
+copies, transposes, pooling and element-wise passes run on one core), and its narrow GEMMs
+(CIFAR-10's 32 output channels) split badly: a layer gained 1.15-1.5x from a second OpenBLAS
+thread. Given the batch instead, each thread runs the whole layer on its own samples with a
+one-thread BLAS: CIFAR-10 quick's conv2 forward 12.9 ms with two OpenBLAS threads, 10.5 ms
+split (19.0 ms on one core).
+
+So while a net runs a pass (``sharing``), OpenBLAS is set to one thread and layers that can
+split their batch ask ``parts`` for sample ranges and run them with ``run``: the caller's
+thread takes the first range, pool threads the others (they wait blocked, not spinning).
+OpenBLAS's thread count outside the pass is the number of threads used (``OPENBLAS_NUM_THREADS``
+or threadpoolctl set it as before); it is restored when the pass ends. Weight gradients summed
+over the batch add one partial sum per range, so their rounding depends on the thread count,
+as PyTorch's does; each count is deterministic. ``BREWNET_BATCH_SPLIT=0`` turns it off. Only
+for OpenBLAS (found among the process's libraries) and NumPy arrays; one pass at a time per
+process: a second thread's net runs as before.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import queue
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from functools import cache
+from typing import Any
+
+import numpy as np
+
+
+@cache
+def _openblas() -> ctypes.CDLL | None:
+    """The OpenBLAS library NumPy loaded, found among the process's mapped files."""
+    try:
+        with open("/proc/self/maps") as maps:
+            paths = sorted({line.split()[-1] for line in maps if "openblas" in line.lower()})
+    except OSError:  # no /proc (macOS): not identified
+        return None
+    return ctypes.CDLL(paths[0]) if paths else None
+
+
+def blas_symbol(suffix: str) -> Any:
+    """OpenBLAS's function ``openblas_<suffix>`` under any of its builds' names, or None."""
+    lib = _openblas()
+    if lib is None:
+        return None
+    for name in (f"scipy_openblas_{suffix}64_", f"openblas_{suffix}64_", f"openblas_{suffix}"):
+        if hasattr(lib, name):
+            return getattr(lib, name)
+    return None
+
+
+def blas_threads() -> int | None:
+    """Threads NumPy's OpenBLAS uses now; None when NumPy's BLAS is not an identified
+    OpenBLAS."""
+    get = blas_symbol("get_num_threads")
+    return None if get is None else int(get())
+
+
+def set_blas_threads(threads: int) -> None:
+    """Make NumPy's OpenBLAS use ``threads`` threads from now on (nothing when it is not
+    OpenBLAS)."""
+    set_threads = blas_symbol("set_num_threads")
+    if set_threads is not None:
+        set_threads(threads)
+
+
+class _Pool:
+    """Threads that run one callable at a time each, handed over by a queue (blocked while
+    idle: no core spent waiting)."""
+
+    def __init__(self) -> None:
+        self._inboxes: list[queue.SimpleQueue] = []
+
+    def _serve(self, inbox: queue.SimpleQueue) -> None:
+        while True:
+            task, outbox = inbox.get()
+            try:
+                outbox.put((True, task()))
+            except BaseException as error:  # handed to the caller, which raises it
+                outbox.put((False, error))
+
+    def run(self, tasks: list[Callable[[], Any]]) -> list[Any]:
+        """Results of ``tasks``, the first run by the caller, the others by pool threads."""
+        while len(self._inboxes) < len(tasks) - 1:
+            inbox: queue.SimpleQueue = queue.SimpleQueue()
+            threading.Thread(target=self._serve, args=(inbox,), daemon=True,
+                             name=f"brewnet-core-{len(self._inboxes) + 1}").start()
+            self._inboxes.append(inbox)
+        outboxes = []
+        for task, inbox in zip(tasks[1:], self._inboxes, strict=False):
+            outbox: queue.SimpleQueue = queue.SimpleQueue()
+            inbox.put((task, outbox))
+            outboxes.append(outbox)
+        try:
+            results = [tasks[0]()]
+        finally:  # wait for the others even when the first fails: they share the arrays
+            answers = [outbox.get() for outbox in outboxes]
+        for ok, value in answers:
+            if not ok:
+                raise value
+            results.append(value)
+        return results
+
+
+_pool = _Pool()
+_lock = threading.Lock()
+_owner: int | None = None  # the thread whose pass holds the cores
+_threads = 1  # threads a split uses during that pass
+
+
+@contextmanager
+def sharing(batch: int) -> Iterator[None]:
+    """Run a net's pass with its layers splitting their batch over OpenBLAS's thread count
+    (when that and ``batch`` are above one), OpenBLAS itself on one thread meanwhile. A batch
+    of one keeps OpenBLAS's threads: its GEMMs are all there is to split. Nested passes of the
+    same thread (a net inside a Python layer) join the outer one; other threads' passes run
+    as before."""
+    global _owner, _threads
+    me = threading.get_ident()
+    with _lock:
+        enter = _owner is None and batch > 1
+        if enter:
+            threads = blas_threads() if os.environ.get("BREWNET_BATCH_SPLIT") != "0" else None
+            enter = threads is not None and threads > 1
+            if enter:
+                _owner, _threads = me, threads
+                set_blas_threads(1)
+    try:
+        yield
+    finally:
+        if enter:
+            with _lock:
+                set_blas_threads(_threads)
+                _owner, _threads = None, 1
+
+
+def parts(xp: Any, n: int, minimum: int = 1) -> list[tuple[int, int]]:
+    """Contiguous ranges covering ``range(n)``: one per thread while the calling thread's pass
+    shares the cores (NumPy arrays, at least ``minimum`` items a range), else ``[(0, n)]``."""
+    if _owner != threading.get_ident() or xp is not np:
+        return [(0, n)]
+    count = max(1, min(_threads, n // max(1, minimum)))
+    bounds = [n * k // count for k in range(count + 1)]
+    return list(zip(bounds[:-1], bounds[1:], strict=True))
+
+
+def run(function: Callable[[int, int], Any], ranges: list[tuple[int, int]]) -> list[Any]:
+    """``function(start, stop)`` for each range, on the shared cores; the results in order."""
+    if len(ranges) == 1:
+        return [function(*ranges[0])]
+    return _pool.run([lambda a=a, b=b: function(a, b) for a, b in ranges])
+
+
+def split(xp: Any, n: int, function: Callable[[int, int], Any], minimum: int = 1) -> list[Any]:
+    """``run(function, parts(xp, n, minimum))``."""
+    return run(function, parts(xp, n, minimum))

@@ -1,0 +1,118 @@
+"""Every layer path that splits its batch over the cores (brewnet.cores) gives the numbers of the
+whole batch, to float32 rounding: weight gradients add one partial sum per range, and
+OpenBLAS's Haswell kernels round a GEMM's rows differently with the GEMM's row count, so even
+forward values differ in the last bits; a wrong range is off by whole values. Runs with the
+compiled kernels and (make test-numpy) the NumPy bodies.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from google.protobuf import text_format
+
+import brewnet
+from brewnet import cores
+from brewnet.proto import caffe_pb2
+
+needs_openblas = pytest.mark.skipif(cores.blas_threads() is None,
+                                    reason="NumPy's BLAS is not an identified OpenBLAS")
+
+
+@pytest.fixture
+def two_threads():
+    """OpenBLAS on two threads, whatever this machine's default."""
+    before = cores.blas_threads()
+    cores.set_blas_threads(2)
+    yield
+    cores.set_blas_threads(before)
+
+
+# Each convolution names the path it takes: patch rows kept whole (LeNet's conv2, rows
+# bottom gradient), patch rows in chunks with the flipped bottom gradient (CIFAR's conv2),
+# per-sample columns with the bias folded into the GEMM (CIFAR's conv1, columns bottom
+# gradient), two groups, a stride; then MAX and AVE pooling; a second branch: depthwise (stride
+# 2), pointwise (bias; stride 2), inner products (plain; transposed weights; split however
+# small). ``force_backward`` gives the first convolution a bottom gradient too.
+_NET = """
+force_backward: true
+layer { name: "data" type: "Input" top: "data"
+        input_param { shape { dim: 6 dim: 3 dim: 20 dim: 20 } } }
+layer { name: "conv1" type: "Convolution" bottom: "data" top: "conv1"
+        convolution_param { num_output: 8 kernel_size: 5 pad: 2
+                            weight_filler { type: "gaussian" std: 0.1 }
+                            bias_filler { type: "gaussian" std: 0.1 } } }
+layer { name: "conv2" type: "Convolution" bottom: "conv1" top: "conv2"
+        convolution_param { num_output: 40 kernel_size: 5 pad: 2
+                            weight_filler { type: "gaussian" std: 0.1 } } }
+layer { name: "pool1" type: "Pooling" bottom: "conv2" top: "pool1"
+        pooling_param { pool: MAX kernel_size: 3 stride: 2 } }
+layer { name: "conv3" type: "Convolution" bottom: "pool1" top: "conv3"
+        convolution_param { num_output: 32 kernel_size: 3 group: 2
+                            weight_filler { type: "gaussian" std: 0.1 }
+                            bias_filler { type: "gaussian" std: 0.1 } } }
+layer { name: "conv4" type: "Convolution" bottom: "conv3" top: "conv4"
+        convolution_param { num_output: 16 kernel_size: 3 stride: 2
+                            weight_filler { type: "gaussian" std: 0.1 } } }
+layer { name: "pool2" type: "Pooling" bottom: "conv4" top: "pool2"
+        pooling_param { pool: AVE kernel_size: 2 stride: 1 } }
+layer { name: "target" type: "Input" top: "target"
+        input_param { shape { dim: 6 dim: 16 dim: 2 dim: 2 } } }
+layer { name: "loss" type: "EuclideanLoss" bottom: "pool2" bottom: "target" top: "loss" }
+layer { name: "dw" type: "Convolution" bottom: "pool1" top: "dw"
+        convolution_param { num_output: 40 group: 40 kernel_size: 3 pad: 1 stride: 2
+                            weight_filler { type: "gaussian" std: 0.1 } } }
+layer { name: "pw" type: "Convolution" bottom: "dw" top: "pw"
+        convolution_param { num_output: 24 kernel_size: 1
+                            weight_filler { type: "gaussian" std: 0.1 }
+                            bias_filler { type: "gaussian" std: 0.1 } } }
+layer { name: "pw2" type: "Convolution" bottom: "pw" top: "pw2"
+        convolution_param { num_output: 12 kernel_size: 1 stride: 2
+                            weight_filler { type: "gaussian" std: 0.1 } } }
+layer { name: "ip" type: "InnerProduct" bottom: "pw2" top: "ip"
+        inner_product_param { num_output: 9 weight_filler { type: "gaussian" std: 0.1 }
+                              bias_filler { type: "gaussian" std: 0.1 } } }
+layer { name: "ip2" type: "InnerProduct" bottom: "ip" top: "ip2"
+        inner_product_param { num_output: 5 transpose: true
+                              weight_filler { type: "gaussian" std: 0.1 } } }
+layer { name: "target2" type: "Input" top: "target2"
+        input_param { shape { dim: 6 dim: 5 } } }
+layer { name: "loss2" type: "EuclideanLoss" bottom: "ip2" bottom: "target2" top: "loss2" }
+"""
+
+
+def _run(split: bool, chunk_bytes: int | None, monkeypatch) -> dict[str, np.ndarray]:
+    from brewnet.layers import conv, inner_product
+
+    monkeypatch.setattr(inner_product, "_SPLIT_MACS", 0)
+    if chunk_bytes is not None:  # small chunks: several per range
+        monkeypatch.setattr(conv, "_COL_BUDGET", chunk_bytes)
+        monkeypatch.setattr(conv, "_CHUNK_BYTES", chunk_bytes)
+    monkeypatch.setenv("BREWNET_BATCH_SPLIT", "1" if split else "0")
+    brewnet.set_random_seed(3)
+    param = caffe_pb2.NetParameter()
+    text_format.Parse(_NET, param)
+    net = brewnet.Net(param, brewnet.TRAIN)
+    rng = np.random.default_rng(0)
+    net.blobs["data"].data[...] = rng.standard_normal(net.blobs["data"].shape)
+    for name in ("target", "target2"):
+        net.blobs[name].data[...] = rng.standard_normal(net.blobs[name].shape)
+    net.forward()
+    net.backward()
+    out = {name: blob.data.copy() for name, blob in net.blobs.items()}
+    out.update({f"{name}.diff": blob.diff.copy() for name, blob in net.blobs.items()})
+    for name, params in net.params.items():
+        for k, p in enumerate(params):
+            out[f"{name}/{k}"] = p.diff.copy()
+    return out
+
+
+@needs_openblas
+@pytest.mark.parametrize("chunk_bytes", [None, 20_000], ids=["kept columns", "chunks"])
+def test_split_layers_equal_whole_batch(two_threads, monkeypatch, chunk_bytes):
+    whole = _run(False, chunk_bytes, monkeypatch)
+    split = _run(True, chunk_bytes, monkeypatch)
+    for key, value in whole.items():
+        scale = float(np.abs(value).max()) or 1.0
+        np.testing.assert_allclose(split[key], value, rtol=1e-5, atol=1e-6 * scale,
+                                   err_msg=key)

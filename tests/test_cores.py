@@ -1,0 +1,73 @@
+"""brewnet.cores: a net's pass splits its batch over threads, OpenBLAS on one thread meanwhile.
+
+Facts checked: the split covers the batch exactly; OpenBLAS's thread count is 1 inside a pass
+and restored after it, untouched for a batch of one; a worker's exception reaches the caller.
+The layers' split paths: tests/layers/test_batch_split.py.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+from brewnet import cores
+
+needs_openblas = pytest.mark.skipif(cores.blas_threads() is None,
+                                    reason="NumPy's BLAS is not an identified OpenBLAS")
+
+
+@pytest.fixture
+def two_threads():
+    """OpenBLAS on two threads, whatever this machine's default."""
+    before = cores.blas_threads()
+    cores.set_blas_threads(2)
+    yield
+    cores.set_blas_threads(before)
+
+
+def test_parts_outside_a_pass_is_the_whole_batch():
+    assert cores.parts(np, 10) == [(0, 10)]
+
+
+@needs_openblas
+def test_parts_cover_the_batch_and_blas_runs_one_thread_inside(two_threads):
+    with cores.sharing(8):
+        assert cores.blas_threads() == 1
+        assert cores.parts(np, 7) == [(0, 3), (3, 7)]
+        assert cores.parts(np, 1) == [(0, 1)]
+        assert cores.parts(np, 7, minimum=4) == [(0, 7)]
+        seen = cores.split(np, 9, lambda a, b: (a, b, threading.get_ident()))
+        with cores.sharing(8):  # a nested pass joins the outer one
+            assert cores.parts(np, 4) == [(0, 2), (2, 4)]
+    assert cores.blas_threads() == 2
+    assert [s[:2] for s in seen] == [(0, 4), (4, 9)]
+    assert seen[0][2] == threading.get_ident() != seen[1][2]
+
+
+@needs_openblas
+def test_a_batch_of_one_keeps_blas_threads(two_threads):
+    with cores.sharing(1):
+        assert cores.blas_threads() == 2
+        assert cores.parts(np, 8) == [(0, 8)]
+
+
+@needs_openblas
+def test_split_turned_off_by_the_environment(two_threads, monkeypatch):
+    monkeypatch.setenv("BREWNET_BATCH_SPLIT", "0")
+    with cores.sharing(8):
+        assert cores.parts(np, 8) == [(0, 8)]
+        assert cores.blas_threads() == 2
+
+
+@needs_openblas
+def test_a_workers_error_reaches_the_caller(two_threads):
+    def fail_second(a, b):
+        if a:
+            raise ValueError("second range failed")
+        return a
+
+    with cores.sharing(8), pytest.raises(ValueError, match="second range"):
+        cores.split(np, 4, fail_second)
+    assert cores.blas_threads() == 2
