@@ -9,49 +9,26 @@ import platform
 import resource
 import statistics
 import time
-from functools import cache
 from typing import Any
 
 import numpy as np
 
-
-@cache
-def _openblas() -> ctypes.CDLL | None:
-    """The OpenBLAS library NumPy loaded, found among the process's mapped files."""
-    with open("/proc/self/maps") as maps:
-        paths = sorted({line.split()[-1] for line in maps if "openblas" in line.lower()})
-    return ctypes.CDLL(paths[0]) if paths else None
-
-
-def _blas_symbol(suffix: str) -> Any:
-    lib = _openblas()
-    if lib is None:
-        return None
-    for name in (f"scipy_openblas_{suffix}64_", f"openblas_{suffix}64_", f"openblas_{suffix}"):
-        if hasattr(lib, name):
-            return getattr(lib, name)
-    return None
+from brewnet import cores
+from brewnet.cores import blas_symbol
+from brewnet.cores import set_blas_threads as set_blas_threads  # the benchmarks' setter
 
 
 def blas_threads() -> int:
     """Threads NumPy's BLAS uses (OpenBLAS asked directly; else OMP_NUM_THREADS or the CPU
     count, which is OpenBLAS's default)."""
-    get = _blas_symbol("get_num_threads")
-    if get is not None:
-        return int(get())
+    threads = cores.blas_threads()
+    if threads is not None:
+        return threads
     return int(os.environ.get("OMP_NUM_THREADS") or os.cpu_count() or 1)
 
 
-def set_blas_threads(threads: int) -> None:
-    """Make NumPy's OpenBLAS use ``threads`` threads from now on (nothing when it is not
-    OpenBLAS)."""
-    set_threads = _blas_symbol("set_num_threads")
-    if set_threads is not None:
-        set_threads(threads)
-
-
 def blas_config() -> str:
-    get = _blas_symbol("get_config")
+    get = blas_symbol("get_config")
     if get is None:
         return "BLAS not identified (not OpenBLAS)"
     get.restype = ctypes.c_char_p
@@ -109,7 +86,7 @@ def machine_lines(torch: Any = None, peer: bool = False) -> list[str]:
     lines = [f"machine: {cpu_model()}, {os.cpu_count()} logical CPUs, {platform.system()} "
              f"{platform.release()}, Python {platform.python_version()}",
              f"numpy {np.__version__} with {blas_config()}; BLAS threads {blas_threads()}"]
-    if (os.cpu_count() or 1) > 1 and _blas_symbol("set_num_threads") is not None:
+    if (os.cpu_count() or 1) > 1 and blas_symbol("set_num_threads") is not None:
         lines.append(f"second core: a 1024^3 GEMM runs {second_core_gain():.2f}x faster on 2 BLAS "
                      "threads than on 1 (1.9-2.0 with the second core free)")
     if torch is not None:
