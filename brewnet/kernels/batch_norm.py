@@ -4,8 +4,8 @@ against about ten; backward: one for both sums and one writing), and BatchNorm w
 Scale and ReLU in place after it in those same passes (``forward_affine``,
 ``affine_backward``: the training chains of ``brewnet.net.fusion``). They walk the channels
 sample by sample, in memory order (a channel at a time was slower: short strided runs
-defeat prefetching). Serial: cut over two threads between a net's GEMMs they ran slower,
-next to OpenBLAS's spinning idle worker (benchmarks/README.md).
+defeat prefetching). Each call covers the channels ``first:last`` only: a layer gives each
+core its own channels (``brewnet.cores``), which changes no sum and no value.
 
 Sums are float64, vectorized (their order is LLVM's; in float64 its effect lies far below
 float32's rounding); NumPy's float32 pairwise sums round differently, so statistics may
@@ -64,33 +64,33 @@ def store(row, out):  # pragma: no cover - compiled
 
 
 @kernel
-def statistics(x, mean, var, std, eps):  # pragma: no cover - compiled
+def statistics(x, mean, var, std, eps, first, last):  # pragma: no cover - compiled
     """Batch statistics of ``x`` (N, C, S): ``mean`` and biased ``var`` (C,) two-pass as
     Caffe, ``std = sqrt(var + eps)`` (1, C, 1)."""
     n, c, s = x.shape
     m = n * s
     sums = np.zeros(c)
     for b in range(n):
-        for ch in range(c):
+        for ch in range(first, last):
             sums[ch] += _sum(x[b, ch])
-    for ch in range(c):
+    for ch in range(first, last):
         mean[ch] = np.float32(sums[ch] / m)
     sums[:] = 0
     for b in range(n):
-        for ch in range(c):
+        for ch in range(first, last):
             sums[ch] += _centred_squares(x[b, ch], mean[ch])
-    for ch in range(c):
+    for ch in range(first, last):
         var[ch] = np.float32(sums[ch] / m)
         std[0, ch, 0] = np.sqrt(var[ch] + eps)
 
 
 @kernel
-def forward(x, norm, y, mean, var, std, eps):  # pragma: no cover - compiled
+def forward(x, norm, y, mean, var, std, eps, first, last):  # pragma: no cover - compiled
     """:func:`statistics`, ``norm = (x − mean)/std`` and ``y = norm``. ``y`` may be ``x``."""
-    statistics(x, mean, var, std, eps)
+    statistics(x, mean, var, std, eps, first, last)
     n, c, s = x.shape
     for b in range(n):
-        for ch in range(c):
+        for ch in range(first, last):
             xr, nr = x[b, ch], norm[b, ch]
             mu, d = mean[ch], std[0, ch, 0]
             for k in range(s):
@@ -111,15 +111,16 @@ def _normalize_row(xy, mu, d, a, offset, bias, slope, norm):  # pragma: no cover
 
 
 @kernel
-def forward_affine(x, norm, y, mean, var, std, eps, scale, bias, slope):  # pragma: no cover
+def forward_affine(x, norm, y, mean, var, std, eps, scale, bias, slope, first,
+                   last):  # pragma: no cover - compiled
     """:func:`forward` with a Scale and a ReLU after it in the same pass: ``y = act(norm·scale
     + bias)`` per channel, each value as :func:`scale_forward` and the ReLU layer compute
     it (``bias`` empty: none; ``slope`` NaN: no ReLU). ``y`` may be ``x``."""
-    statistics(x, mean, var, std, eps)
+    statistics(x, mean, var, std, eps, first, last)
     n, c, s = x.shape
     in_place = x.ctypes.data == y.ctypes.data
     for b in range(n):
-        for ch in range(c):
+        for ch in range(first, last):
             if not in_place:
                 store(x[b, ch], y[b, ch])
             offset = bias[ch] if bias.size > 0 else np.float32(0)
@@ -128,20 +129,20 @@ def forward_affine(x, norm, y, mean, var, std, eps, scale, bias, slope):  # prag
 
 
 @kernel
-def backward(dy, y, std, dx):  # pragma: no cover - compiled
+def backward(dy, y, std, dx, first, last):  # pragma: no cover - compiled
     """``dx = (dy − (y·mean(dy·y) + mean(dy))) / std``, the means over (N, S). ``dx`` may be
     ``dy``: the sums are taken before it is written."""
     n, c, s = dy.shape
     m = n * s
     sums = np.zeros((c, 2))
     for b in range(n):
-        for ch in range(c):
+        for ch in range(first, last):
             t, u = _sum_and_dot(dy[b, ch], y[b, ch])
             sums[ch, 0] += t
             sums[ch, 1] += u
     row = np.empty(s, dtype=np.float32)
     for b in range(n):
-        for ch in range(c):
+        for ch in range(first, last):
             mean_dy = np.float32(sums[ch, 0] / m)
             mean_dyy = np.float32(sums[ch, 1] / m)
             gr, yr, d = dy[b, ch], y[b, ch], std[0, ch, 0]
@@ -151,12 +152,12 @@ def backward(dy, y, std, dx):  # pragma: no cover - compiled
 
 
 @kernel
-def scale_forward(x, scale, bias, y):  # pragma: no cover - compiled
+def scale_forward(x, scale, bias, y, first, last):  # pragma: no cover - compiled
     """``y = x·scale (+ bias)``; ``bias`` empty for none, ``y`` may be ``x``."""
     n, c, s = x.shape
     row = np.empty(s, dtype=np.float32)
     for b in range(n):
-        for ch in range(c):
+        for ch in range(first, last):
             xr, a = x[b, ch], scale[ch]
             if bias.size > 0:
                 offset = bias[ch]
@@ -169,7 +170,8 @@ def scale_forward(x, scale, bias, y):  # pragma: no cover - compiled
 
 
 @kernel
-def scale_backward(dy, x, scale, scale_grad, bias_grad, dx):  # pragma: no cover
+def scale_backward(dy, x, scale, scale_grad, bias_grad, dx, first,
+                   last):  # pragma: no cover - compiled
     """``scale_grad += Σ dy·x``, ``bias_grad += Σ dy`` (each skipped when its array is empty)
     and ``dx = dy·scale`` (skipped when ``dx`` is empty). ``dx`` may be ``dy``: the sums are
     taken before it is written."""
@@ -177,11 +179,11 @@ def scale_backward(dy, x, scale, scale_grad, bias_grad, dx):  # pragma: no cover
     if scale_grad.size > 0 or bias_grad.size > 0:
         sums = np.zeros((c, 2))
         for b in range(n):
-            for ch in range(c):
+            for ch in range(first, last):
                 t, u = _sum_and_dot(dy[b, ch], x[b, ch])
                 sums[ch, 0] += t
                 sums[ch, 1] += u
-        for ch in range(c):
+        for ch in range(first, last):
             if bias_grad.size > 0:
                 bias_grad[ch] += np.float32(sums[ch, 0])
             if scale_grad.size > 0:
@@ -189,7 +191,7 @@ def scale_backward(dy, x, scale, scale_grad, bias_grad, dx):  # pragma: no cover
     if dx.size > 0:
         row = np.empty(s, dtype=np.float32)
         for b in range(n):
-            for ch in range(c):
+            for ch in range(first, last):
                 gr, a = dy[b, ch], scale[ch]
                 for k in range(s):
                     row[k] = gr[k] * a
@@ -225,7 +227,7 @@ def _gradient_row(g, y, slope, keep, a, scaled, normalized, mean_gn, mean_g, d,
 
 @kernel
 def affine_backward(dy, y, norm, std, scale, slope, scale_grad, bias_grad, dx,
-                    dtop):  # pragma: no cover - compiled
+                    dtop, first, last):  # pragma: no cover - compiled
     """Backward of :func:`forward_affine` in two passes, from the top's gradient ``dy`` and
     values ``y`` (read only for the ReLU's mask; ``slope`` NaN: no ReLU). With ``dz`` the
     gradient below the ReLU: ``bias_grad += Σ dz`` and ``scale_grad += Σ dz·norm`` (Scale's),
@@ -241,7 +243,7 @@ def affine_backward(dy, y, norm, std, scale, slope, scale_grad, bias_grad, dx,
     keep = (np.float32(1) - slope) + slope if relu_in else np.float32(1)
     sums = np.zeros((c, 2))
     for b in range(n):
-        for ch in range(c):
+        for ch in range(first, last):
             if relu_in:
                 t, u = _masked_sums(dy[b, ch], y[b, ch], slope, keep, norm[b, ch])
             else:
@@ -249,7 +251,7 @@ def affine_backward(dy, y, norm, std, scale, slope, scale_grad, bias_grad, dx,
             sums[ch, 0] += t
             sums[ch, 1] += u
     means = np.empty((c, 2), dtype=np.float32)
-    for ch in range(c):
+    for ch in range(first, last):
         if bias_grad.size > 0:
             bias_grad[ch] += np.float32(sums[ch, 0])
         if scale_grad.size > 0:
@@ -260,7 +262,7 @@ def affine_backward(dy, y, norm, std, scale, slope, scale_grad, bias_grad, dx,
     scaled = dtop == "scaled"
     leave = scaled or (dtop == "masked" and relu_in)
     for b in range(n):
-        for ch in range(c):
+        for ch in range(first, last):
             a, yr, nr = scale[ch], y[b, ch] if relu_in else dy[b, ch], norm[b, ch]
             if dx.size > 0:
                 if not in_place:

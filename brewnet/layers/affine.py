@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import kernels
+from .. import cores, kernels
 from ..blob import Blob
 from ..proto import caffe_pb2
 from .base import Layer, learnable_shape_check
@@ -185,7 +185,8 @@ class Scale(_Broadcast):
             from ..kernels.batch_norm import scale_forward
 
             bias = self.blobs[-1].data.reshape(-1) if self.bias_term else kernels.SKIP
-            scale_forward(x.reshape(self.view), s.reshape(-1), bias, y)
+            x, s = x.reshape(self.view), s.reshape(-1)
+            cores.split(xp, self.view[1], lambda a, b: scale_forward(x, s, bias, y, a, b))
             return
         xp.multiply(x.reshape(self.view), s, out=y)
         if self.bias_term:
@@ -256,4 +257,6 @@ class Scale(_Broadcast):
             bias_grad = self.blobs[-1].diff.reshape(-1)
         dx = bottom[0].diff.reshape(self.view) if propagate_down[0] else skip.reshape(0, 0, 0)
         x = dy if scale_grad is skip else x.reshape(self.view)  # read only for s's gradient
-        scale_backward(dy, x, operand.data.reshape(-1), scale_grad, bias_grad, dx)
+        scale = operand.data.reshape(-1)
+        cores.split(np, self.view[1], lambda a, b: scale_backward(dy, x, scale, scale_grad,
+                                                                 bias_grad, dx, a, b))

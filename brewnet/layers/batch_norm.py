@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import kernels
+from .. import cores, kernels
 from ..blob import Blob
 from ..proto import caffe_pb2
 from .base import Layer, learnable_shape_check
@@ -106,7 +106,8 @@ class BatchNorm(Layer):
 
             mean = np.empty(self.channels, dtype=np.float32)
             var = np.empty(self.channels, dtype=np.float32)
-            forward(x, norm, y, mean, var, std, self.eps)
+            cores.split(xp, self.channels,
+                        lambda a, b: forward(x, norm, y, mean, var, std, self.eps, a, b))
         else:
             mean = x.mean(axis=(0, 2), keepdims=True, dtype=np.float32)
             xp.subtract(x, mean, out=norm)  # two-pass variance, E((x − μ)²), as Caffe
@@ -149,9 +150,10 @@ class BatchNorm(Layer):
 
         mean = np.empty(self.channels, dtype=np.float32)
         var = np.empty(self.channels, dtype=np.float32)
-        forward_affine(bottom[0].data.reshape(self.view), self._norm,
-                       top[0].data.reshape(self.view), mean, var, self._std, self.eps, scale,
-                       kernels.SKIP if bias is None else bias, _slope(slope))
+        x, y = bottom[0].data.reshape(self.view), top[0].data.reshape(self.view)
+        bias = kernels.SKIP if bias is None else bias
+        cores.split(np, self.channels, lambda a, b: forward_affine(
+            x, self._norm, y, mean, var, self._std, self.eps, scale, bias, _slope(slope), a, b))
         self._update_sums(mean, var)
         self._norm_fresh = False  # the top holds act(x̂·scale + bias), not x̂
         return self._norm
@@ -190,7 +192,7 @@ class BatchNorm(Layer):
         if kernels.enabled(xp):
             from ..kernels.batch_norm import backward
 
-            backward(dy, y, self._std, dx)
+            cores.split(xp, self.channels, lambda a, b: backward(dy, y, self._std, dx, a, b))
             return
         m = np.float32(self.view[0] * self.view[2])
         mean_dy = dy.mean(axis=(0, 2), keepdims=True, dtype=np.float32)
@@ -215,9 +217,10 @@ class BatchNorm(Layer):
 
         empty = kernels.SKIP.reshape(0, 0, 0)
         dy = top[0].diff.reshape(self.view)
-        affine_backward(dy, empty if slope is None else top[0].data.reshape(self.view),
-                        self._norm, self._std, scale, _slope(slope),
-                        kernels.SKIP if scale_grad is None else scale_grad,
-                        kernels.SKIP if bias_grad is None else bias_grad,
-                        bottom[0].diff.reshape(self.view) if propagate_down[0] else empty,
-                        dtop or "")
+        y = empty if slope is None else top[0].data.reshape(self.view)
+        scale_grad = kernels.SKIP if scale_grad is None else scale_grad
+        bias_grad = kernels.SKIP if bias_grad is None else bias_grad
+        dx = bottom[0].diff.reshape(self.view) if propagate_down[0] else empty
+        cores.split(np, self.channels, lambda a, b: affine_backward(
+            dy, y, self._norm, self._std, scale, _slope(slope), scale_grad, bias_grad, dx,
+            dtop or "", a, b))

@@ -85,18 +85,21 @@ def unfused(x, dy, scale, bias, slope):
     norm, y = np.empty_like(x), np.empty_like(x)
     mean, var, std = np.empty(c, np.float32), np.empty(c, np.float32), np.empty((1, c, 1),
                                                                                 np.float32)
-    k.forward(x, norm, y, mean, var, std, np.float32(1e-5))
-    k.scale_forward(y, scale, bias, y)
+    k.forward(x, norm, y, mean, var, std, np.float32(1e-5), 0, c)
+    k.scale_forward(y, scale, bias, y, 0, c)
     dz = dy.copy()
     if slope is not None:
         relu(np, y, y, slope)
         dz *= np.where(y > 0, np.float32(1), slope)
     grads = np.zeros((2, c), np.float32)
     g = np.empty_like(dz)
-    k.scale_backward(dz, norm, scale, grads[0], grads[1], g)
+    k.scale_backward(dz, norm, scale, grads[0], grads[1], g, 0, c)
     dx = np.empty_like(x)
-    k.backward(g, norm, std, dx)
+    k.backward(g, norm, std, dx, 0, c)
     return y, norm, mean, var, std, g, dx, grads
+
+
+CHANNEL_RANGES = [(0, 1), (1, 4)]
 
 
 @pytest.mark.parametrize("slope", [None, 0.0, 0.1], ids=["no-relu", "relu", "leaky"])
@@ -105,7 +108,8 @@ def test_folded_scale_and_relu_match_the_three_kernels(slope, bias):
     """``forward_affine`` leaves the top, x̂ and the statistics of BatchNorm's, Scale's and
     the ReLU's passes bit for bit; ``affine_backward`` their gradients (bottom, Scale's
     factor and bias, the top's as the Scale leaves it) to float32 rounding, also writing the
-    bottom's gradient in place over the top's."""
+    bottom's gradient in place over the top's. The fused kernels run as two calls over
+    channels 0:1 and 1:4 (how a layer splits them over the cores), the unfused ones as one."""
     from brewnet.kernels import batch_norm as k
 
     x, dy = sample((3, 4, 50), 1), sample((3, 4, 50), 2)
@@ -117,18 +121,21 @@ def test_folded_scale_and_relu_match_the_three_kernels(slope, bias):
     top = x.copy()  # in place
     mine = [np.empty_like(x), np.empty(4, np.float32), np.empty(4, np.float32),
             np.empty((1, 4, 1), np.float32)]
-    k.forward_affine(top, mine[0], top, mine[1], mine[2], mine[3], np.float32(1e-5), scale, b,
-                     nan)
+    for first, last in CHANNEL_RANGES:
+        k.forward_affine(top, mine[0], top, mine[1], mine[2], mine[3], np.float32(1e-5), scale,
+                         b, nan, first, last)
     for got, want in zip([top, *mine], [y, norm, mean, var, std], strict=True):
         np.testing.assert_array_equal(got, want)
     empty = np.empty((0, 0, 0), np.float32)
     fused_grads = np.zeros((2, 4), np.float32)
     diff, dtop = dy.copy(), dy.copy()
     out = np.empty_like(x)
-    k.affine_backward(dtop, empty if slope is None else y, norm, std, scale, nan,
-                      fused_grads[0], fused_grads[1], out, "scaled")
-    k.affine_backward(diff, empty if slope is None else y, norm, std, scale, nan,
-                      np.empty(0, np.float32), np.empty(0, np.float32), diff, "")
+    for first, last in CHANNEL_RANGES:
+        k.affine_backward(dtop, empty if slope is None else y, norm, std, scale, nan,
+                          fused_grads[0], fused_grads[1], out, "scaled", first, last)
+        k.affine_backward(diff, empty if slope is None else y, norm, std, scale, nan,
+                          np.empty(0, np.float32), np.empty(0, np.float32), diff, "", first,
+                          last)
     np.testing.assert_allclose(fused_grads, grads, rtol=1e-5)
     np.testing.assert_array_equal(dtop, g)
     for got in (out, diff):

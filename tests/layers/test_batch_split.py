@@ -31,9 +31,9 @@ def two_threads():
 # Each convolution names the path it takes: patch rows kept whole (LeNet's conv2, rows
 # bottom gradient), patch rows in chunks with the flipped bottom gradient (CIFAR's conv2),
 # per-sample columns with the bias folded into the GEMM (CIFAR's conv1, columns bottom
-# gradient), two groups, a stride; then MAX and AVE pooling; a second branch: depthwise (stride
-# 2), pointwise (bias; stride 2), inner products (plain; transposed weights; split however
-# small). ``force_backward`` gives the first convolution a bottom gradient too.
+# gradient), two groups (then BatchNorm + Scale + ReLU, fused), a stride; then MAX and AVE
+# pooling; a second branch: depthwise (stride 2), BatchNorm alone, pointwise (bias), Scale
+# alone, pointwise (stride 2), inner products (plain; transposed weights; split however small). ``force_backward`` gives the first convolution a bottom gradient too.
 _NET = """
 force_backward: true
 layer { name: "data" type: "Input" top: "data"
@@ -51,6 +51,11 @@ layer { name: "conv3" type: "Convolution" bottom: "pool1" top: "conv3"
         convolution_param { num_output: 32 kernel_size: 3 group: 2
                             weight_filler { type: "gaussian" std: 0.1 }
                             bias_filler { type: "gaussian" std: 0.1 } } }
+layer { name: "bn3" type: "BatchNorm" bottom: "conv3" top: "conv3" }
+layer { name: "scale3" type: "Scale" bottom: "conv3" top: "conv3"
+        scale_param { bias_term: true filler { type: "gaussian" std: 1 }
+                      bias_filler { type: "gaussian" std: 0.1 } } }
+layer { name: "relu3" type: "ReLU" bottom: "conv3" top: "conv3" }
 layer { name: "conv4" type: "Convolution" bottom: "conv3" top: "conv4"
         convolution_param { num_output: 16 kernel_size: 3 stride: 2
                             weight_filler { type: "gaussian" std: 0.1 } } }
@@ -62,11 +67,15 @@ layer { name: "loss" type: "EuclideanLoss" bottom: "pool2" bottom: "target" top:
 layer { name: "dw" type: "Convolution" bottom: "pool1" top: "dw"
         convolution_param { num_output: 40 group: 40 kernel_size: 3 pad: 1 stride: 2
                             weight_filler { type: "gaussian" std: 0.1 } } }
-layer { name: "pw" type: "Convolution" bottom: "dw" top: "pw"
+layer { name: "bn_dw" type: "BatchNorm" bottom: "dw" top: "dw_norm" }
+layer { name: "pw" type: "Convolution" bottom: "dw_norm" top: "pw"
         convolution_param { num_output: 24 kernel_size: 1
                             weight_filler { type: "gaussian" std: 0.1 }
                             bias_filler { type: "gaussian" std: 0.1 } } }
-layer { name: "pw2" type: "Convolution" bottom: "pw" top: "pw2"
+layer { name: "scale_pw" type: "Scale" bottom: "pw" top: "pw_scaled"
+        scale_param { bias_term: true filler { type: "gaussian" std: 1 }
+                      bias_filler { type: "gaussian" std: 0.1 } } }
+layer { name: "pw2" type: "Convolution" bottom: "pw_scaled" top: "pw2"
         convolution_param { num_output: 12 kernel_size: 1 stride: 2
                             weight_filler { type: "gaussian" std: 0.1 } } }
 layer { name: "ip" type: "InnerProduct" bottom: "pw2" top: "ip"
@@ -112,7 +121,15 @@ def _run(split: bool, chunk_bytes: int | None, monkeypatch) -> dict[str, np.ndar
 def test_split_layers_equal_whole_batch(two_threads, monkeypatch, chunk_bytes):
     whole = _run(False, chunk_bytes, monkeypatch)
     split = _run(True, chunk_bytes, monkeypatch)
+    # Gradients below a BatchNorm's backward (a difference of means) lose relative precision:
+    # measured 4e-5 of the largest gradient; conv3's bias gradient is zero but for rounding
+    # (the BatchNorm after it removes any offset), so gradients are held to the largest one.
+    gradients = [key for key in whole if "/" in key or key.endswith(".diff")]
+    largest = max(float(np.abs(whole[key]).max()) for key in gradients)
     for key, value in whole.items():
-        scale = float(np.abs(value).max()) or 1.0
-        np.testing.assert_allclose(split[key], value, rtol=1e-5, atol=1e-6 * scale,
-                                   err_msg=key)
+        if key in gradients:
+            np.testing.assert_allclose(split[key], value, rtol=0, atol=1e-4 * largest,
+                                       err_msg=key)
+        else:
+            np.testing.assert_allclose(split[key], value, rtol=1e-5,
+                                       atol=1e-6 * float(np.abs(value).max()), err_msg=key)
