@@ -160,3 +160,14 @@ def run(function: Callable[[int, int], Any], ranges: list[tuple[int, int]]) -> l
 def split(xp: Any, n: int, function: Callable[[int, int], Any], minimum: int = 1) -> list[Any]:
     """``run(function, parts(xp, n, minimum))``."""
     return run(function, parts(xp, n, minimum))
+
+
+# Values of an element-wise pass a thread takes at least: below it a hand-over (~50 us)
+# costs more than the half pass saves.
+FLAT_MINIMUM = 1 << 17
+
+
+def flat(xp: Any, size: int, function: Callable[[int, int], Any]) -> None:
+    """``function(start, stop)`` over ranges of an element-wise pass over ``size`` values of
+    flat arrays, split when each range gets at least ``FLAT_MINIMUM``."""
+    split(xp, size, function, FLAT_MINIMUM)

@@ -3,9 +3,11 @@ bottoms."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
-from .. import kernels
+from .. import cores, kernels
 from ..blob import Blob
 from ..proto import caffe_pb2
 from .base import Layer
@@ -63,7 +65,8 @@ class Eltwise(Layer):
         elif self.op == _OP.SUM:
             rest = zip(self.coeff[1:], bottom[1:], strict=True)
             if self.coeff[0] == 1.0 and self.coeff[1] == 1.0:  # one pass: x·1 is x exactly
-                xp.add(bottom[0].data, bottom[1].data, out=out)
+                a, b, y = (v.reshape(-1) for v in (bottom[0].data, bottom[1].data, out))
+                cores.flat(xp, y.size, lambda p, q: xp.add(a[p:q], b[p:q], out=y[p:q]))
                 rest = zip(self.coeff[2:], bottom[2:], strict=True)
             else:
                 xp.multiply(bottom[0].data, np.float32(self.coeff[0]), out=out)
@@ -96,8 +99,8 @@ class Eltwise(Layer):
         if kernels.enabled(xp):
             from ..kernels.elementwise import add_relu
 
-            add_relu(bottom[0].data.reshape(-1), bottom[1].data.reshape(-1), y.reshape(-1),
-                     slope)
+            a, b, yf = (v.reshape(-1) for v in (bottom[0].data, bottom[1].data, y))
+            cores.flat(xp, yf.size, lambda p, q: add_relu(a[p:q], b[p:q], yf[p:q], slope))
             return
         self.forward(bottom, top)
         relu(xp, y, y, slope)
@@ -119,6 +122,12 @@ class Eltwise(Layer):
                     xp.divide(top[0].data, b.data, out=b.diff)
                     b.diff *= dy
             elif self.op == _OP.SUM:
-                xp.multiply(dy, np.float32(self.coeff[i]), out=b.diff)
+                _scaled(xp, dy, np.float32(self.coeff[i]), b.diff)
             else:
                 xp.multiply(dy, self.max_idx == i, out=b.diff)
+
+
+def _scaled(xp: Any, dy: Any, coeff: np.float32, out: Any) -> None:
+    """``out = dy·coeff``, split over the cores."""
+    g, d = dy.reshape(-1), out.reshape(-1)
+    cores.flat(xp, d.size, lambda p, q: xp.multiply(g[p:q], coeff, out=d[p:q]))

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 
+from .. import cores
 from ..blob import Blob
 from .base import Layer
 from .registry import register
@@ -61,13 +62,18 @@ class Split(Layer):
                  bottom: list[Blob]) -> None:
         if not propagate_down[0]:
             return
-        xp, diff = bottom[0].xp, bottom[0].diff
-        if len(top) == 1:
-            xp.copyto(diff, top[0].diff)
-            return
-        xp.add(top[0].diff, top[1].diff, out=diff)
-        for t in top[2:]:
-            diff += t.diff
+        xp, diff = bottom[0].xp, bottom[0].diff.reshape(-1)
+        diffs = [t.diff.reshape(-1) for t in top]
+
+        def add(a: int, b: int) -> None:
+            if len(diffs) == 1:
+                xp.copyto(diff[a:b], diffs[0][a:b])
+                return
+            xp.add(diffs[0][a:b], diffs[1][a:b], out=diff[a:b])
+            for d in diffs[2:]:
+                diff[a:b] += d[a:b]
+
+        cores.flat(xp, diff.size, add)
 
 
 class ReshapedCopy(Layer):

@@ -32,8 +32,10 @@ def two_threads():
 # bottom gradient), patch rows in chunks with the flipped bottom gradient (CIFAR's conv2),
 # per-sample columns with the bias folded into the GEMM (CIFAR's conv1, columns bottom
 # gradient), two groups (then BatchNorm + Scale + ReLU, fused), a stride; then MAX and AVE
-# pooling; a second branch: depthwise (stride 2), BatchNorm alone, pointwise (bias), Scale
-# alone, pointwise (stride 2), inner products (plain; transposed weights; split however small). ``force_backward`` gives the first convolution a bottom gradient too.
+# pooling; a second branch (Split layers: pool1, pw): depthwise (stride 2), BatchNorm alone,
+# pointwise (bias), Scale alone, Eltwise + ReLU, pointwise (stride 2), inner products (plain;
+# transposed weights); GEMMs and element-wise passes split however small.
+# ``force_backward`` gives the first convolution a bottom gradient too.
 _NET = """
 force_backward: true
 layer { name: "data" type: "Input" top: "data"
@@ -75,7 +77,9 @@ layer { name: "pw" type: "Convolution" bottom: "dw_norm" top: "pw"
 layer { name: "scale_pw" type: "Scale" bottom: "pw" top: "pw_scaled"
         scale_param { bias_term: true filler { type: "gaussian" std: 1 }
                       bias_filler { type: "gaussian" std: 0.1 } } }
-layer { name: "pw2" type: "Convolution" bottom: "pw_scaled" top: "pw2"
+layer { name: "sum" type: "Eltwise" bottom: "pw" bottom: "pw_scaled" top: "sum" }
+layer { name: "relu_sum" type: "ReLU" bottom: "sum" top: "sum" }
+layer { name: "pw2" type: "Convolution" bottom: "sum" top: "pw2"
         convolution_param { num_output: 12 kernel_size: 1 stride: 2
                             weight_filler { type: "gaussian" std: 0.1 } } }
 layer { name: "ip" type: "InnerProduct" bottom: "pw2" top: "ip"
@@ -94,6 +98,7 @@ def _run(split: bool, chunk_bytes: int | None, monkeypatch) -> dict[str, np.ndar
     from brewnet.layers import conv, inner_product
 
     monkeypatch.setattr(inner_product, "_SPLIT_MACS", 0)
+    monkeypatch.setattr(cores, "FLAT_MINIMUM", 1)
     if chunk_bytes is not None:  # small chunks: several per range
         monkeypatch.setattr(conv, "_COL_BUDGET", chunk_bytes)
         monkeypatch.setattr(conv, "_CHUNK_BYTES", chunk_bytes)
