@@ -112,6 +112,7 @@ _pool = _Pool()
 _lock = threading.Lock()
 _owner: int | None = None  # the thread whose pass holds the cores
 _threads = 1  # threads a split uses during that pass
+_splitting = False  # whether the owner's ranges are running now
 
 
 @contextmanager
@@ -143,7 +144,7 @@ def sharing(batch: int) -> Iterator[None]:
 def parts(xp: Any, n: int, minimum: int = 1) -> list[tuple[int, int]]:
     """Contiguous ranges covering ``range(n)``: one per thread while the calling thread's pass
     shares the cores (NumPy arrays, at least ``minimum`` items a range), else ``[(0, n)]``."""
-    if _owner != threading.get_ident() or xp is not np:
+    if _owner != threading.get_ident() or _splitting or xp is not np:
         return [(0, n)]
     count = max(1, min(_threads, n // max(1, minimum)))
     bounds = [n * k // count for k in range(count + 1)]
@@ -151,10 +152,16 @@ def parts(xp: Any, n: int, minimum: int = 1) -> list[tuple[int, int]]:
 
 
 def run(function: Callable[[int, int], Any], ranges: list[tuple[int, int]]) -> list[Any]:
-    """``function(start, stop)`` for each range, on the shared cores; the results in order."""
+    """``function(start, stop)`` for each range, on the shared cores; the results in order.
+    What the ranges call runs whole (``parts`` gives one range meanwhile)."""
+    global _splitting
     if len(ranges) == 1:
         return [function(*ranges[0])]
-    return _pool.run([lambda a=a, b=b: function(a, b) for a, b in ranges])
+    _splitting = True
+    try:
+        return _pool.run([lambda a=a, b=b: function(a, b) for a, b in ranges])
+    finally:
+        _splitting = False
 
 
 def split(xp: Any, n: int, function: Callable[[int, int], Any], minimum: int = 1) -> list[Any]:

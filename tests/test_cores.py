@@ -39,10 +39,13 @@ def test_parts_cover_the_batch_and_blas_runs_one_thread_inside(two_threads):
         assert cores.parts(np, 1) == [(0, 1)]
         assert cores.parts(np, 7, minimum=4) == [(0, 7)]
         seen = cores.split(np, 9, lambda a, b: (a, b, threading.get_ident()))
+        # What a range calls runs whole: no split inside a split.
+        inner = cores.split(np, 2, lambda a, b: cores.parts(np, 6))
         with cores.sharing(8):  # a nested pass joins the outer one
             assert cores.parts(np, 4) == [(0, 2), (2, 4)]
     assert cores.blas_threads() == 2
     assert [s[:2] for s in seen] == [(0, 4), (4, 9)]
+    assert inner == [[(0, 6)], [(0, 6)]]
     assert seen[0][2] == threading.get_ident() != seen[1][2]
 
 

@@ -14,15 +14,15 @@ from typing import Any
 
 import numpy as np
 
-from .. import kernels
+from .. import cores, kernels
 from .neuron import relu
 
 
 def apply(xp: Any, y: Any, a: Any, b: Any, slope: np.float32) -> None:
-    """``y = act(y·a + b)`` in place."""
+    """``y = act(y·a + b)`` in place, ``y`` ``(N, ...)`` split over the cores by sample."""
     if kernels.enabled(xp):
         from ..kernels.epilogue import affine
-        affine(y, a, b, slope)
+        cores.split(xp, y.shape[0], lambda p, q: affine(y[p:q], a, b, slope))
         return
     shape = (1, *a.shape, 1)
     y *= a.reshape(shape)

@@ -2,8 +2,9 @@
 2015), for inference: the transformed weights ``U = G g Gᵀ`` (16, G, M/G, C/G), the
 transformed bottom ``V`` (16, C, T) of T 2x2 output tiles, 16 GEMMs ``U @ V`` per group over
 its channels (16 products a tile where the direct form has 36), and the output transform with
-the convolution's per-channel epilogue (``brewnet.layers.epilogue``) in the same pass.
-ResNet-50's 3x3 layers at batch 16 take 0.6x the time of the patch-row GEMMs.
+the convolution's per-channel epilogue (``brewnet.layers.epilogue``) in the same pass; each
+core takes its own samples (``brewnet.cores``). ResNet-50's 3x3 layers at batch 16 take 0.6x
+the time of the patch-row GEMMs.
 
 Results differ from the direct sum by rounding only (the transforms add and subtract inputs
 before the products; relative differences of about 1e-6). The transforms are compiled
@@ -16,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import cores
 from .scratch import scratch
 
 # G ⊗ G: the weight transform G g Gᵀ of every filter as one GEMM over the 9 taps.
@@ -54,10 +56,14 @@ def forward_affine(xp: Any, x: Any, weight: Any, group: int, y: Any, a: Any, b: 
     u = scratch(xp, "winograd.u", (16, g, m // g, c // g))
     xp.matmul(_GG, weight.reshape(-1, 9).T, out=u.reshape(16, -1))
     chunk = max(1, min(n, _CHUNK_BYTES // (16 * max(c, m) * tiles * 4)))
-    for start in range(0, n, chunk):
-        q = min(n, start + chunk) - start
-        v = scratch(xp, "winograd.v", (16, c, q * tiles))
-        out = scratch(xp, "winograd.m", (16, m, q * tiles))
-        input_transform(x[start:start + q], v)
-        xp.matmul(u, v.reshape(16, g, c // g, -1), out=out.reshape(16, g, m // g, -1))
-        output_transform(out, y[start:start + q], a, b, slope)
+
+    def transform(first: int, last: int) -> None:
+        for start in range(first, last, chunk):
+            q = min(last, start + chunk) - start
+            v = scratch(xp, "winograd.v", (16, c, q * tiles))
+            out = scratch(xp, "winograd.m", (16, m, q * tiles))
+            input_transform(x[start:start + q], v)
+            xp.matmul(u, v.reshape(16, g, c // g, -1), out=out.reshape(16, g, m // g, -1))
+            output_transform(out, y[start:start + q], a, b, slope)
+
+    cores.split(xp, n, transform)

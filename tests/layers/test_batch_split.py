@@ -28,13 +28,13 @@ def two_threads():
     cores.set_blas_threads(before)
 
 
-# Each convolution names the path it takes: patch rows kept whole (LeNet's conv2, rows
-# bottom gradient), patch rows in chunks with the flipped bottom gradient (CIFAR's conv2),
-# per-sample columns with the bias folded into the GEMM (CIFAR's conv1, columns bottom
-# gradient), two groups (then BatchNorm + Scale + ReLU, fused), a stride; then MAX and AVE
-# pooling; a second branch (Split layers: pool1, pw): depthwise (stride 2), BatchNorm alone,
-# pointwise (bias), Scale alone, Eltwise + ReLU, pointwise (stride 2), inner products (plain;
-# transposed weights); GEMMs and element-wise passes split however small.
+# The convolutions take every path: conv1 per-sample columns with the bias folded into the
+# GEMM (columns bottom gradient); conv2 patch rows with the flipped bottom gradient; conv3 two
+# groups, 3x3 pad 1 (Winograd in TEST), then BatchNorm + Scale + ReLU (fused); conv4 a stride
+# (rows bottom gradient); their columns kept whole or built in chunks (``chunk_bytes``). Then
+# MAX and AVE pooling; a second branch (Split layers: pool1, pw): depthwise (stride 2) with a
+# BatchNorm, pointwise (bias), Scale alone, Eltwise + ReLU, pointwise (stride 2), inner
+# products (plain; transposed weights); GEMMs and element-wise passes split however small.
 # ``force_backward`` gives the first convolution a bottom gradient too.
 _NET = """
 force_backward: true
@@ -50,7 +50,7 @@ layer { name: "conv2" type: "Convolution" bottom: "conv1" top: "conv2"
 layer { name: "pool1" type: "Pooling" bottom: "conv2" top: "pool1"
         pooling_param { pool: MAX kernel_size: 3 stride: 2 } }
 layer { name: "conv3" type: "Convolution" bottom: "pool1" top: "conv3"
-        convolution_param { num_output: 32 kernel_size: 3 group: 2
+        convolution_param { num_output: 32 kernel_size: 3 pad: 1 group: 2
                             weight_filler { type: "gaussian" std: 0.1 }
                             bias_filler { type: "gaussian" std: 0.1 } } }
 layer { name: "bn3" type: "BatchNorm" bottom: "conv3" top: "conv3" }
@@ -64,13 +64,13 @@ layer { name: "conv4" type: "Convolution" bottom: "conv3" top: "conv4"
 layer { name: "pool2" type: "Pooling" bottom: "conv4" top: "pool2"
         pooling_param { pool: AVE kernel_size: 2 stride: 1 } }
 layer { name: "target" type: "Input" top: "target"
-        input_param { shape { dim: 6 dim: 16 dim: 2 dim: 2 } } }
+        input_param { shape { dim: 6 dim: 16 dim: 3 dim: 3 } } }
 layer { name: "loss" type: "EuclideanLoss" bottom: "pool2" bottom: "target" top: "loss" }
 layer { name: "dw" type: "Convolution" bottom: "pool1" top: "dw"
         convolution_param { num_output: 40 group: 40 kernel_size: 3 pad: 1 stride: 2
                             weight_filler { type: "gaussian" std: 0.1 } } }
-layer { name: "bn_dw" type: "BatchNorm" bottom: "dw" top: "dw_norm" }
-layer { name: "pw" type: "Convolution" bottom: "dw_norm" top: "pw"
+layer { name: "bn_dw" type: "BatchNorm" bottom: "dw" top: "dw" }
+layer { name: "pw" type: "Convolution" bottom: "dw" top: "pw"
         convolution_param { num_output: 24 kernel_size: 1
                             weight_filler { type: "gaussian" std: 0.1 }
                             bias_filler { type: "gaussian" std: 0.1 } } }
@@ -94,7 +94,8 @@ layer { name: "loss2" type: "EuclideanLoss" bottom: "ip2" bottom: "target2" top:
 """
 
 
-def _run(split: bool, chunk_bytes: int | None, monkeypatch) -> dict[str, np.ndarray]:
+def _run(split: bool, chunk_bytes: int | None, phase: int, monkeypatch
+         ) -> dict[str, np.ndarray]:
     from brewnet.layers import conv, inner_product
 
     monkeypatch.setattr(inner_product, "_SPLIT_MACS", 0)
@@ -106,14 +107,16 @@ def _run(split: bool, chunk_bytes: int | None, monkeypatch) -> dict[str, np.ndar
     brewnet.set_random_seed(3)
     param = caffe_pb2.NetParameter()
     text_format.Parse(_NET, param)
-    net = brewnet.Net(param, brewnet.TRAIN)
+    net = brewnet.Net(param, phase)
     rng = np.random.default_rng(0)
     net.blobs["data"].data[...] = rng.standard_normal(net.blobs["data"].shape)
     for name in ("target", "target2"):
         net.blobs[name].data[...] = rng.standard_normal(net.blobs[name].shape)
     net.forward()
-    net.backward()
     out = {name: blob.data.copy() for name, blob in net.blobs.items()}
+    if phase == brewnet.TEST:
+        return out
+    net.backward()
     out.update({f"{name}.diff": blob.diff.copy() for name, blob in net.blobs.items()})
     for name, params in net.params.items():
         for k, p in enumerate(params):
@@ -124,8 +127,8 @@ def _run(split: bool, chunk_bytes: int | None, monkeypatch) -> dict[str, np.ndar
 @needs_openblas
 @pytest.mark.parametrize("chunk_bytes", [None, 20_000], ids=["kept columns", "chunks"])
 def test_split_layers_equal_whole_batch(two_threads, monkeypatch, chunk_bytes):
-    whole = _run(False, chunk_bytes, monkeypatch)
-    split = _run(True, chunk_bytes, monkeypatch)
+    whole = _run(False, chunk_bytes, brewnet.TRAIN, monkeypatch)
+    split = _run(True, chunk_bytes, brewnet.TRAIN, monkeypatch)
     # Gradients below a BatchNorm's backward (a difference of means) lose relative precision:
     # measured 4e-5 of the largest gradient; conv3's bias gradient is zero but for rounding
     # (the BatchNorm after it removes any offset), so gradients are held to the largest one.
@@ -138,3 +141,15 @@ def test_split_layers_equal_whole_batch(two_threads, monkeypatch, chunk_bytes):
         else:
             np.testing.assert_allclose(split[key], value, rtol=1e-5,
                                        atol=1e-6 * float(np.abs(value).max()), err_msg=key)
+
+
+@needs_openblas
+def test_split_inference_equals_whole_batch(two_threads, monkeypatch):
+    """TEST phase: BatchNorm (stored statistics), Scale and ReLU folded into the convolutions
+    before them, written by their epilogues: conv3 through Winograd (3x3, pad 1), the
+    depthwise and pointwise kinds in their own passes."""
+    whole = _run(False, None, brewnet.TEST, monkeypatch)
+    split = _run(True, None, brewnet.TEST, monkeypatch)
+    for key, value in whole.items():
+        np.testing.assert_allclose(split[key], value, rtol=1e-5,
+                                   atol=1e-6 * float(np.abs(value).max()), err_msg=key)
