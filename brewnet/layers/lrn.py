@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import cores
 from ..blob import Blob
 from ..proto import caffe_pb2
 from .base import Layer
@@ -78,24 +79,29 @@ class LRNLayer(Layer):
             count = 4 if self._across else 5
             self._buffers = tuple(xp.empty(shape, dtype=np.float32) for _ in range(count))
 
-    def _window(self, xp, a, out):
-        """The window sum of ``a`` into ``out``."""
+    def _window(self, xp, a, out, samples: slice):
+        """The window sum of ``a`` into ``out`` (both the batch's ``samples``)."""
         if self._across:
             return window_sum(xp, a, 1, self._size, out)
-        rows = self._buffers[4]
+        rows = self._buffers[4][samples]
         window_sum(xp, a, 2, self._size, rows)
         return window_sum(xp, rows, 3, self._size, out)
 
     def forward(self, bottom: list[Blob], top: list[Blob]) -> None:
         xp = bottom[0].xp
-        x = bottom[0].data
-        scale, powered, squares = self._buffers[:3]
+        cores.split(xp, bottom[0].shape[0], lambda a, b: self._forward_samples(
+            xp, bottom[0].data, top[0].data, slice(a, b)))
+
+    def _forward_samples(self, xp, x, y, samples: slice) -> None:
+        """Forward for the batch's ``samples`` (each core takes its own)."""
+        x = x[samples]
+        scale, powered, squares = (b[samples] for b in self._buffers[:3])
         xp.multiply(x, x, out=squares)
-        self._window(xp, squares, scale)
+        self._window(xp, squares, scale, samples)
         scale *= np.float32(self._coef)
         scale += np.float32(self._shift)
         xp.power(scale, np.float32(-self._beta), out=powered)
-        xp.multiply(x, powered, out=top[0].data)
+        xp.multiply(x, powered, out=y[samples])
 
     def backward(self, top: list[Blob], propagate_down: list[bool],
                  bottom: list[Blob]) -> None:
@@ -106,12 +112,17 @@ class LRNLayer(Layer):
         if not propagate_down or not propagate_down[0]:
             return
         xp = bottom[0].xp
-        x, dx = bottom[0].data, bottom[0].diff
-        y, dy = top[0].data, top[0].diff
-        scale, powered, ratio, summed = self._buffers[:4]
+        cores.split(xp, bottom[0].shape[0], lambda a, b: self._backward_samples(
+            xp, bottom[0], top[0], slice(a, b)))
+
+    def _backward_samples(self, xp, bottom: Blob, top: Blob, samples: slice) -> None:
+        """Backward for the batch's ``samples`` (each core takes its own)."""
+        x, dx = bottom.data[samples], bottom.diff[samples]
+        y, dy = top.data[samples], top.diff[samples]
+        scale, powered, ratio, summed = (b[samples] for b in self._buffers[:4])
         xp.multiply(dy, y, out=ratio)
         ratio /= scale
-        self._window(xp, ratio, summed)
+        self._window(xp, ratio, summed, samples)
         summed *= x
         summed *= np.float32(-2.0 * self._coef * self._beta)
         xp.multiply(dy, powered, out=dx)

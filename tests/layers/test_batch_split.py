@@ -31,10 +31,11 @@ def two_threads():
 # The convolutions take every path: conv1 per-sample columns with the bias folded into the
 # GEMM (columns bottom gradient); conv2 patch rows with the flipped bottom gradient; conv3 two
 # groups, 3x3 pad 1 (Winograd in TEST), then BatchNorm + Scale + ReLU (fused); conv4 a stride
-# (rows bottom gradient); their columns kept whole or built in chunks (``chunk_bytes``). Then
-# MAX and AVE pooling; a second branch (Split layers: pool1, pw): depthwise (stride 2) with a
-# BatchNorm, pointwise (bias), Scale alone, Eltwise + ReLU, pointwise (stride 2), inner
-# products (plain; transposed weights); GEMMs and element-wise passes split however small.
+# (rows bottom gradient); their columns kept whole or built in chunks (``chunk_bytes``). LRN
+# across and within channels; MAX and AVE pooling; a second branch (Split layers: pool1, pw):
+# depthwise (stride 2) with a BatchNorm, pointwise (bias), Scale alone, Eltwise + ReLU,
+# pointwise (stride 2), inner products (plain; transposed weights); GEMMs and element-wise
+# passes split however small.
 # ``force_backward`` gives the first convolution a bottom gradient too.
 _NET = """
 force_backward: true
@@ -47,7 +48,11 @@ layer { name: "conv1" type: "Convolution" bottom: "data" top: "conv1"
 layer { name: "conv2" type: "Convolution" bottom: "conv1" top: "conv2"
         convolution_param { num_output: 40 kernel_size: 5 pad: 2
                             weight_filler { type: "gaussian" std: 0.1 } } }
-layer { name: "pool1" type: "Pooling" bottom: "conv2" top: "pool1"
+layer { name: "norm" type: "LRN" bottom: "conv2" top: "conv2n"
+        lrn_param { local_size: 3 alpha: 0.1 beta: 0.75 } }
+layer { name: "norm_within" type: "LRN" bottom: "conv2n" top: "conv2w"
+        lrn_param { local_size: 3 alpha: 0.1 beta: 0.75 norm_region: WITHIN_CHANNEL } }
+layer { name: "pool1" type: "Pooling" bottom: "conv2w" top: "pool1"
         pooling_param { pool: MAX kernel_size: 3 stride: 2 } }
 layer { name: "conv3" type: "Convolution" bottom: "pool1" top: "conv3"
         convolution_param { num_output: 32 kernel_size: 3 pad: 1 group: 2
