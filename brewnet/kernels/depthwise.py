@@ -8,7 +8,8 @@ Forward and the bottom gradient add each cell's products in the NumPy bodies' or
 rounded product at a time, so they are bit-identical to them (the gathered bottom gradients
 also add ``w * 0`` where an offset's window misses a cell, which changes no sum of finite
 values); the weight gradient sums in another order (within float32 rounding of the NumPy
-sum).
+sum). Each call covers the channels ``first:last``: a layer gives each core its own channels
+(``brewnet.cores``), which changes no value.
 """
 
 from __future__ import annotations
@@ -23,14 +24,14 @@ from .epilogue import relu
 
 @cache
 def forward_kernel(kh: int, kw: int, sh: int, sw: int, dh: int, dw: int):
-    """``forward(xpad, w, out)``: ``out[n, c] = sum over (i, j) of w[c, i, j] *
+    """``forward(xpad, w, out, first, last)``: ``out[n, c] = sum over (i, j) of w[c, i, j] *
     xpad[n, c, window(i, j)]``, each output summed over its window in registers."""
 
     @kernel
-    def forward(xpad, w, out):  # pragma: no cover - compiled
+    def forward(xpad, w, out, first, last):  # pragma: no cover - compiled
         n, c, oh, ow = out.shape
         for b in range(n):
-            for ch in range(c):
+            for ch in range(first, last):
                 for y in range(oh):
                     for x in range(ow):
                         acc = np.float32(0)
@@ -50,16 +51,16 @@ FLAT_BELOW = 32
 @cache
 def forward_affine_kernel(kh: int, kw: int, sh: int, sw: int, dh: int, dw: int, ph: int,
                           pw: int):
-    """``forward_affine(x, w, a, b, slope, out)``: ``forward``'s sum over the bottom ``x``
-    ``(N, C, H, W)`` padded by ``ph``/``pw``, then the epilogue ``act(sum * a[c] + b[c])``
-    (``brewnet.kernels.epilogue``) before the one store. Each plane is padded into a
-    buffer that stays in cache (no padded copy of the bottom goes to memory), split by
-    column phase (columns ``p, p + sw, ...``), so a window's taps read contiguous runs at a
-    stride too (stride 2 read every other float). Each sum adds its window's products in
-    ``forward``'s order."""
+    """``forward_affine(x, w, a, b, slope, out, first, last)``: ``forward``'s sum over the
+    bottom ``x`` ``(N, C, H, W)`` padded by ``ph``/``pw``, then the epilogue
+    ``act(sum * a[c] + b[c])`` (``brewnet.kernels.epilogue``) before the one store. Each plane
+    is padded into a buffer that stays in cache (no padded copy of the bottom goes to
+    memory), split by column phase (columns ``p, p + sw, ...``), so a window's taps read
+    contiguous runs at a stride too (stride 2 read every other float). Each sum adds its
+    window's products in ``forward``'s order."""
 
     @kernel
-    def forward_affine(x, w, a, b, slope, out):  # pragma: no cover - compiled
+    def forward_affine(x, w, a, b, slope, out, first, last):  # pragma: no cover - compiled
         n, c, oh, ow = out.shape
         h, wd = x.shape[2], x.shape[3]
         wq = (wd + 2 * pw + sw - 1) // sw
@@ -68,7 +69,7 @@ def forward_affine_kernel(kh: int, kw: int, sh: int, sw: int, dh: int, dw: int, 
         flat = sh == 1 and sw == 1 and ow < FLAT_BELOW
         ext = np.empty(oh * wq if flat else 0, dtype=np.float32)
         for bi in range(n):
-            for ch in range(c):
+            for ch in range(first, last):
                 for r in range(h):
                     for q in range(wd):
                         phases[(pw + q) % sw, ph + r, (pw + q) // sw] = x[bi, ch, r, q]
@@ -100,7 +101,8 @@ def forward_affine_kernel(kh: int, kw: int, sh: int, sw: int, dh: int, dw: int, 
 
 @cache
 def backward_data_kernel(kh: int, kw: int, sh: int, sw: int, dh: int, dw: int):
-    """``backward_data(dy, w, dxpad)``: ``dxpad[n, c, window(i, j)] += w[c, i, j] * dy[n, c]``
+    """``backward_data(dy, w, dxpad, first, last)``: ``dxpad[n, c, window(i, j)] += w[c, i, j]
+    * dy[n, c]``
     for every offset in order, from zero. At stride 1 each cell of ``dxpad`` is summed in
     registers over the offsets whose window covers it, in that order, from the top gradient
     padded plane by plane in cache (the forward's loop shape: a gather, one store a cell);
@@ -119,14 +121,14 @@ def _strided_backward_data_kernel(kh: int, kw: int, sh: int, sw: int, dh: int, d
     lpad = ((kw - 1) * dw + sw - 1) // sw  # the top gradient's left padding, in columns
 
     @kernel
-    def backward_data(dy, w, dxpad):  # pragma: no cover - compiled
+    def backward_data(dy, w, dxpad, first, last):  # pragma: no cover - compiled
         n, c, oh, ow = dy.shape
         hp, wp = dxpad.shape[2], dxpad.shape[3]
         wq = (wp + sw - 1) // sw
         dyp = np.zeros((oh, lpad + ow + wq + 1), dtype=np.float32)  # borders stay 0
         rows = np.empty((sw, wq), dtype=np.float32)
         for b in range(n):
-            for ch in range(c):
+            for ch in range(first, last):
                 for y in range(oh):
                     for x in range(ow):
                         dyp[y, lpad + x] = dy[b, ch, y, x]
@@ -159,12 +161,12 @@ def _gathered_backward_data_kernel(kh: int, kw: int, dh: int, dw: int):
     eh, ew = (kh - 1) * dh, (kw - 1) * dw  # the top gradient's padding
 
     @kernel
-    def backward_data(dy, w, dxpad):  # pragma: no cover - compiled
+    def backward_data(dy, w, dxpad, first, last):  # pragma: no cover - compiled
         n, c, oh, ow = dy.shape
         hp, wp = dxpad.shape[2], dxpad.shape[3]
         dyp = np.zeros((oh + 2 * eh, ow + 2 * ew), dtype=np.float32)  # borders stay 0
         for b in range(n):
-            for ch in range(c):
+            for ch in range(first, last):
                 for y in range(oh):
                     for x in range(ow):
                         dyp[eh + y, ew + x] = dy[b, ch, y, x]
@@ -181,20 +183,20 @@ def _gathered_backward_data_kernel(kh: int, kw: int, dh: int, dw: int):
 
 @cache
 def weight_grad_kernel(kh: int, kw: int, sh: int, sw: int, dh: int, dw: int):
-    """``weight_grad(dy, xpad, dw_out)``: ``dw_out[c, i, j] += sum over (n, y, x) of
+    """``weight_grad(dy, xpad, dw_out, first, last)``: ``dw_out[c, i, j] += sum over (n, y, x) of
     dy[n, c, y, x] * xpad[n, c, window(i, j)]``; partial sums per output column (a vector the
     compiler keeps in registers), then their sum. At a column stride each bottom plane is
     first split by column phase in cache (columns ``p, p + sw, ...``), so every offset reads
     a contiguous run instead of every other float; the sums are the same."""
 
     @kernel
-    def weight_grad(dy, xpad, dw_out):  # pragma: no cover - compiled
+    def weight_grad(dy, xpad, dw_out, first, last):  # pragma: no cover - compiled
         n, c, oh, ow = dy.shape
         hp, wp = xpad.shape[2], xpad.shape[3]
         wq = (wp + sw - 1) // sw
         phases = np.zeros((sw, hp, wq) if sw > 1 else (1, 1, 1), dtype=np.float32)
         acc = np.empty((kh, kw, ow), dtype=np.float32)
-        for ch in range(c):
+        for ch in range(first, last):
             acc[:] = 0
             for b in range(n):
                 if sw > 1:

@@ -38,6 +38,10 @@ Two kinds skip im2col altogether (``_kind``):
 
 Bias gradients that no GEMM yields are a matrix-vector product with ones (as Caffe's gemv),
 several times faster than a reduction over two axes.
+
+During a net's pass every step above runs per range of samples, one range per core
+(``brewnet.cores``): copies, chunks, GEMMs (one-thread BLAS) and transposes of a range on its
+own thread with its own scratch; weight gradients sum one partial gradient per range.
 """
 
 from __future__ import annotations

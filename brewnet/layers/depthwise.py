@@ -5,8 +5,8 @@ inner dimension of one. Each kernel offset is one multiply-add over the whole ba
 
 Shapes: ``xpad`` ``(N, C, Hp, Wp)`` (the padded bottom, or its gradient), ``w`` ``(C, kh, kw)``,
 ``out``/``dy`` ``(N, C, OH, OW)``. The compiled kernels (``brewnet.kernels.depthwise``) do the
-same passes plane by plane, the batch split over the cores (``brewnet.cores``); these NumPy
-bodies are their reference and serve CuPy too.
+same passes plane by plane, the channels split over the cores (``brewnet.cores``); these
+NumPy bodies are their reference and serve CuPy too.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ import numpy as np
 
 from .. import cores, kernels
 from . import epilogue
-from .scratch import scratch as scratch_array
 
 
 def _windows(shape: tuple[int, ...], kernel: tuple[int, int], stride: tuple[int, int],
@@ -40,7 +39,7 @@ def forward(xp: Any, xpad: Any, w: Any, out: Any, scratch: Any, stride: tuple[in
     if kernels.enabled(xp):
         from ..kernels.depthwise import forward_kernel
         run = forward_kernel(*w.shape[1:], *stride, *dilation)
-        cores.split(xp, out.shape[0], lambda a, z: run(xpad[a:z], w, out[a:z]))
+        cores.split(xp, w.shape[0], lambda a, z: run(xpad, w, out, a, z))
         return
     kernel = w.shape[1:]
     for i, j, window in _windows(out.shape, kernel, stride, dilation):
@@ -62,7 +61,7 @@ def forward_affine(xp: Any, x: Any, xpad: Any, pad: tuple[int, int], w: Any, out
     if kernels.enabled(xp):
         from ..kernels.depthwise import forward_affine_kernel
         run = forward_affine_kernel(*w.shape[1:], *stride, *dilation, *pad)
-        cores.split(xp, out.shape[0], lambda p, z: run(x[p:z], w, a, b, slope, out[p:z]))
+        cores.split(xp, w.shape[0], lambda p, z: run(x, w, a, b, slope, out, p, z))
         return
     if xpad is not None:
         ph, pw = pad
@@ -78,7 +77,7 @@ def backward_data(xp: Any, dy: Any, w: Any, dxpad: Any, scratch: Any, stride: tu
     if kernels.enabled(xp):
         from ..kernels.depthwise import backward_data_kernel
         run = backward_data_kernel(*w.shape[1:], *stride, *dilation)
-        cores.split(xp, dy.shape[0], lambda a, z: run(dy[a:z], w, dxpad[a:z]))
+        cores.split(xp, w.shape[0], lambda a, z: run(dy, w, dxpad, a, z))
         return
     dxpad.fill(0)
     for i, j, window in _windows(dy.shape, w.shape[1:], stride, dilation):
@@ -88,24 +87,11 @@ def backward_data(xp: Any, dy: Any, w: Any, dxpad: Any, scratch: Any, stride: tu
 
 def weight_grad(xp: Any, dy: Any, xpad: Any, wdiff: Any, scratch: Any,
                 stride: tuple[int, int], dilation: tuple[int, int]) -> None:
-    """Add the weight gradient ``(C, kh, kw)`` for top gradient ``dy`` into ``wdiff`` (split
-    over the cores: one partial gradient per range of samples, added in order)."""
+    """Add the weight gradient ``(C, kh, kw)`` for top gradient ``dy`` into ``wdiff``."""
     if kernels.enabled(xp):
         from ..kernels.depthwise import weight_grad_kernel
         run = weight_grad_kernel(*wdiff.shape[1:], *stride, *dilation)
-        ranges = cores.parts(xp, dy.shape[0])
-        if len(ranges) == 1:
-            run(dy, xpad, wdiff)
-            return
-
-        def part(a: int, z: int) -> Any:
-            grad = scratch_array(xp, "depthwise.wgrad", wdiff.shape)
-            grad.fill(0)
-            run(dy[a:z], xpad[a:z], grad)
-            return grad
-
-        for grad in cores.run(part, ranges):
-            wdiff += grad
+        cores.split(xp, wdiff.shape[0], lambda a, z: run(dy, xpad, wdiff, a, z))
         return
     n, c = dy.shape[:2]
     ones = xp.ones(dy.shape[2] * dy.shape[3], dtype=np.float32)

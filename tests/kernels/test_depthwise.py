@@ -5,6 +5,7 @@ loops and numerical gradients in tests/layers/test_conv.py."""
 import numpy as np
 import pytest
 
+from brewnet import cores
 from tests.gradcheck import blobs_from, make_layer, setup_layer
 
 pytest.importorskip("numba")
@@ -53,3 +54,21 @@ def test_kernel_matches_numpy_body(monkeypatch, fields, shape):
     np.testing.assert_array_equal(dx, dx_np)
     np.testing.assert_allclose(dw, dw_np, rtol=1e-5, atol=1e-5 * np.abs(dw_np).max())
     np.testing.assert_array_equal(db, db_np)
+
+
+@pytest.mark.skipif(cores.blas_threads() is None, reason="NumPy's BLAS is not OpenBLAS")
+@pytest.mark.parametrize(("fields", "shape"), CASES[:2])
+def test_channels_split_over_the_cores_change_nothing(monkeypatch, fields, shape):
+    """Each core runs the kernels over its own channels (``brewnet.cores``): the top and
+    every gradient bit for bit as one call over all channels."""
+    whole = run(monkeypatch, True, fields, shape)
+    before = cores.blas_threads()
+    cores.set_blas_threads(2)
+    try:
+        with cores.sharing(shape[0]):
+            assert len(cores.parts(np, shape[1])) == 2
+            split = run(monkeypatch, True, fields, shape)
+    finally:
+        cores.set_blas_threads(before)
+    for got, want in zip(split, whole, strict=True):
+        np.testing.assert_array_equal(got, want)
