@@ -115,6 +115,20 @@ _threads = 1  # threads a split uses during that pass
 _splitting = False  # whether the owner's ranges are running now
 
 
+def _forget_threads() -> None:
+    """In a forked child: the pool's threads and a pass of the parent's are not there (a
+    split would wait for them forever); start afresh, with OpenBLAS's threads as they were
+    before that pass."""
+    global _pool, _lock, _owner, _threads, _splitting
+    if _owner is not None:
+        set_blas_threads(_threads)
+    _pool, _lock = _Pool(), threading.Lock()
+    _owner, _threads, _splitting = None, 1, False
+
+
+os.register_at_fork(after_in_child=_forget_threads)
+
+
 @contextmanager
 def sharing(batch: int) -> Iterator[None]:
     """Run a net's pass with its layers splitting their batch over OpenBLAS's thread count

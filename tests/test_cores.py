@@ -1,13 +1,17 @@
 """brewnet.cores: a net's pass splits its batch over threads, OpenBLAS on one thread meanwhile.
 
 Facts checked: the split covers the batch exactly; OpenBLAS's thread count is 1 inside a pass
-and restored after it, untouched for a batch of one; a worker's exception reaches the caller.
+and restored after it, untouched for a batch of one; a worker's exception reaches the caller;
+a forked child splits over threads of its own.
 The layers' split paths: tests/layers/test_batch_split.py.
 """
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -74,3 +78,31 @@ def test_a_workers_error_reaches_the_caller(two_threads):
     with cores.sharing(8), pytest.raises(ValueError, match="second range"):
         cores.split(np, 4, fail_second)
     assert cores.blas_threads() == 2
+
+
+@needs_openblas
+def test_a_forked_child_splits_with_threads_of_its_own(two_threads):
+    """After fork the parent's pool threads are gone: a child that split with them would
+    wait forever; it gets a pool of its own."""
+    with cores.sharing(4):
+        cores.split(np, 4, lambda a, b: a)  # the parent's pool thread exists now
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: a pass of its own, split over fresh threads
+            code = 1
+            try:
+                with cores.sharing(4):
+                    code = 0 if cores.split(np, 4, lambda a, b: (a, b)) == [(0, 2), (2, 4)] else 1
+            finally:
+                os.write(write, bytes([code]))
+                os._exit(code)
+        os.close(write)
+        deadline = time.monotonic() + 30
+        while (done := os.waitpid(pid, os.WNOHANG))[0] == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if done[0] == 0:  # the child hangs: waiting on the parent's threads
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            pytest.fail("the forked child's split never returned")
+        assert os.read(read, 1) == b"\x00"
+        assert os.waitstatus_to_exitcode(done[1]) == 0
