@@ -15,8 +15,10 @@ OpenBLAS's thread count outside the pass is the number of threads used (``OPENBL
 or threadpoolctl set it as before); it is restored when the pass ends. Weight gradients summed
 over the batch add one partial sum per range, so their rounding depends on the thread count,
 as PyTorch's does; each count is deterministic. ``BREWNET_BATCH_SPLIT=0`` turns it off. Only
-for OpenBLAS (found among the process's libraries) and NumPy arrays; one pass at a time per
-process: a second thread's net runs as before.
+for OpenBLAS (found among the process's libraries) and NumPy arrays, and for a batch above
+one (at batch 1 OpenBLAS keeps its threads: splitting the other passes while its idle workers
+spin measured slower). One pass at a time per process holds the cores: a second thread's
+net meanwhile runs unsplit, its GEMMs on OpenBLAS's one thread.
 """
 
 from __future__ import annotations
@@ -132,10 +134,8 @@ os.register_at_fork(after_in_child=_forget_threads)
 @contextmanager
 def sharing(batch: int) -> Iterator[None]:
     """Run a net's pass with its layers splitting their batch over OpenBLAS's thread count
-    (when that and ``batch`` are above one), OpenBLAS itself on one thread meanwhile. A batch
-    of one keeps OpenBLAS's threads: its GEMMs are all there is to split. Nested passes of the
-    same thread (a net inside a Python layer) join the outer one; other threads' passes run
-    as before."""
+    (when that and ``batch`` are above one), OpenBLAS itself on one thread meanwhile. Nested
+    passes of the same thread (a net inside a Python layer) join the outer one."""
     global _owner, _threads
     me = threading.get_ident()
     with _lock:
