@@ -1,5 +1,5 @@
 """Fixtures for every test: brewnet's log captured as glog-formatted text; the LeNet tutorial
-example loaded as a module; Pillow made unimportable."""
+example loaded as a module; Pillow made unimportable; OpenBLAS on two threads."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from types import ModuleType
 
 import pytest
 
+from brewnet import cores
 from brewnet.log import GlogFormatter, get_logger
 
 
@@ -64,3 +65,16 @@ def no_pillow(monkeypatch: pytest.MonkeyPatch) -> None:
         return real_import(name, *args, **kwargs)
 
     monkeypatch.setattr(builtins, "__import__", no_pil)
+
+
+@pytest.fixture
+def two_blas_threads() -> Iterator[None]:
+    """OpenBLAS on two threads while the test runs, whatever this machine's default, so that
+    a net's pass splits over two (``brewnet.cores``); skips where NumPy's BLAS is not an
+    identified OpenBLAS."""
+    before = cores.blas_threads()
+    if before is None:
+        pytest.skip("NumPy's BLAS is not an identified OpenBLAS")
+    cores.set_blas_threads(2)
+    yield
+    cores.set_blas_threads(before)

@@ -18,25 +18,12 @@ import pytest
 
 from brewnet import cores
 
-needs_openblas = pytest.mark.skipif(cores.blas_threads() is None,
-                                    reason="NumPy's BLAS is not an identified OpenBLAS")
-
-
-@pytest.fixture
-def two_threads():
-    """OpenBLAS on two threads, whatever this machine's default."""
-    before = cores.blas_threads()
-    cores.set_blas_threads(2)
-    yield
-    cores.set_blas_threads(before)
-
 
 def test_parts_outside_a_pass_is_the_whole_batch():
     assert cores.parts(np, 10) == [(0, 10)]
 
 
-@needs_openblas
-def test_parts_cover_the_batch_and_blas_runs_one_thread_inside(two_threads):
+def test_parts_cover_the_batch_and_blas_runs_one_thread_inside(two_blas_threads):
     with cores.sharing(8):
         assert cores.blas_threads() == 1
         assert cores.parts(np, 7) == [(0, 3), (3, 7)]
@@ -53,23 +40,20 @@ def test_parts_cover_the_batch_and_blas_runs_one_thread_inside(two_threads):
     assert seen[0][2] == threading.get_ident() != seen[1][2]
 
 
-@needs_openblas
-def test_a_batch_of_one_keeps_blas_threads(two_threads):
+def test_a_batch_of_one_keeps_blas_threads(two_blas_threads):
     with cores.sharing(1):
         assert cores.blas_threads() == 2
         assert cores.parts(np, 8) == [(0, 8)]
 
 
-@needs_openblas
-def test_split_turned_off_by_the_environment(two_threads, monkeypatch):
+def test_split_turned_off_by_the_environment(two_blas_threads, monkeypatch):
     monkeypatch.setenv("BREWNET_BATCH_SPLIT", "0")
     with cores.sharing(8):
         assert cores.parts(np, 8) == [(0, 8)]
         assert cores.blas_threads() == 2
 
 
-@needs_openblas
-def test_a_workers_error_reaches_the_caller(two_threads):
+def test_a_workers_error_reaches_the_caller(two_blas_threads):
     def fail_second(a, b):
         if a:
             raise ValueError("second range failed")
@@ -80,8 +64,7 @@ def test_a_workers_error_reaches_the_caller(two_threads):
     assert cores.blas_threads() == 2
 
 
-@needs_openblas
-def test_a_forked_child_splits_with_threads_of_its_own(two_threads):
+def test_a_forked_child_splits_with_threads_of_its_own(two_blas_threads):
     """After fork the parent's pool threads are gone: a child that split with them would
     wait forever; it gets a pool of its own."""
     with cores.sharing(4):

@@ -56,19 +56,14 @@ def test_kernel_matches_numpy_body(monkeypatch, fields, shape):
     np.testing.assert_array_equal(db, db_np)
 
 
-@pytest.mark.skipif(cores.blas_threads() is None, reason="NumPy's BLAS is not OpenBLAS")
 @pytest.mark.parametrize(("fields", "shape"), CASES[:2])
-def test_channels_split_over_the_cores_change_nothing(monkeypatch, fields, shape):
+def test_channels_split_over_the_cores_change_nothing(monkeypatch, two_blas_threads, fields,
+                                                      shape):
     """Each core runs the kernels over its own channels (``brewnet.cores``): the top and
     every gradient bit for bit as one call over all channels."""
     whole = run(monkeypatch, True, fields, shape)
-    before = cores.blas_threads()
-    cores.set_blas_threads(2)
-    try:
-        with cores.sharing(shape[0]):
-            assert len(cores.parts(np, shape[1])) == 2
-            split = run(monkeypatch, True, fields, shape)
-    finally:
-        cores.set_blas_threads(before)
+    with cores.sharing(shape[0]):
+        assert len(cores.parts(np, shape[1])) == 2
+        split = run(monkeypatch, True, fields, shape)
     for got, want in zip(split, whole, strict=True):
         np.testing.assert_array_equal(got, want)

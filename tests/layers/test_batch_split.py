@@ -15,19 +15,6 @@ import brewnet
 from brewnet import cores
 from brewnet.proto import caffe_pb2
 
-needs_openblas = pytest.mark.skipif(cores.blas_threads() is None,
-                                    reason="NumPy's BLAS is not an identified OpenBLAS")
-
-
-@pytest.fixture
-def two_threads():
-    """OpenBLAS on two threads, whatever this machine's default."""
-    before = cores.blas_threads()
-    cores.set_blas_threads(2)
-    yield
-    cores.set_blas_threads(before)
-
-
 # The convolutions take every path: conv1 per-sample columns with the bias folded into the
 # GEMM (columns bottom gradient); conv2 patch rows with the flipped bottom gradient; conv3 two
 # groups, 3x3 pad 1 (Winograd in TEST), then BatchNorm + Scale + ReLU (fused); conv4 a stride
@@ -129,9 +116,8 @@ def _run(split: bool, chunk_bytes: int | None, phase: int, monkeypatch
     return out
 
 
-@needs_openblas
 @pytest.mark.parametrize("chunk_bytes", [None, 20_000], ids=["kept columns", "chunks"])
-def test_split_layers_equal_whole_batch(two_threads, monkeypatch, chunk_bytes):
+def test_split_layers_equal_whole_batch(two_blas_threads, monkeypatch, chunk_bytes):
     whole = _run(False, chunk_bytes, brewnet.TRAIN, monkeypatch)
     split = _run(True, chunk_bytes, brewnet.TRAIN, monkeypatch)
     # Gradients below a BatchNorm's backward (a difference of means) lose relative precision:
@@ -148,8 +134,7 @@ def test_split_layers_equal_whole_batch(two_threads, monkeypatch, chunk_bytes):
                                        atol=1e-6 * float(np.abs(value).max()), err_msg=key)
 
 
-@needs_openblas
-def test_split_inference_equals_whole_batch(two_threads, monkeypatch):
+def test_split_inference_equals_whole_batch(two_blas_threads, monkeypatch):
     """TEST phase: BatchNorm (stored statistics), Scale and ReLU folded into the convolutions
     before them, written by their epilogues: conv3 through Winograd (3x3, pad 1), the
     depthwise and pointwise kinds in their own passes."""
