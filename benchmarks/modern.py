@@ -99,13 +99,17 @@ def torch_step(torch: Any, graph: TorchGraph, x: np.ndarray, y: np.ndarray
 
 def _alternate(runners: dict[str, Callable[[], Any]], rounds: int, calls: int
                ) -> dict[str, tuple[float, float]]:
-    """Best and median seconds per call of each runner, alternated round by round."""
+    """Best and median seconds per call of each runner, alternated round by round. Each turn
+    starts with one untimed call after the settling wait: a turn of one timed call (a
+    training iteration, a batch of 16) would otherwise time cores just woken from the wait
+    (brewnet's CIFAR-10 full iteration at 2 threads 86 ms that way, 63-66 ms back to back)."""
     for fn in runners.values():
         fn()  # warm-up
     times: dict[str, list[float]] = {k: [] for k in runners}
     for _ in range(rounds):
         for k, fn in runners.items():
             settle()
+            fn()  # this runner's own threads and cores awake again
             start = time.perf_counter()
             for _ in range(calls):
                 fn()
