@@ -35,15 +35,22 @@ from typing import Any
 import numpy as np
 
 
+def numpy_blas_first(paths: set[str]) -> list[str]:
+    """Mapped OpenBLAS paths, the one NumPy's wheel bundles (in ``numpy.libs``) first: another
+    package may map an OpenBLAS of its own, whose threads are not NumPy's."""
+    return sorted(paths, key=lambda path: ("numpy" not in path, path))
+
+
 @cache
 def _openblas() -> ctypes.CDLL | None:
     """The OpenBLAS library NumPy loaded, found among the process's mapped files."""
     try:
         with open("/proc/self/maps") as maps:
-            paths = sorted({line.split()[-1] for line in maps if "openblas" in line.lower()})
+            paths = {line.split()[-1] for line in maps if "openblas" in line.lower()}
     except OSError:  # no /proc (macOS): not identified
         return None
-    return ctypes.CDLL(paths[0]) if paths else None
+    ordered = numpy_blas_first(paths)
+    return ctypes.CDLL(ordered[0]) if ordered else None
 
 
 def blas_symbol(suffix: str) -> Any:

@@ -19,6 +19,14 @@ import pytest
 from brewnet import cores
 
 
+def test_numpys_own_openblas_comes_first():
+    """Another package's OpenBLAS sorts before NumPy's by name; NumPy's is still chosen."""
+    mine = "/env/site-packages/numpy.libs/libscipy_openblas64_-32a4b2a6.so"
+    other = "/env/site-packages/aaa.libs/libopenblas.so.0"
+    assert cores.numpy_blas_first({other, mine}) == [mine, other]
+    assert cores.numpy_blas_first({other}) == [other]
+
+
 def test_parts_outside_a_pass_is_the_whole_batch():
     assert cores.parts(np, 10) == [(0, 10)]
 
