@@ -25,9 +25,11 @@ forward would have left. The convolution's bottom still holds what it read then:
 compiler refuses a layer in place on a blob that another layer has read (Split's rule).
 ``BREWNET_FUSE=0`` or ``Net(..., fuse=False)`` turns it off.
 
-The same holds for a ReLU in place on the top of an Eltwise sum (ResNet's shortcut add): the
-two run as the Eltwise layer's ``forward_activated``, one pass over the blobs
-(:class:`FusedActivation`).
+A ReLU in place on the top of an Eltwise sum (ResNet's shortcut add) runs with it as the
+Eltwise layer's ``forward_activated``, one pass over the blobs (:class:`FusedActivation`), in
+every phase: neither layer keeps anything from its forward (the sum's backward reads only the
+top's gradient, the ReLU's its output, which the blob holds either way), so a backward after
+the fused forward runs the two layers one by one with nothing to replay.
 
 In training, a BatchNorm with batch statistics, the per-channel Scale in place on its top
 and a ReLU in place after that (:class:`FusedNormalization`; ResNet's and MobileNet's every
@@ -108,21 +110,19 @@ class FusedChain:
 @dataclass(frozen=True)
 class FusedActivation:
     """Steps ``head..last``: a layer that runs an in-place ReLU with negative ``slope`` after
-    itself in one pass (``forward_activated``), then that ReLU; ``replay`` as
-    :class:`FusedChain`'s."""
+    itself in one pass (``forward_activated``), then that ReLU. It leaves what the two
+    forwards leave, so a backward runs the steps one by one without a replay."""
 
     head: int
     last: int
     slope: np.float32
-    replay: bool = False
+    replay: ClassVar[bool] = False
     folds_backward: ClassVar[bool] = False
 
     def run(self, steps: list[Step]) -> None:
         step = steps[self.head]
         step.layer.reshape(step.bottoms, step.tops)
         step.layer.forward_activated(step.bottoms, step.tops, self.slope)
-
-    replay_steps = FusedChain.replay_steps
 
 
 @dataclass(frozen=True)
@@ -172,7 +172,7 @@ def fused_chains(plan: Plan) -> dict[int, Chain]:
     i = 0
     while i < len(plan.steps):
         chain = (_chain_at(plan.steps, i, replayable)
-                 or _activation_at(plan.steps, i, replayable)
+                 or _activation_at(plan.steps, i)
                  or _normalization_at(plan.steps, i))
         if chain is None:
             i += 1
@@ -228,19 +228,16 @@ def _chain_at(steps: list[Step], i: int, replayable: bool) -> FusedChain | None:
     return FusedChain(i, j - 1, tuple(affines), slope, replay)
 
 
-def _activation_at(steps: list[Step], i: int, replayable: bool) -> FusedActivation | None:
+def _activation_at(steps: list[Step], i: int) -> FusedActivation | None:
     head = steps[i]
     takes = getattr(head.layer, "takes_activation", None)
-    if (takes is None or not takes() or len(head.tops) != 1
-            or not _foldable(head, replayable)):
-        return None
-    if i + 1 >= len(steps) or not _in_place_on(steps[i + 1], head.tops[0], replayable):
+    if (takes is None or not takes() or len(head.tops) != 1 or any(head.loss_weights)
+            or i + 1 >= len(steps) or not _in_place_on(steps[i + 1], head.tops[0], True)):
         return None
     activation = getattr(steps[i + 1].layer, "activation_slope", None)
     if activation is None:
         return None
-    replay = any(_backward_runs(step) for step in steps[i:i + 2])
-    return FusedActivation(i, i + 1, np.float32(activation()), replay)
+    return FusedActivation(i, i + 1, np.float32(activation()))
 
 
 def _normalization_at(steps: list[Step], i: int) -> FusedNormalization | None:
