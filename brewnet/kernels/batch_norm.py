@@ -1,5 +1,5 @@
 """BatchNorm and Scale over ``(N, C, S)`` arrays in fewer passes than the NumPy bodies
-(BatchNorm forward: two reading passes for the statistics and one writing both outputs,
+(BatchNorm forward: one reading pass for the statistics and one writing both outputs,
 against about ten; backward: one for both sums and one writing), and BatchNorm with the
 Scale and ReLU in place after it in those same passes (``forward_affine``,
 ``affine_backward``: the training chains of ``brewnet.net.fusion``). They walk the channels
@@ -27,15 +27,6 @@ summed = partial(kernel, reassociate=True)
 
 
 @summed
-def _sum(a):  # pragma: no cover - compiled
-    """Σ a (one row) in float64, vectorized."""
-    t = 0.0
-    for k in range(a.size):
-        t += np.float64(a[k])
-    return t
-
-
-@summed
 def _sum_and_dot(a, c):  # pragma: no cover - compiled
     """(Σ a, Σ a·c) of rows in float64, each product exact, in one read of both."""
     t = u = 0.0
@@ -47,13 +38,16 @@ def _sum_and_dot(a, c):  # pragma: no cover - compiled
 
 
 @summed
-def _centred_squares(a, mu):  # pragma: no cover - compiled
-    """Σ (a − mu)² (one row) in float64, the difference taken in float32 as the body's."""
-    t = 0.0
-    for k in range(a.size):
-        d = np.float64(a[k] - mu)
-        t += d * d
-    return t
+def _shifted_sums(a, k):  # pragma: no cover - compiled
+    """(Σ (a − k), Σ (a − k)²) of one row in float64: both moments in one read. ``k`` is a
+    value of the channel, so the squares do not cancel when the mean is far from 0 against
+    the spread (raw Σa² would)."""
+    t = u = 0.0
+    for i in range(a.size):
+        d = np.float64(a[i]) - k
+        t += d
+        u += d * d
+    return t, u
 
 
 @kernel
@@ -65,22 +59,26 @@ def store(row, out):  # pragma: no cover - compiled
 
 @kernel
 def statistics(x, mean, var, std, eps, first, last):  # pragma: no cover - compiled
-    """Batch statistics of ``x`` (N, C, S): ``mean`` and biased ``var`` (C,) two-pass as
-    Caffe, ``std = sqrt(var + eps)`` (1, C, 1)."""
+    """Batch statistics of ``x`` (N, C, S): ``mean`` and biased ``var`` (C,), ``std =
+    sqrt(var + eps)`` (1, C, 1), from float64 sums of the values shifted by the channel's
+    first value, in one read of ``x``: Caffe's two passes give the same up to float32
+    rounding (the shift keeps the variance from cancelling as raw squares would)."""
     n, c, s = x.shape
     m = n * s
-    sums = np.zeros(c)
+    sums = np.zeros((c, 2))
+    shift = np.zeros(c)
+    if m > 0:
+        for ch in range(first, last):
+            shift[ch] = np.float64(x[0, ch, 0])
     for b in range(n):
         for ch in range(first, last):
-            sums[ch] += _sum(x[b, ch])
+            t, u = _shifted_sums(x[b, ch], shift[ch])
+            sums[ch, 0] += t
+            sums[ch, 1] += u
     for ch in range(first, last):
-        mean[ch] = np.float32(sums[ch] / m)
-    sums[:] = 0
-    for b in range(n):
-        for ch in range(first, last):
-            sums[ch] += _centred_squares(x[b, ch], mean[ch])
-    for ch in range(first, last):
-        var[ch] = np.float32(sums[ch] / m)
+        d = sums[ch, 0] / m  # the mean minus the shift
+        mean[ch] = np.float32(shift[ch] + d)
+        var[ch] = np.float32(max(sums[ch, 1] / m - d * d, 0.0))
         std[0, ch, 0] = np.sqrt(var[ch] + eps)
 
 

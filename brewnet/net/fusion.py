@@ -33,8 +33,8 @@ the fused forward runs the two layers one by one with nothing to replay.
 
 In training, a BatchNorm with batch statistics, the per-channel Scale in place on its top
 and a ReLU in place after that (:class:`FusedNormalization`; ResNet's and MobileNet's every
-BatchNorm) run as one forward step, ``BatchNorm.forward_affine`` (the statistics' two
-reading passes, then one pass writing x̂ and ``act(x̂·γ + β)``), and, after a forward that
+BatchNorm) run as one forward step, ``BatchNorm.forward_affine`` (one reading pass
+for the statistics, one writing x̂ and ``act(x̂·γ + β)``), and, after a forward that
 ran so, as one backward step, ``BatchNorm.backward_affine`` (one pass for the Scale's two
 sums, which times γ are BatchNorm's two means too, one writing the bottom's gradient). The
 fused forward leaves each layer what its own forward leaves for backward (BatchNorm's x̂ and

@@ -140,3 +140,21 @@ def test_folded_scale_and_relu_match_the_three_kernels(slope, bias):
     np.testing.assert_array_equal(dtop, g)
     for got in (out, diff):
         assert np.abs(got - dx).max() <= 1e-6 * np.abs(dx).max()  # measured: 6e-8
+
+
+def test_one_pass_statistics_do_not_cancel_far_from_zero():
+    """Mean and variance from one read (sums of the values shifted by a value of their
+    channel) equal float64's two-pass statistics to float32 rounding, also where the mean is
+    1e6 spreads away from 0: raw sums of squares would cancel there (relative error ~1e-4)."""
+    from brewnet.kernels.batch_norm import statistics
+
+    rng = np.random.default_rng(0)
+    for offset, spread in [(0, 1), (-300, 5), (1e4, 1e-2), (1e6, 1)]:
+        x = (rng.standard_normal((4, 3, 5000)) * spread + offset).astype(np.float32)
+        mean, var = np.empty(3, np.float32), np.empty(3, np.float32)
+        std = np.empty((1, 3, 1), np.float32)
+        statistics(x, mean, var, std, np.float32(1e-5), 0, 3)
+        x64 = x.astype(np.float64)
+        np.testing.assert_allclose(mean, x64.mean(axis=(0, 2)), rtol=1.2e-7)
+        np.testing.assert_allclose(var, x64.var(axis=(0, 2)), rtol=2.4e-7)
+        np.testing.assert_allclose(std.reshape(-1), np.sqrt(var + np.float32(1e-5)), rtol=1e-7)
