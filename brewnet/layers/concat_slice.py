@@ -3,6 +3,9 @@ axis. Each is the other's backward pass."""
 
 from __future__ import annotations
 
+from typing import Any
+
+from .. import cores
 from ..blob import Blob
 from .base import Layer
 from .registry import register
@@ -21,6 +24,24 @@ def _legacy_or_axis(layer: Layer, msg, legacy_field: str, num_axes: int) -> int:
                                     f"{num_axes} axes")
         return dim
     return canonical_axis(layer, int(msg.axis), num_axes)
+
+
+def _copy(xp: Any, axis: int, pairs: list[tuple[Any, Any]]) -> None:
+    """``dst[...] = src`` for each ``(dst, src)`` pair, split over the cores by samples (the
+    first axis) when the sections lie along a later one: SqueezeNet's and GoogLeNet's
+    channel joins are memory-bound copies as large as the convolutions' outputs."""
+    if not pairs:
+        return
+    n = pairs[0][0].shape[0] if axis > 0 else 1
+    row = sum(dst.size for dst, _ in pairs) // max(n, 1)
+
+    def copy(start: int, stop: int) -> None:
+        for dst, src in pairs:
+            if axis > 0:
+                dst, src = dst[start:stop], src[start:stop]
+            xp.copyto(dst, src)
+
+    cores.split(xp, n, copy, minimum=-(-cores.FLAT_MINIMUM // max(row, 1)))
 
 
 @register
@@ -58,14 +79,13 @@ class Concat(Layer):
         return array[(slice(None),) * self.axis + (slice(lo, hi),)]
 
     def forward(self, bottom: list[Blob], top: list[Blob]) -> None:
-        for i, b in enumerate(bottom):
-            self._section(top[0].data, i)[...] = b.data
+        _copy(top[0].xp, self.axis,
+              [(self._section(top[0].data, i), b.data) for i, b in enumerate(bottom)])
 
     def backward(self, top: list[Blob], propagate_down: list[bool],
                  bottom: list[Blob]) -> None:
-        for i, b in enumerate(bottom):
-            if propagate_down[i]:
-                b.diff[...] = self._section(top[0].diff, i)
+        _copy(top[0].xp, self.axis, [(b.diff, self._section(top[0].diff, i))
+                                     for i, b in enumerate(bottom) if propagate_down[i]])
 
 
 @register
@@ -110,12 +130,12 @@ class Slice(Layer):
         return array[(slice(None),) * self.axis + (slice(lo, hi),)]
 
     def forward(self, bottom: list[Blob], top: list[Blob]) -> None:
-        for i, t in enumerate(top):
-            t.data[...] = self._section(bottom[0].data, i)
+        _copy(bottom[0].xp, self.axis,
+              [(t.data, self._section(bottom[0].data, i)) for i, t in enumerate(top)])
 
     def backward(self, top: list[Blob], propagate_down: list[bool],
                  bottom: list[Blob]) -> None:
         if not propagate_down[0]:
             return
-        for i, t in enumerate(top):
-            self._section(bottom[0].diff, i)[...] = t.diff
+        _copy(bottom[0].xp, self.axis,
+              [(self._section(bottom[0].diff, i), t.diff) for i, t in enumerate(top)])

@@ -21,8 +21,8 @@ from brewnet.proto import caffe_pb2
 # (rows bottom gradient); their columns kept whole or built in chunks (``chunk_bytes``). LRN
 # across and within channels; MAX and AVE pooling; a second branch (Split layers: pool1, pw):
 # depthwise (stride 2) with a BatchNorm, pointwise (bias), Scale alone, Eltwise + ReLU,
-# pointwise (stride 2), inner products (plain; transposed weights); GEMMs and element-wise
-# passes split however small.
+# pointwise (stride 2), Slice and Concat along the channels, inner products (plain;
+# transposed weights); GEMMs, element-wise passes and copies split however small.
 # ``force_backward`` gives the first convolution a bottom gradient too.
 _NET = """
 force_backward: true
@@ -74,7 +74,10 @@ layer { name: "relu_sum" type: "ReLU" bottom: "sum" top: "sum" }
 layer { name: "pw2" type: "Convolution" bottom: "sum" top: "pw2"
         convolution_param { num_output: 12 kernel_size: 1 stride: 2
                             weight_filler { type: "gaussian" std: 0.1 } } }
-layer { name: "ip" type: "InnerProduct" bottom: "pw2" top: "ip"
+layer { name: "cut" type: "Slice" bottom: "pw2" top: "pw2a" top: "pw2b"
+        slice_param { slice_point: 5 } }
+layer { name: "join" type: "Concat" bottom: "pw2b" bottom: "pw2a" top: "joined" }
+layer { name: "ip" type: "InnerProduct" bottom: "joined" top: "ip"
         inner_product_param { num_output: 9 weight_filler { type: "gaussian" std: 0.1 }
                               bias_filler { type: "gaussian" std: 0.1 } } }
 layer { name: "ip2" type: "InnerProduct" bottom: "ip" top: "ip2"
