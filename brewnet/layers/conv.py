@@ -459,8 +459,8 @@ class ConvolutionLayer(Layer):
         ``(M,)`` (None: 1 and 0). How a convolution runs the BatchNorm, Scale and ReLU that
         ``brewnet.net.fusion`` folded into it: in the pass that writes the top (depthwise,
         pointwise, and 3x3 stride-1 layers with enough 2x2 tiles through Winograd's F(2x2, 3x3),
-        ``winograd.py``), or in one more pass after forward's GEMMs (im2col; a patch-row layer
-        at batch 1 through ``_forward_columns`` instead)."""
+        ``winograd.py``), or on each chunk of output right after its GEMM (im2col; a patch-row
+        layer at batch 1 through ``_forward_columns``, then over its top)."""
         xp = bottom[0].xp
         g, m, n = self._group, self._num_output, self._n
         mg, ohw = m // g, self._oh * self._ow
@@ -478,10 +478,12 @@ class ConvolutionLayer(Layer):
                                         self._nchw_top(t.data), a, b, act)
             return
         if self._kind == "im2col" and not (self._patch_rows and n == 1):
-            self.forward(bottom, top)
-            for t in top:
-                epilogue.apply(xp, t.data.reshape(n, g, mg, ohw), a.reshape(g, mg),
-                               b.reshape(g, mg), act)
+            bias = self.blobs[1].data.reshape(1, g, mg, 1) if self._bias_term else None
+            for index, (x, t) in enumerate(zip(bottom, top, strict=True)):
+                self._point_patches(xp, x.data)
+                self._apply_weights(xp, t.data, bias, fill=x.data,
+                                    epilogue_args=(a.reshape(g, mg), b.reshape(g, mg), act))
+                self._col_source = index
             return
         if self._bias_term:
             b = self.blobs[1].data * a + b
@@ -541,10 +543,11 @@ class ConvolutionLayer(Layer):
             self._col_source = source
         return self._xpad
 
-    def _apply_weights(self, xp, out, bias, fill=None) -> None:
+    def _apply_weights(self, xp, out, bias, fill=None, epilogue_args=None) -> None:
         """``out`` (the convolution's output, any shape of that size) = weights x the columns
         in ``_col`` (+ ``bias``, shaped ``(1, G, M/G, 1)``, when given); with ``fill``, each
-        range of samples first copies its part of that bottom (``_fill``)."""
+        range of samples first copies its part of that bottom (``_fill``); with
+        ``epilogue_args``, each chunk of output then gets ``epilogue.apply`` while in cache."""
         g, m = self._group, self._num_output
         mg, ohw = m // g, self._oh * self._ow
         top4 = out.reshape(self._n, g, mg, ohw)
@@ -568,6 +571,8 @@ class ConvolutionLayer(Layer):
                     xp.matmul(weight, cols, out=top4[first:last])
                     if bias is not None and not folded:
                         top4[first:last] += bias
+                if epilogue_args is not None:
+                    epilogue.apply(xp, top4[first:last], *epilogue_args)
 
         cores.split(xp, self._n, multiply)
 
