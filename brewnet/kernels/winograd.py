@@ -87,3 +87,118 @@ def output_transform(m, y, a, b, slope):  # pragma: no cover - compiled
                     if row < h:
                         for q in range(w):
                             y[bi, k, row, q] = out[i, q]
+
+
+@kernel
+def input_transform_general(x, v, taps, coefs, pad):  # pragma: no cover - compiled
+    """:func:`input_transform` for F(2x2, r x r), ``r`` odd, into channels-last ``v``
+    ``(a², T, C)``: ``v[a·i + j, t, c] = (Bᵀ d B)[i, j]``, ``d`` the tile's ``a x a`` block
+    at ``(2ty − pad, 2tx − pad)``, zero outside ``x`` (``a = r + 1``). ``Bᵀ`` is given by
+    its nonzero entries, four a row: row ``i`` is ``Σ_u coefs[i, u]·d[taps[i, u]]`` (a row
+    with fewer has zero coefficients).
+
+    A sample at a time, channels last, so that every loop runs over whole rows of tiles
+    times all channels (CIFAR-10's 5x5 layers have 8 or 4 tiles a row). Tiles start every
+    second row and column, so the sample is first dealt into four quarter planes by the
+    parity of its padded row and column: column ``l`` of every tile of a row is then one
+    contiguous run of a quarter row, shifted by ``l // 2``. Along the rows that gives the
+    ``a`` columns of all tiles (``across``); down them, row ``k`` of every tile is a
+    contiguous run again, shifted by ``k // 2`` quarter rows, and the rows of ``Bᵀ`` write
+    ``v`` directly. Slices are taken before the loops, which then index from 0: numba adds
+    no negative-index checks and LLVM vectorizes them."""
+    n, c, h, w = x.shape
+    a = taps.shape[0]
+    half = a // 2
+    th, tw = (h + 1) // 2, (w + 1) // 2
+    rows, width = th + half - 1, tw + half - 1  # a quarter plane
+    tiles = th * tw
+    run, flat = tw * c, tiles * c
+    # Quarter planes (row parity, column parity, row, column, channel); the padding around
+    # the bottom is never written, so it stays 0.
+    quarter = np.zeros((2, 2, rows, width * c), dtype=np.float32)
+    # Bᵀ along the rows: (row parity, j, quarter row x tile column x channel).
+    across = np.empty((2, a, rows * run), dtype=np.float32)
+    for b in range(n):
+        t0 = b * tiles
+        for ch in range(c):
+            for r in range(h):
+                pr = r + pad
+                src = x[b, ch, r]
+                for q in range(w):
+                    pq = q + pad
+                    quarter[pr % 2, pq % 2, pr // 2, (pq // 2) * c + ch] = src[q]
+        for parity in range(2):
+            for j in range(a):
+                c0, c1, c2, c3 = coefs[j, 0], coefs[j, 1], coefs[j, 2], coefs[j, 3]
+                l0, l1, l2, l3 = taps[j, 0], taps[j, 1], taps[j, 2], taps[j, 3]
+                for r in range(rows):
+                    s0 = quarter[parity, l0 % 2, r][(l0 // 2) * c:(l0 // 2) * c + run]
+                    s1 = quarter[parity, l1 % 2, r][(l1 // 2) * c:(l1 // 2) * c + run]
+                    s2 = quarter[parity, l2 % 2, r][(l2 // 2) * c:(l2 // 2) * c + run]
+                    s3 = quarter[parity, l3 % 2, r][(l3 // 2) * c:(l3 // 2) * c + run]
+                    out = across[parity, j][r * run:r * run + run]
+                    for e in range(run):
+                        out[e] = c0 * s0[e] + c1 * s1[e] + c2 * s2[e] + c3 * s3[e]
+        for i in range(a):
+            c0, c1, c2, c3 = coefs[i, 0], coefs[i, 1], coefs[i, 2], coefs[i, 3]
+            k0, k1, k2, k3 = taps[i, 0], taps[i, 1], taps[i, 2], taps[i, 3]
+            o0, o1, o2, o3 = (k0 // 2) * run, (k1 // 2) * run, (k2 // 2) * run, (k3 // 2) * run
+            for j in range(a):
+                s0 = across[k0 % 2, j][o0:o0 + flat]
+                s1 = across[k1 % 2, j][o1:o1 + flat]
+                s2 = across[k2 % 2, j][o2:o2 + flat]
+                s3 = across[k3 % 2, j][o3:o3 + flat]
+                out = v[a * i + j].reshape(-1)[t0 * c:t0 * c + flat]
+                for e in range(flat):
+                    out[e] = c0 * s0[e] + c1 * s1[e] + c2 * s2[e] + c3 * s3[e]
+
+
+@kernel
+def output_transform_general(m, y, at, a, b, slope):  # pragma: no cover - compiled
+    """:func:`output_transform` for F(2x2, r x r) from channels-last ``m`` ``(a², T, M)``,
+    ``Aᵀ`` the ``2 x a`` matrix ``at``: a sample at a time, every loop over all its tiles
+    times all channels, then the 2x2 outputs of each tile dealt to ``y``'s planes."""
+    n, mo, h, w = y.shape
+    size = at.shape[1]
+    th, tw = (h + 1) // 2, (w + 1) // 2
+    tiles = th * tw
+    flat = tiles * mo
+    across = np.empty((2, size, flat), dtype=np.float32)  # Aᵀ down each tile column
+    out = np.empty((2, 2, tiles, mo), dtype=np.float32)  # output row, column, tile, channel
+    zero = np.float32(0)
+    for bi in range(n):
+        t0 = bi * tiles
+        for i in range(2):
+            for j in range(size):
+                acc = across[i, j]
+                for e in range(flat):
+                    acc[e] = zero
+                for p in range(size):
+                    coef = at[i, p]
+                    if coef != zero:
+                        src = m[size * p + j].reshape(-1)[t0 * mo:t0 * mo + flat]
+                        for e in range(flat):
+                            acc[e] += coef * src[e]
+        for i in range(2):
+            for jj in range(2):
+                o = out[i, jj].reshape(-1)
+                for e in range(flat):
+                    o[e] = zero
+                for p in range(size):
+                    coef = at[jj, p]
+                    if coef != zero:
+                        src = across[i, p]
+                        for e in range(flat):
+                            o[e] += coef * src[e]
+                for t in range(tiles):
+                    row = out[i, jj, t]
+                    for k in range(mo):
+                        row[k] = relu(row[k] * a[k] + b[k], slope)
+        for k in range(mo):
+            for ty in range(th):
+                for i in range(2):
+                    r = 2 * ty + i
+                    if r < h:
+                        dst = y[bi, k, r]
+                        for q in range(w):
+                            dst[q] = out[i, q % 2, ty * tw + q // 2, k]

@@ -413,6 +413,15 @@ class ConvolutionLayer(Layer):
             if self._kind == "pointwise":
                 self._pointwise_forward(xp, b.data, t.data.reshape(self._n, mg, -1), bias)
                 continue
+            if self._winograd_forward(xp):
+                self._col_source = None  # no columns made: backward builds its own
+                shift = (xp.zeros(self._num_output, dtype=np.float32) if bias is None
+                         else self.blobs[1].data)
+                winograd.forward_affine(xp, self._nchw(b.data), self.blobs[0].data, g,
+                                        self._nchw_top(t.data),
+                                        xp.ones(self._num_output, dtype=np.float32), shift,
+                                        np.float32(1))
+                continue
             self._point_patches(xp, b.data)
             self._apply_weights(xp, t.data, bias, fill=b.data)
             self._col_source = index
@@ -467,9 +476,7 @@ class ConvolutionLayer(Layer):
         a = xp.ones(m, dtype=np.float32) if scale is None else scale
         b = xp.zeros(m, dtype=np.float32) if shift is None else shift
         act = np.float32(1 if slope is None else slope)
-        if (self._kind == "im2col" and kernels.enabled(xp)
-                and winograd.applies(n, self._h, self._w, self._channels // g, self._kernel,
-                                     self._stride, self._pad, self._dilation)):
+        if self._winograd_forward(xp):
             self._col_source = None  # _col no longer matches any bottom
             if self._bias_term:
                 b = self.blobs[1].data * a + b
@@ -504,6 +511,13 @@ class ConvolutionLayer(Layer):
                 continue
             self._pointwise_forward(xp, x.data, t.data.reshape(n, m, ohw), None,
                                     (a.reshape(1, m), b.reshape(1, m), act))
+
+    def _winograd_forward(self, xp) -> bool:
+        """Whether forward runs by Winograd's transforms (``winograd.py``: 3x3 and 5x5
+        "same" convolutions of stride 1, with the compiled kernels)."""
+        return (self._kind == "im2col" and kernels.enabled(xp)
+                and winograd.applies(self._n, self._h, self._w, self._channels // self._group,
+                                     self._kernel, self._stride, self._pad, self._dilation))
 
     def _forward_columns(self, xp, x, out) -> None:
         """``out`` ``(N, G, M/G, OH*OW)`` = the weights times per-sample columns in the
@@ -683,13 +697,31 @@ class ConvolutionLayer(Layer):
     def _backward_data(self, xp, dy, dx) -> None:
         """``dx`` (the convolution's input, overwritten) = the transposed convolution of
         ``dy`` (the convolution's output)."""
-        if self._patch_rows and self._flipped_data_grad:
+        g = self._group
+        if (kernels.enabled(xp) and (self._oh, self._ow) == (self._h, self._w)
+                and winograd.applies(self._n, self._oh, self._ow, self._num_output // g,
+                                     self._kernel, self._stride, self._pad, self._dilation)):
+            self._backward_data_winograd(xp, dy, dx)
+        elif self._patch_rows and self._flipped_data_grad:
             self._backward_data_flipped(xp, dy, dx)
         elif self._patch_rows:
             self._backward_data_rows(xp, dy, dx)
         else:
-            g, mg = self._group, self._num_output // self._group
+            mg = self._num_output // g
             self._backward_data_columns(xp, dy.reshape(self._n, g, mg, -1), dx)
+
+    def _backward_data_winograd(self, xp, top_diff, dx) -> None:
+        """A "same" convolution of stride 1 (3x3 pad 1, 5x5 pad 2): ``dx`` is the forward
+        convolution of the top gradient with each group's kernels flipped and their in/out
+        channels swapped, by Winograd's transforms (``winograd.py``)."""
+        g, m, c = self._group, self._num_output, self._channels
+        mg, cg = m // g, c // g
+        kh, kw = self._kernel
+        flipped = self.blobs[0].data.reshape(g, mg, cg, kh, kw)[:, :, :, ::-1, ::-1]
+        weight = xp.ascontiguousarray(flipped.transpose(0, 2, 1, 3, 4)).reshape(c, mg, kh, kw)
+        winograd.forward_affine(xp, self._nchw_top(top_diff), weight, g, self._nchw(dx),
+                                xp.ones(c, dtype=np.float32), xp.zeros(c, dtype=np.float32),
+                                np.float32(1))
 
     def _add_weight_grad(self, xp, dy, bias_diff=None) -> None:
         """Add the weight gradient for ``dy`` (N, G, M/G, OH*OW) and the columns in ``_col``;

@@ -1,14 +1,19 @@
-"""A 3x3, stride-1, pad-1 convolution's forward by Winograd's F(2x2, 3x3) (Lavin & Gray,
-2015), for inference: the transformed weights ``U = G g Gᵀ`` (16, G, M/G, C/G), the
-transformed bottom ``V`` (16, C, T) of T 2x2 output tiles, 16 GEMMs ``U @ V`` per group over
-its channels (16 products a tile where the direct form has 36), and the output transform with
-the convolution's per-channel epilogue (``brewnet.layers.epilogue``) in the same pass; each
-core takes its own samples (``brewnet.cores``). ResNet-50's 3x3 layers at batch 16 take 0.6x
-the time of the patch-row GEMMs.
+"""A 3x3 (pad 1) or 5x5 (pad 2), stride-1 convolution by Winograd's F(2x2, 3x3) or F(2x2,
+5x5) (Lavin & Gray, 2015): the transformed weights ``U = G g Gᵀ`` (a², G, M/G, C/G), the
+transformed bottom ``V`` (a², C, T) of T 2x2 output tiles (``a = r + 1``: 4 or 6), a² GEMMs
+``U @ V`` per group over its channels (16 products a tile where the direct 3x3 form has 36,
+36 where the 5x5 has 100), and the output transform with the convolution's per-channel
+epilogue (``brewnet.layers.epilogue``) in the same pass; each core takes its own samples
+(``brewnet.cores``). It serves inference (ResNet-50's 3x3 layers at batch 16 take 0.6x the
+time of the patch-row GEMMs) and, for batches of 4 or more, training: the forward and the
+bottom gradient (the convolution of the top's gradient with the flipped kernels) of CIFAR-10's
+5x5 and ResNet's 3x3 layers.
 
-Results differ from the direct sum by rounding only (the transforms add and subtract inputs
-before the products; relative differences of about 1e-6). The transforms are compiled
-(``brewnet.kernels.winograd``); without the kernels the convolution keeps its im2col path.
+Results differ from the direct sum by rounding only: the transforms add and subtract inputs
+before the products, with relative differences of about 1e-6 for 3x3 and 1e-5 (of a tile's
+largest output) for 5x5, whose transform has entries up to 5 and 1/24 (points 0, ±1, ±2).
+The transforms are compiled (``brewnet.kernels.winograd``); without the kernels the
+convolution keeps its im2col path.
 """
 
 from __future__ import annotations
@@ -23,47 +28,91 @@ from .scratch import scratch
 # G ⊗ G: the weight transform G g Gᵀ of every filter as one GEMM over the 9 taps.
 _G = np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]], dtype=np.float32)
 _GG = np.kron(_G, _G)  # (16, 9): row 4i + j, column 3r + s
-# Samples per chunk: V and the GEMM output stay within about this many bytes each.
+# F(2x2, 5x5) from the points 0, 1, -1, 2, -2 and infinity: Aᵀ (2x6), G (6x5), Bᵀ (6x6);
+# of the usual point sets, this one rounds least in float32 (measured: 1.0e-5 of a tile's
+# largest output against 1.1e-5 for 0, ±1, ±1/2).
+_AT5 = np.array([[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 1]], dtype=np.float32)
+_G5 = np.array([[6, 0, 0, 0, 0], [-4, -4, -4, -4, -4], [-4, 4, -4, 4, -4],
+                [1, 2, 4, 8, 16], [1, -2, 4, -8, 16], [0, 0, 0, 0, 24]], dtype=np.float64) / 24
+_BT5 = np.array([[4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -4, -1, 1, 0],
+                 [0, -2, -1, 2, 1, 0], [0, 2, -1, -2, 1, 0], [0, 4, 0, -5, 0, 1]],
+                dtype=np.float32)
+_GG5 = np.kron(_G5, _G5)  # (36, 25), float64: U rounds once
+# Bᵀ's nonzero entries, four a row (the transform kernel's form): positions and values.
+_TAPS5 = np.array([np.flatnonzero(row).tolist() + [0] * (4 - np.count_nonzero(row))
+                   for row in _BT5], dtype=np.int64)
+_COEFS5 = np.take_along_axis(_BT5, _TAPS5, axis=1) * (np.arange(4) < np.count_nonzero(
+    _BT5, axis=1)[:, None])
+# Samples per chunk: V and the GEMM output stay within about this many bytes each (3x3;
+# 5x5 layers, CIFAR-10's, have few channels and many tiles: their GEMMs with 32 channels run
+# 106 GFLOP/s on 3 MB operands, 59 on 29 MB ones).
 _CHUNK_BYTES = 16 << 20
+_CHUNK_BYTES_5 = 3 << 20
 # Below 4 samples, the tiles and channels a forward needs for the GEMMs to repay the
 # transforms.
 MIN_TILES = 196
 MIN_CHANNELS = 64
+# A 5x5 layer's GEMMs over fewer input channels a group run too thin to repay the transforms
+# (CIFAR-10's first layer has 3).
+MIN_CHANNELS_5 = 16
 
 
 def applies(n: int, h: int, w: int, group_channels: int, kernel: tuple, stride: tuple,
             pad: tuple, dilation: tuple) -> bool:
     """Whether the Winograd forward serves this convolution of ``n`` ``h x w`` planes with
-    ``group_channels`` input channels a group: 3x3, stride 1, pad 1, no dilation, and at
-    least 4 samples, or ``MIN_TILES`` tiles over ``MIN_CHANNELS`` channels (with fewer, the
-    weight transform made at every forward and the serial bottom and top transforms cost
+    ``group_channels`` input channels a group: stride 1, no dilation, and 3x3 with pad 1 for
+    at least 4 samples, or ``MIN_TILES`` tiles over ``MIN_CHANNELS`` channels (with fewer,
+    the weight transform made at every forward and the serial bottom and top transforms cost
     more than the GEMMs save: ResNet-50's 14x14 and 7x7 layers and SqueezeNet's at batch 1,
-    the latter at 2 threads)."""
+    the latter at 2 threads); or 5x5 with pad 2 for at least 4 samples of ``MIN_CHANNELS_5``
+    channels."""
+    if stride != (1, 1) or dilation != (1, 1):
+        return False
     tiles = n * ((h + 1) // 2) * ((w + 1) // 2)
-    return ((kernel, stride, pad, dilation) == ((3, 3), (1, 1), (1, 1), (1, 1))
-            and (n >= 4 or (tiles >= MIN_TILES and group_channels >= MIN_CHANNELS)))
+    if (kernel, pad) == ((3, 3), (1, 1)):
+        return n >= 4 or (tiles >= MIN_TILES and group_channels >= MIN_CHANNELS)
+    return (kernel, pad) == ((5, 5), (2, 2)) and n >= 4 and group_channels >= MIN_CHANNELS_5
 
 
 def forward_affine(xp: Any, x: Any, weight: Any, group: int, y: Any, a: Any, b: Any,
                    slope: np.float32) -> None:
     """``y = act((weight * x)·a + b)`` per channel, ``group`` groups: ``x`` ``(N, C, H, W)``,
-    ``weight`` ``(M, C/G, 3, 3)``, ``y`` ``(N, M, H, W)``, ``a``, ``b`` ``(M,)``."""
-    from ..kernels.winograd import input_transform, output_transform
+    ``weight`` ``(M, C/G, r, r)`` (r 3 or 5), ``y`` ``(N, M, H, W)``, ``a``, ``b``
+    ``(M,)``."""
+    from ..kernels import winograd as kernels
 
     n, c, h, w = x.shape
-    m, g = weight.shape[0], group
+    m, g, r = weight.shape[0], group, weight.shape[-1]
     tiles = ((h + 1) // 2) * ((w + 1) // 2)
-    u = scratch(xp, "winograd.u", (16, g, m // g, c // g))
-    xp.matmul(_GG, weight.reshape(-1, 9).T, out=u.reshape(16, -1))
-    chunk = max(1, min(n, _CHUNK_BYTES // (16 * max(c, m) * tiles * 4)))
+    size = (r + 1) ** 2
+    u = scratch(xp, "winograd.u", (size, g, m // g, c // g))
+    if r == 3:
+        xp.matmul(_GG, weight.reshape(-1, 9).T, out=u.reshape(16, -1))
+        budget = _CHUNK_BYTES
+    else:
+        u.reshape(size, -1)[...] = _GG5 @ weight.reshape(-1, 25).T.astype(np.float64)
+        budget = _CHUNK_BYTES_5
+    chunk = max(1, min(n, budget // (size * max(c, m) * tiles * 4)))
 
     def transform(first: int, last: int) -> None:
         for start in range(first, last, chunk):
             q = min(last, start + chunk) - start
-            v = scratch(xp, "winograd.v", (16, c, q * tiles))
-            out = scratch(xp, "winograd.m", (16, m, q * tiles))
-            input_transform(x[start:start + q], v)
-            xp.matmul(u, v.reshape(16, g, c // g, -1), out=out.reshape(16, g, m // g, -1))
-            output_transform(out, y[start:start + q], a, b, slope)
+            if r == 3:
+                v = scratch(xp, "winograd.v", (size, c, q * tiles))
+                out = scratch(xp, "winograd.m", (size, m, q * tiles))
+                kernels.input_transform(x[start:start + q], v)
+                xp.matmul(u, v.reshape(size, g, c // g, -1),
+                          out=out.reshape(size, g, m // g, -1))
+                kernels.output_transform(out, y[start:start + q], a, b, slope)
+                continue
+            # 5x5: channels last, (a², T, C) and (a², T, M), so that the transforms' loops
+            # run over all channels of a row of tiles (CIFAR-10's have 8 tiles a row or 4).
+            v = scratch(xp, "winograd.v5", (size, q * tiles, c))
+            out = scratch(xp, "winograd.m5", (size, q * tiles, m))
+            kernels.input_transform_general(x[start:start + q], v, _TAPS5, _COEFS5, 2)
+            xp.matmul(v.reshape(size, -1, g, c // g).transpose(0, 2, 1, 3),
+                      u.transpose(0, 1, 3, 2),
+                      out=out.reshape(size, -1, g, m // g).transpose(0, 2, 1, 3))
+            kernels.output_transform_general(out, y[start:start + q], _AT5, a, b, slope)
 
     cores.split(xp, n, transform)

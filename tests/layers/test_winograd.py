@@ -1,6 +1,8 @@
-"""Winograd's F(2x2, 3x3) forward (brewnet/layers/winograd.py) against the direct sum: the
-3x3 stride-1 pad-1 convolution with its per-channel epilogue, odd and even extents, groups,
-several chunks of samples, and the batch/geometry rule that picks it."""
+"""Winograd's F(2x2, 3x3) and F(2x2, 5x5) forward (brewnet/layers/winograd.py) against the
+direct sum: the 3x3 pad-1 and 5x5 pad-2 stride-1 convolutions with their per-channel
+epilogue, odd and even extents, groups, several chunks of samples, and the batch/geometry rule
+that picks them; and a convolution layer training through them (forward, bottom gradient)
+against its im2col GEMMs."""
 
 import numpy as np
 import pytest
@@ -11,15 +13,17 @@ pytest.importorskip("numba")
 
 
 def direct(x, g, a, b, slope, group=1):
-    """The reference in float64: cross-correlation with zero padding 1 per group, then the
-    epilogue."""
-    xp = np.pad(x.astype(np.float64), ((0, 0), (0, 0), (1, 1), (1, 1)))
-    cols = np.lib.stride_tricks.sliding_window_view(xp, (3, 3), axis=(2, 3))
+    """The reference in float64: cross-correlation with "same" zero padding per group, then
+    the epilogue."""
+    r = g.shape[-1]
+    p = r // 2
+    xp = np.pad(x.astype(np.float64), ((0, 0), (0, 0), (p, p), (p, p)))
+    cols = np.lib.stride_tricks.sliding_window_view(xp, (r, r), axis=(2, 3))
     n, c, h, w = x.shape
     m = g.shape[0]
-    cols = cols.reshape(n, group, c // group, h, w, 3, 3)
+    cols = cols.reshape(n, group, c // group, h, w, r, r)
     y = np.einsum("ngchwij,gmcij->ngmhw", cols,
-                  g.astype(np.float64).reshape(group, m // group, c // group, 3, 3))
+                  g.astype(np.float64).reshape(group, m // group, c // group, r, r))
     y = y.reshape(n, m, h, w)
     y = y * a[None, :, None, None] + b[None, :, None, None]
     return np.maximum(y, 0) + slope * np.minimum(y, 0)
@@ -29,27 +33,32 @@ def direct(x, g, a, b, slope, group=1):
                                    (4, 32, 32, 14, 14, 1), (6, 5, 4, 1, 2, 1),
                                    (4, 8, 12, 13, 13, 2), (4, 6, 6, 5, 6, 3)])
 @pytest.mark.parametrize("slope", [0.0, 0.1, 1.0])
-def test_forward_affine_equals_the_direct_convolution(shape, slope):
+@pytest.mark.parametrize("r", [3, 5])
+def test_forward_affine_equals_the_direct_convolution(shape, slope, r):
+    """Rounding only: 1e-5 of the largest output for 3x3; 5x5's transform has entries up to
+    5 and 1/24 and rounds more (measured 4e-6 of the largest output), so 3e-5."""
     n, c, m, h, w, group = shape
     rng = np.random.default_rng(sum(shape))
     x = rng.standard_normal((n, c, h, w)).astype(np.float32)
-    g = rng.standard_normal((m, c // group, 3, 3)).astype(np.float32)
+    g = rng.standard_normal((m, c // group, r, r)).astype(np.float32)
     a = rng.uniform(0.5, 2, m).astype(np.float32)
     b = rng.standard_normal(m).astype(np.float32)
     y = np.full((n, m, h, w), np.nan, dtype=np.float32)
     winograd.forward_affine(np, x, g, group, y, a, b, np.float32(slope))
     want = direct(x, g, a, b, slope, group)
-    assert np.abs(y - want).max() <= 1e-5 * np.abs(want).max()
+    assert np.abs(y - want).max() <= (1e-5 if r == 3 else 3e-5) * np.abs(want).max()
 
 
-def test_chunks_of_samples_give_the_whole_batch(monkeypatch):
+@pytest.mark.parametrize("r, budget", [(3, "_CHUNK_BYTES"), (5, "_CHUNK_BYTES_5")])
+def test_chunks_of_samples_give_the_whole_batch(monkeypatch, r, budget):
     rng = np.random.default_rng(1)
     x = rng.standard_normal((7, 16, 12, 12)).astype(np.float32)
-    g = rng.standard_normal((8, 16, 3, 3)).astype(np.float32)
+    g = rng.standard_normal((8, 16, r, r)).astype(np.float32)
     a, b = np.ones(8, np.float32), np.zeros(8, np.float32)
     whole = np.empty((7, 8, 12, 12), np.float32)
     winograd.forward_affine(np, x, g, 1, whole, a, b, np.float32(1))
-    monkeypatch.setattr(winograd, "_CHUNK_BYTES", 16 * 16 * 36 * 4 * 2)  # two samples a chunk
+    # two samples a chunk
+    monkeypatch.setattr(winograd, budget, (r + 1) ** 2 * 16 * 36 * 4 * 2)
     chunked = np.empty_like(whole)
     winograd.forward_affine(np, x, g, 1, chunked, a, b, np.float32(1))
     np.testing.assert_array_equal(chunked, whole)
@@ -66,3 +75,80 @@ def test_only_3x3_stride_1_pad_1_from_batch_4_or_enough_tiles_and_channels():
         changed = list(same)
         changed[i] = other
         assert not winograd.applies(16, 14, 14, 64, *changed)
+
+
+def test_5x5_pad_2_from_batch_4_and_16_channels():
+    same = ((5, 5), (1, 1), (2, 2), (1, 1))
+    assert winograd.applies(4, 8, 8, 16, *same)
+    assert not winograd.applies(3, 32, 32, 64, *same)
+    assert not winograd.applies(100, 32, 32, 3, *same)  # CIFAR-10's first layer
+    assert not winograd.applies(16, 16, 16, 32, (5, 5), (1, 1), (1, 1), (1, 1))
+    assert not winograd.applies(16, 16, 16, 32, (5, 5), (2, 2), (2, 2), (1, 1))
+    assert not winograd.applies(16, 16, 16, 32, (5, 5), (1, 1), (2, 2), (2, 2))
+
+
+CONV = """
+layer {{ name: "data" type: "Input" top: "data"
+        input_param {{ shape {{ dim: {n} dim: {c} dim: {h} dim: {w} }} }} }}
+layer {{ name: "{kind}" type: "{kind}" bottom: "data" top: "out"
+        convolution_param {{ num_output: {m} kernel_size: {r} pad: {p} group: {group}
+                            weight_filler {{ type: "gaussian" std: 0.1 }}
+                            bias_filler {{ type: "gaussian" std: 0.1 }} }} }}
+"""
+
+
+def _train(text, winograd_on, monkeypatch):
+    """The top, the bottom gradient and the parameter gradients after forward and backward
+    of a TRAIN net from ``text``, Winograd on or off (the im2col GEMMs)."""
+    from google.protobuf import text_format
+
+    import brewnet
+    from brewnet.proto import caffe_pb2
+
+    if not winograd_on:
+        monkeypatch.setattr(winograd, "applies", lambda *args: False)
+    brewnet.set_random_seed(4)
+    param = caffe_pb2.NetParameter(force_backward=True)
+    text_format.Parse(text, param)
+    net = brewnet.Net(param, brewnet.TRAIN)
+    rng = np.random.default_rng(5)
+    net.blobs["data"].data[...] = rng.standard_normal(net.blobs["data"].shape)
+    net.forward()
+    net.blobs["out"].diff[...] = rng.standard_normal(net.blobs["out"].shape)
+    net.backward()
+    layer = net.layers[1]
+    return [net.blobs["out"].data.copy(), net.blobs["data"].diff.copy(),
+            *(b.diff.copy() for b in layer.blobs)]
+
+
+@pytest.mark.parametrize("kind", ["Convolution", "Deconvolution"])
+@pytest.mark.parametrize("r, n, c, m, h, w, group", [
+    (5, 4, 16, 24, 9, 8, 1),  # CIFAR-10's layers, odd height
+    (5, 5, 32, 32, 6, 6, 2),
+    (3, 4, 8, 12, 7, 10, 1),  # ResNet's
+    (3, 6, 16, 8, 5, 5, 4)])
+def test_a_training_layer_through_winograd_equals_its_im2col_gemms(
+        monkeypatch, kind, r, n, c, m, h, w, group):
+    """Forward (a Deconvolution's is the transposed convolution, a convolution's bottom
+    gradient) and backward of a "same" stride-1 layer of batch 4 or more, with Winograd (its
+    forward and its bottom gradient: the top gradient convolved with the flipped kernels)
+    and with the im2col GEMMs it replaces, which other tests check against numerical
+    gradients: equal up to the transforms' rounding, 5x5's coarser (3e-5 of the largest
+    value)."""
+    from brewnet import kernels
+
+    if not kernels.enabled(np):
+        pytest.skip("Winograd runs with the compiled kernels only")
+    text = CONV.format(n=n, c=c, h=h, w=w, kind=kind, m=m, r=r, p=r // 2, group=group)
+    calls = []
+    original = winograd.forward_affine
+    monkeypatch.setattr(winograd, "forward_affine",
+                        lambda *args: calls.append(1) or original(*args))
+    fast = _train(text, True, monkeypatch)
+    # A Convolution's forward and bottom gradient; a Deconvolution's forward (its bottom
+    # gradient, a forward convolution, runs as im2col GEMMs).
+    assert len(calls) == (2 if kind == "Convolution" else 1)
+    plain = _train(text, False, monkeypatch)
+    tolerance = 1e-5 if r == 3 else 3e-5
+    for got, want in zip(fast, plain, strict=True):
+        assert np.abs(got - want).max() <= tolerance * np.abs(want).max()
