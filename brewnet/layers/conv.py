@@ -614,13 +614,17 @@ class ConvolutionLayer(Layer):
             if not (weight_grad or bias_grad or down):
                 continue
             dy = t.diff.reshape(self._n, g, mg, ohw)
-            fused = bias_grad and weight_grad and self._folds_bias
+            winograd_grad = weight_grad and self._winograd_forward(xp)
+            fused = bias_grad and weight_grad and self._folds_bias and not winograd_grad
             if bias_grad and not fused:
                 self.blobs[1].diff[...] += xp.matmul(dy, self._ones).sum(axis=0).reshape(m)
             if self._kind != "im2col":
                 self._backward_direct(xp, b, t, index, weight_grad, down)
                 continue
-            if weight_grad:
+            if winograd_grad:
+                winograd.weight_grad(xp, self._nchw(b.data), self._nchw_top(t.diff), g,
+                                     self.blobs[0].diff)
+            elif weight_grad:
                 # Deliberate difference from Caffe (which redoes im2col here): reuse the forward's
                 # columns (or padded copy); correct while the bottom is unchanged since forward
                 # (the net ensures it). Unpadded chunked columns are views of b.data itself:

@@ -38,11 +38,31 @@ _BT5 = np.array([[4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -4, -1, 1, 0]
                  [0, -2, -1, 2, 1, 0], [0, 2, -1, -2, 1, 0], [0, 4, 0, -5, 0, 1]],
                 dtype=np.float32)
 _GG5 = np.kron(_G5, _G5)  # (36, 25), float64: U rounds once
-# Bᵀ's nonzero entries, four a row (the transform kernel's form): positions and values.
-_TAPS5 = np.array([np.flatnonzero(row).tolist() + [0] * (4 - np.count_nonzero(row))
-                   for row in _BT5], dtype=np.int64)
-_COEFS5 = np.take_along_axis(_BT5, _TAPS5, axis=1) * (np.arange(4) < np.count_nonzero(
-    _BT5, axis=1)[:, None])
+_BT3 = np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]], dtype=np.float32)
+# The weight gradient, dW = Σ over 2x2 tiles of the bottom's (r+1)x(r+1) block correlated
+# with the tile's top gradient, is F(r x r, 2x2) over the same points: the same Bᵀ (so the
+# bottom's transform is the forward's), G' (a x 2) for the gradient's tiles and A'ᵀ (r x a)
+# back to the taps. (Toom-Cook's construction; checked against the im2col gradient in
+# tests/layers/test_winograd.py.)
+_GW3 = np.array([[1, 0], [0.5, 0.5], [0.5, -0.5], [0, -1]], dtype=np.float64)
+_AW3 = np.array([[1, 1, 1, 0], [0, 1, -1, 0], [0, 1, 1, 1]], dtype=np.float64)
+_GW5 = np.array([[6, 0], [-4, -4], [-4, 4], [1, 2], [1, -2], [0, 24]], dtype=np.float64) / 24
+_AW5 = np.array([[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0],
+                 [0, 1, -1, 8, -8, 0], [0, 1, 1, 16, 16, 1]], dtype=np.float64)
+_WEIGHT_GRAD = {3: (np.kron(_GW3, _GW3).astype(np.float32), np.kron(_AW3, _AW3)),
+                5: (np.kron(_GW5, _GW5).astype(np.float32), np.kron(_AW5, _AW5))}
+
+
+def _nonzeros(bt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Bᵀ's nonzero entries, four a row (the general transform kernel's form): positions and
+    values, a row with fewer padded with zero values."""
+    counts = np.count_nonzero(bt, axis=1)
+    taps = np.array([np.flatnonzero(row).tolist() + [0] * (4 - k)
+                     for row, k in zip(bt, counts, strict=True)], dtype=np.int64)
+    return taps, np.take_along_axis(bt, taps, axis=1) * (np.arange(4) < counts[:, None])
+
+
+_NONZEROS = {3: _nonzeros(_BT3), 5: _nonzeros(_BT5)}
 # Samples per chunk: V and the GEMM output stay within about this many bytes each, so that
 # the GEMMs read what the input transform just wrote from cache (3x3 layers of ResNet-50 at
 # batch 8, 1 thread, against 16 MB: 56x56 17.3 -> 13.8 ms, 28x28 14.5 -> 13.6; 5x5 layers
@@ -110,10 +130,55 @@ def forward_affine(xp: Any, x: Any, weight: Any, group: int, y: Any, a: Any, b: 
             # run over all channels of a row of tiles (CIFAR-10's have 8 tiles a row or 4).
             v = scratch(xp, "winograd.v5", (size, q * tiles, c))
             out = scratch(xp, "winograd.m5", (size, q * tiles, m))
-            kernels.input_transform_general(x[start:start + q], v, _TAPS5, _COEFS5, 2)
+            kernels.input_transform_general(x[start:start + q], v, *_NONZEROS[5], 2)
             xp.matmul(v.reshape(size, -1, g, c // g).transpose(0, 2, 1, 3),
                       u.transpose(0, 1, 3, 2),
                       out=out.reshape(size, -1, g, m // g).transpose(0, 2, 1, 3))
             kernels.output_transform_general(out, y[start:start + q], _AT5, a, b, slope)
 
     cores.split(xp, n, transform)
+
+
+def weight_grad(xp: Any, x: Any, dy: Any, group: int, wdiff: Any) -> None:
+    """``wdiff`` ``(M, C/G, r, r)`` += the weight gradient of a "same" stride-1 convolution
+    (``applies``) of the bottom ``x`` ``(N, C, H, W)`` given the top's gradient ``dy``
+    ``(N, M, H, W)``, by F(r x r, 2x2): per chunk of samples the bottom's transform ``V``
+    (the forward's, channels last), the gradient's 2x2 tiles transformed by ``G'`` (one
+    GEMM over their 4 values), and a² GEMMs summing ``Ĝ @ V`` over the tiles; back to the
+    taps once, at the end. Each core sums its own samples; the parts are added in order."""
+    from ..kernels.winograd import input_transform_general
+
+    n, c, h, w = x.shape
+    m, g, r = dy.shape[1], group, wdiff.shape[-1]
+    mg, cg = m // g, c // g
+    gg, aa = _WEIGHT_GRAD[r]
+    size = (r + 1) ** 2
+    th, tw = (h + 1) // 2, (w + 1) // 2
+    tiles = th * tw
+    chunk = max(1, min(n, (4 << 20) // (size * max(c, m) * tiles * 4)))
+
+    def part(first: int, last: int) -> Any:
+        total = xp.zeros((size, g, mg, cg), dtype=np.float32)
+        for start in range(first, last, chunk):
+            q = min(last, start + chunk) - start
+            v = scratch(xp, "winograd.v5", (size, q * tiles, c))
+            input_transform_general(x[start:start + q], v, *_NONZEROS[r], r // 2)
+            # The gradient's 2x2 tiles, (4, M, q·tiles), zero past an odd edge.
+            even = scratch(xp, "winograd.dy", (q, m, 2 * th, 2 * tw))
+            if (2 * th, 2 * tw) != (h, w):
+                even.fill(0)
+            even[:, :, :h, :w] = dy[start:start + q]
+            tiled = scratch(xp, "winograd.dyt", (2, 2, m, q, th, tw))
+            xp.copyto(tiled, even.reshape(q, m, th, 2, tw, 2).transpose(3, 5, 1, 0, 2, 4))
+            gh = scratch(xp, "winograd.gh", (size, m, q * tiles))
+            xp.matmul(gg, tiled.reshape(4, -1), out=gh.reshape(size, -1))
+            total += xp.matmul(gh.reshape(size, g, mg, -1),
+                               v.reshape(size, -1, g, cg).transpose(0, 2, 1, 3))
+        return total
+
+    parts = cores.split(xp, n, part)
+    summed = parts[0]
+    for more in parts[1:]:
+        summed += more
+    taps = aa @ summed.reshape(size, -1).astype(np.float64)  # (r², M·C/G)
+    wdiff += taps.reshape(r, r, m, cg).transpose(2, 3, 0, 1).astype(np.float32)

@@ -131,23 +131,25 @@ def test_a_training_layer_through_winograd_equals_its_im2col_gemms(
         monkeypatch, kind, r, n, c, m, h, w, group):
     """Forward (a Deconvolution's is the transposed convolution, a convolution's bottom
     gradient) and backward of a "same" stride-1 layer of batch 4 or more, with Winograd (its
-    forward and its bottom gradient: the top gradient convolved with the flipped kernels)
-    and with the im2col GEMMs it replaces, which other tests check against numerical
-    gradients: equal up to the transforms' rounding, 5x5's coarser (3e-5 of the largest
-    value)."""
+    forward, its bottom gradient: the top gradient convolved with the flipped kernels, and
+    its weight gradient by F(r x r, 2x2)) and with the im2col GEMMs it replaces, which other
+    tests check against numerical gradients: equal up to the transforms' rounding, 5x5's
+    coarser (3e-5 of the largest value)."""
     from brewnet import kernels
 
     if not kernels.enabled(np):
         pytest.skip("Winograd runs with the compiled kernels only")
     text = CONV.format(n=n, c=c, h=h, w=w, kind=kind, m=m, r=r, p=r // 2, group=group)
     calls = []
-    original = winograd.forward_affine
-    monkeypatch.setattr(winograd, "forward_affine",
-                        lambda *args: calls.append(1) or original(*args))
+    for name in ("forward_affine", "weight_grad"):
+        original = getattr(winograd, name)
+        monkeypatch.setattr(winograd, name, lambda *args, name=name, original=original:
+                            calls.append(name) or original(*args))
     fast = _train(text, True, monkeypatch)
-    # A Convolution's forward and bottom gradient; a Deconvolution's forward (its bottom
-    # gradient, a forward convolution, runs as im2col GEMMs).
-    assert len(calls) == (2 if kind == "Convolution" else 1)
+    # A Convolution's forward, bottom and weight gradients; a Deconvolution's forward (its
+    # gradients, a forward convolution and its weight gradient, run as im2col GEMMs).
+    assert sorted(calls) == (["forward_affine"] * 2 + ["weight_grad"] if kind == "Convolution"
+                             else ["forward_affine"])
     plain = _train(text, False, monkeypatch)
     tolerance = 1e-5 if r == 3 else 3e-5
     for got, want in zip(fast, plain, strict=True):
