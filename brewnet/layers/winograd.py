@@ -5,9 +5,11 @@ transformed bottom ``V`` (a², C, T) of T 2x2 output tiles (``a = r + 1``: 4 or 
 36 where the 5x5 has 100), and the output transform with the convolution's per-channel
 epilogue (``brewnet.layers.epilogue``) in the same pass; each core takes its own samples
 (``brewnet.cores``). It serves inference (ResNet-50's 3x3 layers at batch 16 take 0.6x the
-time of the patch-row GEMMs) and, for batches of 4 or more, training: the forward and the
-bottom gradient (the convolution of the top's gradient with the flipped kernels) of CIFAR-10's
-5x5 and ResNet's 3x3 layers.
+time of the patch-row GEMMs) and, for batches of 4 or more, training: the forward, the
+bottom gradient (the convolution of the top's gradient with the flipped kernels) and the
+weight gradient (:func:`weight_grad`, F(r x r, 2x2)) of CIFAR-10's 5x5 and ResNet's 3x3
+layers. The 5x5 transforms, and the weight gradients', work channels last: ``V`` is then
+``(a², T, C)``.
 
 Results differ from the direct sum by rounding only: the transforms add and subtract inputs
 before the products, with relative differences of about 1e-6 for 3x3 and 1e-5 (of a tile's
