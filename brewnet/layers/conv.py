@@ -467,7 +467,7 @@ class ConvolutionLayer(Layer):
         shift)``, ``act`` a ReLU with negative ``slope`` (none when None), ``scale``/``shift``
         ``(M,)`` (None: 1 and 0). How a convolution runs the BatchNorm, Scale and ReLU that
         ``brewnet.net.fusion`` folded into it: in the pass that writes the top (depthwise,
-        pointwise, and 3x3 stride-1 layers with enough 2x2 tiles through Winograd's F(2x2, 3x3),
+        pointwise, and the 3x3 and 5x5 "same" stride-1 layers Winograd's transforms serve,
         ``winograd.py``), or on each chunk of output right after its GEMM (im2col; a patch-row
         layer at batch 1 through ``_forward_columns``, then over its top)."""
         xp = bottom[0].xp
