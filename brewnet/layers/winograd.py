@@ -20,6 +20,7 @@ convolution keeps its im2col path.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import numpy as np
@@ -78,6 +79,7 @@ MIN_CHANNELS = 64
 # A 5x5 layer's GEMMs over fewer input channels a group run too thin to repay the transforms
 # (CIFAR-10's first layer has 3).
 MIN_CHANNELS_5 = 16
+ENV = "BREWNET_WINOGRAD"
 
 
 def applies(n: int, h: int, w: int, group_channels: int, kernel: tuple, stride: tuple,
@@ -88,8 +90,9 @@ def applies(n: int, h: int, w: int, group_channels: int, kernel: tuple, stride: 
     the weight transform made at every forward and the serial bottom and top transforms cost
     more than the GEMMs save: ResNet-50's 14x14 and 7x7 layers and SqueezeNet's at batch 1,
     the latter at 2 threads); or 5x5 with pad 2 for at least 4 samples of ``MIN_CHANNELS_5``
-    channels."""
-    if stride != (1, 1) or dilation != (1, 1):
+    channels. ``BREWNET_WINOGRAD=0`` turns it off (the im2col GEMMs, whose sums round as
+    Caffe's do)."""
+    if stride != (1, 1) or dilation != (1, 1) or os.environ.get(ENV, "1").strip() == "0":
         return False
     tiles = n * ((h + 1) // 2) * ((w + 1) // 2)
     if (kernel, pad) == ((3, 3), (1, 1)):

@@ -77,6 +77,14 @@ def test_only_3x3_stride_1_pad_1_from_batch_4_or_enough_tiles_and_channels():
         assert not winograd.applies(16, 14, 14, 64, *changed)
 
 
+def test_the_environment_turns_it_off(monkeypatch):
+    same = ((3, 3), (1, 1), (1, 1), (1, 1))
+    assert winograd.applies(8, 14, 14, 64, *same)
+    monkeypatch.setenv("BREWNET_WINOGRAD", "0")
+    assert not winograd.applies(8, 14, 14, 64, *same)
+    assert not winograd.applies(8, 14, 14, 64, (5, 5), (1, 1), (2, 2), (1, 1))
+
+
 def test_5x5_pad_2_from_batch_4_and_16_channels():
     same = ((5, 5), (1, 1), (2, 2), (1, 1))
     assert winograd.applies(4, 8, 8, 16, *same)
