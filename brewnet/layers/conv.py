@@ -722,7 +722,9 @@ class ConvolutionLayer(Layer):
         mg, cg = m // g, c // g
         kh, kw = self._kernel
         flipped = self.blobs[0].data.reshape(g, mg, cg, kh, kw)[:, :, :, ::-1, ::-1]
-        weight = xp.ascontiguousarray(flipped.transpose(0, 2, 1, 3, 4)).reshape(c, mg, kh, kw)
+        weight = scratch(xp, "conv.flipped", (g, cg, mg, kh, kw))
+        xp.copyto(weight, flipped.transpose(0, 2, 1, 3, 4))
+        weight = weight.reshape(c, mg, kh, kw)
         winograd.forward_affine(xp, self._nchw_top(top_diff), weight, g, self._nchw(dx),
                                 xp.ones(c, dtype=np.float32), xp.zeros(c, dtype=np.float32),
                                 np.float32(1))

@@ -52,8 +52,10 @@ _AW3 = np.array([[1, 1, 1, 0], [0, 1, -1, 0], [0, 1, 1, 1]], dtype=np.float64)
 _GW5 = np.array([[6, 0], [-4, -4], [-4, 4], [1, 2], [1, -2], [0, 24]], dtype=np.float64) / 24
 _AW5 = np.array([[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0],
                  [0, 1, -1, 8, -8, 0], [0, 1, 1, 16, 16, 1]], dtype=np.float64)
-_WEIGHT_GRAD = {3: (np.kron(_GW3, _GW3).astype(np.float32), np.kron(_AW3, _AW3)),
-                5: (np.kron(_GW5, _GW5).astype(np.float32), np.kron(_AW5, _AW5))}
+_WEIGHT_GRAD = {3: (np.kron(_GW3, _GW3).astype(np.float32),
+                    np.kron(_AW3, _AW3).astype(np.float32)),
+                5: (np.kron(_GW5, _GW5).astype(np.float32),
+                    np.kron(_AW5, _AW5).astype(np.float32))}
 
 
 def _nonzeros(bt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -113,7 +115,11 @@ def forward_affine(xp: Any, x: Any, weight: Any, group: int, y: Any, a: Any, b: 
     size = (r + 1) ** 2
     u = scratch(xp, "winograd.u", (size, g, m // g, c // g))
     if r == 3:
-        xp.matmul(_GG, weight.reshape(-1, 9).T, out=u.reshape(16, -1))
+        # As large a pass as the weights (17 MB out for 512x512 filters): each core
+        # transforms its own filters.
+        taps, flat, per = weight.reshape(-1, 9), u.reshape(16, -1), c // g
+        cores.split(xp, m, lambda lo, hi: xp.matmul(
+            _GG, taps[lo * per:hi * per].T, out=flat[:, lo * per:hi * per]))
         budget = _CHUNK_BYTES
     else:
         u.reshape(size, -1)[...] = _GG5 @ weight.reshape(-1, 25).T.astype(np.float64)
@@ -163,7 +169,11 @@ def weight_grad(xp: Any, x: Any, dy: Any, group: int, wdiff: Any) -> None:
     chunk = max(1, min(n, (4 << 20) // (size * max(c, m) * tiles * 4)))
 
     def part(first: int, last: int) -> Any:
-        total = xp.zeros((size, g, mg, cg), dtype=np.float32)
+        # Scratch, not fresh arrays: two threads faulting in 16 MB temporaries at once
+        # (512x512 filters) serialize on the process's page tables.
+        total = scratch(xp, "winograd.total", (size, g, mg, cg))
+        total.fill(0)
+        product = scratch(xp, "winograd.product", (size, g, mg, cg))
         for start in range(first, last, chunk):
             q = min(last, start + chunk) - start
             v = scratch(xp, "winograd.v5", (size, q * tiles, c))
@@ -177,13 +187,23 @@ def weight_grad(xp: Any, x: Any, dy: Any, group: int, wdiff: Any) -> None:
             xp.copyto(tiled, even.reshape(q, m, th, 2, tw, 2).transpose(3, 5, 1, 0, 2, 4))
             gh = scratch(xp, "winograd.gh", (size, m, q * tiles))
             xp.matmul(gg, tiled.reshape(4, -1), out=gh.reshape(size, -1))
-            total += xp.matmul(gh.reshape(size, g, mg, -1),
-                               v.reshape(size, -1, g, cg).transpose(0, 2, 1, 3))
+            xp.matmul(gh.reshape(size, g, mg, -1),
+                      v.reshape(size, -1, g, cg).transpose(0, 2, 1, 3), out=product)
+            total += product
         return total
 
-    parts = cores.split(xp, n, part)
-    summed = parts[0]
-    for more in parts[1:]:
-        summed += more
-    taps = aa @ summed.reshape(size, -1).astype(np.float64)  # (r², M·C/G)
-    wdiff += taps.reshape(r, r, m, cg).transpose(2, 3, 0, 1).astype(np.float32)
+    parts = [p.reshape(size, m, cg) for p in cores.split(xp, n, part)]
+
+    def back(lo: int, hi: int) -> None:
+        """The parts' sum back to the taps for output channels ``lo:hi``: a pass as large as
+        the weights' transform (16 MB for 512x512 filters), so each core takes its own
+        channels."""
+        summed = scratch(xp, "winograd.summed", (size, hi - lo, cg))
+        xp.copyto(summed, parts[0][:, lo:hi])
+        for more in parts[1:]:
+            summed += more[:, lo:hi]
+        taps = scratch(xp, "winograd.taps", (r * r, (hi - lo) * cg))
+        xp.matmul(aa, summed.reshape(size, -1), out=taps)
+        wdiff[lo:hi] += taps.reshape(r, r, hi - lo, cg).transpose(2, 3, 0, 1)
+
+    cores.split(xp, m, back)
