@@ -162,3 +162,23 @@ def test_a_training_layer_through_winograd_equals_its_im2col_gemms(
     tolerance = 1e-5 if r == 3 else 3e-5
     for got, want in zip(fast, plain, strict=True):
         assert np.abs(got - want).max() <= tolerance * np.abs(want).max()
+
+
+@pytest.mark.parametrize("r, c, m", [(5, 16, 24), (3, 64, 64)])
+def test_split_over_the_cores_equals_one_core(two_blas_threads, monkeypatch, r, c, m):
+    """Two threads (each its own samples for the transforms and GEMMs, its own output
+    channels for the filters' transforms and the weight gradient's way back to the taps)
+    give one thread's top and gradients to float32 rounding: the GEMMs' column counts
+    differ with the ranges, and OpenBLAS rounds with them; weight gradients add one
+    partial sum per thread. A wrong range is off by whole values."""
+    from brewnet import kernels
+
+    if not kernels.enabled(np):
+        pytest.skip("Winograd runs with the compiled kernels only")
+    text = CONV.format(n=6, c=c, h=9, w=10, kind="Convolution", m=m, r=r, p=r // 2, group=1)
+    results = []
+    for split in ("0", "1"):
+        monkeypatch.setenv("BREWNET_BATCH_SPLIT", split)
+        results.append(_train(text, True, monkeypatch))
+    for got, want in zip(results[1], results[0], strict=True):
+        assert np.abs(got - want).max() <= 1e-5 * np.abs(want).max()
