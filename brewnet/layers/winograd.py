@@ -154,9 +154,10 @@ def weight_grad(xp: Any, x: Any, dy: Any, group: int, wdiff: Any) -> None:
     """``wdiff`` ``(M, C/G, r, r)`` += the weight gradient of a "same" stride-1 convolution
     (``applies``) of the bottom ``x`` ``(N, C, H, W)`` given the top's gradient ``dy``
     ``(N, M, H, W)``, by F(r x r, 2x2): per chunk of samples the bottom's transform ``V``
-    (the forward's, channels last), the gradient's 2x2 tiles transformed by ``G'`` (one
-    GEMM over their 4 values), and a² GEMMs summing ``Ĝ @ V`` over the tiles; back to the
-    taps once, at the end. Each core sums its own samples; the parts are added in order."""
+    (the forward's ``Bᵀ d B``, laid out channels last), the gradient's 2x2 tiles transformed
+    by ``G'`` (one GEMM over their 4 values), and a² GEMMs summing ``Ĝ @ V`` over the tiles;
+    back to the taps once, at the end. Each core sums its own samples; the parts are added
+    in order."""
     from ..kernels.winograd import input_transform_general
 
     n, c, h, w = x.shape
@@ -166,7 +167,7 @@ def weight_grad(xp: Any, x: Any, dy: Any, group: int, wdiff: Any) -> None:
     size = (r + 1) ** 2
     th, tw = (h + 1) // 2, (w + 1) // 2
     tiles = th * tw
-    chunk = max(1, min(n, (4 << 20) // (size * max(c, m) * tiles * 4)))
+    chunk = max(1, min(n, _CHUNK_BYTES // (size * max(c, m) * tiles * 4)))
 
     def part(first: int, last: int) -> Any:
         # Scratch, not fresh arrays: two threads faulting in 16 MB temporaries at once
