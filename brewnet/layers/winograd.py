@@ -75,9 +75,13 @@ _NONZEROS = {3: _nonzeros(_BT3), 5: _nonzeros(_BT5)}
 _CHUNK_BYTES = 4 << 20
 _CHUNK_BYTES_5 = 3 << 20
 # Below 4 samples, the tiles and channels a forward needs for the GEMMs to repay the
-# transforms.
+# transforms: 196 tiles (28x28) over 64 channels, or 49 (13x13, 14x14) over 128. ResNet-50 at
+# batch 1 with its 14x14 layers in: 2 threads 85.7 -> 77.7 ms, 1 thread unchanged; CaffeNet
+# (13x13) 2 threads 18.7 -> 17.8 ms; SqueezeNet's 13x13 layers of 64 channels lost 2-3%.
 MIN_TILES = 196
 MIN_CHANNELS = 64
+FEW_TILES = 49
+FEW_TILES_CHANNELS = 128
 # A 5x5 layer's GEMMs over fewer input channels a group run too thin to repay the transforms
 # (CIFAR-10's first layer has 3).
 MIN_CHANNELS_5 = 16
@@ -88,17 +92,18 @@ def applies(n: int, h: int, w: int, group_channels: int, kernel: tuple, stride: 
             pad: tuple, dilation: tuple) -> bool:
     """Whether the Winograd forward serves this convolution of ``n`` ``h x w`` planes with
     ``group_channels`` input channels a group: stride 1, no dilation, and 3x3 with pad 1 for
-    at least 4 samples, or ``MIN_TILES`` tiles over ``MIN_CHANNELS`` channels (with fewer,
-    the weight transform made at every forward and the serial bottom and top transforms cost
-    more than the GEMMs save: ResNet-50's 14x14 and 7x7 layers and SqueezeNet's at batch 1,
-    the latter at 2 threads); or 5x5 with pad 2 for at least 4 samples of ``MIN_CHANNELS_5``
-    channels. ``BREWNET_WINOGRAD=0`` turns it off (the im2col GEMMs, whose sums round as
-    Caffe's do)."""
+    at least 4 samples, or ``MIN_TILES`` tiles over ``MIN_CHANNELS`` channels, or
+    ``FEW_TILES`` over ``FEW_TILES_CHANNELS`` (with fewer, the weight transform made at every
+    forward and the serial bottom and top transforms cost more than the GEMMs save:
+    ResNet-50's 7x7 layers and SqueezeNet's 13x13 ones at batch 1); or 5x5 with pad 2 for at
+    least 4 samples of ``MIN_CHANNELS_5`` channels. ``BREWNET_WINOGRAD=0`` turns it off (the
+    im2col GEMMs, whose sums round as Caffe's do)."""
     if stride != (1, 1) or dilation != (1, 1) or os.environ.get(ENV, "1").strip() == "0":
         return False
     tiles = n * ((h + 1) // 2) * ((w + 1) // 2)
     if (kernel, pad) == ((3, 3), (1, 1)):
-        return n >= 4 or (tiles >= MIN_TILES and group_channels >= MIN_CHANNELS)
+        return (n >= 4 or (tiles >= MIN_TILES and group_channels >= MIN_CHANNELS)
+                or (tiles >= FEW_TILES and group_channels >= FEW_TILES_CHANNELS))
     return (kernel, pad) == ((5, 5), (2, 2)) and n >= 4 and group_channels >= MIN_CHANNELS_5
 
 

@@ -71,6 +71,11 @@ def test_only_3x3_stride_1_pad_1_from_batch_4_or_enough_tiles_and_channels():
     assert winograd.applies(1, 28, 28, 64, *same)  # 196 tiles
     assert not winograd.applies(1, 28, 28, 32, *same)  # too few channels
     assert not winograd.applies(1, 27, 26, 64, *same)  # 182 tiles
+    assert winograd.applies(1, 13, 13, 128, *same)  # 49 tiles over 128 channels
+    assert winograd.applies(1, 14, 14, 256, *same)
+    assert not winograd.applies(1, 13, 13, 64, *same)  # 49 tiles need 128 channels
+    assert not winograd.applies(1, 13, 11, 256, *same)  # 42 tiles
+    assert not winograd.applies(1, 7, 7, 512, *same)  # 16 tiles
     for i, other in enumerate([(5, 5), (2, 2), (0, 0), (2, 2)]):
         changed = list(same)
         changed[i] = other
