@@ -206,3 +206,44 @@ def output_transform_general(m, y, at, a, b, slope):  # pragma: no cover - compi
                         dst = y[bi, k, r]
                         for q in range(w):
                             dst[q] = out[i, q % 2, ty * tw + q // 2, k]
+
+
+@kernel
+def gradient_transform(dy, gh, g):  # pragma: no cover - compiled
+    """The top gradient's 2x2 tiles transformed for F(r x r, 2x2) weight gradients:
+    ``gh[a·i + j, ch, t] = (G' d G'ᵀ)[i, j]``, ``d`` the 2x2 block of ``dy`` ``(N, M, H,
+    W)`` at ``(2ty, 2tx)`` (zero past an odd edge), ``G'`` the ``a x 2`` matrix ``g``. A
+    plane at a time: dealt into its four quarter planes (one value of every tile each), then
+    ``G'`` down and across the tiles in loops over all of them. It replaces a GEMM of inner
+    dimension 4 that took as long as the products it fed."""
+    n, mo, h, w = dy.shape
+    size = g.shape[0]
+    th, tw = (h + 1) // 2, (w + 1) // 2
+    tiles = th * tw
+    quarter = np.zeros((2, 2, tiles), dtype=np.float32)  # the never-written edge stays 0
+    down = np.empty((2, tiles), dtype=np.float32)  # G' down a tile column, for row i
+    for bi in range(n):
+        t0 = bi * tiles
+        for ch in range(mo):
+            plane = dy[bi, ch]
+            for r in range(h):
+                src = plane[r]
+                dst0 = quarter[r % 2, 0][(r // 2) * tw:(r // 2) * tw + tw]
+                dst1 = quarter[r % 2, 1][(r // 2) * tw:(r // 2) * tw + tw]
+                for q in range(w // 2):
+                    dst0[q] = src[2 * q]
+                    dst1[q] = src[2 * q + 1]
+                if w % 2:
+                    dst0[w // 2] = src[w - 1]
+            for i in range(size):
+                g0, g1 = g[i, 0], g[i, 1]
+                for col in range(2):
+                    top, bottom, acc = quarter[0, col], quarter[1, col], down[col]
+                    for e in range(tiles):
+                        acc[e] = g0 * top[e] + g1 * bottom[e]
+                left, right = down[0], down[1]
+                for j in range(size):
+                    c0, c1 = g[j, 0], g[j, 1]
+                    out = gh[size * i + j, ch][t0:t0 + tiles]
+                    for e in range(tiles):
+                        out[e] = c0 * left[e] + c1 * right[e]

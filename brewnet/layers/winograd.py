@@ -52,10 +52,8 @@ _AW3 = np.array([[1, 1, 1, 0], [0, 1, -1, 0], [0, 1, 1, 1]], dtype=np.float64)
 _GW5 = np.array([[6, 0], [-4, -4], [-4, 4], [1, 2], [1, -2], [0, 24]], dtype=np.float64) / 24
 _AW5 = np.array([[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0],
                  [0, 1, -1, 8, -8, 0], [0, 1, 1, 16, 16, 1]], dtype=np.float64)
-_WEIGHT_GRAD = {3: (np.kron(_GW3, _GW3).astype(np.float32),
-                    np.kron(_AW3, _AW3).astype(np.float32)),
-                5: (np.kron(_GW5, _GW5).astype(np.float32),
-                    np.kron(_AW5, _AW5).astype(np.float32))}
+_WEIGHT_GRAD = {3: (_GW3.astype(np.float32), np.kron(_AW3, _AW3).astype(np.float32)),
+                5: (_GW5.astype(np.float32), np.kron(_AW5, _AW5).astype(np.float32))}
 
 
 def _nonzeros(bt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -74,6 +72,10 @@ _NONZEROS = {3: _nonzeros(_BT3), 5: _nonzeros(_BT5)}
 # of CIFAR-10 at batch 100: conv2 16.5 ms with 12 MB, 11.2 with 3 MB).
 _CHUNK_BYTES = 4 << 20
 _CHUNK_BYTES_5 = 3 << 20
+# The weight gradient's chunks, for V and the transformed gradient each: CIFAR-10 quick's
+# two 5x5 weight gradients at batch 100 took 18.6 ms with 4 MB, 16.4 with 2 MB (1 thread;
+# 11.3 and 9.2 on two).
+_CHUNK_BYTES_GRAD = 2 << 20
 # Below 4 samples, the tiles and channels a forward needs for the GEMMs to repay the
 # transforms: 196 tiles (28x28) over 64 channels, or 49 (13x13, 14x14) over 128. ResNet-50 at
 # batch 1 with its 14x14 layers in: 2 threads 85.7 -> 77.7 ms, 1 thread unchanged; CaffeNet
@@ -160,19 +162,19 @@ def weight_grad(xp: Any, x: Any, dy: Any, group: int, wdiff: Any) -> None:
     (``applies``) of the bottom ``x`` ``(N, C, H, W)`` given the top's gradient ``dy``
     ``(N, M, H, W)``, by F(r x r, 2x2): per chunk of samples the bottom's transform ``V``
     (the forward's ``Bᵀ d B``, laid out channels last), the gradient's 2x2 tiles transformed
-    by ``G'`` (one GEMM over their 4 values), and a² GEMMs summing ``Ĝ @ V`` over the tiles;
-    back to the taps once, at the end. Each core sums its own samples; the parts are added
-    in order."""
-    from ..kernels.winograd import input_transform_general
+    by ``G'`` (``kernels.winograd.gradient_transform``), and a² GEMMs summing ``Ĝ @ V`` over
+    the tiles; back to the taps once, at the end. Each core sums its own samples; the parts
+    are added in order."""
+    from ..kernels.winograd import gradient_transform, input_transform_general
 
     n, c, h, w = x.shape
     m, g, r = dy.shape[1], group, wdiff.shape[-1]
     mg, cg = m // g, c // g
-    gg, aa = _WEIGHT_GRAD[r]
+    gw, aa = _WEIGHT_GRAD[r]
     size = (r + 1) ** 2
     th, tw = (h + 1) // 2, (w + 1) // 2
     tiles = th * tw
-    chunk = max(1, min(n, _CHUNK_BYTES // (size * max(c, m) * tiles * 4)))
+    chunk = max(1, min(n, _CHUNK_BYTES_GRAD // (size * max(c, m) * tiles * 4)))
 
     def part(first: int, last: int) -> Any:
         # Scratch, not fresh arrays: two threads faulting in 16 MB temporaries at once
@@ -184,15 +186,8 @@ def weight_grad(xp: Any, x: Any, dy: Any, group: int, wdiff: Any) -> None:
             q = min(last, start + chunk) - start
             v = scratch(xp, "winograd.v5", (size, q * tiles, c))
             input_transform_general(x[start:start + q], v, *_NONZEROS[r], r // 2)
-            # The gradient's 2x2 tiles, (4, M, q·tiles), zero past an odd edge.
-            even = scratch(xp, "winograd.dy", (q, m, 2 * th, 2 * tw))
-            if (2 * th, 2 * tw) != (h, w):
-                even.fill(0)
-            even[:, :, :h, :w] = dy[start:start + q]
-            tiled = scratch(xp, "winograd.dyt", (2, 2, m, q, th, tw))
-            xp.copyto(tiled, even.reshape(q, m, th, 2, tw, 2).transpose(3, 5, 1, 0, 2, 4))
             gh = scratch(xp, "winograd.gh", (size, m, q * tiles))
-            xp.matmul(gg, tiled.reshape(4, -1), out=gh.reshape(size, -1))
+            gradient_transform(dy[start:start + q], gh, gw)
             xp.matmul(gh.reshape(size, g, mg, -1),
                       v.reshape(size, -1, g, cg).transpose(0, 2, 1, 3), out=product)
             total += product
