@@ -41,7 +41,7 @@ def test_epilogue_kernel_matches_numpy_body(monkeypatch, slope, shape):
                          [((1, 1), (1, 1), (1, 1)), ((2, 1), (1, 2), (2, 1)),
                           ((1, 2), (1, 1), (0, 0)), ((2, 2), (1, 1), (3, 3)),
                           ((1, 1), (2, 3), (2, 1))])
-@pytest.mark.parametrize("width", [10, 40])
+@pytest.mark.parametrize("width", [9, 10, 40])
 def test_depthwise_forward_affine_kernel_matches_numpy_body(monkeypatch, slope, stride,
                                                             dilation, pad, width):
     """The kernel pads plane by plane, split by column phase, where the NumPy body pads the
