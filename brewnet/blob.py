@@ -170,6 +170,11 @@ class Blob:
         if shape != self._data.shape:
             self._data, self._diff = self._zeros(shape)
 
+    def arrays_key(self) -> tuple:
+        """Which arrays the blob holds now, and their shape: equal keys mean a layer's
+        reshape would find the blob as it was (``Layer.reshape_as_needed``)."""
+        return id(self._data), id(self._diff), self._data.shape
+
     def reshape_like(self, other: Blob) -> None:
         self.reshape(other._data.shape)
 

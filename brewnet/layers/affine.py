@@ -32,6 +32,7 @@ class _Broadcast(Layer):
     """Shared shape logic: the bottom is viewed as (outer, dim, inner) where dim is the
     operand's element count and the operand as (1, dim, 1)."""
 
+    reshape_reads_blobs_only = True
     min_bottom = 1
     max_bottom = 2
     exact_num_top = 1

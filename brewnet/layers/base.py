@@ -56,6 +56,11 @@ class Layer:
     # A loss whose prediction a deploy net still delivers: the type put in its place, on the
     # loss's first bottom (SoftmaxWithLoss → Softmax, the `prob` of Caffe's deploy files).
     deploy_as: ClassVar[str | None] = None
+    # ``reshape`` reads nothing but the blobs it is given (their arrays, shapes) and what
+    # ``setup`` left, so the net skips it while those arrays are the ones it last saw
+    # (``reshape_as_needed``): 10-20 us a layer, 3-6% of a forward of MobileNet v2 or
+    # SqueezeNet at batch 1.
+    reshape_reads_blobs_only: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -73,6 +78,7 @@ class Layer:
         self.param_propagate_down: list[bool] = []
         # One weight per top, set by set_up: its share of the net's loss (0: none).
         self.loss_weights: list[float] = []
+        self._reshaped_for: tuple | None = None  # the blobs' arrays_key at the last reshape
 
     @property
     def name(self) -> str:
@@ -87,10 +93,21 @@ class Layer:
         self.reshape(bottom, top)
         self.set_loss_weights(top)
 
+    def reshape_as_needed(self, bottom: list[Blob], top: list[Blob]) -> None:
+        """``reshape``, as Caffe runs it before every forward, unless the class reads only
+        its blobs there (``reshape_reads_blobs_only``) and they hold the arrays of the last
+        call."""
+        if not self.reshape_reads_blobs_only:
+            self.reshape(bottom, top)
+            return
+        if _arrays_key(bottom, top) != self._reshaped_for:
+            self.reshape(bottom, top)
+            self._reshaped_for = _arrays_key(bottom, top)  # reshape may reallocate the tops
+
     def run_forward(self, bottom: list[Blob], top: list[Blob]) -> np.float32:
-        """Reshape, forward, and return this layer's weighted loss, Σ weight·sum(top), in
-        float32 like Caffe's Dtype (so printed losses agree)."""
-        self.reshape(bottom, top)
+        """Reshape (as needed), forward, and return this layer's weighted loss, Σ
+        weight·sum(top), in float32 like Caffe's Dtype (so printed losses agree)."""
+        self.reshape_as_needed(bottom, top)
         self.forward(bottom, top)
         loss = np.float32(0)
         for t, w in zip(top, self.loss_weights, strict=True):
@@ -236,3 +253,7 @@ def learnable_shape_check(layer: Layer, index: int, expected: tuple[int, ...]) -
         raise layer.shape_error(f"parameter blob {index} has shape {actual} but this layer "
                                 f"needs {tuple(expected)}")
 
+
+def _arrays_key(bottom: list[Blob], top: list[Blob]) -> tuple:
+    """The arrays (and shapes) of a layer's blobs, bottoms then tops."""
+    return tuple(b.arrays_key() for b in bottom) + tuple(t.arrays_key() for t in top)

@@ -33,6 +33,7 @@ class BatchNorm(Layer):
     """
 
     type = "BatchNorm"
+    reshape_reads_blobs_only = True
     exact_num_bottom = 1
     exact_num_top = 1
     can_run_in_place = True

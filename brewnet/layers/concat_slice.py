@@ -50,6 +50,7 @@ class Concat(Layer):
     Backward hands each bottom its own section of the top diff."""
 
     type = "Concat"
+    reshape_reads_blobs_only = True
     min_bottom = 1
     exact_num_top = 1
 
@@ -94,6 +95,7 @@ class Slice(Layer):
     strictly increasing), or into equal parts when none are given. Backward reassembles."""
 
     type = "Slice"
+    reshape_reads_blobs_only = True
     exact_num_bottom = 1
     min_top = 1
 

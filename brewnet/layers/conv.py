@@ -180,6 +180,7 @@ class ConvolutionLayer(Layer):
     """
 
     type = "Convolution"
+    reshape_reads_blobs_only = True
     min_bottom = 1
     min_top = 1
     # Whether the depthwise and pointwise kinds may replace im2col; a transposed convolution,

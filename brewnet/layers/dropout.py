@@ -22,6 +22,7 @@ class Dropout(Layer):
     any shape."""
 
     type = "Dropout"
+    reshape_reads_blobs_only = True
     exact_num_bottom = 1
     exact_num_top = 1
     can_run_in_place = True

@@ -27,6 +27,7 @@ class Eltwise(Layer):
     """
 
     type = "Eltwise"
+    reshape_reads_blobs_only = True
     min_bottom = 2
     exact_num_top = 1
     keeps_coordinates = True

@@ -24,6 +24,7 @@ class InnerProduct(Layer):
     """
 
     type = "InnerProduct"
+    reshape_reads_blobs_only = True
     exact_num_bottom = 1
     exact_num_top = 1
 

@@ -46,6 +46,7 @@ class LRNLayer(Layer):
     """``y = x * scale^-beta`` with ``scale`` from a window of squares (module docstring)."""
 
     type = "LRN"
+    reshape_reads_blobs_only = True
     exact_num_bottom = 1
     exact_num_top = 1
     keeps_coordinates = True

@@ -46,6 +46,7 @@ class ReLU(Layer):
     """
 
     type = "ReLU"
+    reshape_reads_blobs_only = True
     exact_num_bottom = 1
     exact_num_top = 1
     can_run_in_place = True
@@ -114,6 +115,7 @@ class _Elementwise(Layer):
     does; Caffe's other neurons silently read the output there, brewnet keeps them right).
     """
 
+    reshape_reads_blobs_only = True
     exact_num_bottom = 1
     exact_num_top = 1
     can_run_in_place = True

@@ -70,6 +70,7 @@ class PoolingLayer(Layer):
     """MAX or AVE pooling; top ``(N, C, OH, OW)``, optional top[1] the MAX argmax mask."""
 
     type = "Pooling"
+    reshape_reads_blobs_only = True
     exact_num_bottom = 1
     min_top = 1
     max_top = 2

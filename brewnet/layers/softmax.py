@@ -34,6 +34,7 @@ class Softmax(Layer):
     """y = exp(x) / Σ_axis exp(x) along ``softmax_param.axis`` (default 1, the channels)."""
 
     type = "Softmax"
+    reshape_reads_blobs_only = True
     exact_num_bottom = 1
     exact_num_top = 1
     can_run_in_place = True

@@ -37,6 +37,7 @@ class Split(Layer):
     would keep the last sum and grow by it every iteration."""
 
     type = "Split"
+    reshape_reads_blobs_only = True
     exact_num_bottom = 1
     min_top = 1
     keeps_coordinates = True

@@ -97,7 +97,7 @@ class FusedChain:
         for layer in self.affines:  # y = (x·scale + shift)·a + b
             a, b = layer.channel_affine()
             scale, shift = (a, b) if scale is None else (scale * a, shift * a + b)
-        step.layer.reshape(step.bottoms, step.tops)
+        step.layer.reshape_as_needed(step.bottoms, step.tops)
         step.layer.forward_affine(step.bottoms, step.tops, scale, shift, self.slope)
 
     def replay_steps(self, steps: list[Step]) -> None:
@@ -121,7 +121,7 @@ class FusedActivation:
 
     def run(self, steps: list[Step]) -> None:
         step = steps[self.head]
-        step.layer.reshape(step.bottoms, step.tops)
+        step.layer.reshape_as_needed(step.bottoms, step.tops)
         step.layer.forward_activated(step.bottoms, step.tops, self.slope)
 
 
@@ -145,7 +145,7 @@ class FusedNormalization:
     def run(self, steps: list[Step]) -> None:
         """The chain's forward, as the BatchNorm's one step."""
         for step in steps[self.head:self.last + 1]:
-            step.layer.reshape(step.bottoms, step.tops)
+            step.layer.reshape_as_needed(step.bottoms, step.tops)
         head, scale = steps[self.head], steps[self.head + 1].layer
         a, b = scale.channel_blobs()
         x_hat = head.layer.forward_affine(head.bottoms, head.tops, a.data,

@@ -247,6 +247,34 @@ def test_reshape_propagates_new_input_shape():
     assert net.blobs["ip2"].data.shape == (7, 5)
 
 
+def test_forward_reshapes_a_layer_only_when_its_blobs_changed(monkeypatch):
+    """A layer that reads only its blobs in reshape (InnerProduct, ReLU) is not reshaped
+    again by a forward that finds their arrays unchanged; reshaping an input blob (without
+    net.reshape(), as Caffe's Forward allows) reaches every layer after it, and the loss
+    layer, which does not say so, reshapes at every forward."""
+    from brewnet.layers.inner_product import InnerProduct
+    from brewnet.layers.loss import SoftmaxWithLoss
+
+    calls = []
+    for cls in (InnerProduct, SoftmaxWithLoss):
+        original = cls.reshape
+        monkeypatch.setattr(cls, "reshape", lambda self, b, t, original=original:
+                            calls.append(self.name) or original(self, b, t))
+    net = net_from(MLP)
+    feed(net)
+    net.forward()
+    calls.clear()
+    net.forward()
+    assert calls == ["loss"]
+    net.blobs["x"].reshape(7, 3)
+    net.blobs["y"].reshape(7)
+    calls.clear()
+    net.forward()
+    assert calls == ["ip1", "ip2", "loss"]
+    assert net.blobs["ip2"].data.shape == (7, 5)
+    assert net.blobs["loss"].data.shape == ()
+
+
 def test_pycaffe_constructor_forms(tmp_path):
     model = tmp_path / "m.prototxt"
     model.write_text(MLP)
