@@ -9,7 +9,8 @@ F(2x2, 3x3) has its own kernels (:func:`input_transform`, :func:`output_transfor
 their loops run over whole rows of tiles. The general kernels (F(2x2, 5x5), and the bottom's
 transform of both weight gradients) work channels last, ``(a², T, C)`` and ``(a², T, M)``:
 rows of tiles times all channels make loops long enough to vectorize on CIFAR-10's 8x8 and
-4x4 tile grids, where a loop over one row of tiles (8 or 4 values) ran at scalar speed.
+4x4 tile grids, where a loop over one row of tiles (8 or 4 values) ran at scalar speed. The
+weight gradients' transform of the top gradient's tiles is :func:`gradient_transform`.
 """
 
 from __future__ import annotations

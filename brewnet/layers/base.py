@@ -58,7 +58,7 @@ class Layer:
     deploy_as: ClassVar[str | None] = None
     # ``reshape`` reads nothing but the blobs it is given (their arrays, shapes) and what
     # ``setup`` left, so the net skips it while those arrays are the ones it last saw
-    # (``reshape_as_needed``): 10-20 us a layer, 3-6% of a forward of MobileNet v2 or
+    # (``reshape_as_needed``): 10-20 us a layer, about 4% of a forward of MobileNet v2 or
     # SqueezeNet at batch 1.
     reshape_reads_blobs_only: ClassVar[bool] = False
 

@@ -73,7 +73,8 @@ class MpiComm:
     def abort(self, code: int) -> NoReturn:
         """MPI_Abort (mpiexec then ends every rank); exit even if it returns, as it may.
         First a pause for mpiexec to forward what this rank just printed (the error naming
-        it): MPI_Abort ends the job at once, and once in some 40 runs the line was lost."""
+        it): MPI_Abort ends the job at once, and in one run of the fault tests the line never
+        reached mpiexec's output."""
         time.sleep(ABORT_GRACE_S)
         try:
             self._comm.Abort(code)
