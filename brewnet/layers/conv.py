@@ -400,6 +400,9 @@ class ConvolutionLayer(Layer):
     # -- forward / backward --------------------------------------------------------------------
     def forward(self, bottom: list[Blob], top: list[Blob]) -> None:
         xp = bottom[0].xp
+        if self._winograd_forward(xp):  # the folded forward, with no epilogue
+            self.forward_affine(bottom, top, None, None, None)
+            return
         g, mg = self._group, self._num_output // self._group
         bias = self.blobs[1].data.reshape(1, g, mg, 1) if self._bias_term else None
         for index, (b, t) in enumerate(zip(bottom, top, strict=True)):
@@ -413,15 +416,6 @@ class ConvolutionLayer(Layer):
                 continue
             if self._kind == "pointwise":
                 self._pointwise_forward(xp, b.data, t.data.reshape(self._n, mg, -1), bias)
-                continue
-            if self._winograd_forward(xp):
-                self._col_source = None  # no columns made: backward builds its own
-                shift = (xp.zeros(self._num_output, dtype=np.float32) if bias is None
-                         else self.blobs[1].data)
-                winograd.forward_affine(xp, self._nchw(b.data), self.blobs[0].data, g,
-                                        self._nchw_top(t.data),
-                                        xp.ones(self._num_output, dtype=np.float32), shift,
-                                        np.float32(1))
                 continue
             self._point_patches(xp, b.data)
             self._apply_weights(xp, t.data, bias, fill=b.data)
