@@ -41,7 +41,9 @@ def _numba_imports() -> bool:
 
 def kernel(function, reassociate: bool = False):
     """``function`` compiled by numba: cached on disk, IEEE arithmetic (results must match the
-    NumPy bodies), serial, and without the GIL, so that threads can call kernels at once (the
+    NumPy bodies; NumPy's error model too, so a division gives inf or NaN as NumPy's does
+    instead of testing its divisor for zero, a test that kept loops with a division from
+    vectorizing), serial, and without the GIL, so that threads can call kernels at once (the
     data feed's workers; a layer splitting its batch over the cores, ``brewnet.cores``; numba's
     own threads over planes measured slower on 2 cores, where they fight OpenBLAS's).
     ``reassociate`` lets LLVM reorder additions so a sum vectorizes: only for float64 sums of
@@ -51,6 +53,6 @@ def kernel(function, reassociate: bool = False):
 
     fastmath = {"reassoc"} if reassociate else False
     try:
-        return njit(cache=True, fastmath=fastmath, nogil=True)(function)
+        return njit(cache=True, fastmath=fastmath, nogil=True, error_model="numpy")(function)
     except RuntimeError:  # numba's "cannot cache function ...: no locator available"
-        return njit(cache=False, fastmath=fastmath, nogil=True)(function)
+        return njit(cache=False, fastmath=fastmath, nogil=True, error_model="numpy")(function)
