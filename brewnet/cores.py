@@ -55,10 +55,17 @@ def _openblas() -> ctypes.CDLL | None:
 
 def blas_symbol(suffix: str) -> Any:
     """OpenBLAS's function ``openblas_<suffix>`` under any of its builds' names, or None."""
+    return blas_function(f"scipy_openblas_{suffix}64_", f"openblas_{suffix}64_",
+                         f"openblas_{suffix}")
+
+
+def blas_function(*names: str) -> Any:
+    """The first of ``names`` NumPy's OpenBLAS exports, or None (not an identified OpenBLAS,
+    or none of them)."""
     lib = _openblas()
     if lib is None:
         return None
-    for name in (f"scipy_openblas_{suffix}64_", f"openblas_{suffix}64_", f"openblas_{suffix}"):
+    for name in names:
         if hasattr(lib, name):
             return getattr(lib, name)
     return None

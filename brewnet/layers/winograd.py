@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import cores
+from .. import batched, cores
 from .scratch import scratch
 
 # G ⊗ G: the weight transform G g Gᵀ of every filter as one GEMM over the 9 taps.
@@ -140,8 +140,9 @@ def forward_affine(xp: Any, x: Any, weight: Any, group: int, y: Any, a: Any, b: 
                 v = scratch(xp, "winograd.v", (size, c, q * tiles))
                 out = scratch(xp, "winograd.m", (size, m, q * tiles))
                 kernels.input_transform(x[start:start + q], v)
-                xp.matmul(u, v.reshape(size, g, c // g, -1),
-                          out=out.reshape(size, g, m // g, -1))
+                batched.matmul(xp, u.reshape(size * g, m // g, c // g),
+                               v.reshape(size * g, c // g, -1),
+                               out.reshape(size * g, m // g, -1))
                 kernels.output_transform(out, y[start:start + q], a, b, slope)
                 continue
             # 5x5: channels last, (a², T, C) and (a², T, M), so that the transforms' loops

@@ -1,0 +1,66 @@
+"""Stacked float32 products ``c[i] = a[i] @ b[i]`` in one call to OpenBLAS's
+``cblas_sgemm_batch_strided``, whose threads take whole products, where ``numpy.matmul`` calls
+sgemm once per product and OpenBLAS splits each one over its threads. For the 16 small
+products of a Winograd layer at batch 1 (GoogLeNet's conv2: 16 of 192x64 by 64x784) that
+split ran 2.1 ms on two threads, the batch call 1.55 (3.1 on one thread). On one thread (a
+pass splitting its batch, ``brewnet.cores``) both are the same loop, so the call is made only
+while OpenBLAS has more threads.
+
+Only NumPy's own OpenBLAS of 64-bit integers (the ``scipy_openblas64_`` of NumPy's wheels,
+whose other functions carry that suffix, so the argument widths are known) is called, and
+only for products of more than 100^3 multiply-adds: below that OpenBLAS routes a batch to
+its small-matrix kernels, which crash in builds for several CPUs (DYNAMIC_ARCH, as NumPy's)
+up to 0.3.31 (OpenMathLib/OpenBLAS#5980). Any other BLAS, CuPy arrays, or operands not laid
+out as three C-contiguous stacks go through ``xp.matmul``.
+"""
+
+from __future__ import annotations
+
+import ctypes
+from functools import cache
+from typing import Any
+
+import numpy as np
+
+from . import cores
+
+_ROW_MAJOR, _NO_TRANS = 101, 111
+SMALL_PRODUCT = 100 ** 3  # OpenBLAS's small-matrix bound on m·n·k (module docstring)
+
+
+@cache
+def _batch_call() -> Any:
+    """OpenBLAS's ``cblas_sgemm_batch_strided`` with its argument types, or None."""
+    if cores.blas_function("scipy_cblas_sgemm64_") is None:  # not the ILP64 NumPy OpenBLAS
+        return None
+    call = cores.blas_function("cblas_sgemm_batch_strided",
+                               "scipy_cblas_sgemm_batch_strided64_")
+    if call is None:
+        return None
+    i64, f32, ptr = ctypes.c_int64, ctypes.c_float, ctypes.c_void_p
+    call.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int, i64, i64, i64, f32,
+                     ptr, i64, i64, ptr, i64, i64, f32, ptr, i64, i64, i64]
+    call.restype = None
+    return call
+
+
+def _stack(a: Any) -> bool:
+    return (isinstance(a, np.ndarray) and a.dtype == np.float32 and a.ndim == 3
+            and a.flags.c_contiguous)
+
+
+def matmul(xp: Any, a: Any, b: Any, out: Any) -> None:
+    """``out[i] = a[i] @ b[i]`` for stacks ``a`` ``(S, M, K)``, ``b`` ``(S, K, N)``, ``out``
+    ``(S, M, N)``: one batch call where it applies (module docstring), else ``xp.matmul``."""
+    call = _batch_call() if xp is np else None
+    if (call is None or not (_stack(a) and _stack(b) and _stack(out))
+            or a.shape[1] * a.shape[2] * b.shape[2] <= SMALL_PRODUCT
+            or (cores.blas_threads() or 1) < 2):
+        xp.matmul(a, b, out=out)
+        return
+    s, m, k = a.shape
+    n = b.shape[2]
+    if b.shape[:2] != (s, k) or out.shape != (s, m, n):
+        raise ValueError(f"stacked shapes {a.shape} @ {b.shape} -> {out.shape} do not agree")
+    call(_ROW_MAJOR, _NO_TRANS, _NO_TRANS, m, n, k, 1.0, a.ctypes.data, k, m * k,
+         b.ctypes.data, n, k * n, 0.0, out.ctypes.data, n, m * n, s)
