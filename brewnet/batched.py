@@ -2,9 +2,10 @@
 ``cblas_sgemm_batch_strided``, whose threads take whole products, where ``numpy.matmul`` calls
 sgemm once per product and OpenBLAS splits each one over its threads. For the 16 small
 products of a Winograd layer at batch 1 (GoogLeNet's conv2: 16 of 192x64 by 64x784) that
-split ran 2.1 ms on two threads, the batch call 1.55 (3.1 on one thread). On one thread (a
-pass splitting its batch, ``brewnet.cores``) both are the same loop, so the call is made only
-while OpenBLAS has more threads.
+split ran 2.1 ms on two threads, the batch call 1.55 (3.1 on one thread); the two groups of
+CaffeNet's conv2 at batch 1 2.28 -> 2.15 ms. On one thread (a pass splitting its batch,
+``brewnet.cores``) both are the same loop, so the call is made only while OpenBLAS has more
+threads, and only for stacks its threads share evenly.
 
 Only NumPy's own OpenBLAS of 64-bit integers (the ``scipy_openblas64_`` of NumPy's wheels,
 whose other functions carry that suffix, so the argument widths are known) is called, and
@@ -44,6 +45,12 @@ def _batch_call() -> Any:
     return call
 
 
+def _shared_evenly(products: int, threads: int) -> bool:
+    """Whether OpenBLAS's ``threads`` (more than one) share ``products`` whole products within
+    a quarter of each other's share: one product on one thread is slower than split."""
+    return threads > 1 and (products % threads == 0 or products >= 4 * threads)
+
+
 def _stack(a: Any) -> bool:
     return (isinstance(a, np.ndarray) and a.dtype == np.float32 and a.ndim == 3
             and a.flags.c_contiguous)
@@ -55,7 +62,7 @@ def matmul(xp: Any, a: Any, b: Any, out: Any) -> None:
     call = _batch_call() if xp is np else None
     if (call is None or not (_stack(a) and _stack(b) and _stack(out))
             or a.shape[1] * a.shape[2] * b.shape[2] <= SMALL_PRODUCT
-            or (cores.blas_threads() or 1) < 2):
+            or not _shared_evenly(a.shape[0], cores.blas_threads() or 1)):
         xp.matmul(a, b, out=out)
         return
     s, m, k = a.shape

@@ -3,8 +3,8 @@
 Facts checked: the batch call gives numpy.matmul's products (within float32 rounding) and is
 the one made for large products while OpenBLAS has two threads; products of at most 100^3
 multiply-adds (OpenBLAS's small-matrix path, which crashes in NumPy's OpenBLAS 0.3.31),
-one BLAS thread, and operands that are not three C-contiguous float32 stacks go through
-numpy.matmul.
+one BLAS thread, stacks the threads would share unevenly (one product), and operands that
+are not three C-contiguous float32 stacks go through numpy.matmul.
 """
 
 from __future__ import annotations
@@ -52,12 +52,12 @@ def test_a_large_stack_is_one_batch_call_with_matmuls_products(two_blas_threads,
     np.testing.assert_allclose(out, np.matmul(a, b), rtol=1e-5, atol=1e-4)
 
 
-@pytest.mark.parametrize("case", ["small", "strided", "float64"])
+@pytest.mark.parametrize("case", ["small", "single", "strided", "float64"])
 def test_other_operands_go_through_matmul(two_blas_threads, monkeypatch, case):
     calls = _spy(monkeypatch)
     a, b, out = _stacks(3, 64, 16, 900)  # 64·16·900 <= 100^3: OpenBLAS's small path
     if case != "small":
-        a, b, out = _stacks(3, 70, 130, 150)
+        a, b, out = _stacks(1 if case == "single" else 3, 70, 130, 150)
     if case == "strided":
         b = np.asfortranarray(b)
     if case == "float64":

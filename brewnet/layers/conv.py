@@ -50,7 +50,7 @@ import math
 
 import numpy as np
 
-from .. import cores, kernels
+from .. import batched, cores, kernels
 from ..blob import Blob
 from ..proto import caffe_pb2
 from . import depthwise, epilogue, winograd
@@ -533,7 +533,11 @@ class ConvolutionLayer(Layer):
                            (c * hp * wp, c // g * hp * wp, hp * wp, dh * wp, dw, sh * wp, sw))
         cols = scratch(xp, "conv.col", (n, g, self._kg, self._oh * self._ow))
         xp.copyto(cols.reshape(patches.shape), patches)
-        xp.matmul(self.blobs[0].data.reshape(g, mg, self._kg), cols, out=out)
+        weight = self.blobs[0].data.reshape(g, mg, self._kg)
+        if n == 1:  # the groups' products, a stack OpenBLAS's threads can share
+            batched.matmul(xp, weight, cols.reshape(g, self._kg, -1), out.reshape(g, mg, -1))
+        else:
+            xp.matmul(weight, cols, out=out)
 
     def _depthwise_scratch(self, xp):
         """An output-shaped scratch array for the depthwise NumPy bodies."""
