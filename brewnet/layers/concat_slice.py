@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from .. import cores
 from ..blob import Blob
 from .base import Layer
@@ -24,6 +26,12 @@ def _legacy_or_axis(layer: Layer, msg, legacy_field: str, num_axes: int) -> int:
                                     f"{num_axes} axes")
         return dim
     return canonical_axis(layer, int(msg.axis), num_axes)
+
+
+def _same_memory(a: Any, b: Any) -> bool:
+    """Whether NumPy arrays ``a`` and ``b`` are views of the same values."""
+    return (isinstance(a, np.ndarray) and isinstance(b, np.ndarray) and a.shape == b.shape
+            and a.strides == b.strides and a.ctypes.data == b.ctypes.data)
 
 
 def _copy(xp: Any, axis: int, pairs: list[tuple[Any, Any]]) -> None:
@@ -53,6 +61,10 @@ class Concat(Layer):
     reshape_reads_blobs_only = True
     min_bottom = 1
     exact_num_top = 1
+    # Per bottom, whether it may be a view of its section of the top (net/joins.py); none
+    # unless the compiler says so.
+    joined: tuple[bool, ...] = ()
+    _views: tuple = ()  # per bottom, the section its blob was last made a view of, or None
 
     def reshape(self, bottom: list[Blob], top: list[Blob]) -> None:
         if any(top[0] is b for b in bottom):
@@ -74,14 +86,33 @@ class Concat(Layer):
         for b in bottom:
             self.bounds.append((start, start + b.data.shape[self.axis]))
             start += b.data.shape[self.axis]
+        self.join(bottom, top)
+
+    def join(self, bottom: list[Blob], top: list[Blob]) -> None:
+        """Make each ``joined`` bottom a view of its section of the top, its values moved
+        there, where the section is contiguous (each axis before ``axis`` of length 1)."""
+        data = top[0].data
+        if (not self.joined or not isinstance(data, np.ndarray)
+                or any(d != 1 for d in data.shape[:self.axis])):
+            self._views = ()
+            return
+        views = []
+        for i, b in enumerate(bottom):
+            section = self._section(data, i)
+            if self.joined[i] and not _same_memory(b.data, section):
+                section[...] = b.data
+                b.adopt_data(section)
+            views.append(b.data if self.joined[i] else None)
+        self._views = tuple(views)
 
     def _section(self, array, i: int):
         lo, hi = self.bounds[i]
         return array[(slice(None),) * self.axis + (slice(lo, hi),)]
 
     def forward(self, bottom: list[Blob], top: list[Blob]) -> None:
-        _copy(top[0].xp, self.axis,
-              [(self._section(top[0].data, i), b.data) for i, b in enumerate(bottom)])
+        views = self._views or (None,) * len(bottom)
+        _copy(top[0].xp, self.axis, [(self._section(top[0].data, i), b.data)
+                                     for i, b in enumerate(bottom) if b.data is not views[i]])
 
     def backward(self, top: list[Blob], propagate_down: list[bool],
                  bottom: list[Blob]) -> None:

@@ -22,6 +22,7 @@ from ..proto.blobproto import blobproto_to_array
 from ..proto.positions import Node
 from .backward import plan_backward
 from .fusion import fused_chains
+from .joins import join_concats
 from .lint import explain_foreign_params, net_warnings
 from .locate import locate_layer_error
 from .memory import OVERRIDES, memory_error, net_memory
@@ -46,11 +47,13 @@ def compile_net(param: caffe_pb2.NetParameter, state: caffe_pb2.NetState,
     that only want shapes, such as draw. A net needing more than ``memory_limit`` bytes
     (with ``history_slots`` solver arrays per learnable parameter) is an error, found
     before more than the limit is allocated (net/memory.py). ``fuse`` finds the chains of
-    steps a forward may run as one (``plan.fused``, net/fusion.py)."""
+    steps a forward may run as one (``plan.fused``, net/fusion.py) and the Concat bottoms
+    that may live in their top (net/joins.py)."""
     plan = _Compiler(param, state, nodes, file, allow_python_layers, collect_problems,
                      log_warnings, memory_limit, history_slots).run()
     if fuse:
         plan.fused = fused_chains(plan)
+        join_concats(plan)
     return plan
 
 
