@@ -14,6 +14,11 @@ EXTRA = [
     ("kernel_size: 3 stride: 2 round_mode: FLOOR", (2, 3, 8, 9)),  # rows no window reaches
     ("kernel_size: 2 stride: 4 pad: 1", (1, 2, 9, 9)),  # stride > kernel, padded
     ("kernel_h: 17 kernel_w: 16 stride: 1", (1, 1, 18, 17)),  # offsets past a byte
+    # Stride 1 and padded, under FLAT_BELOW wide: the values-only kernel's whole-plane runs
+    # (GoogLeNet's inception pools; a run past 64 values; asymmetric).
+    ("kernel_size: 3 stride: 1 pad: 1", (2, 3, 7, 9)),
+    ("kernel_size: 3 stride: 1 pad: 1 round_mode: CEIL", (1, 2, 12, 13)),
+    ("kernel_h: 2 kernel_w: 3 stride: 1 pad_h: 1 pad_w: 0", (1, 2, 5, 6)),
 ]
 
 
