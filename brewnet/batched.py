@@ -5,7 +5,10 @@ products of a Winograd layer at batch 1 (GoogLeNet's conv2: 16 of 192x64 by 64x7
 split ran 2.1 ms on two threads, the batch call 1.55 (3.1 on one thread); the two groups of
 CaffeNet's conv2 at batch 1 2.28 -> 2.15 ms. On one thread (a pass splitting its batch,
 ``brewnet.cores``) both are the same loop, so the call is made only while OpenBLAS has more
-threads, and only for stacks its threads share evenly.
+threads, and only for stacks its threads share evenly; or to add the products into the
+output (sgemm's beta 1), which matmul cannot: the Winograd weight gradient's chunks sum into
+one stack that way, without a product stack and a pass adding it (ResNet-50's 512-channel
+layer at batch 8, two threads each summing 4 samples: 14.8 -> 12.9 ms).
 
 Only NumPy's own OpenBLAS of 64-bit integers (the ``scipy_openblas64_`` of NumPy's wheels,
 whose other functions carry that suffix, so the argument widths are known) is called, and
@@ -56,18 +59,24 @@ def _stack(a: Any) -> bool:
             and a.flags.c_contiguous)
 
 
-def matmul(xp: Any, a: Any, b: Any, out: Any) -> None:
-    """``out[i] = a[i] @ b[i]`` for stacks ``a`` ``(S, M, K)``, ``b`` ``(S, K, N)``, ``out``
-    ``(S, M, N)``: one batch call where it applies (module docstring), else ``xp.matmul``."""
+def matmul(xp: Any, a: Any, b: Any, out: Any, accumulate: bool = False) -> None:
+    """``out[i] = a[i] @ b[i]`` (``+=`` with ``accumulate``) for stacks ``a`` ``(S, M, K)``,
+    ``b`` ``(S, K, N)``, ``out`` ``(S, M, N)``: one batch call where it applies (module
+    docstring), else ``xp.matmul``. Accumulating, the call is made on one thread too: its
+    products add into ``out`` (sgemm's beta 1) where matmul's go through a temporary stack
+    and another pass over ``out``."""
     call = _batch_call() if xp is np else None
     if (call is None or not (_stack(a) and _stack(b) and _stack(out))
             or a.shape[1] * a.shape[2] * b.shape[2] <= SMALL_PRODUCT
-            or not _shared_evenly(a.shape[0], cores.blas_threads() or 1)):
-        xp.matmul(a, b, out=out)
+            or not (accumulate or _shared_evenly(a.shape[0], cores.blas_threads() or 1))):
+        if accumulate:
+            out += xp.matmul(a, b)
+        else:
+            xp.matmul(a, b, out=out)
         return
     s, m, k = a.shape
     n = b.shape[2]
     if b.shape[:2] != (s, k) or out.shape != (s, m, n):
         raise ValueError(f"stacked shapes {a.shape} @ {b.shape} -> {out.shape} do not agree")
     call(_ROW_MAJOR, _NO_TRANS, _NO_TRANS, m, n, k, 1.0, a.ctypes.data, k, m * k,
-         b.ctypes.data, n, k * n, 0.0, out.ctypes.data, n, m * n, s)
+         b.ctypes.data, n, k * n, 1.0 if accumulate else 0.0, out.ctypes.data, n, m * n, s)

@@ -80,3 +80,30 @@ def test_disagreeing_shapes_are_an_error(two_blas_threads):
     a, b, out = _stacks(2, 70, 130, 150)
     with pytest.raises(ValueError, match="do not agree"):
         batched.matmul(np, a, b, out[:1])
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_accumulating_adds_the_products_in_one_batch_call(two_blas_threads, monkeypatch,
+                                                          threads):
+    """``accumulate`` adds the products to ``out`` (sgemm's beta 1), in one batch call on one
+    BLAS thread too, where it saves matmul's temporary stack and a pass over ``out``."""
+    calls = _spy(monkeypatch)
+    cores.set_blas_threads(threads)
+    a, b, out = _stacks(3, 70, 130, 150)
+    start = np.random.default_rng(9).standard_normal(out.shape).astype(np.float32)
+    out[...] = start
+    batched.matmul(np, a, b, out, accumulate=True)
+    assert len(calls) == 1
+    np.testing.assert_allclose(out, start + np.matmul(a, b), rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.parametrize("case", ["small", "strided"])
+def test_accumulating_through_matmul_adds_too(two_blas_threads, monkeypatch, case):
+    calls = _spy(monkeypatch)
+    a, b, out = _stacks(3, 64, 16, 900) if case == "small" else _stacks(3, 70, 130, 150)
+    if case == "strided":
+        b = np.asfortranarray(b)
+    out.fill(1)
+    batched.matmul(np, a, b, out, accumulate=True)
+    assert calls == []
+    np.testing.assert_allclose(out, 1 + np.matmul(a, b), rtol=1e-5, atol=1e-4)

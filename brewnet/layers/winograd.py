@@ -180,18 +180,24 @@ def weight_grad(xp: Any, x: Any, dy: Any, group: int, wdiff: Any) -> None:
     def part(first: int, last: int) -> Any:
         # Scratch, not fresh arrays: two threads faulting in 16 MB temporaries at once
         # (512x512 filters) serialize on the process's page tables.
+        # The first chunk's products are the total, later ones add into it: with one group
+        # through sgemm's beta (batched.matmul), else through a product stack.
         total = scratch(xp, "winograd.total", (size, g, mg, cg))
-        total.fill(0)
-        product = scratch(xp, "winograd.product", (size, g, mg, cg))
         for start in range(first, last, chunk):
             q = min(last, start + chunk) - start
             v = scratch(xp, "winograd.v5", (size, q * tiles, c))
             input_transform_general(x[start:start + q], v, *_NONZEROS[r], r // 2)
             gh = scratch(xp, "winograd.gh", (size, m, q * tiles))
             gradient_transform(dy[start:start + q], gh, gw)
+            if g == 1:
+                batched.matmul(xp, gh, v, total.reshape(size, mg, cg),
+                               accumulate=start > first)
+                continue
+            out = total if start == first else scratch(xp, "winograd.product", total.shape)
             xp.matmul(gh.reshape(size, g, mg, -1),
-                      v.reshape(size, -1, g, cg).transpose(0, 2, 1, 3), out=product)
-            total += product
+                      v.reshape(size, -1, g, cg).transpose(0, 2, 1, 3), out=out)
+            if start > first:
+                total += out
         return total
 
     parts = [p.reshape(size, m, cg) for p in cores.split(xp, n, part)]

@@ -211,3 +211,33 @@ def test_split_over_the_cores_equals_one_core(two_blas_threads, monkeypatch, r, 
     tolerance = 1e-5 if r == 3 else 2e-5
     for got, want in zip(results[1], results[0], strict=True):
         assert np.abs(got - want).max() <= tolerance * np.abs(want).max()
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("c, m, group", [(128, 128, 1), (32, 48, 2)])
+def test_weight_gradient_over_several_chunks_equals_one_chunk(monkeypatch, threads, c, m,
+                                                              group):
+    """A weight gradient summed over chunks of one sample (the first chunk's products written,
+    later ones added: sgemm's beta 1 with one group, a product stack with groups) equals the
+    one-chunk sum to float32 rounding, one BLAS thread or two (each summing its own
+    samples); a chunk lost or counted twice would be off by a quarter of the total."""
+    from brewnet import cores, kernels
+
+    if not kernels.enabled(np):
+        pytest.skip("Winograd runs with the compiled kernels only")
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((4, c, 16, 16)).astype(np.float32)
+    dy = rng.standard_normal((4, m, 16, 16)).astype(np.float32)
+    before = cores.blas_threads() or 1
+    cores.set_blas_threads(threads)
+    try:
+        grads = []
+        for budget in (1 << 30, 1):
+            monkeypatch.setattr(winograd, "_CHUNK_BYTES_GRAD", budget)
+            grads.append(np.full((m, c // group, 3, 3), 0.5, np.float32))
+            with cores.sharing(4):
+                winograd.weight_grad(np, x, dy, group, grads[-1])
+    finally:
+        cores.set_blas_threads(before)
+    assert np.abs(grads[1] - grads[0]).max() <= 1e-5 * np.abs(grads[0]).max()
+    assert np.abs(grads[0] - 0.5).max() > 10  # the sums are there
