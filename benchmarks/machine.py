@@ -9,12 +9,14 @@ import os
 import platform
 import resource
 import statistics
+import subprocess
+import sys
 import time
 from typing import Any
 
 import numpy as np
 
-from brewnet import cores
+from brewnet import blas_env, cores
 from brewnet.cores import blas_symbol
 from brewnet.cores import set_blas_threads as set_blas_threads  # the benchmarks' setter
 
@@ -36,15 +38,59 @@ def blas_config() -> str:
     return get().decode()
 
 
-def cpu_model() -> str:
+def _cpu_fields() -> dict[str, str]:
+    """The first processor's fields in /proc/cpuinfo (empty where there is none)."""
+    fields: dict[str, str] = {}
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
+                if not line.strip():
+                    break
+                key, _, value = line.partition(":")
+                fields.setdefault(key.strip(), value.strip())
     except OSError:
         pass
-    return platform.processor() or platform.machine()
+    return fields
+
+
+def cpu_model() -> str:
+    """The CPU's model name with its family and model numbers (a model name such as "AMD
+    EPYC" covers generations whose kernels differ: family 25 is Zen 3/4, 26 Zen 5)."""
+    fields = _cpu_fields()
+    name = fields.get("model name") or platform.processor() or platform.machine()
+    if "cpu family" in fields:
+        name += f" (family {fields['cpu family']}, model {fields.get('model', '?')})"
+    return name
+
+
+def _own_corename(environ: dict[str, str]) -> str:
+    """The kernels NumPy's OpenBLAS picks by itself here: asked in a child process started
+    without ``OPENBLAS_CORETYPE`` (OpenBLAS reads it only when it loads)."""
+    code = ("import numpy, ctypes\nfrom brewnet.cores import blas_symbol\n"
+            "get = blas_symbol('get_corename')\nget.restype = ctypes.c_char_p\n"
+            "print(get().decode())")
+    env = {k: v for k, v in environ.items() if k not in (blas_env.VARIABLE, blas_env.MARK)}
+    try:
+        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                             text=True, timeout=60, check=True)
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return out.stdout.strip() or "unknown"
+
+
+def blas_kernels_line(environ: dict[str, str] | None = None) -> str | None:
+    """Who chose OpenBLAS's kernels when ``OPENBLAS_CORETYPE`` chose them, and what OpenBLAS
+    would pick itself: the figures of GEMM-bound nets move with it (on AMD Zen 5, Haswell's
+    AVX2 kernels run sgemm at half the rate of OpenBLAS's own AVX-512 pick, while the peers
+    use AVX-512). None when the variable is unset."""
+    environ = dict(os.environ if environ is None else environ)
+    value = environ.get(blas_env.VARIABLE)
+    if value is None or blas_symbol("get_corename") is None:
+        return None
+    who = ("brewnet's choice for this CPU (brewnet/blas_env.py)"
+           if environ.get(blas_env.MARK) == value else "set in the environment of the run")
+    return (f"OpenBLAS kernels: OPENBLAS_CORETYPE={value}, {who}; OpenBLAS's own pick here: "
+            f"{_own_corename(environ)}")
 
 
 def torch_or_none(threads: int) -> Any:
@@ -87,6 +133,9 @@ def machine_lines(torch: Any = None, peer: bool = False) -> list[str]:
     lines = [f"machine: {cpu_model()}, {os.cpu_count()} logical CPUs, {platform.system()} "
              f"{platform.release()}, Python {platform.python_version()}",
              f"numpy {np.__version__} with {blas_config()}; BLAS threads {blas_threads()}"]
+    kernels = blas_kernels_line()
+    if kernels is not None:
+        lines.append(kernels)
     if (os.cpu_count() or 1) > 1 and blas_symbol("set_num_threads") is not None:
         lines.append(f"second core: a 1024^3 GEMM runs {second_core_gain():.2f}x faster on 2 BLAS "
                      "threads than on 1 (1.9-2.0 with the second core free)")
