@@ -10,6 +10,7 @@ import math
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
+from itertools import count
 from typing import Any
 
 import numpy as np
@@ -19,6 +20,23 @@ from .errors import ShapeError, pycaffe_kind
 
 MAX_AXES = 32
 MAX_COUNT = 2**31 - 1  # Caffe counts values in an int
+
+# A new value (``next`` is atomic) each time any blob gets arrays: created, reallocated by a
+# reshape, sharing another's data, adopting an array. While it stands still no blob's
+# ``arrays_key`` changed, so a net's layers skip even comparing their blobs' keys
+# (``Layer.reshape_as_needed``: 2-3 us a layer, 0.2 ms of a MobileNet v2 forward at batch 1).
+_EPOCHS = count(1)
+_epoch = 0
+
+
+def arrays_epoch() -> int:
+    """The number that changes whenever any blob gets new arrays (see ``_EPOCHS``)."""
+    return _epoch
+
+
+def _arrays_changed() -> None:
+    global _epoch
+    _epoch = next(_EPOCHS)
 
 
 def checked_shape(dims: Sequence[int]) -> tuple[int, ...]:
@@ -77,6 +95,16 @@ class Blob:
     def __init__(self, shape: Sequence[int] = (), xp: Any = None):
         self._xp = xp if xp is not None else default_xp()
         self._data, self._diff = self._zeros(checked_shape(shape))
+        _arrays_changed()
+
+    @classmethod
+    def of_arrays(cls, data: Any, diff: Any, xp: Any) -> Blob:
+        """A blob holding ``data`` and ``diff`` themselves (views of another blob's arrays:
+        parameters shared under another shape), no copy."""
+        blob = cls.__new__(cls)
+        blob._xp, blob._data, blob._diff = xp, data, diff
+        _arrays_changed()
+        return blob
 
     def _zeros(self, shape: tuple[int, ...]) -> tuple[Any, Any]:
         """Zeroed data and diff arrays of ``shape``, or, past an active AllocationBudget,
@@ -169,6 +197,7 @@ class Blob:
         shape = checked_shape(dims)
         if shape != self._data.shape:
             self._data, self._diff = self._zeros(shape)
+            _arrays_changed()
 
     def arrays_key(self) -> tuple:
         """Which arrays the blob holds now, and their shape: equal keys mean a layer's
@@ -184,6 +213,7 @@ class Blob:
             raise ValueError(f"cannot share data of shape {tuple(other._data.shape)} with a "
                              f"blob of shape {tuple(self._data.shape)}")
         self._data = other._data
+        _arrays_changed()
         budget = _BUDGET.get()
         if budget is not None:  # only the diff is this blob's own now
             budget.admit(self, 4 * math.prod(self._diff.shape))
@@ -198,6 +228,7 @@ class Blob:
                              f"shape {tuple(array.shape)} as the data of a blob of shape "
                              f"{tuple(self._data.shape)}")
         self._data = array
+        _arrays_changed()
 
     def __repr__(self) -> str:
         return f"Blob(shape={tuple(self._data.shape)})"

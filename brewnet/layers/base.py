@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ..blob import Blob
+from ..blob import Blob, arrays_epoch
 from ..errors import NetError, ShapeError
 from ..proto import caffe_pb2
 from .fillers import fill
@@ -78,7 +78,11 @@ class Layer:
         self.param_propagate_down: list[bool] = []
         # One weight per top, set by set_up: its share of the net's loss (0: none).
         self.loss_weights: list[float] = []
-        self._reshaped_for: tuple | None = None  # the blobs' arrays_key at the last reshape
+        # The blobs' arrays_key at the last check, the lists checked, and blob.arrays_epoch()
+        # then (reshape_as_needed).
+        self._reshaped_for: tuple | None = None
+        self._reshaped_lists: tuple | None = None
+        self._reshaped_epoch = -1
 
     @property
     def name(self) -> str:
@@ -100,9 +104,15 @@ class Layer:
         if not self.reshape_reads_blobs_only:
             self.reshape(bottom, top)
             return
-        if _arrays_key(bottom, top) != self._reshaped_for:
+        if (arrays_epoch() == self._reshaped_epoch and self._reshaped_lists is not None
+                and self._reshaped_lists[0] is bottom and self._reshaped_lists[1] is top):
+            return  # no blob anywhere got new arrays since the last check of these lists
+        key = _arrays_key(bottom, top)
+        if key != self._reshaped_for:
             self.reshape(bottom, top)
-            self._reshaped_for = _arrays_key(bottom, top)  # reshape may reallocate the tops
+            key = _arrays_key(bottom, top)  # reshape may reallocate the tops
+        self._reshaped_for, self._reshaped_lists = key, (bottom, top)
+        self._reshaped_epoch = arrays_epoch()
 
     def run_forward(self, bottom: list[Blob], top: list[Blob]) -> np.float32:
         """Reshape (as needed), forward, and return this layer's weighted loss, Σ

@@ -77,7 +77,5 @@ class ParamTable:
         if strict:
             layer.blobs[j] = theirs
         else:  # PERMISSIVE: the same values under this layer's own shape
-            view = Blob(mine.shape, xp=theirs.xp)
-            view._data = theirs.data.reshape(mine.data.shape)
-            view._diff = theirs.diff.reshape(mine.data.shape)
-            layer.blobs[j] = view
+            layer.blobs[j] = Blob.of_arrays(theirs.data.reshape(mine.data.shape),
+                                            theirs.diff.reshape(mine.data.shape), theirs.xp)

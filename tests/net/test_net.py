@@ -275,6 +275,34 @@ def test_forward_reshapes_a_layer_only_when_its_blobs_changed(monkeypatch):
     assert net.blobs["loss"].data.shape == ()
 
 
+def test_an_unchanged_net_skips_comparing_each_layers_blobs(monkeypatch):
+    """While no blob anywhere gets new arrays (blob.arrays_epoch), a forward does not even
+    compare a layer's blobs with the last ones; once any blob does (here one outside the
+    net), each such layer compares them again, and reshapes only those whose blobs changed."""
+    from brewnet.blob import Blob
+    from brewnet.layers import base
+
+    net = net_from(MLP)
+    feed(net)
+    net.forward()
+    compared = []
+    original = base._arrays_key
+    monkeypatch.setattr(base, "_arrays_key", lambda b, t: compared.append(1) or original(b, t))
+    net.forward()
+    assert compared == []
+    Blob((4,))
+    reshaped = []
+    for layer in net.layers:
+        monkeypatch.setattr(layer, "reshape", lambda b, t, name=layer.name: reshaped.append(name))
+    net.forward()
+    assert compared  # compared again, found the same arrays
+    # Only the layers that do not say they read only their blobs (inputs, loss) reshaped.
+    assert reshaped == ["x", "y", "loss"]
+    compared.clear()
+    net.forward()
+    assert compared == []
+
+
 def test_pycaffe_constructor_forms(tmp_path):
     model = tmp_path / "m.prototxt"
     model.write_text(MLP)
