@@ -38,25 +38,10 @@ def blas_config() -> str:
     return get().decode()
 
 
-def _cpu_fields() -> dict[str, str]:
-    """The first processor's fields in /proc/cpuinfo (empty where there is none)."""
-    fields: dict[str, str] = {}
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if not line.strip():
-                    break
-                key, _, value = line.partition(":")
-                fields.setdefault(key.strip(), value.strip())
-    except OSError:
-        pass
-    return fields
-
-
 def cpu_model() -> str:
     """The CPU's model name with its family and model numbers (a model name such as "AMD
     EPYC" covers generations whose kernels differ: family 25 is Zen 3/4, 26 Zen 5)."""
-    fields = _cpu_fields()
+    fields = blas_env.cpu_fields(blas_env.read_cpuinfo())
     name = fields.get("model name") or platform.processor() or platform.machine()
     if "cpu family" in fields:
         name += f" (family {fields['cpu family']}, model {fields.get('model', '?')})"

@@ -28,15 +28,22 @@ MARK = "BREWNET_OPENBLAS_CORETYPE"  # the value brewnet set VARIABLE to, not the
 _ZEN4_KERNELS = "Haswell"
 
 
-def preferred_coretype(cpuinfo: str) -> str | None:
-    """The OpenBLAS core type brewnet prefers for the CPU ``cpuinfo`` (the text of
-    /proc/cpuinfo) describes: Haswell on AMD family 25 with AVX-512 (Zen 4), else None."""
+def cpu_fields(cpuinfo: str) -> dict[str, str]:
+    """The fields of the first processor's block of ``cpuinfo`` (the text of /proc/cpuinfo),
+    which describes them all."""
     fields: dict[str, str] = {}
     for line in cpuinfo.splitlines():
         if not line.strip():
-            break  # the first processor's block describes them all
+            break
         key, _, value = line.partition(":")
         fields.setdefault(key.strip(), value.strip())
+    return fields
+
+
+def preferred_coretype(cpuinfo: str) -> str | None:
+    """The OpenBLAS core type brewnet prefers for the CPU ``cpuinfo`` (the text of
+    /proc/cpuinfo) describes: Haswell on AMD family 25 with AVX-512 (Zen 4), else None."""
+    fields = cpu_fields(cpuinfo)
     zen4 = (fields.get("vendor_id") == "AuthenticAMD" and fields.get("cpu family") == "25"
             and "avx512f" in fields.get("flags", "").split())
     return _ZEN4_KERNELS if zen4 else None
@@ -59,7 +66,8 @@ def choose_coretype(environ: MutableMapping[str, str], modules: Mapping[str, obj
     return coretype
 
 
-def _cpuinfo() -> str:
+def read_cpuinfo() -> str:
+    """The start of /proc/cpuinfo ("" where there is none)."""
     try:
         with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
             return f.read(1 << 16)  # the first processor's block is all that is read
@@ -67,4 +75,4 @@ def _cpuinfo() -> str:
         return ""
 
 
-chosen = choose_coretype(os.environ, sys.modules, _cpuinfo())
+chosen = choose_coretype(os.environ, sys.modules, read_cpuinfo())
