@@ -19,6 +19,7 @@ import numpy as np
 from brewnet import blas_env, cores
 from brewnet.cores import blas_symbol
 from brewnet.cores import set_blas_threads as set_blas_threads  # the benchmarks' setter
+from brewnet.tools.device_query import blas_kernels
 
 
 def blas_threads() -> int:
@@ -64,18 +65,16 @@ def _own_corename(environ: dict[str, str]) -> str:
 
 
 def blas_kernels_line(environ: dict[str, str] | None = None) -> str | None:
-    """Who chose OpenBLAS's kernels when ``OPENBLAS_CORETYPE`` chose them, and what OpenBLAS
-    would pick itself: the figures of GEMM-bound nets move with it (on AMD Zen 5, Haswell's
-    AVX2 kernels run sgemm at half the rate of OpenBLAS's own AVX-512 pick, while the peers
-    use AVX-512). None when the variable is unset."""
+    """The kernels OpenBLAS runs when ``OPENBLAS_CORETYPE`` chose them, who set it (as
+    ``brewnet device_query`` says) and what OpenBLAS would pick itself: the figures of
+    GEMM-bound nets move with it (on AMD Zen 5, the Haswell kernels run sgemm at half the
+    rate of OpenBLAS's own AVX-512 pick, while the peers use AVX-512). None when the
+    variable is unset or the BLAS names no kernels."""
     environ = dict(os.environ if environ is None else environ)
-    value = environ.get(blas_env.VARIABLE)
-    if value is None or blas_symbol("get_corename") is None:
+    kernels = blas_kernels(environ)
+    if blas_env.VARIABLE not in environ or kernels is None:
         return None
-    who = ("brewnet's choice for this CPU (brewnet/blas_env.py)"
-           if environ.get(blas_env.MARK) == value else "set in the environment of the run")
-    return (f"OpenBLAS kernels: OPENBLAS_CORETYPE={value}, {who}; OpenBLAS's own pick here: "
-            f"{_own_corename(environ)}")
+    return f"OpenBLAS kernels: {kernels}; OpenBLAS's own pick here: {_own_corename(environ)}"
 
 
 def torch_or_none(threads: int) -> Any:

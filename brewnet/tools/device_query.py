@@ -5,6 +5,7 @@ against and its thread count, and CuPy's CUDA devices with the properties Caffe'
 
 from __future__ import annotations
 
+import ctypes
 import os
 import sys
 from collections.abc import Iterator
@@ -12,7 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from .. import __version__
+from .. import __version__, blas_env
+from ..cores import blas_symbol
 from ..errors import BrewnetError
 
 _THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
@@ -57,6 +59,26 @@ def blas_threads() -> str:
            "to change it)"
 
 
+def blas_kernels(environ: dict[str, str] | None = None) -> str | None:
+    """The kernels NumPy's OpenBLAS runs and who chose them (``OPENBLAS_CORETYPE`` set by the
+    environment or by brewnet's blas_env, else OpenBLAS itself for this CPU); None when the
+    BLAS is not an OpenBLAS that names them. A pin matters: on AMD Zen 5 OpenBLAS's own
+    AVX-512 kernels run sgemm twice as fast as the Haswell ones."""
+    get = blas_symbol("get_corename")
+    if get is None:
+        return None
+    get.restype = ctypes.c_char_p
+    name = get().decode()
+    environ = dict(os.environ if environ is None else environ)
+    value = environ.get(blas_env.VARIABLE)
+    if value is None:
+        return f"{name} (OpenBLAS's own pick for this CPU)"
+    if environ.get(blas_env.MARK) == value:
+        return f"{name} (brewnet's pick for this CPU: brewnet/blas_env.py)"
+    return (f"{name} (OPENBLAS_CORETYPE={value} in the environment; unset it to let OpenBLAS "
+            "pick for this CPU)")
+
+
 def numpy_lines() -> Iterator[str]:
     """NumPy's version, BLAS (name, version, configuration) and threads."""
     blas = _blas_config()
@@ -67,6 +89,9 @@ def numpy_lines() -> Iterator[str]:
     detail = blas.get("openblas configuration")
     if detail:
         yield f"  BLAS configuration: {' '.join(str(detail).split())}"
+    kernels = blas_kernels()
+    if kernels is not None:
+        yield f"  BLAS kernels: {kernels}"
     yield f"  BLAS threads: {blas_threads()}"
 
 

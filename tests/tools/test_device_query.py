@@ -75,3 +75,20 @@ def test_report_starts_with_brewnet_and_python():
     """The first line names brewnet's and Python's versions."""
     first = next(dq.report_lines())
     assert first.startswith("brewnet ") and " on Python 3." in first
+
+
+def test_blas_kernels_say_who_chose_them():
+    """The kernels NumPy's OpenBLAS runs, and whether OPENBLAS_CORETYPE chose them (set by the
+    environment, or by brewnet's blas_env with its mark beside it) or OpenBLAS did."""
+    from brewnet import blas_env
+
+    if dq.blas_symbol("get_corename") is None:
+        assert dq.blas_kernels({}) is None
+        return
+    assert dq.blas_kernels({}).endswith("(OpenBLAS's own pick for this CPU)")
+    pinned = dq.blas_kernels({blas_env.VARIABLE: "Haswell"})
+    assert pinned.endswith("(OPENBLAS_CORETYPE=Haswell in the environment; unset it to let "
+                           "OpenBLAS pick for this CPU)")
+    ours = dq.blas_kernels({blas_env.VARIABLE: "Haswell", blas_env.MARK: "Haswell"})
+    assert ours.endswith("(brewnet's pick for this CPU: brewnet/blas_env.py)")
+    assert pinned.split(" (")[0] == ours.split(" (")[0] != ""
