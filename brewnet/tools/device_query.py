@@ -1,5 +1,5 @@
 """What brewnet can compute on, for ``brewnet device_query``: NumPy with the BLAS it was built
-against and its thread count, and CuPy's CUDA devices with the properties Caffe's
+against, the kernels and thread count that BLAS runs with, and CuPy's CUDA devices with the properties Caffe's
 ``device_query`` lists (name, compute capability, memory, multiprocessors...).
 """
 
@@ -80,7 +80,7 @@ def blas_kernels(environ: dict[str, str] | None = None) -> str | None:
 
 
 def numpy_lines() -> Iterator[str]:
-    """NumPy's version, BLAS (name, version, configuration) and threads."""
+    """NumPy's version, BLAS (name, version, configuration, kernels) and threads."""
     blas = _blas_config()
     yield f"NumPy {np.__version__} (CPU mode)"
     name = blas.get("name", "unknown")
