@@ -1,6 +1,7 @@
 """What brewnet can compute on, for ``brewnet device_query``: NumPy with the BLAS it was built
-against, the kernels and thread count that BLAS runs with, and CuPy's CUDA devices with the properties Caffe's
-``device_query`` lists (name, compute capability, memory, multiprocessors...).
+against, the kernels and thread count that BLAS runs with, and CuPy's CUDA devices with the
+properties Caffe's ``device_query`` lists (name, compute capability, memory,
+multiprocessors...).
 """
 
 from __future__ import annotations
