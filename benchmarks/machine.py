@@ -111,6 +111,14 @@ def second_core_gain(size: int = 1024) -> float:
     return best[1] / best[2]
 
 
+def second_core_reading() -> float | None:
+    """``second_core_gain()`` where it can be measured (more than one CPU, an OpenBLAS whose
+    threads can be set), else None."""
+    if (os.cpu_count() or 1) > 1 and blas_symbol("set_num_threads") is not None:
+        return second_core_gain()
+    return None
+
+
 def machine_lines(torch: Any = None, peer: bool = False) -> list[str]:
     """A few lines naming the machine, for the top of each benchmark's output; ``peer``:
     the benchmark compares with PyTorch (``torch`` None when it is not installed)."""
@@ -120,8 +128,9 @@ def machine_lines(torch: Any = None, peer: bool = False) -> list[str]:
     kernels = blas_kernels_line()
     if kernels is not None:
         lines.append(kernels)
-    if (os.cpu_count() or 1) > 1 and blas_symbol("set_num_threads") is not None:
-        lines.append(f"second core: a 1024^3 GEMM runs {second_core_gain():.2f}x faster on 2 BLAS "
+    gain = second_core_reading()
+    if gain is not None:
+        lines.append(f"second core: a 1024^3 GEMM runs {gain:.2f}x faster on 2 BLAS "
                      "threads than on 1 (1.9-2.0 with the second core free)")
     if torch is not None:
         lines.append(f"torch {torch.__version__}, intra-op threads {torch.get_num_threads()}")

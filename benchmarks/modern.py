@@ -33,7 +33,15 @@ from brewnet.log import set_level
 from brewnet.net import TEST, TRAIN, Net
 
 from . import REPO
-from .machine import machine_lines, peak_rss_mib, set_blas_threads, settle, summary, torch_or_none
+from .machine import (
+    machine_lines,
+    peak_rss_mib,
+    second_core_reading,
+    set_blas_threads,
+    settle,
+    summary,
+    torch_or_none,
+)
 from .modern_nets import NETS
 from .torch_twin import TorchGraph
 
@@ -312,6 +320,9 @@ def main(argv: list[str] | None = None) -> int:
             theirs = peak("torch", name, size, batch) if torch is not None else None
             mib = [f"{v:,.0f}" if v is not None else "not measured" for v in (mine, theirs)]
             print(f"{name} training peak MiB: brewnet {mib[0]}  pytorch {mib[1]}", flush=True)
+        gain = second_core_reading() if max(threads) > 1 else None
+        if gain is not None:  # this VM's second vCPU comes and goes: say how it stood
+            print(f"{name}: second core {gain:.2f} after its rows", flush=True)
     return 0
 
 

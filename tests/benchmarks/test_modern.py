@@ -52,6 +52,24 @@ def test_runs_without_peers(monkeypatch, capsys):
     assert "pytorch" not in out.split("skipped")[-1]
 
 
+def test_two_thread_runs_say_how_the_second_core_stood_after_each_net(monkeypatch, capsys):
+    """With 2 threads among the counts, each net's rows end with the second core's reading
+    (this VM's second vCPU comes and goes); with 1 thread only, no such line."""
+    from benchmarks import machine
+
+    if machine.second_core_reading() is None:
+        pytest.skip("one CPU, or a BLAS whose threads cannot be set")
+    monkeypatch.setattr(modern, "torch_or_none", lambda threads: None)
+    monkeypatch.setattr(modern, "_onnx_runner", lambda net, threads: None)
+    monkeypatch.setattr(modern, "_opencv_runner", lambda *args: None)
+    monkeypatch.setattr(modern, "second_core_reading", lambda: 1.5)
+    args = ["--only", "infer", "--nets", "cifar10_quick", "--batches", "1", "--rounds", "1"]
+    assert modern.main([*args, "--threads", "1,2"]) == 0
+    assert "cifar10_quick: second core 1.50 after its rows" in capsys.readouterr().out
+    assert modern.main([*args, "--threads", "1"]) == 0
+    assert "after its rows" not in capsys.readouterr().out
+
+
 def test_twin_within_channel_lrn_is_caffes():
     """The twin's WITHIN_CHANNEL LRN (torch has none) gives brewnet's LRN layer's values, at
     an alpha large enough for the normalization to matter (CIFAR-10 full's 5e-5 hides it)."""
