@@ -23,8 +23,10 @@ MAX_COUNT = 2**31 - 1  # Caffe counts values in an int
 
 # A new value (``next`` is atomic) each time any blob gets arrays: created, reallocated by a
 # reshape, sharing another's data, adopting an array. While it stands still no blob's
-# ``arrays_key`` changed, so a net's layers skip even comparing their blobs' keys
-# (``Layer.reshape_as_needed``: 2-3 us a layer, 0.2 ms of a MobileNet v2 forward at batch 1).
+# ``arrays_key`` changed (short of assigning ``.shape`` on a blob's array in place, which
+# nothing in brewnet does and Blob.reshape replaces), so a net's layers skip even comparing
+# their blobs' keys (``Layer.reshape_as_needed``: 2-3 us a layer, 0.2 ms of a MobileNet v2
+# forward at batch 1).
 _EPOCHS = count(1)
 _epoch = 0
 
