@@ -3,7 +3,6 @@ version, and the process's peak memory. Shared by every benchmark."""
 
 from __future__ import annotations
 
-import ctypes
 import gc
 import os
 import platform
@@ -17,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from brewnet import blas_env, cores
-from brewnet.cores import blas_symbol
+from brewnet.cores import blas_symbol, blas_text
 from brewnet.cores import set_blas_threads as set_blas_threads  # the benchmarks' setter
 from brewnet.tools.device_query import blas_kernels
 
@@ -32,11 +31,7 @@ def blas_threads() -> int:
 
 
 def blas_config() -> str:
-    get = blas_symbol("get_config")
-    if get is None:
-        return "BLAS not identified (not OpenBLAS)"
-    get.restype = ctypes.c_char_p
-    return get().decode()
+    return blas_text("get_config") or "BLAS not identified (not OpenBLAS)"
 
 
 def cpu_model() -> str:
@@ -52,9 +47,8 @@ def cpu_model() -> str:
 def _own_corename(environ: dict[str, str]) -> str:
     """The kernels NumPy's OpenBLAS picks by itself here: asked in a child process started
     without ``OPENBLAS_CORETYPE`` (OpenBLAS reads it only when it loads)."""
-    code = ("import numpy, ctypes\nfrom brewnet.cores import blas_symbol\n"
-            "get = blas_symbol('get_corename')\nget.restype = ctypes.c_char_p\n"
-            "print(get().decode())")
+    code = ("import numpy\nfrom brewnet.cores import blas_text\n"
+            "name = blas_text('get_corename')\nprint(name) if name else exit(1)")
     env = {k: v for k, v in environ.items() if k not in (blas_env.VARIABLE, blas_env.MARK)}
     try:
         out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,

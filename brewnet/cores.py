@@ -59,6 +59,17 @@ def blas_symbol(suffix: str) -> Any:
                          f"openblas_{suffix}")
 
 
+def blas_text(suffix: str) -> str | None:
+    """What OpenBLAS's string function ``openblas_<suffix>()`` returns (``get_corename``: the
+    kernels it runs, ``get_config``: its build), or None where NumPy's BLAS is not an
+    identified OpenBLAS."""
+    get = blas_symbol(suffix)
+    if get is None:
+        return None
+    get.restype = ctypes.c_char_p
+    return get().decode()
+
+
 def blas_function(*names: str) -> Any:
     """The first of ``names`` NumPy's OpenBLAS exports, or None (not an identified OpenBLAS,
     or none of them)."""

@@ -78,9 +78,8 @@ def test_an_inherited_choice_is_made_again_for_this_cpu():
 def _corename(env: dict[str, str], numpy_first: bool) -> str:
     """The core type NumPy's OpenBLAS runs with in a fresh process that imports brewnet."""
     imports = "import numpy, brewnet" if numpy_first else "import brewnet, numpy"
-    code = (f"{imports}\nfrom brewnet.cores import blas_symbol\nimport ctypes\n"
-            "get = blas_symbol('get_corename')\nget.restype = ctypes.c_char_p\n"
-            "print(get().decode())")
+    code = (f"{imports}\nfrom brewnet.cores import blas_text\n"
+            "name = blas_text('get_corename')\nprint(name) if name else exit(1)")
     out = subprocess.run([sys.executable, "-c", code], env=env, cwd=REPO, check=True,
                          capture_output=True, text=True)
     return out.stdout.strip().lower()

@@ -6,7 +6,6 @@ multiprocessors...).
 
 from __future__ import annotations
 
-import ctypes
 import os
 import sys
 from collections.abc import Iterator
@@ -15,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from .. import __version__, blas_env
-from ..cores import blas_symbol
+from ..cores import blas_text
 from ..errors import BrewnetError
 
 _THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
@@ -65,11 +64,9 @@ def blas_kernels(environ: dict[str, str] | None = None) -> str | None:
     environment or by brewnet's blas_env, else OpenBLAS itself for this CPU); None when the
     BLAS is not an OpenBLAS that names them. A pin matters: on AMD Zen 5 OpenBLAS's own
     AVX-512 kernels run sgemm twice as fast as the Haswell ones."""
-    get = blas_symbol("get_corename")
-    if get is None:
+    name = blas_text("get_corename")
+    if name is None:
         return None
-    get.restype = ctypes.c_char_p
-    name = get().decode()
     environ = dict(os.environ if environ is None else environ)
     value = environ.get(blas_env.VARIABLE)
     if value is None:

@@ -82,7 +82,7 @@ def test_blas_kernels_say_who_chose_them():
     environment, or by brewnet's blas_env with its mark beside it) or OpenBLAS did."""
     from brewnet import blas_env
 
-    if dq.blas_symbol("get_corename") is None:
+    if dq.blas_text("get_corename") is None:
         assert dq.blas_kernels({}) is None
         return
     assert dq.blas_kernels({}).endswith("(OpenBLAS's own pick for this CPU)")
