@@ -109,7 +109,8 @@ class _RankPrefix(logging.Filter):
 
 def log_as_rank(comm: Communicator) -> None:
     """With several ranks: errors name their rank; ranks other than 0 log only errors; rank
-    0 logs each rank's process id, since mpiexec reports a rank killed by a signal by its pid."""
+    0 logs each rank's process id, since mpiexec reports a process killed by a signal by its pid
+    only (the killed rank, or another it ended first while cleaning up)."""
     if comm.size == 1:
         return
     logger = get_logger()

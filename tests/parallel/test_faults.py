@@ -5,6 +5,7 @@ a Python layer that misbehaves on rank 1 at its 4th forward)."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -88,11 +89,16 @@ def test_a_rank_that_raises_ends_the_job_naming_itself(folder):
 
 
 def test_a_rank_killed_by_sigkill_ends_the_job(folder):
-    """mpiexec reports the dead process by pid and signal; rank 0 logged which rank it is."""
+    """mpiexec reports a dead process by pid and signal, and rank 0's log maps that pid to its
+    rank. Which pid: the first end hydra sees, the killed rank 1 or rank 0 it killed while
+    cleaning up (a race, seen in CI), so the test asks only that it is one of the logged."""
     code, out, _ = finish(start(folder, "kill"))
     assert code != 0
-    pid = out.split("rank 1 pid ")[1].split()[0].rstrip(",")
-    assert f"PID {pid}" in out and "signal 9" in out
+    logged = dict(re.findall(r"rank (\d+) pid (\d+)", out.split("process ids: ")[1].split("\n")[0]))
+    assert sorted(logged) == ["0", "1"]
+    reported = re.search(r"PID (\d+) RUNNING", out)
+    assert reported and reported.group(1) in logged.values()
+    assert "signal 9" in out
 
 
 def test_a_nan_on_one_rank_stops_every_rank(folder):
