@@ -55,6 +55,7 @@ from ..blob import Blob
 from ..proto import caffe_pb2
 from . import depthwise, epilogue, winograd
 from .base import Layer
+from .neuron import relu
 from .registry import register
 from .scratch import scratch
 
@@ -455,6 +456,25 @@ class ConvolutionLayer(Layer):
         read theirs, so an epilogue per channel can follow the GEMMs (``forward_affine``);
         else None."""
         return self._num_output if self._axis == 1 else None
+
+    def takes_activation(self) -> bool:
+        """Whether ``forward_activated`` runs an in-place ReLU after this layer in the pass
+        that writes its top (``brewnet.net.fusion``, in every phase: the convolution's
+        backward reads its bottom and the top's gradient, the ReLU's its output)."""
+        return self.epilogue_channels() is not None
+
+    def forward_activated(self, bottom: list[Blob], top: list[Blob], slope: np.float32
+                          ) -> None:
+        """``forward``, then the ReLU with negative ``slope`` in place on the top: as the
+        epilogue of ``forward_affine`` with the compiled kernels, else the two forwards as
+        written (NumPy's epilogue would add passes, not save one)."""
+        xp = bottom[0].xp
+        if kernels.enabled(xp):
+            self.forward_affine(bottom, top, None, None, slope)
+            return
+        self.forward(bottom, top)
+        for t in top:
+            relu(xp, t.data, t.data, slope)
 
     def forward_affine(self, bottom: list[Blob], top: list[Blob], scale, shift,
                        slope: float | None) -> None:

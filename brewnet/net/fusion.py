@@ -29,7 +29,11 @@ A ReLU in place on the top of an Eltwise sum (ResNet's shortcut add) runs with i
 Eltwise layer's ``forward_activated``, one pass over the blobs (:class:`FusedActivation`), in
 every phase: neither layer keeps anything from its forward (the sum's backward reads only the
 top's gradient, the ReLU's its output, which the blob holds either way), so a backward after
-the fused forward runs the two layers one by one with nothing to replay.
+the fused forward runs the two layers one by one with nothing to replay. So does a ReLU in
+place on a convolution's top where a gradient runs through them (training: CaffeNet's,
+SqueezeNet's and GoogLeNet's every convolution), as the convolution's epilogue: its backward
+reads only its bottom and the top's gradient, and the epilogue computes the ReLU's value
+bit for bit.
 
 In training, a BatchNorm with batch statistics, the per-channel Scale in place on its top
 and a ReLU in place after that (:class:`FusedNormalization`; ResNet's and MobileNet's every
@@ -110,8 +114,9 @@ class FusedChain:
 @dataclass(frozen=True)
 class FusedActivation:
     """Steps ``head..last``: a layer that runs an in-place ReLU with negative ``slope`` after
-    itself in one pass (``forward_activated``), then that ReLU. It leaves what the two
-    forwards leave, so a backward runs the steps one by one without a replay."""
+    itself in one pass (``forward_activated``: an Eltwise sum, a convolution), then that
+    ReLU. It leaves what the two forwards leave, so a backward runs the steps one by one
+    without a replay."""
 
     head: int
     last: int

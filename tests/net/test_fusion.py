@@ -13,7 +13,7 @@ from google.protobuf import text_format
 from brewnet import kernels
 from brewnet.errors import NetError
 from brewnet.net import TEST, TRAIN, Net
-from brewnet.net.fusion import FusedNormalization
+from brewnet.net.fusion import FusedActivation, FusedNormalization
 from brewnet.proto import caffe_pb2
 
 INPUT = ('layer { name: "data" type: "Input" top: "data" '
@@ -936,3 +936,68 @@ def test_solver_steps_through_folded_chains_match_unfused(monkeypatch):
         for x, y in zip(fused.params[name], plain.params[name], strict=True):
             scale_ = max(float(np.abs(y.data).max()), 1e-6)
             assert np.abs(x.data - y.data).max() <= 1e-6 * scale_, name  # measured 1e-7
+
+
+
+# --- training: a convolution and the ReLU in place on its top ---------------------------------
+
+WIDE = ('layer { name: "data" type: "Input" top: "data" '
+        'input_param { shape { dim: 4 dim: 16 dim: 9 dim: 9 } } }\n'
+        'layer { name: "target" type: "Input" top: "target" '
+        'input_param { shape { dim: 4 dim: 8 dim: 9 dim: 9 } } }\n')
+CONV_KINDS = {  # convolution_param beyond num_output: (kind, Winograd, patch rows)
+    "winograd-3x3": ("num_output: 8 kernel_size: 3 pad: 1", ("im2col", True, True)),
+    "winograd-5x5": ("num_output: 8 kernel_size: 5 pad: 2", ("im2col", True, True)),
+    "patch-rows": ("num_output: 8 kernel_size: 3 pad: 2 dilation: 2",
+                   ("im2col", False, True)),
+    "columns": ("num_output: 8 kernel_size: 3 pad: 2 dilation: 2 group: 8 bias_term: false",
+                ("im2col", False, False)),
+    "pointwise": ("num_output: 8 kernel_size: 1", ("pointwise", False, False)),
+    "depthwise": ("num_output: 16 kernel_size: 3 pad: 1 group: 16",
+                  ("depthwise", False, False)),
+}
+
+
+@pytest.mark.parametrize("use_kernels", [True, False], ids=["kernels", "numpy"])
+@pytest.mark.parametrize("slope", [0.0, 0.1])
+@pytest.mark.parametrize("kind", CONV_KINDS)
+def test_training_conv_and_relu_fold_forward_bit_for_bit(monkeypatch, kind, slope,
+                                                         use_kernels):
+    """A learning convolution of every kind with a ReLU in place on its top runs the ReLU in
+    the pass that writes the top (FusedActivation; without the kernels the two forwards as
+    written), in TRAIN too: the convolution's backward reads its bottom and the top's
+    gradient, the ReLU's its output, as unfused. The epilogue computes the value the layers
+    do, so after two iterations every blob's data and diff and every parameter and gradient
+    equal the unfused net's bit for bit; the ReLU layer's own forward never runs."""
+    monkeypatch.setattr("brewnet.kernels.AVAILABLE", use_kernels)
+    param, path = CONV_KINDS[kind]
+    text = (WIDE + 'layer { name: "c" type: "Convolution" bottom: "data" top: "c" '
+            f'convolution_param {{ {param} weight_filler {{ type: "gaussian" std: 0.3 }} '
+            'bias_filler { type: "gaussian" std: 0.3 } } }\n' + relu("r", "c", slope)
+            + conv("out", "c", 8, k=1, pad=0, extra=NOBIAS) + LOSS.format("out"))
+    fused, plain = twins(text, TRAIN)
+    assert chains(fused) == {"c": "r"}
+    assert isinstance(fused.plan.fused[2], FusedActivation)
+    layer = fused.layers[2]
+    if use_kernels:
+        assert (layer._kind, layer._winograd_forward(np), layer._patch_rows) == path
+    relu_runs = []
+    relu_layer = fused.layers[3]
+    object.__setattr__(relu_layer, "forward",
+                       lambda *args, f=relu_layer.forward: relu_runs.append(1) or f(*args))
+    for seed in (2, 3):
+        rng = np.random.default_rng(seed)
+        x, t = rng.standard_normal((4, 16, 9, 9)), rng.standard_normal((4, 8, 9, 9))
+        for net in (fused, plain):
+            net.blobs["data"].data[...] = x
+            net.blobs["target"].data[...] = t
+            net.forward_backward()
+    assert relu_runs == []
+    assert (plain.blobs["c"].data < 0).any() == (slope != 0)
+    for name in plain.blobs:
+        np.testing.assert_array_equal(fused.blobs[name].data, plain.blobs[name].data, name)
+        np.testing.assert_array_equal(fused.blobs[name].diff, plain.blobs[name].diff, name)
+    for name in plain.params:
+        for x, y in zip(fused.params[name], plain.params[name], strict=True):
+            np.testing.assert_array_equal(x.data, y.data, name)
+            np.testing.assert_array_equal(x.diff, y.diff, name)
