@@ -21,15 +21,18 @@ out as three C-contiguous stacks go through ``xp.matmul``.
 from __future__ import annotations
 
 import ctypes
+import os
 from functools import cache
 from typing import Any
 
 import numpy as np
 
-from . import cores
+from . import blas_env, cores, kernels
 
 _ROW_MAJOR, _NO_TRANS = 101, 111
 SMALL_PRODUCT = 100 ** 3  # OpenBLAS's small-matrix bound on m·n·k (module docstring)
+OWN_PRODUCT = 32 ** 3  # below it, packing costs brewnet's products more than they save
+ENV = "BREWNET_GEMM"
 
 
 @cache
@@ -59,12 +62,46 @@ def _stack(a: Any) -> bool:
             and a.flags.c_contiguous)
 
 
+@cache
+def wide_kernels() -> bool:
+    """Whether brewnet's own 512-bit products (``kernels/gemm.py``) serve: the compiled
+    kernels are on, the CPU has AVX-512 at full width (not AMD's Zen 4, family 25, which
+    runs it as two halves and where OpenBLAS's AVX2 kernels were the faster:
+    ``blas_env``), and ``BREWNET_GEMM`` is not ``openblas``."""
+    if os.environ.get(ENV, "").strip().lower() == "openblas" or not kernels.enabled(np):
+        return False
+    fields = blas_env.cpu_fields(blas_env.read_cpuinfo())
+    zen4 = fields.get("vendor_id") == "AuthenticAMD" and fields.get("cpu family") == "25"
+    return "avx512f" in fields.get("flags", "").split() and not zen4
+
+
+def _own_products(xp: Any, a: Any, b: Any, out: Any) -> bool:
+    """Whether ``matmul`` runs brewnet's products: NumPy float32 stacks of agreeing shapes
+    (the kernel trusts them), unit column stride in ``out``, a product of at least
+    ``OWN_PRODUCT`` multiply-adds, and OpenBLAS on one thread (a pass splitting its batch,
+    or one thread asked for): the kernel runs on the calling thread only."""
+    if not (xp is np and all(isinstance(v, np.ndarray) and v.dtype == np.float32
+                             and v.ndim == 3 for v in (a, b, out))):
+        return False
+    s, m, k = a.shape
+    n = b.shape[2]
+    return (b.shape[:2] == (s, k) and out.shape == (s, m, n) and out.strides[2] == 4
+            and m * k * n >= OWN_PRODUCT and wide_kernels()
+            and (cores.blas_threads() or 1) == 1)
+
+
 def matmul(xp: Any, a: Any, b: Any, out: Any, accumulate: bool = False) -> None:
     """``out[i] = a[i] @ b[i]`` (``+=`` with ``accumulate``) for stacks ``a`` ``(S, M, K)``,
-    ``b`` ``(S, K, N)``, ``out`` ``(S, M, N)``: one batch call where it applies (module
-    docstring), else ``xp.matmul``. Accumulating, the call is made on one thread too: its
-    products add into ``out`` (sgemm's beta 1) where matmul's go through a temporary stack
-    and another pass over ``out``."""
+    ``b`` ``(S, K, N)``, ``out`` ``(S, M, N)``: brewnet's own products where they serve
+    (``_own_products``), else one batch call where it applies (module docstring), else
+    ``xp.matmul``. Accumulating, the call is made on one thread too: its products add into
+    ``out`` (sgemm's beta 1) where matmul's go through a temporary stack and another pass
+    over ``out``."""
+    if _own_products(xp, a, b, out):
+        from .kernels.gemm import stack
+
+        stack(a, b, out, accumulate)
+        return
     call = _batch_call() if xp is np else None
     if (call is None or not (_stack(a) and _stack(b) and _stack(out))
             or a.shape[1] * a.shape[2] * b.shape[2] <= SMALL_PRODUCT
@@ -80,3 +117,21 @@ def matmul(xp: Any, a: Any, b: Any, out: Any, accumulate: bool = False) -> None:
         raise ValueError(f"stacked shapes {a.shape} @ {b.shape} -> {out.shape} do not agree")
     call(_ROW_MAJOR, _NO_TRANS, _NO_TRANS, m, n, k, 1.0, a.ctypes.data, k, m * k,
          b.ctypes.data, n, k * n, 1.0 if accumulate else 0.0, out.ctypes.data, n, m * n, s)
+
+
+def product(xp: Any, a: Any, b: Any, out: Any) -> None:
+    """``xp.matmul(a, b, out=out)``, through brewnet's own products where they serve
+    (``_own_products``): operands of two or three axes, a 2-D one shared by every product
+    of the other's stack (NumPy's broadcasting)."""
+    if xp is np and out.ndim in (2, 3) and a.ndim in (2, 3) and b.ndim in (2, 3):
+        s = out.shape[0] if out.ndim == 3 else 1
+        out3 = out if out.ndim == 3 else out[None]
+        a3 = a if a.ndim == 3 else np.broadcast_to(a, (s, *a.shape))
+        b3 = b if b.ndim == 3 else np.broadcast_to(b, (s, *b.shape))
+        if _own_products(xp, a3, b3, out3):
+            from .kernels.gemm import stack
+
+            stack(a3, b3, out3, False)
+            return
+    xp.matmul(a, b, out=out)
+

@@ -16,9 +16,12 @@ from brewnet import batched, cores
 
 
 @pytest.fixture
-def two_blas_threads():
+def two_blas_threads(monkeypatch):
+    """OpenBLAS on two threads, and brewnet's own products (tests/kernels/test_gemm.py) off:
+    on one thread they would take the products these tests watch OpenBLAS make."""
     if batched._batch_call() is None:
         pytest.skip("NumPy's BLAS is not the ILP64 OpenBLAS with a batch call")
+    monkeypatch.setattr(batched, "wide_kernels", lambda: False)
     before = cores.blas_threads()
     cores.set_blas_threads(2)
     yield

@@ -93,7 +93,7 @@ def _rows_gemm(xp, cols, weight, top4, bias) -> None:
     g, rows_count, _ = cols.shape
     q, _, mo, positions = top4.shape
     rows = scratch(xp, "conv.rows", (g, rows_count, mo))
-    xp.matmul(cols, weight, out=rows)
+    batched.product(xp, cols, weight, rows)
     result = rows.reshape(g, q, positions, mo).transpose(1, 0, 3, 2)
     if bias is None:
         xp.copyto(top4, result)
@@ -105,9 +105,9 @@ def _accumulate(xp, total, start: int, a, b, part) -> None:
     """``total = a @ b`` for the first chunk (``start == 0``), ``total += a @ b`` (by way of
     ``part``) for the others."""
     if start == 0:
-        xp.matmul(a, b, out=total)
+        batched.product(xp, a, b, total)
     else:
-        xp.matmul(a, b, out=part)
+        batched.product(xp, a, b, part)
         total += part
 
 
@@ -443,7 +443,7 @@ class ConvolutionLayer(Layer):
 
         def multiply(start: int, stop: int) -> None:
             part = out[start:stop]
-            xp.matmul(weight, self._pointwise_source(xp, x, start, stop), out=part)
+            batched.product(xp, weight, self._pointwise_source(xp, x, start, stop), part)
             if bias is not None:
                 part += bias.reshape(1, m, 1)
             if epilogue_args is not None:
@@ -600,8 +600,11 @@ class ConvolutionLayer(Layer):
             for first, last, cols in self._column_chunks(xp, folded, start, stop):
                 if self._patch_rows:
                     _rows_gemm(xp, cols, weight, top4[first:last], bias)
-                else:
-                    xp.matmul(weight, cols, out=top4[first:last])
+                else:  # one group: a stack of products, brewnet's own where they serve
+                    if g == 1:
+                        batched.product(xp, weight[0], cols[:, 0], top4[first:last, 0])
+                    else:
+                        xp.matmul(weight, cols, out=top4[first:last])
                     if bias is not None and not folded:
                         top4[first:last] += bias
                 if epilogue_args is not None:
@@ -690,13 +693,13 @@ class ConvolutionLayer(Layer):
 
         def data_grad(start: int, stop: int) -> None:
             if self._stride == (1, 1):
-                xp.matmul(weight.T, dy[start:stop], out=dx[start:stop].reshape(stop - start, c,
-                                                                               -1))
+                batched.product(xp, weight.T, dy[start:stop],
+                                dx[start:stop].reshape(stop - start, c, -1))
                 return
             # Only the strided pixels were used: the others' gradient is 0.
             sh, sw = self._stride
             dsub = scratch(xp, "conv.sub", (stop - start, c, self._oh * self._ow))
-            xp.matmul(weight.T, dy[start:stop], out=dsub)
+            batched.product(xp, weight.T, dy[start:stop], dsub)
             dx[start:stop].fill(0)
             xp.copyto(dx[start:stop, :, ::sh, ::sw],
                       dsub.reshape(stop - start, c, self._oh, self._ow))
@@ -783,7 +786,7 @@ class ConvolutionLayer(Layer):
         xp.copyto(dy_rows.reshape(g, stop - start, ohw, mg),
                   dy[start:stop].transpose(1, 0, 3, 2))
         cols = self._col[:, start * ohw:stop * ohw]
-        xp.matmul(cols.transpose(0, 2, 1), dy_rows, out=grad)
+        batched.product(xp, cols.transpose(0, 2, 1), dy_rows, grad)
         return grad
 
     def _rows_grad(self, xp, dy, start: int, stop: int):
@@ -927,7 +930,7 @@ class ConvolutionLayer(Layer):
         if kernels.enabled(xp):  # compiled: one pass per kernel row (brewnet.kernels.im2col)
             from ..kernels.im2col import add_kernel_row as add_row
         for i in range(kh):
-            xp.matmul(w_rows[i], dyt_g, out=drow_g)
+            batched.product(xp, w_rows[i], dyt_g, drow_g)
             if add_row is not None:
                 add_row(drow, dxpad, i * self._dilation[0], *self._stride, self._dilation[1])
                 continue

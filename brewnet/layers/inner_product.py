@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import cores
+from .. import batched, cores
 from ..blob import Blob
 from .base import Layer
 from .registry import register
@@ -75,7 +75,7 @@ class InnerProduct(Layer):
         bias = self.blobs[1].data if self.bias_term else None
 
         def outputs(a: int, b: int) -> None:
-            xp.matmul(x, wt[:, a:b], out=y[:, a:b])
+            batched.product(xp, x, wt[:, a:b], y[:, a:b])
             if bias is not None:
                 y[:, a:b] += bias[a:b]
 
@@ -91,15 +91,16 @@ class InnerProduct(Layer):
             x = bottom[0].data.reshape(self.m, self.k)
             # dW (N, K) = dYᵀ·X, or with ``transpose`` (K, N) = Xᵀ·dY; each range its outputs.
             if self.transpose:
-                self._split(xp, self.num_output, lambda a, b: xp.matmul(
-                    x.T, dy[:, a:b], out=self._wgrad[:, a:b]))
+                self._split(xp, self.num_output, lambda a, b: batched.product(
+                    xp, x.T, dy[:, a:b], self._wgrad[:, a:b]))
             else:
-                self._split(xp, self.num_output, lambda a, b: xp.matmul(
-                    dy[:, a:b].T, x, out=self._wgrad[a:b]))
+                self._split(xp, self.num_output, lambda a, b: batched.product(
+                    xp, dy[:, a:b].T, x, self._wgrad[a:b]))
             self.blobs[0].diff += self._wgrad
         if self.bias_term and want[1]:
             self.blobs[1].diff += dy.sum(axis=0)
         if propagate_down[0]:
             dx = bottom[0].diff.reshape(self.m, self.k)
             w_nk = w.T if self.transpose else w  # (N, K); each range its input features
-            self._split(xp, self.k, lambda a, b: xp.matmul(dy, w_nk[:, a:b], out=dx[:, a:b]))
+            self._split(xp, self.k, lambda a, b: batched.product(xp, dy, w_nk[:, a:b],
+                                                                 dx[:, a:b]))
