@@ -32,6 +32,7 @@ from . import blas_env, cores, kernels
 _ROW_MAJOR, _NO_TRANS = 101, 111
 SMALL_PRODUCT = 100 ** 3  # OpenBLAS's small-matrix bound on m·n·k (module docstring)
 OWN_PRODUCT = 32 ** 3  # below it, packing costs brewnet's products more than they save
+MIN_ROWS, MIN_DEPTH = 40, 32  # see _suits
 ENV = "BREWNET_GEMM"
 
 
@@ -77,17 +78,35 @@ def wide_kernels() -> bool:
 
 def _own_products(xp: Any, a: Any, b: Any, out: Any) -> bool:
     """Whether ``matmul`` runs brewnet's products: NumPy float32 stacks of agreeing shapes
-    (the kernel trusts them), unit column stride in ``out``, a product of at least
-    ``OWN_PRODUCT`` multiply-adds, and OpenBLAS on one thread (a pass splitting its batch,
-    or one thread asked for): the kernel runs on the calling thread only."""
+    (the kernel trusts them), unit column stride in ``out``, products whose shapes suit the
+    kernel (``_suits``), and OpenBLAS on one thread (a pass splitting its batch, or one
+    thread asked for): the kernel runs on the calling thread only."""
     if not (xp is np and all(isinstance(v, np.ndarray) and v.dtype == np.float32
                              and v.ndim == 3 for v in (a, b, out))):
         return False
     s, m, k = a.shape
     n = b.shape[2]
     return (b.shape[:2] == (s, k) and out.shape == (s, m, n) and out.strides[2] == 4
-            and m * k * n >= OWN_PRODUCT and wide_kernels()
-            and (cores.blas_threads() or 1) == 1)
+            and _suits(m, k, n) and wide_kernels() and (cores.blas_threads() or 1) == 1)
+
+
+def _suits(m: int, k: int, n: int) -> bool:
+    """Whether an ``(m, k) @ (k, n)`` product runs faster through brewnet's kernel than
+    through OpenBLAS's Haswell kernels (measured on Zen 5): at least ``OWN_PRODUCT``
+    multiply-adds, ``MIN_ROWS`` rows to share each packed column panel (MobileNet v2's
+    24-channel pointwise layers: 64 against 80 GFLOP/s), ``MIN_DEPTH`` steps a register tile
+    (16: 35 against 57), and no more than a quarter of the last 32-column panel's work
+    wasted on padding."""
+    padded = -(-n // 32) * 32
+    return m * k * n >= OWN_PRODUCT and m >= MIN_ROWS and k >= MIN_DEPTH and 4 * n >= 3 * padded
+
+
+def _own(a: np.ndarray, b: np.ndarray, out: np.ndarray, accumulate: bool) -> None:
+    """brewnet's products, with this thread's packing buffers."""
+    from .kernels.gemm import stack
+    from .layers.scratch import scratch
+
+    stack(a, b, out, accumulate, lambda role, shape: scratch(np, role, shape))
 
 
 def matmul(xp: Any, a: Any, b: Any, out: Any, accumulate: bool = False) -> None:
@@ -98,9 +117,7 @@ def matmul(xp: Any, a: Any, b: Any, out: Any, accumulate: bool = False) -> None:
     ``out`` (sgemm's beta 1) where matmul's go through a temporary stack and another pass
     over ``out``."""
     if _own_products(xp, a, b, out):
-        from .kernels.gemm import stack
-
-        stack(a, b, out, accumulate)
+        _own(a, b, out, accumulate)
         return
     call = _batch_call() if xp is np else None
     if (call is None or not (_stack(a) and _stack(b) and _stack(out))
@@ -129,9 +146,7 @@ def product(xp: Any, a: Any, b: Any, out: Any) -> None:
         a3 = a if a.ndim == 3 else np.broadcast_to(a, (s, *a.shape))
         b3 = b if b.ndim == 3 else np.broadcast_to(b, (s, *b.shape))
         if _own_products(xp, a3, b3, out3):
-            from .kernels.gemm import stack
-
-            stack(a3, b3, out3, False)
+            _own(a3, b3, out3, False)
             return
     xp.matmul(a, b, out=out)
 

@@ -15,6 +15,8 @@ than OpenBLAS's, so results differ from ``numpy.matmul`` by float32 rounding.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 from llvmlite import ir
 from numba.core import cgutils, types
@@ -128,28 +130,39 @@ def _pack_a(a, i0, i1, k0, k1, out):  # pragma: no cover - compiled
 
 
 @kernel
-def _product(a, b, c, accumulate, packed_a, packed_b, tile):  # pragma: no cover - compiled
-    """``c (+)= a @ b`` for 2-D ``a`` ``(M, K)``, ``b`` ``(K, N)``, ``c`` ``(M, N)`` with
-    unit column stride."""
-    m, depth = a.shape
-    n = b.shape[1]
+def _even_step(size, most, multiple):  # pragma: no cover - compiled
+    """Blocks of at most ``most`` covering ``size`` in as few, as even blocks as a
+    ``multiple`` allows: K = 576 as 3 x 192, not 256 + 256 + 64 (a short last block spends
+    its time loading and storing the register tile)."""
+    blocks = (size + most - 1) // most
+    step = (size + blocks - 1) // blocks
+    return (step + multiple - 1) // multiple * multiple
+
+
+@kernel
+def _product(packed_a, m, b, c, accumulate, packed_b, tile):  # pragma: no cover - compiled
+    """``c (+)= a @ b`` for ``a`` ``(m, K)`` packed by ``_pack_a`` per depth block into
+    ``packed_a[block]``, 2-D ``b`` ``(K, N)``, ``c`` ``(m, N)`` with unit column stride."""
+    depth, n = b.shape
     ldc = c.strides[0] // 4
-    for j0 in range(0, n, NC):
-        j1 = min(n, j0 + NC)
-        for k0 in range(0, depth, KC):
-            k1 = min(depth, k0 + KC)
+    kc = _even_step(depth, KC, 1)
+    nc = _even_step(n, NC, NR)
+    for j0 in range(0, n, nc):
+        j1 = min(n, j0 + nc)
+        for k0 in range(0, depth, kc):
+            k1 = min(depth, k0 + kc)
             load = 1 if accumulate or k0 > 0 else 0
             _pack_b(b, k0, k1, j0, j1, packed_b)
+            panels = packed_a[k0 // kc]
             for i0 in range(0, m, MC):
                 i1 = min(m, i0 + MC)
-                _pack_a(a, i0, i1, k0, k1, packed_a)
                 for jp in range((j1 - j0 + NR - 1) // NR):
                     j = j0 + jp * NR
                     width = min(NR, j1 - j)
                     for ip in range((i1 - i0 + MR - 1) // MR):
                         i = i0 + ip * MR
                         height = min(MR, i1 - i)
-                        pa, pb = packed_a[ip].ctypes.data, packed_b[jp].ctypes.data
+                        pa, pb = panels[i // MR].ctypes.data, packed_b[jp].ctypes.data
                         if height == MR and width == NR:
                             _micro(k1 - k0, pa, pb, c[i:, j:].ctypes.data, ldc, load)
                             continue
@@ -167,13 +180,27 @@ def _product(a, b, c, accumulate, packed_a, packed_b, tile):  # pragma: no cover
                                 c[i + r, j + q] = tile[r, q]
 
 
-@kernel
-def stack(a, b, c, accumulate):  # pragma: no cover - compiled
+def stack(a: np.ndarray, b: np.ndarray, c: np.ndarray, accumulate: bool,
+          buffer: Callable[[str, tuple[int, ...]], np.ndarray] | None = None) -> None:
     """``c[s] = a[s] @ b[s]`` (``+=`` with ``accumulate``) for stacks ``a`` ``(S, M, K)``,
     ``b`` ``(S, K, N)``, ``c`` ``(S, M, N)`` of float32, any strides but a unit column
-    stride in ``c``."""
-    packed_a = np.empty(((MC + MR - 1) // MR, KC, MR), dtype=np.float32)
-    packed_b = np.empty(((NC + NR - 1) // NR, KC, NR), dtype=np.float32)
-    tile = np.empty((MR, NR), dtype=np.float32)
+    stride in ``c``; shapes are trusted. An ``a`` shared by the stack (stride 0: a layer's
+    weights against each sample) is packed once. ``buffer(role, shape)`` gives the packing
+    buffers (new arrays by default): kept per thread (``layers.scratch``), a 2-thread pass
+    no longer faults in megabytes a call on both cores at once, which serialized them."""
+    new = buffer or (lambda role, shape: np.empty(shape, dtype=np.float32))
+    m, depth = a.shape[1:]
+    _stack(a, b, c, accumulate, new("gemm.a", (-(-depth // KC), -(-m // MR), KC, MR)),
+           new("gemm.b", (NC // NR, KC, NR)), new("gemm.tile", (MR, NR)))
+
+
+@kernel
+def _stack(a, b, c, accumulate, packed_a, packed_b, tile):  # pragma: no cover - compiled
+    """``stack`` with its buffers."""
+    m, depth = a.shape[1:]
+    kc = _even_step(depth, KC, 1)
     for s in range(a.shape[0]):
-        _product(a[s], b[s], c[s], accumulate, packed_a, packed_b, tile)
+        if s == 0 or a.strides[0] != 0:
+            for k0 in range(0, depth, kc):
+                _pack_a(a[s], 0, m, k0, min(depth, k0 + kc), packed_a[k0 // kc])
+        _product(packed_a, m, b[s], c[s], accumulate, packed_b, tile)

@@ -6,8 +6,8 @@ tile (full, short rows, narrow columns, both), several depth, row and column blo
 row and column the same bits wherever it falls among the panels, operands
 of any strides (transposed, Fortran-ordered, one matrix shared by the stack) and an output
 inside a wider array; ``accumulate`` adds to what the output holds, edge tiles and every depth
-block included. ``batched.matmul``/``product`` use it only for float32 products of at least
-``OWN_PRODUCT`` multiply-adds while OpenBLAS has one thread, and only where the CPU has
+block included. ``batched.matmul``/``product`` use it only for float32 products of shapes it
+serves faster than OpenBLAS (``_suits``) while OpenBLAS has one thread, and only where the CPU has
 AVX-512 at full width (not AMD family 25) and ``BREWNET_GEMM`` is not ``openblas``.
 """
 
@@ -119,8 +119,8 @@ def own(monkeypatch):
     calls: list = []
     real = gemm.stack
     monkeypatch.setattr(gemm, "stack",
-                        lambda a, b, out, accumulate: calls.append(a.shape) or real(
-                            a, b, out, accumulate))
+                        lambda a, b, out, accumulate, buffer: calls.append(a.shape) or real(
+                            a, b, out, accumulate, buffer))
     yield calls
     if before is not None:
         cores.set_blas_threads(before)
@@ -153,6 +153,17 @@ def test_small_float64_and_multithreaded_products_stay_with_openblas(own):
     batched.product(np, a, b, out)
     _check(a, b, out)
     assert own == []
+
+
+@pytest.mark.parametrize("m,k,n,suits", [
+    (64, 64, 49, True),  # ResNet-50's 7x7 planes: 49 of 64 padded columns
+    (64, 64, 45, False),  # more than a quarter of the last panel padding
+    (24, 96, 3136, False),  # too few rows to repay packing the columns
+    (256, 16, 3136, False),  # too shallow
+    (31, 32, 33, False),  # too small
+])
+def test_which_shapes_the_kernel_takes(m, k, n, suits):
+    assert batched._suits(m, k, n) is suits
 
 
 def test_disagreeing_shapes_reach_numpys_error(own):
