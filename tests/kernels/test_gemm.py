@@ -127,17 +127,17 @@ def own(monkeypatch):
 
 
 def test_matmul_and_product_route_large_float32_products(own):
-    a, b = _random((4, 40, 50), 10), _random((4, 50, 60), 11)
-    out = np.empty((4, 40, 60), np.float32)
+    a, b = _random((4, 40, 50), 10), _random((4, 50, 90), 11)
+    out = np.empty((4, 40, 90), np.float32)
     batched.matmul(np, a, b, out)
     _check(a, b, out)
     start = out.copy()
     batched.matmul(np, a, b, out, accumulate=True)
     _check(a, b, out, start)
-    weight, y = _random((40, 50), 12), np.empty((4, 40, 60), np.float32)
+    weight, y = _random((40, 50), 12), np.empty((4, 40, 90), np.float32)
     batched.product(np, weight, b, y)  # a 2-D operand shared by the stack
     _check(np.broadcast_to(weight, (4, 40, 50)), b, y)
-    flat = np.empty((40, 60), np.float32)
+    flat = np.empty((40, 90), np.float32)
     batched.product(np, weight, b[0], flat)
     _check(weight, b[0], flat)
     assert own == [(4, 40, 50)] * 3 + [(1, 40, 50)]
@@ -146,24 +146,26 @@ def test_matmul_and_product_route_large_float32_products(own):
 def test_small_float64_and_multithreaded_products_stay_with_openblas(own):
     small_a, small_b = _random((2, 10, 10), 13), _random((2, 10, 10), 14)
     batched.product(np, small_a, small_b, np.empty((2, 10, 10), np.float32))
-    a, b = _random((2, 40, 50), 15), _random((2, 50, 60), 16)
-    batched.product(np, a.astype(np.float64), b.astype(np.float64), np.empty((2, 40, 60)))
+    a, b = _random((2, 40, 50), 15), _random((2, 50, 90), 16)
+    batched.product(np, a.astype(np.float64), b.astype(np.float64), np.empty((2, 40, 90)))
     cores.set_blas_threads(2)
-    out = np.empty((2, 40, 60), np.float32)
+    out = np.empty((2, 40, 90), np.float32)
     batched.product(np, a, b, out)
     _check(a, b, out)
     assert own == []
 
 
-@pytest.mark.parametrize("m,k,n,suits", [
-    (64, 64, 49, True),  # ResNet-50's 7x7 planes: 49 of 64 padded columns
-    (64, 64, 45, False),  # more than a quarter of the last panel padding
-    (24, 96, 3136, False),  # too few rows to repay packing the columns
-    (256, 16, 3136, False),  # too shallow
-    (31, 32, 33, False),  # too small
+@pytest.mark.parametrize("m,k,n,shared,suits", [
+    (64, 64, 49, 4, True),  # ResNet-50's 7x7 planes, weights shared by 4 samples
+    (64, 64, 49, 1, False),  # too few columns to repay packing the rows
+    (2048, 500, 50, 1, False),  # LeNet's conv2 as patch rows
+    (64, 64, 45, 4, False),  # more than a quarter of the last panel padding
+    (24, 96, 3136, 1, False),  # too few rows to repay packing the columns
+    (256, 16, 3136, 1, False),  # too shallow
+    (31, 32, 33, 1, False),  # too small
 ])
-def test_which_shapes_the_kernel_takes(m, k, n, suits):
-    assert batched._suits(m, k, n) is suits
+def test_which_shapes_the_kernel_takes(m, k, n, shared, suits):
+    assert batched._suits(m, k, n, shared) is suits
 
 
 def test_disagreeing_shapes_reach_numpys_error(own):
