@@ -31,8 +31,7 @@ from . import blas_env, cores, kernels
 
 _ROW_MAJOR, _NO_TRANS = 101, 111
 SMALL_PRODUCT = 100 ** 3  # OpenBLAS's small-matrix bound on m·n·k (module docstring)
-OWN_PRODUCT = 32 ** 3  # below it, packing costs brewnet's products more than they save
-MIN_ROWS, MIN_COLUMNS, MIN_DEPTH = 40, 64, 32  # see _suits
+MIN_ROWS, MIN_DEPTH = 40, 32  # see _suits
 ENV = "BREWNET_GEMM"
 
 
@@ -86,23 +85,19 @@ def _own_products(xp: Any, a: Any, b: Any, out: Any) -> bool:
         return False
     s, m, k = a.shape
     n = b.shape[2]
-    shared = s if s > 1 and a.strides[0] == 0 else 1
     return (b.shape[:2] == (s, k) and out.shape == (s, m, n) and out.strides[2] == 4
-            and _suits(m, k, n, shared) and wide_kernels() and (cores.blas_threads() or 1) == 1)
+            and _suits(m, k) and wide_kernels() and (cores.blas_threads() or 1) == 1)
 
 
-def _suits(m: int, k: int, n: int, shared: int = 1) -> bool:
-    """Whether an ``(m, k) @ (k, n)`` product runs faster through brewnet's kernel than
-    through OpenBLAS's Haswell kernels (measured on Zen 5), its left operand packed for
-    ``shared`` products: at least ``OWN_PRODUCT`` multiply-adds; ``MIN_ROWS`` rows to share
-    each packed column panel (MobileNet v2's 24-channel pointwise layers: 64 against 80
-    GFLOP/s) and ``MIN_COLUMNS`` columns over the shared products to share each packed row
-    panel (LeNet's conv2 weight gradient, 2048 deep and 50 wide: 75 against 103);
-    ``MIN_DEPTH`` steps a register tile (16: 35 against 57); no more than a quarter of the
-    last 32-column panel's work wasted on padding."""
-    padded = -(-n // 32) * 32
-    return (m * k * n >= OWN_PRODUCT and m >= MIN_ROWS and n * shared >= MIN_COLUMNS
-            and k >= MIN_DEPTH and 4 * n >= 3 * padded)
+def _suits(m: int, k: int) -> bool:
+    """Whether ``(m, k) @ (k, n)`` products run faster through brewnet's kernel than through
+    OpenBLAS's Haswell kernels (measured on Zen 5): ``MIN_ROWS`` rows to share each packed
+    column panel (MobileNet v2's 24-channel pointwise layers: 64 against 80 GFLOP/s) and
+    ``MIN_DEPTH`` steps a register tile (16: 35 against 57). Never by ``n``, the columns,
+    which at the callers are samples' pixels or tiles: a sample's values must not depend on
+    how many samples share a call (the batch, its split over the cores), so the kernel a
+    column gets must not either; for the same reason no caller passes samples as rows."""
+    return m >= MIN_ROWS and k >= MIN_DEPTH
 
 
 def _own(a: np.ndarray, b: np.ndarray, out: np.ndarray, accumulate: bool) -> None:

@@ -93,7 +93,7 @@ def _rows_gemm(xp, cols, weight, top4, bias) -> None:
     g, rows_count, _ = cols.shape
     q, _, mo, positions = top4.shape
     rows = scratch(xp, "conv.rows", (g, rows_count, mo))
-    batched.product(xp, cols, weight, rows)
+    xp.matmul(cols, weight, out=rows)
     result = rows.reshape(g, q, positions, mo).transpose(1, 0, 3, 2)
     if bias is None:
         xp.copyto(top4, result)
@@ -786,7 +786,7 @@ class ConvolutionLayer(Layer):
         xp.copyto(dy_rows.reshape(g, stop - start, ohw, mg),
                   dy[start:stop].transpose(1, 0, 3, 2))
         cols = self._col[:, start * ohw:stop * ohw]
-        batched.product(xp, cols.transpose(0, 2, 1), dy_rows, grad)
+        xp.matmul(cols.transpose(0, 2, 1), dy_rows, out=grad)
         return grad
 
     def _rows_grad(self, xp, dy, start: int, stop: int):
@@ -930,7 +930,7 @@ class ConvolutionLayer(Layer):
         if kernels.enabled(xp):  # compiled: one pass per kernel row (brewnet.kernels.im2col)
             from ..kernels.im2col import add_kernel_row as add_row
         for i in range(kh):
-            batched.product(xp, w_rows[i], dyt_g, drow_g)
+            xp.matmul(w_rows[i], dyt_g, out=drow_g)
             if add_row is not None:
                 add_row(drow, dxpad, i * self._dilation[0], *self._stride, self._dilation[1])
                 continue

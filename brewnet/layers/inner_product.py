@@ -75,7 +75,7 @@ class InnerProduct(Layer):
         bias = self.blobs[1].data if self.bias_term else None
 
         def outputs(a: int, b: int) -> None:
-            batched.product(xp, x, wt[:, a:b], y[:, a:b])
+            xp.matmul(x, wt[:, a:b], out=y[:, a:b])
             if bias is not None:
                 y[:, a:b] += bias[a:b]
 
@@ -102,5 +102,4 @@ class InnerProduct(Layer):
         if propagate_down[0]:
             dx = bottom[0].diff.reshape(self.m, self.k)
             w_nk = w.T if self.transpose else w  # (N, K); each range its input features
-            self._split(xp, self.k, lambda a, b: batched.product(xp, dy, w_nk[:, a:b],
-                                                                 dx[:, a:b]))
+            self._split(xp, self.k, lambda a, b: xp.matmul(dy, w_nk[:, a:b], out=dx[:, a:b]))

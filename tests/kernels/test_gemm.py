@@ -7,8 +7,9 @@ row and column the same bits wherever it falls among the panels, operands
 of any strides (transposed, Fortran-ordered, one matrix shared by the stack) and an output
 inside a wider array; ``accumulate`` adds to what the output holds, edge tiles and every depth
 block included. ``batched.matmul``/``product`` use it only for float32 products of shapes it
-serves faster than OpenBLAS (``_suits``) while OpenBLAS has one thread, and only where the CPU has
-AVX-512 at full width (not AMD family 25) and ``BREWNET_GEMM`` is not ``openblas``.
+serves faster than OpenBLAS (``_suits``, by rows and depth) while OpenBLAS has one thread,
+and only where the CPU has AVX-512 at full width (not AMD family 25) and ``BREWNET_GEMM`` is
+not ``openblas``.
 """
 
 from __future__ import annotations
@@ -155,17 +156,15 @@ def test_small_float64_and_multithreaded_products_stay_with_openblas(own):
     assert own == []
 
 
-@pytest.mark.parametrize("m,k,n,shared,suits", [
-    (64, 64, 49, 4, True),  # ResNet-50's 7x7 planes, weights shared by 4 samples
-    (64, 64, 49, 1, False),  # too few columns to repay packing the rows
-    (2048, 500, 50, 1, False),  # LeNet's conv2 as patch rows
-    (64, 64, 45, 4, False),  # more than a quarter of the last panel padding
-    (24, 96, 3136, 1, False),  # too few rows to repay packing the columns
-    (256, 16, 3136, 1, False),  # too shallow
-    (31, 32, 33, 1, False),  # too small
+@pytest.mark.parametrize("m,k,suits", [
+    (64, 64, True),
+    (24, 96, False),  # too few rows to repay packing the columns
+    (256, 16, False),  # too shallow
 ])
-def test_which_shapes_the_kernel_takes(m, k, n, shared, suits):
-    assert batched._suits(m, k, n, shared) is suits
+def test_which_shapes_the_kernel_takes(m, k, suits):
+    """By rows and depth only: the columns are samples' pixels or tiles, and a sample's
+    values must not depend on how many samples share the call."""
+    assert batched._suits(m, k) is suits
 
 
 def test_disagreeing_shapes_reach_numpys_error(own):
