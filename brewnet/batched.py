@@ -10,6 +10,10 @@ output (sgemm's beta 1), which matmul cannot: the Winograd weight gradient's chu
 one stack that way, without a product stack and a pass adding it (ResNet-50's 512-channel
 layer at batch 8, two threads each summing 4 samples: 14.8 -> 12.9 ms).
 
+Where the CPU has AVX-512 at full width, products on one thread go to brewnet's own kernel
+instead (``kernels/gemm.py``, ``wide_kernels``), and ``product`` offers it to callers of
+``numpy.matmul`` with a 2-D operand shared by a stack.
+
 Only NumPy's own OpenBLAS of 64-bit integers (the ``scipy_openblas64_`` of NumPy's wheels,
 whose other functions carry that suffix, so the argument widths are known) is called, and
 only for products of more than 100^3 multiply-adds: below that OpenBLAS routes a batch to

@@ -1,10 +1,11 @@
 """Float32 matrix products with 512-bit vectors, for CPUs where NumPy's OpenBLAS runs
-narrower kernels: on this project's AMD Zen 5 machines the environment pins OpenBLAS to its
-Haswell (AVX2) kernels, 113 GFLOP/s a core, where these reach 135-195 (``stack``).
+narrower kernels: on the AMD Zen 5 machines of 8 Dec 2026 the environment pins OpenBLAS to
+its Haswell (AVX2) kernels, 95-115 GFLOP/s a core, where these reach 135-195 (``stack``).
 
 The product is blocked as OpenBLAS's own (Goto's scheme): a ``KC``-deep slice of ``b`` packed
-into panels ``NR`` columns wide, a ``KC``-deep block of ``a`` into panels ``MR`` rows high,
-and a micro-kernel (:func:`_micro`) that keeps an ``MR x NR`` block of the product in 28
+into panels ``NR`` columns wide, each ``KC``-deep block of ``a`` into panels ``MR`` rows high
+(once per product, or once per stack when the stack shares ``a``), taken ``MC`` rows at a
+time, and a micro-kernel (:func:`_micro`) that keeps an ``MR x NR`` block of the product in 28
 vector registers while it runs down the panels: each step loads two vectors of ``b``,
 broadcasts ``MR`` values of ``a`` and issues ``2·MR`` fused multiply-adds. numba compiles
 no such kernel from loops (its vectorizer left a straight-line tile scalar), so the
@@ -27,7 +28,7 @@ from . import kernel
 MR, NR = 14, 32  # the register tile: 14 rows x 2 vectors of 16 floats
 LANES = 16
 KC = 256  # depth of a packed block: an a panel (14 KiB) and a b panel (32 KiB) stay in L1
-MC = 12 * MR  # rows of a packed a block (168 x 256 floats: 168 KiB, in L2)
+MC = 12 * MR  # rows of packed a the loops take at a time (168 x 256 floats: 168 KiB, L2)
 NC = 24 * NR  # columns of a packed b block (256 x 768 floats: 768 KiB, in L2)
 
 
