@@ -185,10 +185,11 @@ def stack(a: np.ndarray, b: np.ndarray, c: np.ndarray, accumulate: bool,
           buffer: Callable[[str, tuple[int, ...]], np.ndarray] | None = None) -> None:
     """``c[s] = a[s] @ b[s]`` (``+=`` with ``accumulate``) for stacks ``a`` ``(S, M, K)``,
     ``b`` ``(S, K, N)``, ``c`` ``(S, M, N)`` of float32, ``K`` at least 1, any strides but a
-    unit column stride in ``c``; shapes are trusted. An ``a`` shared by the stack (stride 0: a layer's
-    weights against each sample) is packed once. ``buffer(role, shape)`` gives the packing
-    buffers (new arrays by default): kept per thread (``layers.scratch``), a 2-thread pass
-    no longer faults in megabytes a call on both cores at once, which serialized them."""
+    unit column stride in ``c``; shapes are trusted. An ``a`` shared by the stack (stride
+    0: a layer's weights against each sample) is packed once. ``buffer(role, shape)`` gives
+    the packing buffers (new arrays by default): kept per thread (``layers.scratch``), a
+    2-thread pass no longer faults in megabytes a call on both cores at once, which
+    serialized them."""
     new = buffer or (lambda role, shape: np.empty(shape, dtype=np.float32))
     m, depth = a.shape[1:]
     _stack(a, b, c, accumulate, new("gemm.a", (-(-depth // KC), -(-m // MR), KC, MR)),
