@@ -143,7 +143,8 @@ def product(xp: Any, a: Any, b: Any, out: Any) -> None:
     """``xp.matmul(a, b, out=out)``, through brewnet's own products where they serve
     (``_own_products``): operands of two or three axes, a 2-D one shared by every product
     of the other's stack (NumPy's broadcasting)."""
-    if xp is np and out.ndim in (2, 3) and a.ndim in (2, 3) and b.ndim in (2, 3):
+    if (xp is np and out.ndim in (2, 3) and a.ndim in (2, 3) and b.ndim in (2, 3)
+            and wide_kernels() and (cores.blas_threads() or 1) == 1):  # before any view
         s = out.shape[0] if out.ndim == 3 else 1
         out3 = out if out.ndim == 3 else out[None]
         a3 = a if a.ndim == 3 else np.broadcast_to(a, (s, *a.shape))
