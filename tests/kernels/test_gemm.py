@@ -3,10 +3,10 @@ routes products to them.
 
 Facts checked: ``stack`` gives the float64 product within float32 rounding for every kind of
 tile (full, short rows, narrow columns, both), several depth, row and column blocks, each
-row and column the same bits wherever it falls among the panels, operands
-of any strides (transposed, Fortran-ordered, one matrix shared by the stack) and an output
-inside a wider array; ``accumulate`` adds to what the output holds, edge tiles and every depth
-block included. ``batched.matmul``/``product`` use it only for float32 products of shapes it
+row and column the same bits wherever it falls among the panels, operands of any strides
+(transposed, Fortran-ordered, one matrix shared by the stack) and an output inside a wider
+array; ``accumulate`` adds to what the output holds, edge tiles and every depth block
+included. ``batched.matmul``/``product`` use it only for float32 products of shapes it
 serves faster than OpenBLAS (``_suits``, by rows and depth) while OpenBLAS has one thread,
 and only where the CPU has AVX-512 at full width (not AMD family 25) and ``BREWNET_GEMM`` is
 not ``openblas``.
