@@ -35,7 +35,7 @@ from . import blas_env, cores, kernels
 
 _ROW_MAJOR, _NO_TRANS = 101, 111
 SMALL_PRODUCT = 100 ** 3  # OpenBLAS's small-matrix bound on m·n·k (module docstring)
-MIN_ROWS, MIN_DEPTH = 40, 32  # see _suits
+MIN_ROWS, MIN_DEPTH, MIN_COLUMNS = 40, 32, 196  # see _suits
 ENV = "BREWNET_GEMM"
 
 
@@ -82,26 +82,34 @@ def wide_kernels() -> bool:
 def _own_products(xp: Any, a: Any, b: Any, out: Any) -> bool:
     """Whether ``matmul`` runs brewnet's products: NumPy float32 stacks of agreeing shapes
     (the kernel trusts them), unit column stride in ``out``, products whose shapes suit the
-    kernel (``_suits``), and OpenBLAS on one thread (a pass splitting its batch, or one
+    kernel (``_suits``; a left operand shared by the stack is packed once, for all its
+    products' columns), and OpenBLAS on one thread (a pass splitting its batch, or one
     thread asked for): the kernel runs on the calling thread only."""
     if not (xp is np and all(isinstance(v, np.ndarray) and v.dtype == np.float32
                              and v.ndim == 3 for v in (a, b, out))):
         return False
     s, m, k = a.shape
     n = b.shape[2]
+    shared = s if s > 1 and a.strides[0] == 0 else 1
     return (b.shape[:2] == (s, k) and out.shape == (s, m, n) and out.strides[2] == 4
-            and _suits(m, k) and wide_kernels() and (cores.blas_threads() or 1) == 1)
+            and _suits(m, k, n * shared) and wide_kernels()
+            and (cores.blas_threads() or 1) == 1)
 
 
-def _suits(m: int, k: int) -> bool:
-    """Whether ``(m, k) @ (k, n)`` products run faster through brewnet's kernel than through
-    OpenBLAS's Haswell kernels (measured on Zen 5): ``MIN_ROWS`` rows to share each packed
-    column panel (MobileNet v2's 24-channel pointwise layers: 64 against 80 GFLOP/s) and
-    ``MIN_DEPTH`` steps a register tile (16: 35 against 57). Never by ``n``, the columns,
-    which at the callers are samples' pixels or tiles: a sample's values must not depend on
-    how many samples share a call (the batch, its split over the cores), so the kernel a
-    column gets must not either; for the same reason no caller passes samples as rows."""
-    return m >= MIN_ROWS and k >= MIN_DEPTH
+def _suits(m: int, k: int, columns: int) -> bool:
+    """Whether ``(m, k)`` by ``(k, n)`` products, ``columns`` columns for each packing of the
+    rows, run faster through brewnet's kernel than through OpenBLAS's Haswell kernels
+    (measured on Zen 5): ``MIN_ROWS`` rows to share each packed column panel (MobileNet
+    v2's 24-channel pointwise layers: 64 against 80 GFLOP/s), ``MIN_DEPTH`` steps a register
+    tile (16: 35 against 57), and ``MIN_COLUMNS`` columns to repay packing the rows (512 x
+    512 by 49 columns: 0.87x OpenBLAS's speed, by 196: 1.25x; ResNet-50 at batch 1 ran 12%
+    slower without this bound). The columns count the samples in the call (Winograd's tiles
+    of a chunk, a pointwise layer's weights against each sample), so a sample's values may
+    differ in the last bits with the batch or its split, as OpenBLAS's own do (tests/layers/
+    test_batch_split.py); no caller passes samples as rows, which keeps the rows of a
+    sample's InnerProduct output the same bits whatever the batch (two ranks of 32 against
+    one process of 64: tests/parallel/test_equivalence.py)."""
+    return m >= MIN_ROWS and k >= MIN_DEPTH and columns >= MIN_COLUMNS
 
 
 def _own(a: np.ndarray, b: np.ndarray, out: np.ndarray, accumulate: bool) -> None:

@@ -7,9 +7,9 @@ row and column the same bits wherever it falls among the panels, operands of any
 (transposed, Fortran-ordered, one matrix shared by the stack) and an output inside a wider
 array; ``accumulate`` adds to what the output holds, edge tiles and every depth block
 included. ``batched.matmul``/``product`` use it only for float32 products of shapes it
-serves faster than OpenBLAS (``_suits``, by rows and depth) while OpenBLAS has one thread,
-and only where the CPU has AVX-512 at full width (not AMD family 25) and ``BREWNET_GEMM`` is
-not ``openblas``.
+serves faster than OpenBLAS (``_suits``: rows, depth, columns a packing serves) while OpenBLAS
+has one thread, and only where the CPU has AVX-512 at full width (not AMD family 25) and
+``BREWNET_GEMM`` is not ``openblas``.
 """
 
 from __future__ import annotations
@@ -128,17 +128,17 @@ def own(monkeypatch):
 
 
 def test_matmul_and_product_route_large_float32_products(own):
-    a, b = _random((4, 40, 50), 10), _random((4, 50, 90), 11)
-    out = np.empty((4, 40, 90), np.float32)
+    a, b = _random((4, 40, 50), 10), _random((4, 50, 200), 11)
+    out = np.empty((4, 40, 200), np.float32)
     batched.matmul(np, a, b, out)
     _check(a, b, out)
     start = out.copy()
     batched.matmul(np, a, b, out, accumulate=True)
     _check(a, b, out, start)
-    weight, y = _random((40, 50), 12), np.empty((4, 40, 90), np.float32)
+    weight, y = _random((40, 50), 12), np.empty((4, 40, 200), np.float32)
     batched.product(np, weight, b, y)  # a 2-D operand shared by the stack
     _check(np.broadcast_to(weight, (4, 40, 50)), b, y)
-    flat = np.empty((40, 90), np.float32)
+    flat = np.empty((40, 200), np.float32)
     batched.product(np, weight, b[0], flat)
     _check(weight, b[0], flat)
     assert own == [(4, 40, 50)] * 3 + [(1, 40, 50)]
@@ -147,24 +147,36 @@ def test_matmul_and_product_route_large_float32_products(own):
 def test_small_float64_and_multithreaded_products_stay_with_openblas(own):
     small_a, small_b = _random((2, 10, 10), 13), _random((2, 10, 10), 14)
     batched.product(np, small_a, small_b, np.empty((2, 10, 10), np.float32))
-    a, b = _random((2, 40, 50), 15), _random((2, 50, 90), 16)
-    batched.product(np, a.astype(np.float64), b.astype(np.float64), np.empty((2, 40, 90)))
+    a, b = _random((2, 40, 50), 15), _random((2, 50, 200), 16)
+    batched.product(np, a.astype(np.float64), b.astype(np.float64), np.empty((2, 40, 200)))
     cores.set_blas_threads(2)
-    out = np.empty((2, 40, 90), np.float32)
+    out = np.empty((2, 40, 200), np.float32)
     batched.product(np, a, b, out)
     _check(a, b, out)
     assert own == []
 
 
-@pytest.mark.parametrize("m,k,suits", [
-    (64, 64, True),
-    (24, 96, False),  # too few rows to repay packing the columns
-    (256, 16, False),  # too shallow
+@pytest.mark.parametrize("m,k,columns,suits", [
+    (64, 64, 196, True),
+    (512, 512, 49, False),  # too few columns to repay packing the rows
+    (24, 96, 3136, False),  # too few rows to repay packing the columns
+    (256, 16, 3136, False),  # too shallow
 ])
-def test_which_shapes_the_kernel_takes(m, k, suits):
-    """By rows and depth only: the columns are samples' pixels or tiles, and a sample's
-    values must not depend on how many samples share the call."""
-    assert batched._suits(m, k) is suits
+def test_which_shapes_the_kernel_takes(m, k, columns, suits):
+    assert batched._suits(m, k, columns) is suits
+
+
+def test_a_shared_left_operand_counts_every_products_columns(own):
+    """Packed once for the stack, a shared operand (a layer's weights against 4 samples of
+    49 pixels) is repaid by all 196 columns; unshared, each product's 49 are too few."""
+    b = _random((4, 50, 49), 21)
+    out = np.empty((4, 40, 49), np.float32)
+    batched.matmul(np, _random((4, 40, 50), 22), b, out)
+    assert own == []
+    weight = _random((40, 50), 23)
+    batched.product(np, weight, b, out)
+    assert own == [(4, 40, 50)]
+    _check(np.broadcast_to(weight, (4, 40, 50)), b, out)
 
 
 def test_disagreeing_shapes_reach_numpys_error(own):
