@@ -600,8 +600,8 @@ class ConvolutionLayer(Layer):
             for first, last, cols in self._column_chunks(xp, folded, start, stop):
                 if self._patch_rows:
                     _rows_gemm(xp, cols, weight, top4[first:last], bias)
-                else:  # one group: a stack of products, brewnet's own where they serve
-                    if g == 1:
+                else:
+                    if g == 1:  # a stack of the samples' products: brewnet's where they serve
                         batched.product(xp, weight[0], cols[:, 0], top4[first:last, 0])
                     else:
                         xp.matmul(weight, cols, out=top4[first:last])
