@@ -74,17 +74,21 @@ def wide_kernels() -> bool:
     ``blas_env``), and ``BREWNET_GEMM`` is not ``openblas``."""
     if os.environ.get(ENV, "").strip().lower() == "openblas" or not kernels.enabled(np):
         return False
-    fields = blas_env.cpu_fields(blas_env.read_cpuinfo())
-    zen4 = fields.get("vendor_id") == "AuthenticAMD" and fields.get("cpu family") == "25"
-    return "avx512f" in fields.get("flags", "").split() and not zen4
+    return blas_env.avx512_width(blas_env.read_cpuinfo()) == 512
 
 
-def _own_products(xp: Any, a: Any, b: Any, out: Any) -> bool:
-    """Whether ``matmul`` runs brewnet's products: NumPy float32 stacks of agreeing shapes
-    (the kernel trusts them), unit column stride in ``out``, products whose shapes suit the
-    kernel (``_suits``; a left operand shared by the stack is packed once, for all its
-    products' columns), and OpenBLAS on one thread (a pass splitting its batch, or one
-    thread asked for): the kernel runs on the calling thread only."""
+def _kernel_serves() -> bool:
+    """Whether brewnet's products may run now: ``wide_kernels`` and OpenBLAS on one thread
+    (a pass splitting its batch, or one thread asked for): the kernel runs on the calling
+    thread only."""
+    return wide_kernels() and (cores.blas_threads() or 1) == 1
+
+
+def _own_shapes(xp: Any, a: Any, b: Any, out: Any) -> bool:
+    """Whether brewnet's products take these operands: NumPy float32 stacks of agreeing
+    shapes (the kernel trusts them), unit column stride in ``out``, products whose shapes
+    suit the kernel (``_suits``; a left operand shared by the stack is packed once, for all
+    its products' columns)."""
     if not (xp is np and all(isinstance(v, np.ndarray) and v.dtype == np.float32
                              and v.ndim == 3 for v in (a, b, out))):
         return False
@@ -92,8 +96,7 @@ def _own_products(xp: Any, a: Any, b: Any, out: Any) -> bool:
     n = b.shape[2]
     shared = s if s > 1 and a.strides[0] == 0 else 1
     return (b.shape[:2] == (s, k) and out.shape == (s, m, n) and out.strides[2] == 4
-            and _suits(m, k, n * shared) and wide_kernels()
-            and (cores.blas_threads() or 1) == 1)
+            and _suits(m, k, n * shared))
 
 
 def _suits(m: int, k: int, columns: int) -> bool:
@@ -123,11 +126,11 @@ def _own(a: np.ndarray, b: np.ndarray, out: np.ndarray, accumulate: bool) -> Non
 def matmul(xp: Any, a: Any, b: Any, out: Any, accumulate: bool = False) -> None:
     """``out[i] = a[i] @ b[i]`` (``+=`` with ``accumulate``) for stacks ``a`` ``(S, M, K)``,
     ``b`` ``(S, K, N)``, ``out`` ``(S, M, N)``: brewnet's own products where they serve
-    (``_own_products``), else one batch call where it applies (module docstring), else
-    ``xp.matmul``. Accumulating, the call is made on one thread too: its products add into
-    ``out`` (sgemm's beta 1) where matmul's go through a temporary stack and another pass
-    over ``out``."""
-    if _own_products(xp, a, b, out):
+    (``_own_shapes``, ``_kernel_serves``), else one batch call where it applies (module
+    docstring), else ``xp.matmul``. Accumulating, the call is made on one thread too: its
+    products add into ``out`` (sgemm's beta 1) where matmul's go through a temporary stack
+    and another pass over ``out``."""
+    if _own_shapes(xp, a, b, out) and _kernel_serves():
         _own(a, b, out, accumulate)
         return
     call = _batch_call() if xp is np else None
@@ -149,15 +152,15 @@ def matmul(xp: Any, a: Any, b: Any, out: Any, accumulate: bool = False) -> None:
 
 def product(xp: Any, a: Any, b: Any, out: Any) -> None:
     """``xp.matmul(a, b, out=out)``, through brewnet's own products where they serve
-    (``_own_products``): operands of two or three axes, a 2-D one shared by every product
-    of the other's stack (NumPy's broadcasting)."""
+    (``_kernel_serves``, then ``_own_shapes``): operands of two or three axes, a 2-D one
+    shared by every product of the other's stack (NumPy's broadcasting)."""
     if (xp is np and out.ndim in (2, 3) and a.ndim in (2, 3) and b.ndim in (2, 3)
-            and wide_kernels() and (cores.blas_threads() or 1) == 1):  # before any view
+            and _kernel_serves()):  # before any view
         s = out.shape[0] if out.ndim == 3 else 1
         out3 = out if out.ndim == 3 else out[None]
         a3 = a if a.ndim == 3 else np.broadcast_to(a, (s, *a.shape))
         b3 = b if b.ndim == 3 else np.broadcast_to(b, (s, *b.shape))
-        if _own_products(xp, a3, b3, out3):
+        if _own_shapes(xp, a3, b3, out3):
             _own(a3, b3, out3, False)
             return
     xp.matmul(a, b, out=out)

@@ -40,13 +40,21 @@ def cpu_fields(cpuinfo: str) -> dict[str, str]:
     return fields
 
 
+def avx512_width(cpuinfo: str) -> int:
+    """The width at which the CPU ``cpuinfo`` (the text of /proc/cpuinfo) describes runs
+    AVX-512: 0 without it, 256 on AMD family 25 (Zen 4, two halves a 512-bit operation),
+    else 512."""
+    fields = cpu_fields(cpuinfo)
+    if "avx512f" not in fields.get("flags", "").split():
+        return 0
+    zen4 = fields.get("vendor_id") == "AuthenticAMD" and fields.get("cpu family") == "25"
+    return 256 if zen4 else 512
+
+
 def preferred_coretype(cpuinfo: str) -> str | None:
     """The OpenBLAS core type brewnet prefers for the CPU ``cpuinfo`` (the text of
     /proc/cpuinfo) describes: Haswell on AMD family 25 with AVX-512 (Zen 4), else None."""
-    fields = cpu_fields(cpuinfo)
-    zen4 = (fields.get("vendor_id") == "AuthenticAMD" and fields.get("cpu family") == "25"
-            and "avx512f" in fields.get("flags", "").split())
-    return _ZEN4_KERNELS if zen4 else None
+    return _ZEN4_KERNELS if avx512_width(cpuinfo) == 256 else None
 
 
 def choose_coretype(environ: MutableMapping[str, str], modules: Mapping[str, object],
